@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# Create the project-local virtual environment (.venv) and install everything snn2hw needs.
+# Idempotent: re-running after a successful setup only re-checks the stamp file.
+#
+# Why the special steps:
+#  - torch==2.13.0 is pinned here so pip takes the CPU build (a bare `torch` pulls a
+#    multi-GB CUDA build). Users elsewhere may use any torch>=2.3.
+#  - lava-nc 0.10.0 declares python<3.11, so it is installed with --no-deps
+#    --ignore-requires-python, and its own dependencies are installed explicitly.
+#    Its one Python-3.11 bug is fixed at import time by snn2hw.compat.lava_py311.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+VENV=${VENV:-.venv}
+PYTHON=${PYTHON:-python3}
+STAMP="$VENV/.snn2hw-setup"
+want="$(cat pyproject.toml scripts/setup_env.sh | sha256sum | cut -d' ' -f1)"
+if [ -f "$STAMP" ] && [ "$(cat "$STAMP")" = "$want" ]; then
+  exit 0
+fi
+if [ ! -x "$VENV/bin/python" ]; then
+  echo "[setup] creating $VENV"
+  "$PYTHON" -m venv "$VENV"
+fi
+PIP="$VENV/bin/python -m pip"
+export PIP_DISABLE_PIP_VERSION_CHECK=1
+echo "[setup] installing torch (CPU build) and lava-nc's dependencies"
+$PIP install -q "torch==2.13.0" "numpy>=1.24,<2" "scipy<1.15" "networkx<=2.8.7" \
+  "asteval>=0.9.31,<0.10" "scikit-learn>=1.5"
+echo "[setup] installing lava-nc 0.10.0 (--no-deps --ignore-requires-python)"
+$PIP install -q --no-deps --ignore-requires-python "lava-nc==0.10.0"
+echo "[setup] installing snn2hw (editable) with test extras"
+$PIP install -q -e ".[test]"
+echo "$want" > "$STAMP"
+echo "[setup] done: $VENV"

@@ -1,0 +1,1 @@
+"""Integer backends that execute a quantized graph (docs/qgraph.md)."""

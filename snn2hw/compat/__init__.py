@@ -1,0 +1,1 @@
+"""Compatibility shims for third-party packages snn2hw integrates with."""

@@ -1,0 +1,1 @@
+"""Quantization to target integer formats and the quantized graph contract."""
