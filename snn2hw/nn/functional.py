@@ -44,16 +44,24 @@ def lif_step(
     reset: str = "hard",
     surrogate: Surrogate = Surrogate(),
     detach_reset: bool = True,
+    v_reset: torch.Tensor | float = 0.0,
+    strict: bool = True,
 ) -> tuple[torch.Tensor, LIFState]:
-    """Advance one step; returns ``(spikes, new_state)`` (equations in the module doc)."""
+    """Advance one step; returns ``(spikes, new_state)`` (equations in the module doc).
+
+    For imported graphs: ``v_reset`` is the hard-reset value (0 on Loihi) and
+    ``strict=False`` spikes on ``h >= vth`` (SpikingJelly's convention)."""
     u = alpha * state.u + x
     h = beta * state.v + u + bias
-    vth_f = float(vth) if not isinstance(vth, torch.Tensor) else float(vth.detach())
-    leak = 1.0 - (float(beta) if not isinstance(beta, torch.Tensor) else float(beta.detach()))
-    s = spike(h - vth, surrogate, vth_f, leak)
+    vth_f = float(vth.detach().mean()) if isinstance(vth, torch.Tensor) else float(vth)
+    leak = 1.0 - (float(beta.detach().mean()) if isinstance(beta, torch.Tensor) else float(beta))
+    if strict:
+        s = spike(h - vth, surrogate, vth_f, leak)
+    else:  # h >= vth  <=>  not (vth - h > 0)
+        s = 1.0 - spike(vth - h, surrogate, vth_f, leak)
     s_r = s.detach() if detach_reset else s
     if reset == "hard":
-        v = h * (1.0 - s_r)
+        v = h * (1.0 - s_r) + v_reset * s_r
     else:
         v = h - vth * s_r
     return s, LIFState(u, v)
