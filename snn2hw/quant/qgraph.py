@@ -296,10 +296,17 @@ class QGraph:
         if self.num_steps <= 0:
             raise GraphError(f"quantized graph has num_steps={self.num_steps}; must be >= 1")
         _ = self.input_node
+        order = {name: i for i, name in enumerate(self.nodes)}
         for s, d in self.edges:
             for end in (s, d):
                 if end not in self.nodes:
                     raise GraphError(f"edge {s!r} -> {d!r} names a node '{end}' that does not exist")
+            # Only edges into a LIF may point backwards (recurrence); depth() relies on it.
+            if order[s] >= order[d] and not isinstance(self.nodes[d], LIFNode):
+                raise GraphError(
+                    f"edge {s!r} -> {d!r}: nodes must be stored in topological order "
+                    "(only edges into a LIF node may close a loop)"
+                )
         for name, node in self.nodes.items():
             if node.name != name:
                 raise GraphError(f"node stored under '{name}' calls itself '{node.name}'")
@@ -423,6 +430,17 @@ def _validate_node(node: Node) -> None:
 
     def bad(msg: str) -> GraphError:
         return GraphError(f"node '{name}' ({kind}): {msg}")
+
+    for key in ("stride", "dilation", "kernel_size"):
+        val = getattr(node, key, None)
+        if val is not None and (len(val) != 2 or any(int(v) < 1 for v in val)):
+            raise bad(f"{key}={list(val)} must be two integers >= 1")
+    pad = getattr(node, "padding", None)
+    if pad is not None and (len(pad) != 2 or any(int(v) < 0 for v in pad)):
+        raise bad(f"padding={list(pad)} must be two integers >= 0")
+    shape = getattr(node, "shape", None)
+    if shape is not None and (not shape or any(int(v) < 1 for v in shape)):
+        raise bad(f"invalid shape {list(shape)}")
 
     def int_array(arr: Any, what: str) -> np.ndarray:
         a = np.asarray(arr)
