@@ -130,8 +130,8 @@ def random_recurrent_graph(seed=0, n_in=20, n_hid=16, n_out=5):
     nodes = [
         InputNode("x", (n_in,)),
         dense("d1", rng.integers(-40, 60, (n_hid, n_in)) * 2),
-        dense("drec", rng.integers(-30, 30, (n_hid, n_hid)) * 2, weight_exp=-1),
         lif("h", n_hid, du=600, dv=300, vth=60, bias_mant=rng.integers(-50, 50, n_hid)),
+        dense("drec", rng.integers(-30, 30, (n_hid, n_hid)) * 2, weight_exp=-1),
         dense("d2", rng.integers(-60, 80, (n_out, n_hid)) * 2, weight_exp=1),
         lif("o", n_out, du=100, dv=800, vth=40),
     ]
@@ -335,8 +335,8 @@ def test_recurrent_edges_deliver_with_one_step_delay():
         [
             InputNode("x", (1,)),
             dense("din", [[1], [0]]),
-            dense("rec", [[0, 0], [1, 0]]),
             lif("L", 2, vth=0),
+            dense("rec", [[0, 0], [1, 0]]),
         ],
         [("x", "din"), ("din", "L"), ("L", "rec"), ("rec", "L")],
     )
