@@ -1,0 +1,191 @@
+"""``snn2hw export``: checkpoint or NIR file -> NIR + quantized graph + report, for a target.
+
+Stages (each reads one representation and writes the next):
+model.pt --to_nir--> model.nir --NIRNet (float path) + calibration--> quantize
+--> model.qgraph --map_to_cores--> resources; everything summarised in export.json/.md.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from snn2hw.errors import DatasetError
+from snn2hw.io_utils import atomic_write_text
+from snn2hw.quant.inputs import infer_input_format
+from snn2hw.samples import SampleSpec, load_samples
+
+DEFAULT_DT = 1e-3  # seconds per step for snn2hw's own models (DESIGN.md conventions)
+
+
+@dataclass
+class ExportResult:
+    out_dir: Path
+    nir_path: Path
+    qgraph_path: Path
+    report: dict[str, Any] = field(default_factory=dict)
+
+
+def _float_accuracy(out: torch.Tensor, labels: np.ndarray | None) -> float | None:
+    if labels is None:
+        return None
+    pred = out.sum(0).reshape(out.shape[1], -1).argmax(1).numpy()
+    return float((pred == labels).mean())
+
+
+def export(
+    source: str | Path,
+    target: str,
+    out_dir: str | Path,
+    *,
+    dt: float | None = None,
+    convention: str | None = None,
+    reset: str | None = None,
+    spec: SampleSpec | None = None,
+    calib_samples: int = 128,
+    trust_pickle: bool = False,
+) -> ExportResult:
+    """Export ``source`` (a snn2hw checkpoint or a ``.nir`` file) for ``target``."""
+    from snn2hw.mapping import format_mapping, map_to_cores
+    from snn2hw.nir import NIRNet, read_nir, resolve_timing, to_nir, write_nir
+    from snn2hw.quant.ptq import quantize
+    from snn2hw.targets import load_target
+
+    t0 = time.monotonic()
+    source = Path(source)
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    tgt = load_target(target)
+    notes: list[str] = []
+    stem = source.stem
+    nir_path = out / f"{stem}.nir"
+    if source.suffix == ".nir":
+        graph = read_nir(source)
+        dt_, conv, tnotes = resolve_timing(graph, dt, convention)
+        notes += tnotes
+        if spec is None:
+            raise DatasetError(
+                f"{source}: calibration inputs needed: pass --dataset NAME (with --num-steps) "
+                "or --inputs FRAMES.npy"
+            )
+        write_nir_graph(graph, nir_path)
+    else:
+        from snn2hw.checkpoint import load_checkpoint
+        from snn2hw.config import validate_config
+
+        ck = load_checkpoint(source, trust_pickle=trust_pickle)
+        model = ck.build_model(str(source)).eval()
+        dt_ = float(dt or DEFAULT_DT)
+        graph = to_nir(model, dt=dt_)
+        write_nir(model, nir_path, dt=dt_)
+        dt_, conv, tnotes = resolve_timing(graph, dt_, convention or "snn2hw")
+        notes += tnotes
+        if spec is None:
+            cfg = validate_config(ck.config or {"model": {"layers": ck.arch["layers"]}}, str(source))
+            spec = SampleSpec(
+                dataset=cfg["data"]["dataset"], data_dir=cfg["data"]["data_dir"] or None,
+                data_options=cfg["data"]["options"], split_seed=cfg["experiment"]["seed"],
+                encoder=cfg["encoder"]["kind"], gain=float(cfg["encoder"]["gain"]),
+                threshold=float(cfg["encoder"]["threshold"]),
+                num_steps=int(ck.metrics.get("num_steps", cfg["train"]["num_steps"])),
+            )
+    net = NIRNet(graph, dt_, conv, reset=reset).eval()
+    # Calibration on training samples; the input format is fixed from them.
+    from snn2hw.samples import float_frames
+
+    raw, _ = float_frames(spec, "train", calib_samples)
+    x_max = float(spec.gain) if spec.encoder == "direct" and not spec.inputs_file else None
+    fmt = infer_input_format(raw, x_max=x_max)
+    calib = load_samples(spec, fmt, "train", calib_samples)
+    with torch.no_grad():
+        _, rec = net(calib.frames, record=True)
+    neurons = net.discrete_neurons()
+    qres = quantize(
+        graph, neurons, {k: v for k, v in rec.items()}, dt=dt_, target=tgt.name,
+        num_steps=int(calib.frames.shape[0]), input_scale=fmt.unit,
+        input_message_bits=fmt.message_bits,
+        metadata={
+            "source": str(source), "convention": conv.name, "samples": spec.to_dict(),
+            "input_format": fmt.to_dict(), "notes": notes,
+        },
+    )
+    if fmt.message_bits > _max_message_bits(tgt):
+        qres.notes.append(
+            f"input uses {fmt.message_bits}-bit graded spikes (Lava's Dense num_message_bits); "
+            f"target '{tgt.name}' hardware sends binary spikes only, so on silicon the input "
+            "layer needs a spiking encoder (poisson/latency)"
+        )
+    mapping = map_to_cores(qres.graph, tgt)
+    qpath = out / f"{stem}.qgraph"
+    # Float accuracy on the test split, for the report.
+    test = load_samples(spec, fmt, "test", calib_samples)
+    with torch.no_grad():
+        fout, frec = net(test.frames, record=True)
+    rates = {k: float(v.float().mean()) for k, v in frec.items() if k in neurons}
+    report = {
+        "source": str(source),
+        "target": tgt.name,
+        "dt": dt_,
+        "convention": conv.name,
+        "assumptions": notes + qres.notes,
+        "input_format": fmt.to_dict(),
+        "samples": spec.to_dict(),
+        "float_accuracy": _float_accuracy(fout, test.labels),
+        "float_rates": rates,
+        "quantization": qres.to_dict(),
+        "resources": mapping.to_dict(),
+        "files": {"nir": str(nir_path), "qgraph": str(qpath)},
+        "seconds": time.monotonic() - t0,
+    }
+    qres.graph.metadata["float_accuracy"] = report["float_accuracy"]
+    qres.graph.save(qpath)
+    atomic_write_text(out / "export.json", json.dumps(report, indent=2, default=float))
+    atomic_write_text(out / "export.md", _markdown(report, format_mapping(mapping)))
+    return ExportResult(out, nir_path, qpath, report)
+
+
+def _max_message_bits(tgt) -> int:
+    return int(getattr(tgt.formats, "max_message_bits", getattr(tgt.formats, "message_bits", 0)) or 0)
+
+
+def write_nir_graph(graph, path: Path) -> None:
+    """Write a NIR graph atomically."""
+    import nir
+
+    from snn2hw.io_utils import atomic_path
+
+    with atomic_path(path) as tmp:
+        nir.write(str(tmp), graph)
+
+
+def _markdown(r: dict[str, Any], mapping_table: str) -> str:
+    lines = [
+        f"# Export of `{r['source']}` for {r['target']}",
+        "",
+        f"- dt: {r['dt']} s; convention: {r['convention']}",
+        f"- input: {'binary spikes' if r['input_format']['message_bits'] == 0 else str(r['input_format']['message_bits']) + '-bit graded spikes'}",
+        f"- float accuracy (test samples): {r['float_accuracy']}",
+        "",
+        "## Assumptions",
+        *([f"- {a}" for a in r["assumptions"]] or ["- none"]),
+        "",
+        "## Quantization",
+        "| layer | type | shape | vth | du | dv | weight_exp | max weight | zero weights | limited by |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for lr in r["quantization"]["layers"]:
+        lines.append(
+            f"| {lr['name']} | {lr['nir_type']} | {lr['shape']} | {lr['vth']} | {lr['du']} | "
+            f"{lr['dv']} | {lr['weight_exps']} | {lr['max_weight']} | "
+            f"{lr['zero_weight_fraction']:.1%} | {lr['limited_by']} |"
+        )
+    lines += ["", "## Predicted activity (float path)", "| layer | spikes/neuron/step |", "|---|---|"]
+    lines += [f"| {k} | {v:.4f} |" for k, v in r["float_rates"].items()]
+    lines += ["", "## Resources", "```", mapping_table, "```", ""]
+    return "\n".join(lines)
