@@ -116,6 +116,103 @@ def evaluate(checkpoint, device, samples, data_dir, trust_pickle, as_json) -> No
 
 
 @main.command()
+@click.argument("source", type=click.Path(dir_okay=False))
+@click.option("--target", default="loihi", show_default=True, help="Target chip (see `snn2hw targets`).")
+@click.option("-o", "--out", "out_dir", type=click.Path(file_okay=False), default="build", show_default=True)
+@click.option("--dt", type=float, default=None, help="Seconds per step (NIR files store none).")
+@click.option("--convention", default=None, help="How to read a foreign NIR file: snntorch, norse, spikingjelly, sinabs, rockpool.")
+@click.option("--reset", type=click.Choice(["hard", "subtract"]), default=None, help="Override the reset the source was trained with.")
+@click.option("--dataset", default=None, help="Calibration/test data for a NIR file (snn2hw datasets).")
+@click.option("--inputs", "inputs_file", type=click.Path(dir_okay=False), default=None, help="Input frames [T, B, ...] (.npy) for a NIR file.")
+@click.option("--labels", "labels_file", type=click.Path(dir_okay=False), default=None, help="Labels (.npy) for --inputs.")
+@click.option("--encoder", default="direct", show_default=True, help="Encoder for --dataset.")
+@click.option("--num-steps", type=int, default=16, show_default=True, help="Time steps for --dataset.")
+@click.option("--calib-samples", type=int, default=128, show_default=True)
+@click.option("--trust-pickle", is_flag=True, help="Allow unpickling (only for files you trust).")
+@click.option("--json", "as_json", is_flag=True)
+def export(source, target, out_dir, dt, convention, reset, dataset, inputs_file, labels_file,
+           encoder, num_steps, calib_samples, trust_pickle, as_json) -> None:
+    """Export a checkpoint or a NIR file for a target: NIR + quantized graph + report.
+
+    \b
+    Examples:
+      snn2hw export runs/digits_lif/best.pt --target loihi -o build/
+      snn2hw export net.nir --convention snntorch --inputs x.npy --target loihi
+    """
+    from snn2hw.export import export as run_export
+    from snn2hw.samples import SampleSpec
+
+    spec = None
+    if dataset or inputs_file:
+        spec = SampleSpec(dataset=dataset, encoder=encoder, num_steps=num_steps,
+                          inputs_file=inputs_file, labels_file=labels_file)
+    res = run_export(source, target, out_dir, dt=dt, convention=convention, reset=reset,
+                     spec=spec, calib_samples=calib_samples, trust_pickle=trust_pickle)
+    r = res.report
+    res_tot = r["resources"].get("totals", {})
+    _emit(
+        r, as_json,
+        f"wrote {res.nir_path}, {res.qgraph_path}, {res.out_dir / 'export.md'}\n"
+        f"float accuracy {r['float_accuracy']}; cores {res_tot.get('cores', '?')}; "
+        f"assumptions: {len(r['assumptions'])} (see export.md)",
+    )
+
+
+@main.command()
+@click.argument("qgraph", type=click.Path(dir_okay=False))
+@click.option("--backend", type=click.Choice(["event", "torch-int", "lava"]), default="event", show_default=True)
+@click.option("--samples", type=int, default=100, show_default=True)
+@click.option("--device", type=DEVICE, default="auto", help="torch-int only.")
+@click.option("--json", "as_json", is_flag=True)
+def simulate(qgraph, backend, samples, device, as_json) -> None:
+    """Run a quantized graph on one integer backend: accuracy, spikes and SynOps per layer.
+
+    \b
+    Example:
+      snn2hw simulate build/best.qgraph --backend event --samples 200
+    """
+    from snn2hw.quant.qgraph import QGraph
+    from snn2hw.simulate import graph_samples, layer_summary, predictions, run_backend
+    from snn2hw.train import resolve_device
+
+    g = QGraph.load(qgraph)
+    smp = graph_samples(g, samples)
+    dev = str(resolve_device(device))
+    run = run_backend(backend, g, smp.ints, device=dev)
+    acc = None
+    if smp.labels is not None:
+        acc = float((predictions(g, run.spikes) == smp.labels).mean())
+    layers = layer_summary(g, run)
+    data = {"backend": backend, "samples": int(smp.ints.shape[1]), "accuracy": acc,
+            "wall_s": run.wall_s, "layers": layers}
+    lines = [f"{backend}: accuracy {acc} on {data['samples']} samples, {run.wall_s:.2f} s"]
+    for name, row in layers.items():
+        extra = f", {row['synops_per_sample']:.0f} SynOps/sample" if "synops_per_sample" in row else ""
+        lines.append(f"  {name}: {row['spikes_per_sample']:.1f} spikes/sample (rate {row['rate']:.4f}){extra}")
+    _emit(data, as_json, "\n".join(lines))
+
+
+@main.group(invoke_without_command=True)
+@click.pass_context
+def targets(ctx) -> None:
+    """List target chips, or `targets show NAME` for one (constants with sources)."""
+    if ctx.invoked_subcommand is None:
+        from snn2hw.targets import list_targets, load_target
+
+        for name in list_targets():
+            click.echo(f"{name}: {load_target(name).description}")
+
+
+@targets.command("show")
+@click.argument("name")
+def targets_show(name) -> None:
+    """Print one target: formats, resources, energy constants and their sources."""
+    from snn2hw.targets import format_target, load_target
+
+    click.echo(format_target(load_target(name)))
+
+
+@main.command()
 @click.option("--out", "out_dir", type=click.Path(file_okay=False), default="build/demo")
 @click.option("--device", type=DEVICE, default="auto")
 def demo(out_dir, device) -> None:

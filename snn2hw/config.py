@@ -83,7 +83,7 @@ def validate_config(raw: dict[str, Any], source: str = "config") -> dict[str, An
             )
         out: dict[str, Any] = {}
         for key, (types, default) in keys.items():
-            if key in given:
+            if key in given and not (given[key] is None and default is None):
                 val = given[key]
                 # bool is an int subclass: never accept it for numbers
                 if isinstance(val, bool) or not isinstance(val, types):

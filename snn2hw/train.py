@@ -203,7 +203,7 @@ def train(
             loss = spike_loss(loss_kind, outs, yb, **loss_opts)
             if not torch.isfinite(loss):
                 raise TrainingError(
-                    f"non-finite loss ({float(loss)}) at epoch {epoch + 1}, batch {b + 1}; "
+                    f"non-finite loss ({float(loss.detach())}) at epoch {epoch + 1}, batch {b + 1}; "
                     f"the last good checkpoint is kept at {last_path if last_path.exists() else 'none yet'}"
                     "; lower [train].lr or check the data"
                 )
