@@ -192,6 +192,51 @@ def simulate(qgraph, backend, samples, device, as_json) -> None:
     _emit(data, as_json, "\n".join(lines))
 
 
+@main.command()
+@click.argument("artifact", type=click.Path())
+@click.option("--backends", default="torch-int,event,lava", show_default=True,
+              help="Comma-separated: float, torch-int, event, lava (the first integer one is the reference).")
+@click.option("--samples", type=int, default=50, show_default=True)
+@click.option("--device", type=DEVICE, default="auto", help="Device of the torch paths.")
+@click.option("-o", "--out", "out_dir", type=click.Path(file_okay=False), default=None,
+              help="Where to write compare.json, compare.md and the raster PNG (default: next to the artifact).")
+@click.option("--json", "as_json", is_flag=True)
+def compare(artifact, backends, samples, device, out_dir, as_json) -> None:
+    """Run the same inputs through several backends and compare spike for spike.
+
+    Exits with code 2 when the integer backends disagree anywhere.
+
+    \b
+    Example:
+      snn2hw compare build/best.qgraph --backends float,torch-int,event,lava --samples 50
+    """
+    from snn2hw.compare import compare as run_compare
+    from snn2hw.compare import write_comparison
+    from snn2hw.train import resolve_device
+
+    path = _qgraph_path(artifact)
+    names = [b.strip() for b in backends.split(",") if b.strip()]
+    res = run_compare(path, names, samples, device=str(resolve_device(device)))
+    out = Path(out_dir) if out_dir else path.parent
+    write_comparison(res, path, out)
+    lines = [res.table()]
+    lines += [d.describe() for d in res.divergences] or ["integer backends agree on every spike"]
+    _emit(res.to_dict(), as_json, "\n".join(lines))
+    if not res.integer_equal:
+        sys.exit(2)
+
+
+def _qgraph_path(artifact: str) -> Path:
+    """An export folder (its single .qgraph) or a .qgraph file."""
+    p = Path(artifact)
+    if p.is_dir():
+        found = sorted(p.glob("*.qgraph"))
+        if len(found) != 1:
+            raise Snn2hwError(f"{p}: expected exactly one .qgraph file, found {len(found)}")
+        return found[0]
+    return p
+
+
 @main.group(invoke_without_command=True)
 @click.pass_context
 def targets(ctx) -> None:

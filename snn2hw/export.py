@@ -111,7 +111,8 @@ def export(
         num_steps=int(calib.frames.shape[0]), input_scale=fmt.unit,
         input_message_bits=fmt.message_bits,
         metadata={
-            "source": str(source), "convention": conv.name, "samples": spec.to_dict(),
+            "source": str(source), "nir_file": nir_path.name, "convention": conv.name,
+            "reset": reset, "samples": spec.to_dict(),
             "input_format": fmt.to_dict(), "notes": notes,
         },
     )

@@ -1,0 +1,249 @@
+"""Spike-for-spike equivalence of backends on the same inputs; ``snn2hw compare``.
+
+The integer backends (torch-int, event, lava) execute the same quantized graph and must
+agree exactly: per layer we report the fraction of (sample, step, neuron) spike values
+that agree with the reference backend (the first one listed), and the first divergence
+(sample, step, layer, neuron, with u and v on both sides, re-run with state recording).
+The float path (``float``: the NIR graph executed in float, no hop delays, unquantized)
+is compared after aligning each layer by its hop depth; it is expected to differ a
+little, and never fails the comparison.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from snn2hw.errors import Snn2hwError
+from snn2hw.quant.qgraph import LIFNode, QGraph
+from snn2hw.simulate import BackendRun, graph_samples, predictions, run_backend
+
+INTEGER_BACKENDS = ("torch-int", "event", "lava")
+
+
+@dataclass
+class Divergence:
+    sample: int
+    step: int
+    layer: str
+    neuron: int
+    reference: str
+    other: str
+    spike: tuple[int, int]
+    u: tuple[int, int] | None = None
+    v: tuple[int, int] | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return dict(vars(self))
+
+    def describe(self) -> str:
+        s = (f"first divergence {self.reference} vs {self.other}: sample {self.sample}, step "
+             f"{self.step}, layer '{self.layer}', neuron {self.neuron}: spike {self.spike}")
+        if self.u is not None:
+            s += f", u {self.u}, v {self.v}"
+        return s
+
+
+@dataclass
+class Comparison:
+    backends: list[str]
+    samples: int
+    agreement: dict[str, dict[str, float]]  # backend -> layer -> fraction agreeing with reference
+    accuracy: dict[str, float | None]
+    wall_s: dict[str, float]
+    divergences: list[Divergence] = field(default_factory=list)
+    float_agreement: dict[str, float] = field(default_factory=dict)
+    runs: dict[str, BackendRun] = field(default_factory=dict, repr=False)
+
+    @property
+    def integer_equal(self) -> bool:
+        return not self.divergences
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "backends": self.backends,
+            "samples": self.samples,
+            "agreement": self.agreement,
+            "accuracy": self.accuracy,
+            "wall_s": self.wall_s,
+            "samples_per_s": {k: self.samples / v if v > 0 else None for k, v in self.wall_s.items()},
+            "integer_backends_equal": self.integer_equal,
+            "divergences": [d.to_dict() for d in self.divergences],
+            "float_agreement": self.float_agreement,
+        }
+
+    def table(self) -> str:
+        layers = list(next(iter(self.agreement.values()), {}).keys())
+        head = "| backend | accuracy | wall s | samples/s | " + " | ".join(layers) + " |"
+        lines = [head, "|" + "---|" * (4 + len(layers))]
+        for b in self.backends:
+            acc = self.accuracy.get(b)
+            agree = self.agreement.get(b, {})
+            if b == "float":
+                cells = [f"{self.float_agreement.get(layer, float('nan')):.4f}*" for layer in layers]
+            else:
+                cells = [f"{agree.get(layer, float('nan')):.4f}" for layer in layers]
+            w = self.wall_s.get(b, float("nan"))
+            lines.append(
+                f"| {b} | {'-' if acc is None else f'{acc:.4f}'} | {w:.3f} | "
+                f"{self.samples / w if w else float('nan'):.1f} | " + " | ".join(cells) + " |"
+            )
+        return "\n".join(lines)
+
+
+def _first_divergence(
+    graph: QGraph, ref: BackendRun, other: BackendRun
+) -> tuple[int, int, str, int] | None:
+    best = None
+    for lif in graph.lif_nodes:
+        a = ref.spikes[lif.name]
+        b = other.spikes[lif.name]
+        diff = np.argwhere((a != b).reshape(a.shape[0], a.shape[1], -1))
+        if len(diff):
+            # earliest step first, then sample, then layer order
+            step, sample, neuron = min(diff.tolist(), key=lambda r: (r[0], r[1], r[2]))
+            cand = (step, sample, lif.name, neuron)
+            if best is None or cand[:2] < best[:2]:
+                best = cand
+    if best is None:
+        return None
+    step, sample, layer, neuron = best
+    return sample, step, layer, neuron
+
+
+def float_path_spikes(graph: QGraph, frames: torch.Tensor, nir_dir: Path) -> tuple[dict[str, np.ndarray], float]:
+    """Spikes of the float NIR graph the quantized graph came from, per LIF layer."""
+    import time
+
+    from snn2hw.nir import NIRNet, read_nir, resolve_timing
+
+    meta = graph.metadata
+    nir_path = nir_dir / str(meta.get("nir_file", ""))
+    if not meta.get("nir_file") or not nir_path.is_file():
+        raise Snn2hwError(f"float backend needs the exported NIR file next to the qgraph ({nir_path})")
+    g = read_nir(nir_path)
+    dt, conv, _ = resolve_timing(g, graph.dt, meta.get("convention"))
+    net = NIRNet(g, dt, conv, reset=meta.get("reset")).eval()
+    t0 = time.perf_counter()
+    with torch.no_grad():
+        _, rec = net(frames, record=True)
+    wall = time.perf_counter() - t0
+    return {k: v.numpy().astype(np.uint8) for k, v in rec.items() if k in graph.nodes}, wall
+
+
+def _layer_depths(graph: QGraph) -> dict[str, int]:
+    depth: dict[str, int] = {}
+    for name, node in graph.nodes.items():
+        if isinstance(node, LIFNode):
+            preds = [p[0] for p in graph.synapse_paths(name)]
+            depth[name] = 1 + max((depth.get(p, 0) for p in preds if p in depth), default=0)
+    return depth
+
+
+def compare(
+    qgraph_path: str | Path,
+    backends: list[str],
+    samples: int,
+    *,
+    device: str = "cpu",
+) -> Comparison:
+    """Run ``backends`` on the same inputs and compare them spike for spike."""
+    qgraph_path = Path(qgraph_path)
+    graph = QGraph.load(qgraph_path)
+    unknown = [b for b in backends if b not in (*INTEGER_BACKENDS, "float")]
+    if unknown:
+        raise Snn2hwError(f"unknown backend(s) {unknown}; known: float, {', '.join(INTEGER_BACKENDS)}")
+    ints_backends = [b for b in backends if b in INTEGER_BACKENDS]
+    if not ints_backends:
+        raise Snn2hwError("compare needs at least one integer backend (torch-int, event, lava)")
+    smp = graph_samples(graph, samples)
+    n_steps = graph.num_steps + graph.depth()
+    runs: dict[str, BackendRun] = {}
+    for b in ints_backends:
+        runs[b] = run_backend(b, graph, smp.ints, num_steps=n_steps,
+                              device=device if b == "torch-int" else "cpu")
+    ref = runs[ints_backends[0]]
+    agreement: dict[str, dict[str, float]] = {}
+    divergences: list[Divergence] = []
+    for b in ints_backends:
+        agreement[b] = {
+            lif.name: float((runs[b].spikes[lif.name] == ref.spikes[lif.name]).mean())
+            for lif in graph.lif_nodes
+        }
+        if b == ref.backend:
+            continue
+        first = _first_divergence(graph, ref, runs[b])
+        if first is not None:
+            sample, step, layer, neuron = first
+            x1 = smp.ints[:, sample : sample + 1]
+            r1 = run_backend(ref.backend, graph, x1, num_steps=n_steps, record_state=True)
+            r2 = run_backend(b, graph, x1, num_steps=n_steps, record_state=True)
+
+            def at(run: BackendRun, what: str) -> int:
+                arr = getattr(run, what)[layer]
+                return int(arr[step, 0].reshape(-1)[neuron])
+
+            divergences.append(Divergence(
+                sample, step, layer, neuron, ref.backend, b,
+                (int(ref.spikes[layer][step, sample].reshape(-1)[neuron]),
+                 int(runs[b].spikes[layer][step, sample].reshape(-1)[neuron])),
+                (at(r1, "u"), at(r2, "u")) if r1.u and r2.u else None,
+                (at(r1, "v"), at(r2, "v")) if r1.v and r2.v else None,
+            ))
+    accuracy: dict[str, float | None] = {}
+    wall = {b: runs[b].wall_s for b in ints_backends}
+    for b in ints_backends:
+        accuracy[b] = (None if smp.labels is None
+                       else float((predictions(graph, runs[b].spikes) == smp.labels).mean()))
+    float_agree: dict[str, float] = {}
+    if "float" in backends:
+        fs, wall["float"] = float_path_spikes(graph, smp.frames, qgraph_path.parent)
+        depths = _layer_depths(graph)
+        for name, s in fs.items():
+            d = depths.get(name, 0)
+            ints = ref.spikes[name][d : d + s.shape[0]]
+            float_agree[name] = float((ints == s[: ints.shape[0]]).mean())
+        src = graph.source_of_output(graph.output_nodes[0].name)
+        if smp.labels is not None and src in fs:
+            counts = fs[src].sum(0).reshape(fs[src].shape[1], -1)
+            accuracy["float"] = float((counts.argmax(1) == smp.labels).mean())
+        else:
+            accuracy["float"] = None
+    order = [b for b in backends if b in runs or b == "float"]
+    return Comparison(order, int(smp.ints.shape[1]), agreement, accuracy, wall, divergences,
+                      float_agree, runs)
+
+
+def write_comparison(res: Comparison, qgraph_path: Path, out: Path) -> dict[str, Path]:
+    """compare.json, compare.md and a raster PNG (first divergence, or sample 0)."""
+    import json
+
+    from snn2hw import plots
+    from snn2hw.io_utils import atomic_write_text
+
+    out.mkdir(parents=True, exist_ok=True)
+    ref = res.runs[next(b for b in res.backends if b in res.runs)]
+    if res.divergences:
+        d = res.divergences[0]
+        png = plots.raster(
+            ref.spikes, d.sample, out / "compare_raster.png",
+            title=f"first divergence: {d.reference} (black) vs {d.other} (red x)",
+            mark=(d.step, d.layer, d.neuron), other=res.runs[d.other].spikes,
+        )
+    else:
+        png = plots.raster(ref.spikes, 0, out / "compare_raster.png",
+                           title=f"sample 0 ({', '.join(res.runs)} agree on every spike)")
+    atomic_write_text(out / "compare.json", json.dumps(res.to_dict(), indent=2, default=float))
+    md = [f"# Backend comparison: `{qgraph_path.name}`", "", f"{res.samples} samples.", "",
+          res.table(), "",
+          "Agreement: fraction of (sample, step, neuron) spike values equal to the reference "
+          f"backend ({ref.backend}). `*` float path: aligned by hop depth, not expected to be exact.",
+          ""]
+    md += [f"- {d.describe()}" for d in res.divergences] or ["- integer backends agree on every spike"]
+    md += ["", f"![raster]({png.name})", ""]
+    atomic_write_text(out / "compare.md", "\n".join(md))
+    return {"json": out / "compare.json", "md": out / "compare.md", "png": png}
