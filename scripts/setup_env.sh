@@ -30,5 +30,8 @@ echo "[setup] installing lava-nc 0.10.0 (--no-deps --ignore-requires-python)"
 $PIP install -q --no-deps --ignore-requires-python "lava-nc==0.10.0"
 echo "[setup] installing snn2hw (editable) with test extras"
 $PIP install -q -e ".[test]"
+echo "[setup] installing interop test peers (snnTorch, Norse, NIRTorch) without their deps"
+# --no-deps: their declared dependencies would pull a CUDA torch; they run on the torch above.
+$PIP install -q --no-deps "snntorch==1.0.0" "nirtorch==2.6" "norse==1.1.0"
 echo "$want" > "$STAMP"
 echo "[setup] done: $VENV"

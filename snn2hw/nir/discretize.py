@@ -55,7 +55,11 @@ CONVENTIONS: dict[str, Convention] = {
         Convention(
             "snntorch", 1e-4,
             notes=("snnTorch hard-codes dt=1e-4 at export",
-                   "subtractive reset is exported as v_reset=0; pass --reset subtract if trained so"),
+                   "subtractive reset is exported as v_reset=0; "
+                   "pass --reset subtract if trained so",
+                   "Synaptic with reset_mechanism='zero' and snnTorch's default reset_delay=True "
+                   "also discards the update of the step after a spike; NIR (and snnTorch's "
+                   "import_from_nir) mean reset_delay=False"),
         ),
         Convention("norse", 1e-3, notes=("Norse's default dt=1e-3 is not stored in the graph",)),
         Convention(
@@ -65,7 +69,8 @@ CONVENTIONS: dict[str, Convention] = {
         Convention(
             "sinabs", 1.0, decay="exp", reset="subtract",
             notes=("Sinabs time constants are in steps (dt = 1)",
-                   "Sinabs emits several spikes per step and subtracts; modelled as one spike + subtract"),
+                   "Sinabs emits several spikes per step and subtracts; "
+                   "modelled as one spike + subtract"),
         ),
         Convention("rockpool", None, decay="exp", notes=("Rockpool integrates exponentially",)),
     )
@@ -144,7 +149,8 @@ def discretize_neuron(
         d = dict(alpha=1.0 - a_s, beta=1.0 - a_m, in_gain=a_m * r * a_s * w_in, v_bias=a_m * v_leak)
     elif isinstance(node, (nir.IF, nir.I)):
         r = arr(node.r)
-        d = dict(alpha=np.zeros(r.shape), beta=np.ones(r.shape), in_gain=r, v_bias=np.zeros(r.shape))
+        z = np.zeros(r.shape)
+        d = dict(alpha=z, beta=np.ones(r.shape), in_gain=r, v_bias=z)
     else:
         raise GraphError(f"node '{name}' ({type(node).__name__}) is not a neuron node")
     spiking = isinstance(node, (nir.LIF, nir.CubaLIF, nir.IF))

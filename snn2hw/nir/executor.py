@@ -1,0 +1,422 @@
+"""The float path: execute a NIR graph in PyTorch over time-major input ``[T, B, ...]``.
+
+Neuron nodes are read through :func:`snn2hw.nir.discretize.discretize_neuron` (the one
+discretization, shared with the quantizer) and updated with
+:func:`snn2hw.nn.functional.lif_step` (the one float neuron update); the fused
+:func:`snn2hw.nn.fused.lif_multistep` runs the same equations faster where it applies
+(uniform decays and threshold, reset to 0, strict threshold).
+
+Timing: no delay on edges. Feed-forward graphs run node by node over whole sequences.
+Graphs with cycles run step by step in a topological order without the back edges; a back
+edge delivers its source's output of the previous step. Before the first step that output
+is the graph's value at rest (zero input, neurons silent): an Affine on a recurrent edge
+therefore contributes its bias from step 0 on, as a bias on a recurrent ``nn.Linear`` does
+in snnTorch (this is what reproduces snnTorch's braille activity exactly).
+
+The module is differentiable (surrogate gradients through the spikes) and its weights are
+``nn.Parameter``s, so an imported graph can be fine-tuned. Neuron constants are buffers;
+they are recomputed from the float64 discretization whenever the module changes dtype, so
+``NIRNet(...).double()`` runs with the exact float64 decays.
+"""
+
+from __future__ import annotations
+
+from functools import reduce
+
+import nir
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from snn2hw.errors import GraphError
+from snn2hw.nir.discretize import (
+    Convention,
+    DiscreteNeuron,
+    discretize_neuron,
+    is_neuron,
+    with_reset,
+)
+from snn2hw.nir.importer import GraphInfo, analyze, as_array, as_ints, conv_geometry, node_metadata
+from snn2hw.nn.functional import LIFState, lif_step
+from snn2hw.nn.fused import lif_multistep
+from snn2hw.nn.surrogate import Surrogate, spike
+
+RESETS = ("hard", "subtract")
+_NEURON_KEYS = ("alpha", "beta", "in_gain", "v_bias", "vth", "v_reset")
+
+
+def _tensor(x, dtype: torch.dtype) -> torch.Tensor:
+    return torch.as_tensor(np.array(as_array(x), dtype=np.float64), dtype=dtype)
+
+
+def _fold(fn, x: torch.Tensor, lead: int) -> torch.Tensor:
+    """Apply ``fn`` to ``x`` with its ``lead`` leading dims (T, B) folded into one."""
+    if lead == 1:
+        return fn(x)
+    head = x.shape[:lead]
+    y = fn(x.reshape(-1, *x.shape[lead:]))
+    return y.reshape(*head, *y.shape[1:])
+
+
+class _Affine(nn.Module):
+    def __init__(self, node: nir.NIRNode, dtype: torch.dtype) -> None:
+        super().__init__()
+        self.weight = nn.Parameter(_tensor(node.weight, dtype))
+        bias = getattr(node, "bias", None)
+        self.bias = None if bias is None else nn.Parameter(_tensor(bias, dtype).reshape(-1))
+
+    def forward(self, x: torch.Tensor, lead: int) -> torch.Tensor:
+        return F.linear(x, self.weight, self.bias)
+
+
+class _Scale(nn.Module):
+    def __init__(self, node: nir.Scale, dtype: torch.dtype) -> None:
+        super().__init__()
+        self.scale = nn.Parameter(_tensor(node.scale, dtype))
+
+    def forward(self, x: torch.Tensor, lead: int) -> torch.Tensor:
+        return x * self.scale
+
+
+class _Conv(nn.Module):
+    def __init__(self, name: str, node: nir.NIRNode, dtype: torch.dtype) -> None:
+        super().__init__()
+        self.weight = nn.Parameter(_tensor(node.weight, dtype))
+        cout = self.weight.shape[0]
+        b = None if node.bias is None else _tensor(node.bias, dtype).reshape(-1)
+        if b is not None and b.numel() == 1 and cout != 1:
+            b = b.expand(cout).clone()
+        self.bias = None if b is None or b.numel() == 0 else nn.Parameter(b)
+        self.geom = conv_geometry(name, node)
+        self.fn = F.conv1d if isinstance(node, nir.Conv1d) else F.conv2d
+
+    def forward(self, x: torch.Tensor, lead: int) -> torch.Tensor:
+        g = self.geom
+        return _fold(
+            lambda z: self.fn(z, self.weight, self.bias, g["stride"], g["padding"],
+                              g["dilation"], g["groups"]),
+            x, lead,
+        )
+
+
+class _Pool(nn.Module):
+    def __init__(self, name: str, node: nir.NIRNode) -> None:
+        super().__init__()
+        self.k = as_ints(node.kernel_size, 2, "kernel_size", name)
+        self.s = as_ints(node.stride, 2, "stride", name) if node.stride is not None else self.k
+        self.p = as_ints(node.padding, 2, "padding", name) if node.padding is not None else (0, 0)
+        # divisor_override=1 sums the window exactly (no divide-then-multiply rounding).
+        self.divisor = 1 if isinstance(node, nir.SumPool2d) else None
+
+    def forward(self, x: torch.Tensor, lead: int) -> torch.Tensor:
+        return _fold(
+            lambda z: F.avg_pool2d(z, self.k, self.s, self.p, count_include_pad=True,
+                                   divisor_override=self.divisor),
+            x, lead,
+        )
+
+
+class _Reshape(nn.Module):
+    def __init__(self, shape: tuple[int, ...]) -> None:
+        super().__init__()
+        self.shape = tuple(shape)
+
+    def forward(self, x: torch.Tensor, lead: int) -> torch.Tensor:
+        return x.reshape(*x.shape[:lead], *self.shape)
+
+
+class _Threshold(nn.Module):
+    def __init__(self, node: nir.Threshold, dtype: torch.dtype, strict: bool, surrogate) -> None:
+        super().__init__()
+        self.register_buffer("threshold", _tensor(node.threshold, dtype))
+        self.strict, self.surrogate = strict, surrogate
+
+    def forward(self, x: torch.Tensor, lead: int) -> torch.Tensor:
+        vth = float(self.threshold.mean())
+        if self.strict:
+            return spike(x - self.threshold, self.surrogate, vth)
+        return 1.0 - spike(self.threshold - x, self.surrogate, vth)
+
+
+class _Neuron(nn.Module):
+    """One neuron node: per-step constants from a :class:`DiscreteNeuron` as buffers."""
+
+    def __init__(
+        self, dn: DiscreteNeuron, shape: tuple[int, ...], dtype: torch.dtype,
+        surrogate: Surrogate, detach_reset: bool,
+    ) -> None:
+        super().__init__()
+        self.dn = dn
+        self.shape = tuple(shape)
+        self._master = {
+            k: np.ascontiguousarray(np.broadcast_to(getattr(dn, k), self.shape), dtype=np.float64)
+            for k in _NEURON_KEYS
+        }
+        for k, m in self._master.items():
+            self.register_buffer(k, torch.tensor(m, dtype=dtype))
+        self.spiking = dn.spiking
+        self.strict = dn.threshold_op == ">"
+        self.reset = dn.reset
+        self.surrogate = surrogate
+        self.detach_reset = detach_reset
+        m = self._master
+
+        def uniform(a: np.ndarray) -> bool:
+            return a.size == 0 or bool(np.all(a == a.reshape(-1)[0]))
+
+        self.unit_gain = bool(np.all(m["in_gain"] == 1.0))
+        self.fused_ok = (
+            self.spiking and self.strict and bool(np.all(m["v_reset"] == 0.0))
+            and uniform(m["alpha"]) and uniform(m["beta"]) and uniform(m["vth"])
+            and bool(np.all(np.isfinite(m["vth"])))
+        )
+
+    def _apply(self, fn, recurse: bool = True):  # type: ignore[override]
+        super()._apply(fn, recurse)
+        # Recompute from float64 so .double() gives the exact decays, not upcast float32.
+        for k, m in self._master.items():
+            buf = self._buffers[k]
+            self._buffers[k] = torch.tensor(m, dtype=buf.dtype, device=buf.device)
+        return self
+
+    def init_state(self, like: torch.Tensor) -> LIFState:
+        z = torch.zeros_like(like)
+        return LIFState(z, z)
+
+    def step(self, x: torch.Tensor, state: LIFState) -> tuple[torch.Tensor, LIFState]:
+        if not self.unit_gain:
+            x = self.in_gain * x
+        if not self.spiking:  # LI, CubaLI, I: no threshold; the output is the membrane
+            u = self.alpha * state.u + x
+            v = self.beta * state.v + u + self.v_bias
+            return v, LIFState(u, v)
+        return lif_step(
+            x, state, alpha=self.alpha, beta=self.beta, vth=self.vth, bias=self.v_bias,
+            reset=self.reset, surrogate=self.surrogate, detach_reset=self.detach_reset,
+            v_reset=self.v_reset, strict=self.strict,
+        )
+
+    def forward(self, x: torch.Tensor, lead: int) -> torch.Tensor:
+        """Whole sequence ``[T, B, *shape]`` (``lead == 2``)."""
+        if self.fused_ok:
+            xin = x if self.unit_gain else self.in_gain * x
+            return lif_multistep(
+                xin, alpha=self.alpha.reshape(-1)[0], beta=self.beta.reshape(-1)[0],
+                vth=self.vth.reshape(-1)[0], bias=self.v_bias, reset=self.reset,
+                surrogate=self.surrogate, detach_reset=self.detach_reset,
+            )
+        state = self.init_state(x[0])
+        out = []
+        for xt in x.unbind(0):
+            s, state = self.step(xt, state)
+            out.append(s)
+        return torch.stack(out)
+
+
+def _module_key(name: str, taken: set[str]) -> str:
+    key = "".join(c if c.isalnum() or c == "_" else "_" for c in name) or "node"
+    if key[0].isdigit():
+        key = "n" + key
+    base, i = key, 1
+    while key in taken:
+        key, i = f"{base}_{i}", i + 1
+    taken.add(key)
+    return key
+
+
+class NIRNet(nn.Module):
+    """Execute a float NIR graph over ``[T, B, *input_shape]`` (see the module doc).
+
+    ``graph``: a NIR graph (from :func:`snn2hw.nir.read_nir` or in memory); ``dt`` in
+    seconds and ``convention`` as from :func:`snn2hw.nir.resolve_timing`; ``reset``
+    ('hard' | 'subtract') overrides the convention and any per-node ``reset`` metadata
+    (written by snn2hw's exporter for neurons trained with subtractive reset)."""
+
+    def __init__(
+        self,
+        graph: nir.NIRGraph,
+        dt: float,
+        convention: Convention,
+        reset: str | None = None,
+        *,
+        surrogate: Surrogate | None = None,
+        detach_reset: bool = True,
+        dtype: torch.dtype | None = None,
+    ) -> None:
+        super().__init__()
+        if reset is not None and reset not in RESETS:
+            raise GraphError(f"reset '{reset}' unknown; use one of {RESETS}")
+        dtype = dtype or torch.get_default_dtype()
+        surrogate = surrogate or Surrogate()
+        self.graph = graph
+        self.dt = float(dt)
+        self.convention = convention
+        self.info: GraphInfo = analyze(graph)
+        self.notes: list[str] = list(self.info.notes)
+        self.order: list[str] = list(self.info.order)
+        self.back_edges: list[tuple[str, str]] = list(self.info.back_edges)
+        self.input_node, self.output_node = self.info.input_node, self.info.output_node
+        self.input_shape = self.info.out_shapes[self.input_node]
+        self.output_shape = self.info.out_shapes[self.output_node]
+        self._discrete: dict[str, DiscreteNeuron] = {}
+        self.nodes = nn.ModuleDict()
+        self._key: dict[str, str] = {}
+        taken: set[str] = set()
+        for name in self.order:
+            node = graph.nodes[name]
+            mod = self._build(name, node, dtype, surrogate, detach_reset, reset)
+            if mod is not None:
+                key = _module_key(name, taken)
+                self._key[name] = key
+                self.nodes[key] = mod
+
+    # ------------------------------------------------------------------ construction
+
+    def _build(self, name, node, dtype, surrogate, detach_reset, reset) -> nn.Module | None:
+        strict = self.convention.threshold_op == ">"
+        if isinstance(node, (nir.Input, nir.Output)):
+            return None
+        if isinstance(node, (nir.Affine, nir.Linear)):
+            return _Affine(node, dtype)
+        if isinstance(node, nir.Scale):
+            return _Scale(node, dtype)
+        if isinstance(node, (nir.Conv1d, nir.Conv2d)):
+            return _Conv(name, node, dtype)
+        if isinstance(node, (nir.SumPool2d, nir.AvgPool2d)):
+            return _Pool(name, node)
+        if isinstance(node, nir.Flatten):
+            return _Reshape(self.info.out_shapes[name])
+        if isinstance(node, nir.Threshold):
+            return _Threshold(node, dtype, strict, surrogate)
+        if is_neuron(node):
+            dn = discretize_neuron(name, node, self.dt, self.convention)
+            md_reset = node_metadata(node).get("reset")
+            if reset is not None:
+                dn = with_reset(dn, reset)
+            elif md_reset in RESETS and md_reset != dn.reset:
+                dn = with_reset(dn, md_reset)
+                self.notes.append(f"node '{name}': reset '{md_reset}' from its metadata")
+            self._discrete[name] = dn
+            return _Neuron(dn, self.info.out_shapes[name], dtype, surrogate, detach_reset)
+        raise GraphError(f"node '{name}' has unsupported type {type(node).__name__}")
+
+    # ------------------------------------------------------------------ introspection
+
+    def discrete_neurons(self) -> dict[str, DiscreteNeuron]:
+        """Per-step parameters of every neuron node (with the reset actually used)."""
+        return dict(self._discrete)
+
+    def module(self, name: str) -> nn.Module | None:
+        """The torch module executing node ``name`` (None for Input/Output)."""
+        key = self._key.get(name)
+        return None if key is None else self.nodes[key]
+
+    @property
+    def recurrent(self) -> bool:
+        return self.info.recurrent
+
+    # ------------------------------------------------------------------ execution
+
+    def _dtype(self) -> torch.dtype:
+        for t in (*self.parameters(), *self.buffers()):
+            return t.dtype
+        return torch.get_default_dtype()
+
+    def _device(self) -> torch.device:
+        for t in (*self.parameters(), *self.buffers()):
+            return t.device
+        return torch.device("cpu")
+
+    def _gather(self, name: str, cur: dict, prev: dict | None) -> torch.Tensor:
+        vals = [
+            (prev[src] if is_back else cur[src])
+            for src, is_back in self.info.preds[name]
+            if prev is not None or not is_back
+        ]
+        return reduce(torch.add, vals)
+
+    def forward(self, x: torch.Tensor, record: bool = False):
+        """``x``: ``[T, B, *input_shape]``. Returns the output ``[T, B, *output_shape]``
+        and, with ``record=True``, also ``{node_name: [T, B, ...]}`` for every node."""
+        x = torch.as_tensor(x).to(dtype=self._dtype(), device=self._device())
+        if x.dim() < 2 or tuple(x.shape[2:]) != tuple(self.input_shape):
+            raise GraphError(
+                f"input has shape {list(x.shape)}; expected [T, B, "
+                f"{', '.join(map(str, self.input_shape))}]"
+            )
+        outs = self._run_steps(x) if self.recurrent else self._run_sequence(x)
+        y = outs[self.output_node]
+        return (y, outs) if record else y
+
+    def _run_sequence(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        outs: dict[str, torch.Tensor] = {}
+        for name in self.order:
+            if name == self.input_node:
+                outs[name] = x
+                continue
+            inp = self._gather(name, outs, None)
+            mod = self.module(name)
+            outs[name] = inp if mod is None else mod(inp, 2)
+        return outs
+
+    def _rest_outputs(self, x0: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Each node's output at rest (zero input, silent neurons): what a back edge
+        delivers before the first step."""
+        outs: dict[str, torch.Tensor] = {}
+        zeros_prev = {}
+        for name in self.order:
+            if name == self.input_node:
+                outs[name] = torch.zeros_like(x0)
+                continue
+            for src, is_back in self.info.preds[name]:
+                if is_back and src not in zeros_prev:
+                    shape = self.info.out_shapes[src]
+                    zeros_prev[src] = x0.new_zeros((x0.shape[0], *shape))
+            inp = self._gather(name, outs, zeros_prev)
+            mod = self.module(name)
+            if isinstance(mod, _Neuron):
+                outs[name] = torch.zeros_like(inp)
+            else:
+                outs[name] = inp if mod is None else mod(inp, 1)
+        return outs
+
+    def _run_steps(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        prev = self._rest_outputs(x[0])
+        states: dict[str, LIFState] = {}
+        seq: dict[str, list[torch.Tensor]] = {k: [] for k in self.order}
+        for xt in x.unbind(0):
+            cur: dict[str, torch.Tensor] = {}
+            for name in self.order:
+                if name == self.input_node:
+                    cur[name] = xt
+                else:
+                    inp = self._gather(name, cur, prev)
+                    mod = self.module(name)
+                    if isinstance(mod, _Neuron):
+                        if name not in states:
+                            states[name] = mod.init_state(inp)
+                        cur[name], states[name] = mod.step(inp, states[name])
+                    else:
+                        cur[name] = inp if mod is None else mod(inp, 1)
+                seq[name].append(cur[name])
+            prev = cur
+        return {k: torch.stack(v) for k, v in seq.items()}
+
+    def extra_repr(self) -> str:
+        rec = f", recurrent edges={self.back_edges}" if self.back_edges else ""
+        return f"dt={self.dt:g}, convention={self.convention.name}{rec}"
+
+
+def load_nir(
+    path, dt: float | None = None, convention: str | None = None, reset: str | None = None,
+    **kwargs,
+) -> NIRNet:
+    """Read, check and wrap a NIR file in one call (notes in ``net.notes``)."""
+    from snn2hw.nir.importer import read_nir, resolve_timing
+
+    graph = read_nir(path)
+    dt_val, conv, notes = resolve_timing(graph, dt, convention)
+    net = NIRNet(graph, dt_val, conv, reset, **kwargs)
+    net.notes = list(dict.fromkeys(notes + net.notes))
+    return net
