@@ -149,13 +149,41 @@ def export(source, target, out_dir, dt, convention, reset, dataset, inputs_file,
     res = run_export(source, target, out_dir, dt=dt, convention=convention, reset=reset,
                      spec=spec, calib_samples=calib_samples, trust_pickle=trust_pickle)
     r = res.report
-    res_tot = r["resources"].get("totals", {})
+    cores = r["resources"].get("total_cores", "?")
     _emit(
         r, as_json,
         f"wrote {res.nir_path}, {res.qgraph_path}, {res.out_dir / 'export.md'}\n"
-        f"float accuracy {r['float_accuracy']}; cores {res_tot.get('cores', '?')}; "
+        f"float accuracy {r['float_accuracy']}; cores {cores}; "
         f"assumptions: {len(r['assumptions'])} (see export.md)",
     )
+
+
+@main.command()
+@click.argument("checkpoint", type=click.Path(dir_okay=False))
+@click.option("--target", default="loihi", show_default=True)
+@click.option("-o", "--out", "out_path", type=click.Path(dir_okay=False), required=True,
+              help="Where to write the fine-tuned checkpoint.")
+@click.option("--epochs", type=int, default=5, show_default=True)
+@click.option("--lr", type=float, default=None, help="Default: 0.2 x the training lr.")
+@click.option("--device", type=DEVICE, default="auto")
+@click.option("--json", "as_json", is_flag=True)
+@click.option("--quiet", is_flag=True)
+def finetune(checkpoint, target, out_path, epochs, lr, device, as_json, quiet) -> None:
+    """Quantization-aware fine-tuning toward the target's integer arithmetic.
+
+    Reports float, PTQ and QAT accuracy (torch integer mode on the exported graph).
+
+    \b
+    Example:
+      snn2hw finetune runs/digits_conv/best.pt --target loihi -o runs/digits_conv/qat.pt
+    """
+    from snn2hw.quant.qat import finetune as run_finetune
+
+    res = run_finetune(checkpoint, target, out_path, epochs=epochs, lr=lr, device=device,
+                       progress=not quiet)
+    _emit(res.to_dict(), as_json,
+          f"float {res.float_accuracy:.4f} | PTQ {res.ptq_accuracy:.4f} | QAT {res.qat_accuracy:.4f}"
+          f" (integer accuracy on {target}); wrote {res.checkpoint}")
 
 
 @main.command()

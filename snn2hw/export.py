@@ -22,6 +22,7 @@ from snn2hw.quant.inputs import infer_input_format
 from snn2hw.samples import SampleSpec, load_samples
 
 DEFAULT_DT = 1e-3  # seconds per step for snn2hw's own models (DESIGN.md conventions)
+FLOAT_EVAL_SAMPLES = 2000  # test samples for the float accuracy in the export report
 
 
 @dataclass
@@ -84,7 +85,7 @@ def export(
         dt_ = float(dt or DEFAULT_DT)
         graph = to_nir(model, dt=dt_)
         write_nir(model, nir_path, dt=dt_)
-        dt_, conv, tnotes = resolve_timing(graph, dt_, convention or "snn2hw")
+        dt_, conv, tnotes = resolve_timing(graph, None, convention)
         notes += tnotes
         if spec is None:
             cfg = validate_config(ck.config or {"model": {"layers": ck.arch["layers"]}}, str(source))
@@ -125,7 +126,7 @@ def export(
     mapping = map_to_cores(qres.graph, tgt)
     qpath = out / f"{stem}.qgraph"
     # Float accuracy on the test split, for the report.
-    test = load_samples(spec, fmt, "test", calib_samples)
+    test = load_samples(spec, fmt, "test", FLOAT_EVAL_SAMPLES)
     with torch.no_grad():
         fout, frec = net(test.frames, record=True)
     rates = {k: float(v.float().mean()) for k, v in frec.items() if k in neurons}

@@ -87,6 +87,9 @@ class LayerReport:
     u_norm_max: float
     limited_by: str
     notes: list[str] = field(default_factory=list)
+    # per path: NIR name of its weighted node, weight_exp, the float factor applied to the
+    # NIR weights before rounding (so fake-quant can reproduce the grid: W_int / factor)
+    paths: list[dict[str, Any]] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return dict(vars(self))
@@ -413,6 +416,8 @@ def quantize(
         current = None
         for plan in plans:
             w = plan.weighted["weight"]
+            if plan.source == struct.input:
+                w = w * input_scale  # weights act on integer input units
             out_shape = _out_neuron_count_shape(plan.weighted, shape)
             if int(np.prod(out_shape)) != int(np.prod(shape)):
                 raise GraphError(
@@ -474,11 +479,17 @@ def quantize(
         lif = LIFNode(lif_name, shape, du=du, dv=dv, vth=vth_int, bias_mant=mant, bias_exp=exp)
         lifs[neuron] = lif
         exps, max_w, zeros, total = [], 0, 0, 0
+        path_info: list[dict[str, Any]] = []
         for k, (plan, mn) in enumerate(zip(plans, norm_ws)):
             m = float(np.abs(mn).max())
             e = choose_weight_exp(vth_int, m, weight_limit(mn))
             w_int = round_weights(vth_int * mn * 2.0 ** (-e))
             exps.append(e)
+            path_info.append({"weighted": plan.weighted["name"], "weight_exp": e,
+                              "source": plan.source,
+                              "row_factor": (vth_int * 2.0 ** (-e) * g_row / th_row
+                                             * (input_scale if plan.source == struct.input else 1.0)
+                                             ).tolist()})
             max_w = max(max_w, int(np.abs(w_int).max()) if w_int.size else 0)
             zeros += int((w_int == 0).sum())
             total += w_int.size
@@ -513,7 +524,7 @@ def quantize(
         layer_reports.append(LayerReport(
             name=neuron, nir_type=dn.nir_type, shape=shape, vth=vth_int, du=du, dv=dv,
             weight_exps=exps, max_weight=max_w, zero_weight_fraction=zeros / max(total, 1),
-            u_norm_max=u_max, limited_by=limited_by, notes=lnotes,
+            u_norm_max=u_max, limited_by=limited_by, notes=lnotes, paths=path_info,
         ))
         if dn.reset != "hard":
             notes.append(f"'{neuron}': trained with {dn.reset} reset; Loihi resets to 0 (approximation)")
