@@ -132,7 +132,8 @@ def float_path_spikes(graph: QGraph, frames: torch.Tensor, nir_dir: Path) -> tup
     with torch.no_grad():
         _, rec = net(frames, record=True)
     wall = time.perf_counter() - t0
-    return {k: v.numpy().astype(np.uint8) for k, v in rec.items() if k in graph.nodes}, wall
+    lifs = {n.name for n in graph.lif_nodes}
+    return {k: v.numpy().astype(np.uint8) for k, v in rec.items() if k in lifs}, wall
 
 
 def _layer_depths(graph: QGraph) -> dict[str, int]:
