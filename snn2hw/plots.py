@@ -48,6 +48,7 @@ def raster(
             ax.scatter([mark[0]], [mark[2]], s=120, facecolors="none", edgecolors="red")
         ax.set_ylabel(f"{name}\n(neuron)", fontsize=8)
         ax.set_ylim(-1, s.shape[1])
+        ax.set_xlim(-0.5, s.shape[0] - 0.5)
     axes[-1, 0].set_xlabel("time step")
     fig.suptitle(title or f"spike raster, sample {sample}", fontsize=10)
     return _save(fig, Path(path))
@@ -104,3 +105,95 @@ def stacked(breakdowns: dict[str, dict[str, float]], path: str | Path, *, title:
 
 def as_float_dict(d: dict[str, Any]) -> dict[str, float]:
     return {k: float(v) for k, v in d.items() if v is not None}
+
+
+# ----- report helpers (snn2hw.report) ---------------------------------------------------------
+def _energy_unit(max_pj: float) -> tuple[str, float]:
+    """Display unit and divisor for energies given in pJ."""
+    for scale, unit in ((1e9, "mJ"), (1e6, "µJ"), (1e3, "nJ")):
+        if max_pj >= scale:
+            return unit, scale
+    return "pJ", 1.0
+
+
+def energy_breakdown(breakdowns: dict[str, dict[str, float | None] | None], path: str | Path,
+                     *, title: str) -> Path:
+    """Stacked bars of energy per inference (pJ in, auto unit out), one bar per target.
+
+    A target whose value is ``None`` (no per-operation energy published) gets a labelled
+    empty slot instead of a bar; a component that is ``None`` (e.g. static power not given)
+    is left out and named under the chart."""
+    items = list(breakdowns)
+    comps: list[str] = []
+    missing: set[str] = set()
+    for b in breakdowns.values():
+        for c, v in (b or {}).items():
+            if v is None:
+                missing.add(c)
+            elif c not in comps:
+                comps.append(c)
+    totals = [sum(v for v in (breakdowns[i] or {}).values() if v is not None) for i in items]
+    unit, scale = _energy_unit(max(totals, default=0.0))
+    fig, ax = plt.subplots(figsize=(max(5.0, 1.6 * len(items) + 3.0), 3.6))
+    bottom = np.zeros(len(items))
+    colors = plt.get_cmap("tab10").colors
+    for k, c in enumerate(comps):
+        vals = np.array([((breakdowns[i] or {}).get(c) or 0.0) / scale for i in items])
+        ax.bar(range(len(items)), vals, bottom=bottom, label=c, color=colors[k % 10], width=0.6)
+        bottom += vals
+    top = max(bottom.max(initial=0.0), 1e-12)
+    for x, i in enumerate(items):
+        if breakdowns[i] is None:
+            ax.text(x, top * 0.05, "no per-op energy\npublished", ha="center", va="bottom",
+                    fontsize=8, color="#555555")
+        else:
+            ax.text(x, bottom[x], f"{bottom[x]:.3g} {unit}", ha="center", va="bottom",
+                    fontsize=8)
+    ax.set_xticks(range(len(items)), items, fontsize=9)
+    ax.set_xlim(-0.8, len(items) - 0.2)
+    ax.set_ylim(0, top * 1.18)
+    ax.set_ylabel(f"energy per inference ({unit})")
+    ax.set_title(title, fontsize=10)
+    if comps:
+        ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
+    if missing:
+        fig.text(0.01, -0.02, "not included (not given by the target): "
+                 + ", ".join(sorted(missing)), fontsize=7, color="#555555", ha="left",
+                 va="top")
+    return _save(fig, Path(path))
+
+
+def accuracy_bars(values: dict[str, float | None], path: str | Path, *, title: str) -> Path:
+    """Accuracies in [0, 1] as horizontal bars with their values; ``None`` reads 'not run'."""
+    keys = list(values)
+    fig, ax = plt.subplots(figsize=(6.5, 0.45 * len(keys) + 1.2))
+    ys = np.arange(len(keys))[::-1]
+    for y, k in zip(ys, keys, strict=True):
+        v = values[k]
+        if v is None:
+            ax.text(0.01, y, "not run", va="center", fontsize=8, color="#555555")
+            continue
+        ax.barh(y, v, color="#4477aa" if k.startswith("float") else "#ee7733", height=0.6)
+        ax.text(min(v, 1.0) + 0.01, y, f"{v:.4f}", va="center", fontsize=8)
+    ax.set_yticks(ys, keys, fontsize=8)
+    ax.set_xlim(0, 1.12)
+    ax.set_xlabel("accuracy")
+    ax.set_title(title, fontsize=10)
+    return _save(fig, Path(path))
+
+
+def rate_bars(rates: dict[str, float], path: str | Path, *, title: str) -> Path:
+    """Firing rate (spikes per neuron per step) per layer, horizontal so long names fit."""
+    keys = list(rates)
+    fig, ax = plt.subplots(figsize=(6.5, 0.45 * len(keys) + 1.2))
+    ys = np.arange(len(keys))[::-1]
+    vals = [float(rates[k]) for k in keys]
+    ax.barh(ys, vals, color="#4477aa", height=0.6)
+    top = max(vals, default=0.0) or 1.0
+    for y, v in zip(ys, vals, strict=True):
+        ax.text(v + top * 0.01, y, f"{v:.4f}", va="center", fontsize=8)
+    ax.set_yticks(ys, keys, fontsize=8)
+    ax.set_xlim(0, top * 1.2)
+    ax.set_xlabel("spikes per neuron per time step")
+    ax.set_title(title, fontsize=10)
+    return _save(fig, Path(path))

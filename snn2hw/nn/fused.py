@@ -213,11 +213,11 @@ class _FusedLIF(torch.autograd.Function):
             )
             gx_t = torch.from_numpy(gx)
             gb_t = torch.from_numpy(gb)
-            d_a, d_b, d_th = (torch.tensor(float(v)) for v in partial.sum(axis=0))
+            d_a, d_b, d_th = (torch.tensor(float(v), dtype=torch.float64) for v in partial.sum(axis=0))
         else:
             bias_b = bias_flat.repeat(h.shape[1] // n)
             gx_t, gb_t, d_a, d_b, d_th = _bwd_torch(gs, sg, h, s, a, b_, th, bias_b, hard, detach)
-        g_bias = gb_t.reshape(-1, n).sum(0)
+        g_bias = gb_t.reshape(-1, n).sum(0).reshape(shape[2:])
         return (
             gx_t.reshape(shape).to(grad_s.dtype),
             d_a.to(grad_s.dtype), d_b.to(grad_s.dtype), d_th.to(grad_s.dtype),
