@@ -1,0 +1,256 @@
+"""Synaptic events per second of the event-driven reference simulator (snn2hw.backends.event).
+
+Workloads (all seeded, binary input, random even weights in the int8 range, i.e. MIXED sign
+mode with every W' entry equal to W):
+
+1. ``W4``: N-MNIST-shaped MLP, input 2x34x34 = 2312 -> flatten -> dense -> 512 LIF ->
+   dense -> 10 LIF, ``T`` input frames (default 300) plus the 2 flush steps. Input activity is
+   ~3.5 % spikes per step (per-pixel rates drawn from a Gamma distribution, like a sparse
+   event camera); the hidden threshold is calibrated (bisection on a short run) so the
+   hidden layer fires a few percent per step.
+2. Sweep: one 4096x4096 dense layer into 4096 LIF, input activity 1, 2, 5, 10, 20 %.
+
+A synaptic event is one (spike, non-zero weight) pair delivered (``EventResult.synops``
+summed over layers and steps). ``events/s`` is that count divided by the wall time of one
+``event.run(...)`` call (median over ``--reps``; ``best`` uses the fastest rep, useful on a
+shared machine), which includes the one-off weight preparation; ``steady events/s``
+subtracts the measured preparation time (the rate of the time loop itself). The simulator
+is single threaded, so all rates are per core. Numba kernels are compiled before timing
+(``event.warmup()``).
+
+Usage: ``python benchmarks/bench_event.py [--quick] [--batch 16] [--reps 3] [--json PATH]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO_ROOT))
+
+from snn2hw.backends import event  # noqa: E402
+from snn2hw.quant.qgraph import (  # noqa: E402
+    DenseNode,
+    FlattenNode,
+    InputNode,
+    LIFNode,
+    OutputNode,
+    QGraph,
+)
+
+SEED = 1234
+SWEEP_ACTIVITY = (0.01, 0.02, 0.05, 0.10, 0.20)
+
+
+# ------------------------------------------------------------------------------------------
+# EXTRA BACKENDS: the lead plugs the torch integer mode in here for a side-by-side table.
+# ------------------------------------------------------------------------------------------
+def extra_backends() -> dict[str, Callable[[QGraph, np.ndarray, int], Any]]:
+    """Other backends to time on the same workloads: ``name -> fn(graph, inputs, num_steps)``.
+
+    ``inputs`` is the uint8 ``[F, B, *input_shape]`` array given to ``event.run``; the
+    event rate of every backend is computed with the event simulator's synops count for
+    that workload (same graph, same input), so the rows are comparable. Empty for now.
+    """
+    return {}
+
+
+# ------------------------------------------------------------------------------ workloads
+def _lif(name: str, n: int, vth: int, du: int, dv: int) -> LIFNode:
+    z = np.zeros((n,), dtype=np.int64)
+    return LIFNode(name, (n,), du=du, dv=dv, vth=vth, bias_mant=z, bias_exp=z.copy())
+
+
+def _even_int8(rng: np.random.Generator, shape: tuple[int, int]) -> np.ndarray:
+    return rng.integers(-64, 64, shape, dtype=np.int64) * 2  # even in [-128, 126]
+
+
+def w4_graph(rng: np.random.Generator, frames: int, vth_hidden: int) -> QGraph:
+    nodes = {
+        "in": InputNode("in", (2, 34, 34)),
+        "flat": FlattenNode("flat", (2, 34, 34)),
+        "fc1": DenseNode("fc1", _even_int8(rng, (512, 2312))),
+        "lif1": _lif("lif1", 512, vth_hidden, du=3071, dv=409),
+        "fc2": DenseNode("fc2", _even_int8(rng, (10, 512))),
+        "lif2": _lif("lif2", 10, 400, du=3071, dv=409),
+        "out": OutputNode("out", (10,)),
+    }
+    edges = [("in", "flat"), ("flat", "fc1"), ("fc1", "lif1"), ("lif1", "fc2"),
+             ("fc2", "lif2"), ("lif2", "out")]
+    return QGraph(nodes, edges, dt=1e-3, target="loihi", num_steps=frames).validate()
+
+
+def w4_input(rng: np.random.Generator, frames: int, batch: int, rate: float) -> np.ndarray:
+    """Bernoulli spikes with per-pixel (per sample) rates ~ Gamma(0.5), mean ``rate``."""
+    rates = rng.gamma(0.5, rate / 0.5, size=(1, batch, 2, 34, 34)).clip(0, 1)
+    return (rng.random((frames, batch, 2, 34, 34)) < rates).astype(np.uint8)
+
+
+def calibrate_w4_vth(target: float = 0.03) -> int:
+    """Hidden vth giving ~``target`` firing per step (bisection on a 60-step, 4-sample run)."""
+    lo, hi = 1, 131071
+    for _ in range(17):
+        mid = (lo + hi) // 2
+        rng = np.random.default_rng(SEED)
+        g = w4_graph(rng, 60, mid)
+        r = event.run(g, w4_input(rng, 60, 4, 0.035))
+        rate = r.spike_counts["lif1"][2:].sum() / (4 * 512 * (len(r.spike_counts["lif1"]) - 2))
+        if rate > target:
+            lo = mid + 1
+        else:
+            hi = mid
+    return lo
+
+
+def sweep_graph(rng: np.random.Generator, n: int, frames: int) -> QGraph:
+    nodes = {
+        "in": InputNode("in", (n,)),
+        "fc": DenseNode("fc", _even_int8(rng, (n, n))),
+        "lif": _lif("lif", n, 2000, du=3071, dv=409),
+        "out": OutputNode("out", (n,)),
+    }
+    edges = [("in", "fc"), ("fc", "lif"), ("lif", "out")]
+    return QGraph(nodes, edges, dt=1e-3, target="loihi", num_steps=frames).validate()
+
+
+# -------------------------------------------------------------------------------- timing
+def _prep_seconds(graph: QGraph, reps: int) -> float:
+    """Time of the one-off weight preparation that every run() call performs."""
+    times = []
+    for _ in range(reps):
+        t0 = time.perf_counter()
+        event._Plan(graph)  # internal, used only to split prep from the time loop
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times)
+
+
+def measure(name: str, graph: QGraph, x: np.ndarray, reps: int) -> list[dict[str, Any]]:
+    steps = graph.num_steps + graph.depth()
+    times = []
+    res = None
+    for _ in range(reps):
+        t0 = time.perf_counter()
+        res = event.run(graph, x, num_steps=steps)
+        times.append(time.perf_counter() - t0)
+    assert res is not None
+    wall = statistics.median(times)
+    best = min(times)
+    prep = _prep_seconds(graph, reps)
+    syn = int(sum(int(a.sum()) for a in res.synops.values()))
+    syn_dense = int(sum(int(a.sum()) for a in res.synops_dense.values()))
+    rates = {n: float(c.sum()) / (x.shape[1] * int(np.prod(graph.nodes[n].shape)) * steps)
+             for n, c in res.spike_counts.items()}
+    row: dict[str, Any] = {
+        "workload": name,
+        "backend": "event",
+        "steps": steps,
+        "batch": int(x.shape[1]),
+        "input_activity": float(x.mean()),
+        "firing_rates": rates,
+        "synops": syn,
+        "synops_dense": syn_dense,
+        "wall_s": wall,
+        "wall_best_s": best,
+        "prep_s": prep,
+        "events_per_s": syn / wall,
+        "best_events_per_s": syn / best,
+        "steady_events_per_s": syn / max(wall - prep, 1e-9),
+        "dense_events_per_s": syn_dense / wall,
+    }
+    rows = [row]
+    for bname, fn in extra_backends().items():
+        times = []
+        for _ in range(reps):
+            t0 = time.perf_counter()
+            fn(graph, x, steps)
+            times.append(time.perf_counter() - t0)
+        w = statistics.median(times)
+        rows.append({**row, "backend": bname, "wall_s": w, "wall_best_s": min(times),
+                     "prep_s": None, "events_per_s": syn / w,
+                     "best_events_per_s": syn / min(times), "steady_events_per_s": None,
+                     "dense_events_per_s": syn_dense / w})
+    return rows
+
+
+def _fmt(v: float | None) -> str:
+    return f"{'-':>9s}" if v is None else f"{v / 1e6:9.1f}"
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--quick", action="store_true", help="short run (T=60, B=4, 1 rep)")
+    ap.add_argument("--frames", type=int, default=300, help="input frames T (W4 and sweep)")
+    ap.add_argument("--batch", type=int, default=16)
+    ap.add_argument("--sweep-batch", type=int, default=4)
+    ap.add_argument("--sweep-n", type=int, default=4096)
+    ap.add_argument("--reps", type=int, default=3)
+    ap.add_argument("--json", type=Path, default=None, help="also write the results here")
+    args = ap.parse_args(argv)
+    if args.quick:
+        args.frames, args.batch, args.sweep_batch, args.reps = 60, 4, 2, 1
+
+    t0 = time.perf_counter()
+    event.warmup()
+    compile_s = time.perf_counter() - t0
+    vth = calibrate_w4_vth()
+
+    rows: list[dict[str, Any]] = []
+    rng = np.random.default_rng(SEED)
+    g = w4_graph(rng, args.frames, vth)
+    x = w4_input(rng, args.frames, args.batch, 0.035)
+    rows += measure("W4 2312-512-10", g, x, args.reps)
+    for act in SWEEP_ACTIVITY:
+        rng = np.random.default_rng(SEED)
+        g = sweep_graph(rng, args.sweep_n, args.frames)
+        x = (rng.random((args.frames, args.sweep_batch, args.sweep_n)) < act).astype(np.uint8)
+        rows += measure(f"dense {args.sweep_n}^2 @ {act:.0%}", g, x, args.reps)
+
+    print(f"event simulator, 1 thread, numba {_numba_version()}, {platform.processor() or ''}"
+          f" ({os.cpu_count()} logical CPUs, shared); compile/load {compile_s:.2f} s;"
+          f" W4 hidden vth {vth}")
+    head = (f"{'workload':24s} {'backend':12s} {'T+d':>5s} {'B':>3s} {'in act':>7s} "
+            f"{'hid rate':>8s} {'Msynops':>9s} {'wall s':>7s} {'prep s':>7s} "
+            f"{'M ev/s':>9s} {'best':>9s} {'steady':>9s} {'dense':>9s}")
+    print(head)
+    print("-" * len(head))
+    for r in rows:
+        hid = r["firing_rates"].get("lif1", r["firing_rates"].get("lif", 0.0))
+        prep = "-" if r["prep_s"] is None else f"{r['prep_s']:7.3f}"
+        print(f"{r['workload']:24s} {r['backend']:12s} {r['steps']:5d} {r['batch']:3d} "
+              f"{r['input_activity']:7.2%} {hid:8.2%} {r['synops'] / 1e6:9.1f} "
+              f"{r['wall_s']:7.3f} {prep:>7s} {_fmt(r['events_per_s'])} "
+              f"{_fmt(r['best_events_per_s'])} {_fmt(r['steady_events_per_s'])} "
+              f"{_fmt(r['dense_events_per_s'])}")
+    print("M ev/s: synaptic events (non-zero weights) per second of one run() call, weight "
+          "prep included (median of reps); best: fastest rep; steady: median minus prep; "
+          "dense: structural synapses (zeros too) per second.")
+    if args.json:
+        meta = {"seed": SEED, "frames": args.frames, "quick": args.quick, "reps": args.reps,
+                "compile_s": compile_s, "w4_vth_hidden": vth, "numba": _numba_version(),
+                "python": platform.python_version(), "machine": platform.machine(),
+                "cpus": os.cpu_count()}
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps({"meta": meta, "rows": rows}, indent=1))
+        print(f"wrote {args.json}")
+    return 0
+
+
+def _numba_version() -> str:
+    import numba
+
+    return str(numba.__version__)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

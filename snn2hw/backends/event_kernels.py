@@ -1,0 +1,426 @@
+"""Numba kernels of the event-driven reference simulator (:mod:`snn2hw.backends.event`).
+
+Every kernel works on one time step for a whole batch, on flat C-order int64 arrays
+``[B, size]``. Synaptic kernels visit only the non-zero entries (events) of their input and
+scatter each event into its fan-out; the LIF kernel is the per-neuron step of
+docs/qgraph.md ("LIF step"). All arithmetic is int64. No torch anywhere (the point of this
+backend is to be independent of the torch integer backend).
+
+Each synaptic kernel also fills ``cnt`` (when ``need_cnt``): the number of synaptic events
+with a non-zero weight that reached each output position this step; the LIF kernel takes
+its maximum (``peak_fanin``).
+"""
+
+from __future__ import annotations
+
+import numba
+import numpy as np
+
+# 24-bit u/v constants of docs/qgraph.md ("LIF step").
+_U_HI = 1 << 23  # u > 2^23 wraps down, u == 2^23 is kept
+_U_SPAN = 1 << 24
+_V_MAX = (1 << 23) - 1
+_MASK24 = (1 << 24) - 1
+
+_jit = numba.njit(cache=True, nogil=True, boundscheck=False)
+
+
+@_jit
+def _shift(x: int, e: int) -> int:
+    """``shift(x, e)`` of docs/qgraph.md: ``x << e`` for e >= 0, else floor ``x >> -e``."""
+    if e >= 0:
+        return x << e
+    return x >> (-e)  # int64 >> is arithmetic (floor), as the contract requires
+
+
+@_jit
+def _wrap24(x: int) -> int:
+    """``wrap24(x) = ((x + 2^23) mod 2^24) - 2^23`` (two's complement, so ``&`` is mod)."""
+    return ((x + _U_HI) & _MASK24) - _U_HI
+
+
+@_jit
+def dense_columns(x, wt, nnz_col, weight_exp, need_cnt, acc, cnt):
+    """Dense synapses, column layout: each event j adds the whole row ``wt[j] = W'[:, j]``.
+
+    ``wt`` is W' transposed, int16 ``[N_in, N_out]`` (contiguous fan-out per event; zero
+    weights are added too, which is cheaper than skipping them when the matrix is dense).
+    ``acc = shift(W' @ x, weight_exp)`` (docs/qgraph.md, ``dense``); fan-in counts add
+    ``W'[i, j] != 0`` in the same SIMD loop (no extra memory traffic).
+    Returns ``(synops over non-zero weights, number of events)``.
+    """
+    nb, n_in = x.shape
+    n_out = wt.shape[1]
+    syn = 0
+    n_ev = 0
+    for b in range(nb):
+        a = acc[b]
+        a[:] = 0
+        c = cnt[b]
+        if need_cnt:
+            c[:] = 0
+        for j in range(n_in):
+            xj = x[b, j]
+            if xj == 0:
+                continue
+            n_ev += 1
+            syn += nnz_col[j]
+            row = wt[j]
+            if need_cnt:
+                if xj == 1:  # binary spike: plain add (no int64 multiply on AVX2)
+                    for i in range(n_out):
+                        w = row[i]
+                        a[i] += w
+                        c[i] += w != 0
+                else:  # graded payload: W'[:, j] * x_j
+                    for i in range(n_out):
+                        w = row[i]
+                        a[i] += xj * w
+                        c[i] += w != 0
+            elif xj == 1:
+                for i in range(n_out):
+                    a[i] += row[i]
+            else:
+                for i in range(n_out):
+                    a[i] += xj * row[i]
+        # shift(acc, weight_exp) applies to the SUM (floor for negative exponents).
+        if weight_exp != 0:
+            for i in range(n_out):
+                a[i] = _shift(a[i], weight_exp)
+    return syn, n_ev
+
+
+@_jit
+def dense_csr(x, ptr, idx, val, weight_exp, need_cnt, acc, cnt):
+    """Dense synapses, sparse layout: CSR by input column holding only non-zero W' entries
+    (``ptr[j]:ptr[j+1]`` indexes ``idx`` = output neuron, ``val`` = weight).
+
+    ``acc = shift(W' @ x, weight_exp)``; returns ``(synops over non-zero weights, events)``.
+    """
+    nb, n_in = x.shape
+    n_out = acc.shape[1]
+    syn = 0
+    n_ev = 0
+    for b in range(nb):
+        a = acc[b]
+        a[:] = 0
+        if need_cnt:
+            c = cnt[b]
+            c[:] = 0
+        for j in range(n_in):
+            xj = x[b, j]
+            if xj == 0:
+                continue
+            n_ev += 1
+            k0 = ptr[j]
+            k1 = ptr[j + 1]
+            syn += k1 - k0
+            # slices + uint32 indices: no negative-index wraparound test in the hot loop
+            ii = idx[k0:k1]
+            vv = val[k0:k1]
+            if need_cnt:
+                if xj == 1:
+                    for k in range(k1 - k0):
+                        t = ii[k]
+                        a[t] += vv[k]
+                        c[t] += 1
+                else:
+                    for k in range(k1 - k0):
+                        t = ii[k]
+                        a[t] += xj * vv[k]
+                        c[t] += 1
+            elif xj == 1:
+                for k in range(k1 - k0):
+                    a[ii[k]] += vv[k]
+            else:
+                for k in range(k1 - k0):
+                    a[ii[k]] += xj * vv[k]
+        if weight_exp != 0:
+            for i in range(n_out):
+                a[i] = _shift(a[i], weight_exp)
+    return syn, n_ev
+
+
+@_jit
+def conv_scatter(
+    x, geom, wt, wpk, wbound, nnzg, yptr, yk, yo, xptr, xk, xo, weight_exp, need_cnt, acc_t,
+    cnt_t, out, cnt,
+):
+    """2-D convolution (PyTorch cross-correlation), event driven.
+
+    ``geom = (C, H, W, C_out, H_out, W_out, C_in/groups, C_out/groups, kH, kW)``. ``wt`` is
+    the weight as ``[C_in/groups, kH, kW, C_out]`` int16, flattened (one event's output
+    channels are contiguous); ``nnzg[g, ci, ky, kx]`` (flat) the number of non-zero weights
+    of group g at that tap. ``yptr/yk/yo``: for input row y, the pairs (kernel row ky,
+    output row oy) with ``oy*stride - pad + ky*dil == y`` inside the output (same for
+    columns). Each event (c, y, x) scatters into the channels-last scratch
+    ``acc_t[oy, ox, group's c_out]`` (flat); then ``out = wrap24(shift(acc, weight_exp))``
+    in (C, H, W) order (docs/qgraph.md, ``conv``). Returns ``(synops non-zero, synops
+    structural)``.
+
+    Fan-in counts ride in the same add when it is safe: ``wpk = w + (w != 0) << 32``; if
+    ``max|x| * wbound < 2^31`` (``wbound = max|w| * taps per output``) the true sum stays in
+    (-2^31, 2^31) and the count is the part above bit 32. Otherwise counts use ``cnt_t``.
+    """
+    c_in, h, w, c_out, h_out, w_out = geom[0], geom[1], geom[2], geom[3], geom[4], geom[5]
+    cig, cog, kh, kw = geom[6], geom[7], geom[8], geom[9]
+    nb, n_in = x.shape
+    half = np.int64(1) << 31
+    syn = 0
+    syn_all = 0
+    for b in range(nb):
+        acc_t[:] = 0
+        packed = False
+        if need_cnt:
+            vmax = 0
+            for i in range(n_in):
+                av = abs(x[b, i])
+                if av > vmax:
+                    vmax = av
+            packed = wbound == 0 or vmax < half // wbound  # division: no overflow
+            if not packed:
+                cnt_t[:] = 0
+        for ch in range(c_in):
+            g = ch // cig
+            cl = ch - g * cig
+            co0 = g * cog
+            for y in range(h):
+                base = (ch * h + y) * w
+                for xx in range(w):
+                    v = x[b, base + xx]
+                    if v == 0:
+                        continue
+                    for p in range(yptr[y], yptr[y + 1]):
+                        ky = yk[p]
+                        arow0 = yo[p] * w_out
+                        tap0 = (cl * kh + ky) * kw
+                        for q in range(xptr[xx], xptr[xx + 1]):
+                            tap = tap0 + xk[q]
+                            ab = (arow0 + xo[q]) * c_out + co0
+                            wb = tap * c_out + co0
+                            # 1-D slices indexed from 0: contiguous, SIMD-friendly loops
+                            wrow = wt[wb:wb + cog]
+                            arow = acc_t[ab:ab + cog]
+                            if packed:
+                                prow = wpk[wb:wb + cog]
+                                if v == 1:
+                                    for t in range(cog):
+                                        arow[t] += prow[t]
+                                else:  # v*w + (w != 0) << 32
+                                    for t in range(cog):
+                                        arow[t] += prow[t] + (v - 1) * wrow[t]
+                            elif need_cnt:
+                                crow = cnt_t[ab:ab + cog]
+                                for t in range(cog):
+                                    wv = wrow[t]
+                                    arow[t] += v * wv
+                                    crow[t] += wv != 0
+                            elif v == 1:
+                                for t in range(cog):
+                                    arow[t] += wrow[t]
+                            else:
+                                for t in range(cog):
+                                    arow[t] += v * wrow[t]
+                            syn += nnzg[g * cig * kh * kw + tap]
+                            syn_all += cog
+        n_pos = h_out * w_out
+        for pos in range(n_pos):
+            for co in range(c_out):
+                acc = acc_t[pos * c_out + co]
+                k = co * n_pos + pos
+                if packed:  # acc = true + count << 32 with |true| < 2^31
+                    c = (acc + half) >> 32
+                    acc -= c << 32
+                    cnt[b, k] = c
+                elif need_cnt:
+                    cnt[b, k] = cnt_t[pos * c_out + co]
+                out[b, k] = _wrap24(_shift(acc, weight_exp))
+    return syn, syn_all
+
+
+@_jit
+def sumpool_scatter(x, geom, yptr, yo, xptr, xo, need_cnt, out, cnt):
+    """Sum pooling (zero padding, exact, no shift or wrap), event driven.
+
+    ``geom = (C, H, W, H_out, W_out)``; ``yptr/yo`` list the output rows whose window holds
+    input row y (same for columns). Every window membership is one synaptic event of
+    weight 1. Returns ``(synops, synops)`` (all weights are non-zero).
+    """
+    c_in, h, w, h_out, w_out = geom[0], geom[1], geom[2], geom[3], geom[4]
+    nb = x.shape[0]
+    syn = 0
+    for b in range(nb):
+        o = out[b]
+        o[:] = 0
+        if need_cnt:
+            c = cnt[b]
+            c[:] = 0
+        for ch in range(c_in):
+            for y in range(h):
+                base = (ch * h + y) * w
+                for xx in range(w):
+                    v = x[b, base + xx]
+                    if v == 0:
+                        continue
+                    for p in range(yptr[y], yptr[y + 1]):
+                        obase = (ch * h_out + yo[p]) * w_out
+                        for q in range(xptr[xx], xptr[xx + 1]):
+                            o[obase + xo[q]] += v
+                            if need_cnt:
+                                c[obase + xo[q]] += 1
+                            syn += 1
+    return syn, syn
+
+
+@_jit
+def identity_scatter(x, out, cnt):
+    """A path without weighted operators (only flattens): ``a = x``; every non-zero value
+    is one event through a weight-1 synapse. Returns ``(synops, synops)``."""
+    nb, n = x.shape
+    syn = 0
+    for b in range(nb):
+        for i in range(n):
+            v = x[b, i]
+            out[b, i] = v
+            if v != 0:
+                cnt[b, i] = 1
+                syn += 1
+            else:
+                cnt[b, i] = 0
+    return syn, syn
+
+
+@_jit
+def lif_step(a, cnt, u, v, bias, du, dv, vth, spk, rec):
+    """One LIF step for ``[B, N]`` neurons, docs/qgraph.md "LIF step" (SPEC.md §1).
+
+    ``a``: summed activation; ``cnt``: fan-in event counts (for ``peak_fanin``); ``u``,
+    ``v`` updated in place; ``bias = bias_mant << bias_exp``. Writes spikes to ``spk``
+    (int64, read by the next step's synapses) and ``rec`` (uint8 record).
+    Returns ``(spikes, active neuron updates, max fan-in)``.
+    """
+    nb, n = a.shape
+    fu = 4096 - (du + 1)  # the hidden +1 on du
+    fv = 4096 - dv
+    th = vth << 6
+    n_spk = 0
+    n_act = 0
+    peak = 0
+    for b in range(nb):
+        for i in range(n):
+            ai = a[b, i]
+            ui = u[b, i]
+            vi = v[b, i]
+            bi = bias[i]
+            if ai != 0 or ui != 0 or vi != 0 or bi != 0:
+                n_act += 1
+            ci = cnt[b, i]
+            if ci > peak:
+                peak = ci
+            # u = rtz(u * (4096 - (du + 1)), 12) + (a << 6)
+            p = ui * fu
+            ui = (p >> 12) if p >= 0 else -((-p) >> 12)
+            ui += ai << 6
+            # wrap: u - 2^24 if u > 2^23; u + 2^24 if u <= -2^23 (+2^23 is kept)
+            if ui > _U_HI:
+                ui -= _U_SPAN
+            if ui <= -_U_HI:
+                ui += _U_SPAN
+            # v = clip(rtz(v * (4096 - dv), 12) + u + b, -(2^23 - 1), 2^23 - 1)
+            p = vi * fv
+            vi = ((p >> 12) if p >= 0 else -((-p) >> 12)) + ui + bi
+            if vi > _V_MAX:
+                vi = _V_MAX
+            elif vi < -_V_MAX:
+                vi = -_V_MAX
+            # s = v > (vth << 6) (strict); hard reset of v only
+            if vi > th:
+                spk[b, i] = 1
+                rec[b, i] = 1
+                vi = 0
+                n_spk += 1
+            else:
+                spk[b, i] = 0
+                rec[b, i] = 0
+            u[b, i] = ui
+            v[b, i] = vi
+    return n_spk, n_act, peak
+
+
+
+@_jit
+def dense_prepare(w, num_weight_bits):
+    """``W'`` transposed to int16 ``[N_in, N_out]`` plus non-zeros per input column, in one
+    blocked pass over int64 ``w`` ``[N_out, N_in]``. Same rule as
+    ``event.dense_effective_weight`` (docs/qgraph.md "Dense weight preparation"): sign mode
+    from min/max, clip, then truncate the low ``k = 8 - num_weight_bits + MIXED`` bits."""
+    n_out, n_in = w.shape
+    lo = 0
+    hi = 0
+    if w.size:
+        lo = w[0, 0]
+        hi = w[0, 0]
+        for i in range(n_out):
+            for j in range(n_in):
+                x = w[i, j]
+                if x < lo:
+                    lo = x
+                if x > hi:
+                    hi = x
+    inhibitory = False
+    mixed = 0
+    if lo >= 0:  # EXCITATORY (all-zero included)
+        clo, chi = 0, 255
+    elif hi <= 0:  # INHIBITORY
+        clo, chi = -255, 0
+        inhibitory = True
+    else:  # MIXED
+        clo, chi = -256, 255
+        mixed = 1
+    k = 8 - num_weight_bits + mixed
+    sg = -1 if inhibitory else 1  # INHIBITORY truncates -W: W' = -(((-W) >> k) << k)
+    wt = np.empty((n_in, n_out), dtype=np.int16)
+    nnz_col = np.zeros(n_in, dtype=np.int64)
+    blk = 32  # tiles: contiguous reads of w, then contiguous writes of wt rows
+    tile = np.empty((blk, blk), dtype=np.int16)
+    for i0 in range(0, n_out, blk):
+        i1 = min(i0 + blk, n_out)
+        for j0 in range(0, n_in, blk):
+            j1 = min(j0 + blk, n_in)
+            for i in range(i0, i1):
+                for j in range(j0, j1):
+                    x = min(max(w[i, j], clo), chi) * sg
+                    tile[i - i0, j - j0] = ((x >> k) << k) * sg
+            for j in range(j0, j1):
+                nzc = 0
+                for i in range(i0, i1):
+                    y = tile[i - i0, j - j0]
+                    wt[j, i] = y
+                    nzc += y != 0
+                nnz_col[j] += nzc
+    return wt, nnz_col
+
+
+@_jit
+def csr_rows(wt, want_nonzero):
+    """CSR by row of ``wt`` ``[rows, cols]``: the columns whose entry is non-zero
+    (``want_nonzero``) or zero, with their values. Returns ``(ptr int64, idx uint32,
+    val int16)``."""
+    rows, cols = wt.shape
+    total = 0
+    for r in range(rows):
+        for c in range(cols):
+            if (wt[r, c] != 0) == want_nonzero:
+                total += 1
+    ptr = np.zeros(rows + 1, dtype=np.int64)
+    idx = np.empty(total, dtype=np.uint32)
+    val = np.empty(total, dtype=np.int16)
+    k = 0
+    for r in range(rows):
+        for c in range(cols):
+            if (wt[r, c] != 0) == want_nonzero:
+                idx[k] = c
+                val[k] = wt[r, c]
+                k += 1
+        ptr[r + 1] = k
+    return ptr, idx, val
