@@ -50,6 +50,7 @@ SCHEMA: dict[str, dict[str, tuple[tuple[type, ...], Any]]] = {
         "loss_options": ((dict,), {}),
         "grad_clip": ((int, float), 0.0),
         "max_minutes": ((int, float), 0.0),
+        "augment_shift": ((int,), 0),
     },
 }
 REQUIRED = {("model", "layers")}

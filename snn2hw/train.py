@@ -49,6 +49,20 @@ def make_encoder(cfg: dict[str, Any], temporal: bool) -> Encoder:
     return Encoder(kind, float(e["gain"]), float(e["threshold"]))
 
 
+def random_shift(x: torch.Tensor, max_shift: int, generator: torch.Generator) -> torch.Tensor:
+    """Translate each image ``[B, C, H, W]`` by a random integer offset in
+    ``[-max_shift, max_shift]`` pixels (zero fill): cheap augmentation for small datasets."""
+    b, _, h, w = x.shape
+    pad = torch.nn.functional.pad(x, (max_shift,) * 4)
+    dy = torch.randint(0, 2 * max_shift + 1, (b,), generator=generator)
+    dx = torch.randint(0, 2 * max_shift + 1, (b,), generator=generator)
+    rows = (dy.view(b, 1) + torch.arange(h).view(1, h)).to(x.device)
+    cols = (dx.view(b, 1) + torch.arange(w).view(1, w)).to(x.device)
+    idx_b = torch.arange(b, device=x.device).view(b, 1, 1)
+    out = pad.permute(0, 2, 3, 1)[idx_b, rows.view(b, h, 1), cols.view(b, 1, w)]
+    return out.permute(0, 3, 1, 2).contiguous()
+
+
 def encode_batch(
     encoder: Encoder, x: torch.Tensor, num_steps: int, generator: torch.Generator | None
 ) -> torch.Tensor:
@@ -179,6 +193,7 @@ def train(
 
     gen = torch.Generator().manual_seed(seed + 1)
     enc_gen = torch.Generator().manual_seed(seed + 2)
+    aug_gen = torch.Generator().manual_seed(seed + 4)
     bs = int(cfg["data"]["batch_size"])
     x_tr = torch.from_numpy(ds.x_train)
     y_tr = torch.from_numpy(ds.y_train)
@@ -198,6 +213,8 @@ def train(
         for b in bar:
             idx = perm[b * bs : (b + 1) * bs]
             xb, yb = x_tr[idx].to(dev), y_tr[idx].to(dev)
+            if tcfg["augment_shift"] and xb.dim() == 4:
+                xb = random_shift(xb, int(tcfg["augment_shift"]), aug_gen)
             inp = encode_batch(encoder, xb, num_steps, enc_gen)
             outs, rec = model(inp, record=True)
             loss = spike_loss(loss_kind, outs, yb, **loss_opts)

@@ -88,3 +88,12 @@ def test_cli_errors_are_one_line_with_nonzero_exit(tmp_path):
     cfg = dict(TINY, data={"dataset": "mnist", "data_dir": str(tmp_path / "nowhere")})
     r = runner.invoke(main, ["train", str(_write_cfg(tmp_path, cfg))])
     assert r.exit_code == 1 and "nowhere" in r.output and "train-images" in r.output
+
+
+def test_random_shift_translates_each_image_within_bounds():
+    x = torch.zeros(16, 1, 7, 7)
+    x[:, 0, 3, 3] = 1.0
+    y = train_mod.random_shift(x, 2, torch.Generator().manual_seed(0))
+    assert y.shape == x.shape and torch.all(y.sum((1, 2, 3)) == 1)  # nothing lost, no fill
+    pos = [tuple(torch.nonzero(img[0])[0].tolist()) for img in y]
+    assert all(1 <= r <= 5 and 1 <= c <= 5 for r, c in pos) and len(set(pos)) > 3
