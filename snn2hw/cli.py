@@ -254,6 +254,60 @@ def compare(artifact, backends, samples, device, out_dir, as_json) -> None:
         sys.exit(2)
 
 
+@main.command()
+@click.argument("artifact", type=click.Path())
+@click.option("--target", "targets_", multiple=True, default=("loihi",), show_default=True,
+              help="Target(s); repeat for several (e.g. --target loihi --target loihi2).")
+@click.option("--samples", type=int, default=100, show_default=True)
+@click.option("--measure", is_flag=True, help="Also time the torch paths (and GPU power via NVML when available).")
+@click.option("--device", type=DEVICE, default="auto", help="Device for --measure.")
+@click.option("-o", "--out", "out_dir", type=click.Path(file_okay=False), default=None,
+              help="Where to write energy.json/.md (default: next to the artifact).")
+@click.option("--json", "as_json", is_flag=True)
+def energy(artifact, targets_, samples, measure, device, out_dir, as_json) -> None:
+    """Energy and latency per inference from measured activity (event simulator) and the
+    target's constants, with sources, plus ANN/GPU baselines.
+
+    \b
+    Example:
+      snn2hw energy build/best.qgraph --target loihi --target loihi2
+    """
+    from snn2hw.energy import energy_for_targets, measure_torch_paths, write_energy
+    from snn2hw.quant.qgraph import QGraph
+    from snn2hw.simulate import graph_samples
+    from snn2hw.train import resolve_device
+
+    path = _qgraph_path(artifact)
+    g = QGraph.load(path)
+    ints = graph_samples(g, samples).ints
+    meas = measure_torch_paths(g, ints, str(resolve_device(device))) if measure else None
+    reports, _ = energy_for_targets(g, list(targets_), inputs=ints, measured=meas)
+    write_energy(reports, Path(out_dir) if out_dir else path.parent)
+    data = [r.to_dict() for r in reports]
+    _emit({"reports": data}, as_json, "\n\n".join(r.markdown() for r in reports))
+
+
+@main.command()
+@click.argument("artifact", type=click.Path())
+@click.option("-o", "--out", "out_dir", type=click.Path(file_okay=False), default=None,
+              help="Folder for report/ (default: next to the artifact).")
+@click.option("--target", "targets_", multiple=True, default=("loihi", "loihi2"), show_default=True)
+@click.option("--samples", type=int, default=50, show_default=True)
+def report(artifact, out_dir, targets_, samples) -> None:
+    """Write an HTML + Markdown report with plots (rasters, rates, SynOps, energy, accuracy,
+    comparison table, resources) for an exported artifact.
+
+    \b
+    Example:
+      snn2hw report build/ -o build/
+    """
+    from snn2hw.report import write_report_for_artifact
+
+    path = write_report_for_artifact(_qgraph_path(artifact), Path(out_dir) if out_dir else None,
+                                     targets=list(targets_), samples=samples)
+    click.echo(f"wrote {path}")
+
+
 def _qgraph_path(artifact: str) -> Path:
     """An export folder (its single .qgraph) or a .qgraph file."""
     p = Path(artifact)

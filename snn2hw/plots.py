@@ -197,3 +197,61 @@ def rate_bars(rates: dict[str, float], path: str | Path, *, title: str) -> Path:
     ax.set_xlabel("spikes per neuron per time step")
     ax.set_title(title, fontsize=10)
     return _save(fig, Path(path))
+
+
+def layer_raster(spikes: dict[str, np.ndarray], sample: int, path: str | Path, *,
+                 title: str) -> Path:
+    """Spike raster of one sample, one panel per layer (``[N, B, ...]`` arrays), with
+    integer neuron ticks and panel heights that follow the layer sizes (capped)."""
+    from matplotlib.ticker import MaxNLocator
+
+    layers = list(spikes)
+    sizes = [int(np.prod(spikes[k].shape[2:])) for k in layers]
+    ratios = [min(max(n, 8), 256) ** 0.5 for n in sizes]
+    fig, axes = plt.subplots(len(layers), 1, figsize=(8, 1.2 + 0.25 * sum(ratios)),
+                             sharex=True, squeeze=False, gridspec_kw={"height_ratios": ratios})
+    for ax, name, n in zip(axes[:, 0], layers, sizes, strict=True):
+        s = spikes[name][:, sample].reshape(spikes[name].shape[0], -1)
+        t, idx = np.nonzero(s)
+        ax.scatter(t, idx, s=6 if n > 64 else 14, marker="|" if n > 64 else "o",
+                   color="black", linewidths=0.8)
+        ax.set_ylim(-0.5, n - 0.5)
+        ax.set_xlim(-0.5, s.shape[0] - 0.5)
+        ax.yaxis.set_major_locator(MaxNLocator(nbins=4, integer=True))
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.set_ylabel(f"{name}\n{n} neurons\n{int(s.sum())} spikes", fontsize=8)
+        ax.tick_params(labelsize=8)
+    axes[-1, 0].set_xlabel("time step")
+    fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    return _save(fig, Path(path))
+
+
+def synops_panels(per_step: dict[str, np.ndarray], path: str | Path, *, title: str) -> Path:
+    """SynOps per inference: total per layer (left, horizontal bars) and per time step
+    (right, one line per layer)."""
+    from matplotlib.ticker import EngFormatter
+
+    keys = list(per_step)
+    fig, (left, right) = plt.subplots(1, 2, figsize=(10, max(2.8, 0.45 * len(keys) + 1.6)),
+                                      gridspec_kw={"width_ratios": [1, 1.4]})
+    totals = [float(np.sum(per_step[k])) for k in keys]
+    ys = np.arange(len(keys))[::-1]
+    left.barh(ys, totals, color="#4477aa", height=0.6)
+    top = max(totals, default=0.0) or 1.0
+    for y, v in zip(ys, totals, strict=True):
+        left.text(v + top * 0.01, y, f"{v:,.0f}", va="center", fontsize=8)
+    left.set_yticks(ys, keys, fontsize=8)
+    left.set_xlim(0, top * 1.3)
+    left.set_xlabel("SynOps per inference")
+    left.xaxis.set_major_formatter(EngFormatter(sep=""))
+    for k in keys:
+        v = np.asarray(per_step[k], dtype=float)
+        right.plot(np.arange(v.size), v, marker="o", markersize=3, linewidth=1, label=k)
+    right.set_xlabel("time step")
+    right.set_ylabel("SynOps")
+    right.yaxis.set_major_formatter(EngFormatter(sep=""))
+    right.legend(fontsize=7, loc="best")
+    fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    return _save(fig, Path(path))

@@ -1,0 +1,527 @@
+"""The deployment report: one self-contained HTML page plus the same content in Markdown.
+
+:func:`write_report` gathers what the pipeline has produced so far — ``export.json``
+(float accuracy, quantization, resources), ``compare.json`` (backend agreement and
+accuracies), an :class:`~snn2hw.energy.EnergyReport` per target, and one backend run of the
+quantized graph (spikes, activity counters) — and writes ``<out_dir>/report/``:
+
+* ``index.html``: self-contained (inline CSS, plots embedded as PNG data URIs; no network
+  or file references), readable without snn2hw;
+* ``README.md``: the same sections in Markdown, linking the PNG files next to it;
+* ``*.png``: the plots (written atomically by :mod:`snn2hw.plots`).
+
+Every section says in one sentence what it shows; a section whose input is missing says
+"not run" (and which command produces it) instead of failing.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import json
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from snn2hw.energy import MEASURED, MODELLED, EnergyReport, format_energy, format_time
+from snn2hw.errors import Snn2hwError
+from snn2hw.io_utils import atomic_write_text
+from snn2hw.quant.qgraph import QGraph
+from snn2hw.simulate import BackendRun
+
+__all__ = ["write_report"]
+
+NOT_RUN = "not run"
+
+
+# ----- a tiny document model rendered to both HTML and Markdown ---------------------------------
+@dataclass
+class _Doc:
+    blocks: list[tuple[Any, ...]] = field(default_factory=list)
+
+    def h(self, level: int, text: str) -> None:
+        self.blocks.append(("h", level, text))
+
+    def p(self, text: str) -> None:
+        self.blocks.append(("p", text))
+
+    def note(self, text: str) -> None:
+        """A highlighted paragraph ('not run', warnings)."""
+        self.blocks.append(("note", text))
+
+    def ul(self, items: Sequence[str]) -> None:
+        if items:
+            self.blocks.append(("ul", list(items)))
+
+    def table(self, header: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
+        self.blocks.append(("table", list(header), [[str(c) for c in r] for r in rows]))
+
+    def img(self, path: Path, alt: str) -> None:
+        self.blocks.append(("img", path, alt))
+
+    def markdown(self) -> str:
+        out: list[str] = []
+        for b in self.blocks:
+            kind = b[0]
+            if kind == "h":
+                out += ["#" * b[1] + " " + b[2], ""]
+            elif kind == "p":
+                out += [b[1], ""]
+            elif kind == "note":
+                out += [f"> **{b[1]}**", ""]
+            elif kind == "ul":
+                out += [f"- {i}" for i in b[1]] + [""]
+            elif kind == "table":
+                out += [_md_row(b[1]), "|" + "---|" * len(b[1])]
+                out += [_md_row(r) for r in b[2]] + [""]
+            elif kind == "img":
+                out += [f"![{b[2]}]({b[1].name})", ""]
+        return "\n".join(out)
+
+    def html(self, title: str) -> str:
+        body: list[str] = []
+        toc: list[str] = []
+        for b in self.blocks:
+            kind = b[0]
+            if kind == "h":
+                anchor = _anchor(b[2])
+                if b[1] == 2:
+                    toc.append(f'<a href="#{anchor}">{html.escape(b[2])}</a>')
+                body.append(f'<h{b[1]} id="{anchor}">{html.escape(b[2])}</h{b[1]}>')
+            elif kind == "p":
+                body.append(f"<p>{_inline(b[1])}</p>")
+            elif kind == "note":
+                body.append(f'<p class="note">{_inline(b[1])}</p>')
+            elif kind == "ul":
+                body.append("<ul>" + "".join(f"<li>{_inline(i)}</li>" for i in b[1]) + "</ul>")
+            elif kind == "table":
+                head = "".join(f"<th>{html.escape(h)}</th>" for h in b[1])
+                # short cells never wrap (numbers, units, flags); long text does
+                rows = "".join(
+                    "<tr>" + "".join(
+                        f'<td{" class=w" if len(c) > 32 else ""}>{html.escape(c)}</td>'
+                        for c in r) + "</tr>"
+                    for r in b[2])
+                body.append(f'<div class="tw"><table><thead><tr>{head}</tr></thead>'
+                            f"<tbody>{rows}</tbody></table></div>")
+            elif kind == "img":
+                data = base64.b64encode(Path(b[1]).read_bytes()).decode("ascii")
+                body.append(f'<figure><img alt="{html.escape(b[2])}" '
+                            f'src="data:image/png;base64,{data}"></figure>')
+        nav = f'<nav>{" · ".join(toc)}</nav>' if toc else ""
+        return (
+            "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
+            f"<title>{html.escape(title)}</title>"
+            '<meta name="viewport" content="width=device-width, initial-scale=1">'
+            f"<style>{_CSS}</style></head><body><main>{nav}{''.join(body)}</main></body>"
+            "</html>\n"
+        )
+
+
+_CSS = """
+body{font-family:system-ui,-apple-system,'Segoe UI',sans-serif;color:#222;background:#fafafa;
+margin:0}main{max-width:1100px;margin:0 auto;padding:1.2em 1.6em 3em;background:#fff}
+h1{font-size:1.6em;margin-bottom:.2em}h2{font-size:1.25em;margin-top:1.8em;
+border-bottom:1px solid #ddd;padding-bottom:.2em}h3{font-size:1.05em;margin-top:1.3em}
+p{line-height:1.45}nav{font-size:.85em;color:#555;margin-bottom:1em;line-height:1.6}
+nav a{color:#3366aa;text-decoration:none}.note{background:#fff6e0;border-left:4px solid #e0a000;
+padding:.4em .8em}.tw{overflow-x:auto}table{border-collapse:collapse;font-size:.82em;
+margin:.5em 0 1em}th,td{border:1px solid #ddd;padding:.25em .55em;text-align:left;
+vertical-align:top;white-space:nowrap}td.w{white-space:normal;min-width:14em}
+th{background:#f0f3f7}tbody tr:nth-child(even){background:#fafbfc}
+figure{margin:.5em 0 1.2em}img{max-width:100%;height:auto;border:1px solid #eee}
+code{background:#f3f3f3;padding:0 .2em}
+"""
+
+
+def _md_row(cells: Sequence[str]) -> str:
+    return "| " + " | ".join(str(c).replace("|", "\\|").replace("\n", " ") for c in cells) + " |"
+
+
+def _anchor(text: str) -> str:
+    return "".join(c if c.isalnum() else "-" for c in text.lower()).strip("-")
+
+
+def _inline(text: str) -> str:
+    """Escape, then render `code` and **bold** (the only Markdown used in paragraphs)."""
+    s = html.escape(text)
+    parts = s.split("`")
+    s = "".join(f"<code>{p}</code>" if i % 2 else p for i, p in enumerate(parts))
+    parts = s.split("**")
+    return "".join(f"<strong>{p}</strong>" if i % 2 else p for i, p in enumerate(parts))
+
+
+# ----- inputs -----------------------------------------------------------------------------------
+def _read_json(path: Path | None, what: str) -> tuple[dict[str, Any] | None, str]:
+    """(data, why missing). A missing file is 'not run'; a corrupt one is an error."""
+    if path is None:
+        return None, f"{what} {NOT_RUN}"
+    p = Path(path)
+    if not p.is_file():
+        return None, f"{what} {NOT_RUN} ({p} does not exist)"
+    try:
+        data = json.loads(p.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise Snn2hwError(f"{p}: not a readable JSON file ({exc})") from None
+    if not isinstance(data, dict):
+        raise Snn2hwError(f"{p}: expected a JSON object")
+    return data, ""
+
+
+def _fmt(v: Any, digits: int = 4) -> str:
+    if v is None:
+        return "-"
+    if isinstance(v, float):
+        return f"{v:.{digits}f}" if abs(v) < 1e4 else f"{v:,.0f}"
+    if isinstance(v, int):
+        return f"{v:,}"
+    return str(v)
+
+
+def _bits(b: int | float) -> str:
+    b = int(b)
+    return f"{b / 8192:,.1f} KiB" if b >= 8192 else f"{b:,} bits"
+
+
+# ----- sections ---------------------------------------------------------------------------------
+def _summary(doc: _Doc, exp: dict[str, Any] | None, cmp_: dict[str, Any] | None,
+             energies: list[EnergyReport], graph: QGraph | None, run: BackendRun | None) -> None:
+    doc.h(2, "Summary")
+    doc.p("The deployment at a glance; the sections below give the details. Numbers are "
+          f"**{MODELLED}** (computed from counted activity and published per-operation "
+          f"constants) unless marked **{MEASURED}**.")
+    rows: list[list[str]] = []
+    if exp:
+        rows += [["source model", str(exp.get("source", "-"))],
+                 ["target chip", str(exp.get("target", "-"))],
+                 ["time step dt", f"{exp.get('dt', '-')} s"]]
+        fmt = exp.get("input_format") or {}
+        if fmt:
+            mb = int(fmt.get("message_bits", 0))
+            rows.append(["input", "binary spikes" if mb == 0 else f"{mb}-bit graded spikes"])
+        rows.append(["float accuracy (export, test samples)", _fmt(exp.get("float_accuracy"))])
+        res = exp.get("resources") or {}
+        if res:
+            rows.append(["neuro-cores used", f"{res.get('total_cores', '-')} on "
+                                             f"{res.get('chips', '-')} chip(s)"])
+    elif graph is not None:
+        rows += [["target chip (graph)", graph.target], ["time step dt", f"{graph.dt} s"]]
+    if graph is not None:
+        rows.append(["LIF layers", ", ".join(f"{n.name} {list(n.shape)}"
+                                             for n in graph.lif_nodes)])
+        rows.append(["input frames per sample", str(graph.num_steps)])
+    if cmp_:
+        for b, acc in (cmp_.get("accuracy") or {}).items():
+            rows.append([f"accuracy, {b} backend ({cmp_.get('samples')} samples)", _fmt(acc)])
+        eq = cmp_.get("integer_backends_equal")
+        rows.append(["integer backends agree spike for spike",
+                     "yes" if eq else "NO (see the comparison)" if eq is not None else "-"])
+    for e in energies:
+        val = (format_energy(e.total_pj) + (" (pre-silicon constants)" if e.pre_silicon else "")
+               if e.energy_available else "not available (no per-operation energy published)")
+        rows.append([f"energy per inference on {e.target} ({MODELLED})", val])
+        if e.latency.available:
+            rows.append([f"latency per inference on {e.target} ({MODELLED})",
+                         format_time(e.latency.per_inference_ns)
+                         + " (spike routing only; core compute time not modelled)"
+                         if e.latency.compute_ns_per_step is None
+                         else format_time(e.latency.per_inference_ns)])
+    if run is not None:
+        rows.append(["activity run", f"{run.backend} backend, "
+                                     f"{next(iter(run.spikes.values())).shape[1]} sample(s)"])
+    if rows:
+        doc.table(["what", "value"], rows)
+    else:
+        doc.note(f"Nothing to summarise: no export, comparison, energy or run given ({NOT_RUN}).")
+
+
+def _accuracy(doc: _Doc, out: Path, exp: dict[str, Any] | None, cmp_: dict[str, Any] | None,
+              why_exp: str, why_cmp: str) -> None:
+    from snn2hw import plots
+
+    doc.h(2, "Accuracy: float versus quantized")
+    doc.p("What you are looking at: the classification accuracy of the float model (trained "
+          "weights, no quantization) next to the quantized integer graph on each backend; "
+          "a gap is the cost of quantization.")
+    values: dict[str, float | None] = {}
+    if exp and exp.get("float_accuracy") is not None:
+        values["float (export, test split)"] = float(exp["float_accuracy"])
+    if cmp_:
+        n = cmp_.get("samples")
+        for b, acc in (cmp_.get("accuracy") or {}).items():
+            label = f"{b} ({n} samples)" if b != "float" else f"float path ({n} samples)"
+            values[label] = None if acc is None else float(acc)
+    if not values:
+        doc.note(f"{NOT_RUN}: {why_exp}; {why_cmp}. Run `snn2hw export` and `snn2hw compare`.")
+        return
+    if all(v is None for v in values.values()):
+        doc.note(f"{NOT_RUN}: no labels for the samples, so no accuracy.")
+        return
+    png = plots.accuracy_bars(values, out / "accuracy.png", title="accuracy")
+    doc.img(png, "accuracy: float vs quantized")
+    doc.table(["model / backend", "accuracy"],
+              [[k, NOT_RUN if v is None else f"{v:.4f}"] for k, v in values.items()])
+    missing = [w for w in (why_exp, why_cmp) if w]
+    if missing:
+        doc.note("; ".join(missing))
+
+
+def _comparison(doc: _Doc, cmp_: dict[str, Any] | None, why: str) -> None:
+    doc.h(2, "Backend comparison")
+    doc.p("What you are looking at: every integer backend runs the same quantized graph on "
+          "the same inputs; each cell is the fraction of (sample, step, neuron) spike values "
+          "equal to the reference backend (1.0000 = identical). The float path (marked *) is "
+          "aligned by hop depth and not expected to be exact.")
+    if not cmp_:
+        doc.note(f"{why}. Run `snn2hw compare <export folder>`.")
+        return
+    agreement: dict[str, dict[str, float]] = cmp_.get("agreement") or {}
+    layers = list(next(iter(agreement.values()), {}).keys())
+    fa = cmp_.get("float_agreement") or {}
+    rows = []
+    for b in cmp_.get("backends", []):
+        acc = (cmp_.get("accuracy") or {}).get(b)
+        wall = (cmp_.get("wall_s") or {}).get(b)
+        sps = (cmp_.get("samples_per_s") or {}).get(b)
+        if b == "float":
+            cells = [f"{fa[layer]:.4f}*" if layer in fa else "-" for layer in layers]
+        else:
+            cells = [_fmt((agreement.get(b) or {}).get(layer)) for layer in layers]
+        rows.append([b, _fmt(acc), _fmt(wall, 3), _fmt(sps, 1), *cells])
+    doc.table(["backend", "accuracy", f"wall s, all samples ({MEASURED})", "samples/s",
+               *layers], rows)
+    divs = cmp_.get("divergences") or []
+    if divs:
+        d = divs[0]
+        doc.note(f"First divergence {d.get('reference')} vs {d.get('other')}: sample "
+                 f"{d.get('sample')}, step {d.get('step')}, layer '{d.get('layer')}', neuron "
+                 f"{d.get('neuron')} (spike {d.get('spike')}, u {d.get('u')}, v {d.get('v')}).")
+    else:
+        doc.p(f"The integer backends agree on every spike ({cmp_.get('samples')} samples).")
+
+
+def _activity(doc: _Doc, out: Path, graph: QGraph | None, run: BackendRun | None,
+              energies: list[EnergyReport], sample: int) -> None:
+    from snn2hw import plots
+
+    doc.h(2, "Spiking activity")
+    if run is None and not energies:
+        doc.note(f"{NOT_RUN}: no backend run given. Run `snn2hw simulate` (event backend).")
+        return
+    names = ([n.name for n in graph.lif_nodes] if graph is not None
+             else list(run.spikes) if run is not None else [la.name for la in energies[0].layers])
+    if run is not None:
+        spikes = {k: run.spikes[k] for k in names if k in run.spikes}
+        n_samples = next(iter(spikes.values())).shape[1]
+        s = min(sample, n_samples - 1)
+        doc.h(3, f"Spike raster, sample {s}")
+        doc.p("What you are looking at: one mark per spike; x is the time step, y the neuron "
+              "index within the layer (one panel per layer, first layer at the top). Each "
+              "layer starts one step after the layer feeding it (the hop delay).")
+        png = plots.layer_raster(spikes, s, out / "raster.png",
+                                 title=f"spike raster, sample {s} ({run.backend} backend)")
+        doc.img(png, "spike raster")
+        rates = {k: float(v.mean()) for k, v in spikes.items()}
+        steps = next(iter(spikes.values())).shape[0]
+        per_step = {k: v.reshape(steps, n_samples, -1).sum(axis=(1, 2)) / n_samples
+                    for k, v in spikes.items()}
+        synops = None
+        if run.stats.get("synops"):
+            synops = {k: np.asarray(run.stats["synops"][k], dtype=float) / n_samples
+                      for k in names if k in run.stats["synops"]}
+        source = f"{run.backend} backend, {n_samples} sample(s), {steps} steps"
+    else:
+        e = energies[0]
+        rates = {la.name: la.rate for la in e.layers}
+        synops = {la.name: np.asarray(la.synops_per_step) for la in e.layers}
+        per_step = {la.name: np.asarray(la.spikes_per_step) for la in e.layers}
+        source = f"energy estimate's run ({e.backend}, {e.samples} sample(s), {e.steps} steps)"
+        doc.note(f"Spike raster {NOT_RUN}: no spikes were passed to the report.")
+
+    doc.h(3, "Firing rate per layer")
+    doc.p("What you are looking at: the mean number of spikes per neuron per time step in "
+          f"each layer ({source}); lower rates mean fewer synaptic events and less energy.")
+    doc.img(plots.rate_bars(rates, out / "rates.png", title="firing rate per layer"),
+            "firing rate per layer")
+    doc.h(3, "Synaptic operations (SynOps)")
+    if synops:
+        doc.p("What you are looking at: left, the SynOps per inference received by each "
+              "layer (one SynOp = one spike reaching one non-zero synapse); right, how they "
+              "are spread over the time steps. SynOps drive most of the chip's energy.")
+        doc.img(plots.synops_panels(synops, out / "synops.png",
+                                    title=f"synaptic operations per inference ({source})"),
+                "SynOps per layer and per step")
+    else:
+        doc.note(f"SynOps {NOT_RUN}: the {run.backend if run else '?'} backend records spikes "
+                 "only; the event backend counts SynOps.")
+        doc.img(plots.lines(per_step, out / "spikes_per_step.png",
+                            title="spikes per time step (per inference)", xlabel="time step",
+                            ylabel="spikes"), "spikes per step")
+
+
+def _energy(doc: _Doc, out: Path, energies: list[EnergyReport]) -> None:
+    from snn2hw import plots
+
+    doc.h(2, "Energy and latency")
+    if not energies:
+        doc.note(f"{NOT_RUN}: no energy estimate given. Run `snn2hw energy`.")
+        return
+    doc.p("What you are looking at: the energy one inference costs on each target, split into "
+          "synaptic operations, neuron updates and spike routing, computed as counted "
+          f"activity x published per-operation energies (**{MODELLED}**, not measured). "
+          "Targets without a published per-operation table get no bar rather than an "
+          "invented one.")
+    bd = {e.target: (e.breakdown_pj if e.energy_available else None) for e in energies}
+    png = plots.energy_breakdown(bd, out / "energy_breakdown.png",
+                                 title=f"energy per inference ({MODELLED})")
+    doc.img(png, "energy breakdown per target")
+    for e in energies:
+        doc.h(3, f"Target {e.target}")
+        doc.p(f"{e.target_description}. {e.steps} time steps per inference, {e.samples} "
+              f"sample(s), {e.cores} core(s) on {e.chips} chip(s).")
+        if e.energy_available and e.pre_silicon:
+            doc.note(f"The {e.target} per-operation energies are pre-silicon estimates; so is "
+                     "every energy figure derived from them.")
+        for title, expl, header, rows in e.tables():
+            doc.p(f"**{title}.** {expl}")
+            if header:
+                doc.table(header, rows)
+        if e.notes:
+            doc.p("**Notes.**")
+            doc.ul(e.notes)
+
+
+def _resources(doc: _Doc, exp: dict[str, Any] | None, why: str) -> None:
+    doc.h(2, "Resources")
+    doc.p("What you are looking at: how each LIF layer is split over the target's "
+          "neuro-cores and what limits it (neurons, input/output axons, synaptic memory per "
+          "core). Columns show the per-core maximum; the last column names the limit that "
+          "forced the split.")
+    res = (exp or {}).get("resources")
+    if not res:
+        doc.note(f"{why}. Run `snn2hw export`.")
+        return
+    lim = res.get("limits_per_core") or {}
+    rows = []
+    for lm in res.get("layers", []):
+        rows.append([lm.get("name"), _fmt(lm.get("neurons")), _fmt(lm.get("cores")),
+                     _fmt(lm.get("max_neurons_per_core")), _fmt(lm.get("max_input_axons")),
+                     _fmt(lm.get("max_output_axons")), _fmt(lm.get("synapses")),
+                     _bits(lm.get("max_synaptic_memory_bits", 0)),
+                     lm.get("limited_by") or "-"])
+    rows.append(["total", _fmt(sum(int(lm.get("neurons", 0)) for lm in res.get("layers", []))),
+                 _fmt(res.get("total_cores")), "", "", "",
+                 _fmt(sum(int(lm.get("synapses", 0)) for lm in res.get("layers", []))), "", ""])
+    doc.table(["layer", "neurons", "cores", "neurons/core", "in-axons", "out-axons",
+               "synapses", "syn. memory/core", "limited by"], rows)
+    if lim:
+        doc.p(f"Per-core limits on {res.get('target')}: {_fmt(lim.get('neurons'))} neurons, "
+              f"{_fmt(lim.get('input_axons'))} input axons, {_fmt(lim.get('output_axons'))} "
+              f"output axons, {_bits(lim.get('synaptic_memory_bits', 0))} synaptic memory; "
+              f"{res.get('total_cores')} core(s) on {res.get('chips')} chip(s) of "
+              f"{res.get('cores_per_chip')} cores.")
+    doc.ul([f"assumed: {a}" for a in res.get("assumptions", [])])
+
+
+def _quantization(doc: _Doc, exp: dict[str, Any] | None, why: str) -> None:
+    doc.h(2, "Quantization")
+    doc.p("What you are looking at: the integer parameters chosen for each layer (threshold "
+          "vth, current and voltage decays du/dv, weight exponent, largest weight) and the "
+          "fraction of weights that became zero; 'limited by' names what fixed the scale.")
+    layers = ((exp or {}).get("quantization") or {}).get("layers")
+    if not layers:
+        doc.note(f"{why}. Run `snn2hw export`.")
+        return
+    rows = []
+    for lr in layers:
+        zf = lr.get("zero_weight_fraction")
+        rows.append([lr.get("name"), lr.get("nir_type", "-"), lr.get("shape", "-"),
+                     lr.get("vth", "-"), lr.get("du", "-"), lr.get("dv", "-"),
+                     lr.get("weight_exps", "-"), lr.get("max_weight", "-"),
+                     f"{zf:.1%}" if isinstance(zf, (int, float)) else "-",
+                     lr.get("limited_by", "-")])
+    doc.table(["layer", "type", "shape", "vth", "du", "dv", "weight_exp", "max weight",
+               "zero weights", "limited by"], rows)
+
+
+# ----- entry point ------------------------------------------------------------------------------
+def write_report(
+    out_dir: str | Path,
+    *,
+    export_json: Path | None = None,
+    compare_json: Path | None = None,
+    energy: EnergyReport | Sequence[EnergyReport] | None = None,
+    graph: QGraph | None = None,
+    run: BackendRun | None = None,
+    title: str | None = None,
+    sample: int = 0,
+) -> Path:
+    """Write ``<out_dir>/report/index.html`` and ``README.md`` (+ PNG plots); return the path
+    of ``index.html``. Every input is optional; missing ones give a "not run" section."""
+    out = Path(out_dir) / "report"
+    out.mkdir(parents=True, exist_ok=True)
+    exp, why_exp = _read_json(export_json, "export")
+    cmp_, why_cmp = _read_json(compare_json, "backend comparison")
+    energies = ([] if energy is None else [energy] if isinstance(energy, EnergyReport)
+                else list(energy))
+    target = (exp or {}).get("target") or (graph.target if graph is not None else None)
+    name = Path(str((exp or {}).get("source", ""))).name
+    page_title = title or f"snn2hw deployment report{f': {name}' if name else ''}" + (
+        f" on {target}" if target else "")
+
+    doc = _Doc()
+    doc.h(1, page_title)
+    doc.p("This page describes one spiking network taken from PyTorch to a neuromorphic chip "
+          "by snn2hw: how accurate it stays after quantization, whether the bit-exact "
+          "simulators agree, how it spikes, how it is spread over the chip's cores, and what "
+          "one inference is estimated to cost in energy and time. "
+          f"Generated {time.strftime('%Y-%m-%d %H:%M')}.")
+    _summary(doc, exp, cmp_, energies, graph, run)
+    _accuracy(doc, out, exp, cmp_, why_exp, why_cmp)
+    _comparison(doc, cmp_, why_cmp)
+    _activity(doc, out, graph, run, energies, sample)
+    _energy(doc, out, energies)
+    _resources(doc, exp, why_exp)
+    _quantization(doc, exp, why_exp)
+    doc.h(2, "Assumptions and notes")
+    notes = list((exp or {}).get("assumptions") or [])
+    if not notes and not energies:
+        doc.p("None recorded (no export or energy estimate given).")
+    doc.ul(notes)
+    doc.p(f"**{MODELLED}**: computed from counted activity and constants with cited sources. "
+          f"**{MEASURED}**: timed or metered on the machine that produced the file.")
+
+    atomic_write_text(out / "README.md", doc.markdown())
+    index = out / "index.html"
+    atomic_write_text(index, doc.html(page_title))
+    return index
+
+
+def write_report_for_artifact(
+    qgraph_path: Path,
+    out_dir: Path | None = None,
+    *,
+    targets: list[str] | None = None,
+    samples: int = 50,
+) -> Path:
+    """Report for an exported graph: reads export.json/compare.json next to it (when
+    present), runs the event simulator for activity and energy, writes ``report/``."""
+    from snn2hw.energy import energy_for_targets
+    from snn2hw.quant.qgraph import QGraph
+
+    qgraph_path = Path(qgraph_path)
+    folder = qgraph_path.parent
+    g = QGraph.load(qgraph_path)
+    reports, run = energy_for_targets(g, targets or ["loihi", "loihi2"], samples=samples)
+    exp = folder / "export.json"
+    cmp_ = folder / "compare.json"
+    return write_report(
+        out_dir or folder,
+        export_json=exp if exp.is_file() else None,
+        compare_json=cmp_ if cmp_.is_file() else None,
+        energy=reports, graph=g, run=run,
+    )
