@@ -1,0 +1,906 @@
+"""ONNX export: the integer network as a bit-exact ONNX step model, the float network as a
+conventional sequence model.
+
+Integer step model (:func:`export_qgraph_onnx`)
+    ONE time step of a quantized graph (docs/qgraph.md) as an ONNX graph with explicit state
+    in and out, built node by node with ``onnx.helper`` from the :class:`QGraph` (it shares
+    no code with the other integer backends). Driven by a time loop outside the model
+    (:class:`OnnxIntRunner`, or the 15-line loop in docs/onnx.md); with ``time_loop=True``
+    the same step becomes the body of an ONNX ``Scan`` over all steps. Names, shapes and
+    the exactness argument are in docs/onnx.md; in short:
+
+    * all state and all shifts, wraps, clips and comparisons are int64;
+    * right shifts never rely on how a runtime rounds a negative integer division: ``rtz``
+      divides ``|x|`` (non-negative) and re-applies the sign; the floor shift subtracts
+      ``Mod(x, 2^k)`` (ONNX ``Mod`` with ``fmod=0`` takes the divisor's sign, so the
+      remainder is in ``[0, 2^k)``) before dividing, so the division is exact;
+    * the linear operators (dense MatMul, conv as an exact Gather (im2col) + MatMul) run in
+      float32 / float64 / int64, chosen per operator from a bound on every partial sum
+      proven at export time from the weights and the largest value the operator's input
+      can carry: float32 when the bound is < 2^24 and every input value is <= 256
+      (exact even under TF32 operand rounding on GPU runtimes), float64 when < 2^53,
+      else int64. Integer operands and integer partial sums below those bounds are exact
+      in any summation order, so the float result is the exact integer and the Cast back
+      to int64 is exact;
+    * sum pooling is a Gather of the window + int64 ReduceSum.
+
+Float model (:func:`export_float_onnx`)
+    A trained :class:`~snn2hw.nn.model.SpikingNet` or an imported
+    :class:`~snn2hw.nir.executor.NIRNet` traced by ``torch.onnx.export`` over a whole
+    sequence ``[T, B, ...]`` (T fixed at export, B dynamic) with the step-by-step neuron
+    path (the fused numba LIF cannot be traced) and sum pools rewritten as ones-convolutions
+    (the TorchScript exporter drops ``avg_pool2d``'s ``divisor_override``).
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import onnx
+from onnx import TensorProto, helper, numpy_helper
+
+from snn2hw.errors import ConfigError, GraphError
+from snn2hw.io_utils import atomic_path
+from snn2hw.quant.qgraph import (
+    ConvNode,
+    DenseNode,
+    FlattenNode,
+    InputNode,
+    LIFNode,
+    OutputNode,
+    QGraph,
+    SumPoolNode,
+)
+
+__all__ = [
+    "FLOAT_FORMAT",
+    "SCAN_FORMAT",
+    "STEP_FORMAT",
+    "SUPPORTED_KINDS",
+    "OnnxExportInfo",
+    "OnnxIntResult",
+    "OnnxIntRunner",
+    "export_float_onnx",
+    "export_qgraph_onnx",
+]
+
+STEP_FORMAT = "snn2hw.onnx.step"
+SCAN_FORMAT = "snn2hw.onnx.scan"
+FLOAT_FORMAT = "snn2hw.onnx.float"
+FORMAT_VERSION = 1
+_KIND_TYPES: dict[str, type] = {  # every QGraph node kind this exporter implements
+    "input": InputNode,
+    "dense": DenseNode,
+    "conv": ConvNode,
+    "sumpool": SumPoolNode,
+    "flatten": FlattenNode,
+    "lif": LIFNode,
+    "output": OutputNode,
+}
+SUPPORTED_KINDS = tuple(_KIND_TYPES)
+MIN_OPSET = 13  # ReduceSum with axes as an input, Clip/Where/LessOrEqual on int64
+
+_U_MAX = 2**23  # u wraps when > +2^23 or <= -2^23 (docs/qgraph.md, LIF step)
+_U_SPAN = 2**24
+_V_MAX = 2**23 - 1  # v saturates to +-(2^23 - 1)
+_DECAY_ONE = 4096  # decays are 12-bit fractions
+_DECAY_SHIFT = 12
+_ACT_SHIFT = 6  # synaptic input and threshold are left-aligned by 6 bits
+_F32_EXACT = 2**24
+_F32_OPERAND_MAX = 256  # integers <= 256 survive TF32 (11 significant bits) unchanged
+_F64_EXACT = 2**53
+_INT64_SAFE = 2**62
+_LINEAR_DTYPES = ("auto", "float32", "float64", "int64")
+_NP_OF = {"float32": np.float32, "float64": np.float64, "int64": np.int64}
+_ONNX_OF = {"float32": TensorProto.FLOAT, "float64": TensorProto.DOUBLE, "int64": TensorProto.INT64}
+
+
+# ----- results --------------------------------------------------------------------------------
+@dataclass
+class OnnxExportInfo:
+    """What an export wrote: ``inputs``/``outputs`` map each graph I/O name to its shape
+    (symbolic dims as names: ``"B"`` batch, ``"N"`` steps of a Scan model; the float
+    model's T is a number); ``state`` maps each state output of the integer step to the
+    input it feeds at the next step; ``linear_dtypes``: the arithmetic type chosen per
+    linear operator (integer models)."""
+
+    path: Path
+    format: str
+    opset: int
+    inputs: dict[str, list[int | str]]
+    outputs: dict[str, list[int | str]]
+    metadata: dict[str, str]
+    state: dict[str, str] = field(default_factory=dict)
+    linear_dtypes: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class OnnxIntResult:
+    """Outputs of :meth:`OnnxIntRunner.run_full`: per LIF node, uint8 spikes ``[N, B, *shape]``
+    and (with ``record_state``) int64 ``u``/``v`` after each step; ``wall_s``: loop seconds."""
+
+    spikes: dict[str, np.ndarray]
+    u: dict[str, np.ndarray] | None
+    v: dict[str, np.ndarray] | None
+    wall_s: float
+
+
+# ----- dense weight preparation (docs/qgraph.md "Dense weight preparation") -----------------
+def _prepare_dense_weight(weight: np.ndarray, num_weight_bits: int) -> np.ndarray:
+    """Sign-mode clip and LSB truncation, written from docs/qgraph.md: EXCITATORY
+    (min >= 0, all-zero included) clips to [0, 255], INHIBITORY (max <= 0) to [-255, 0],
+    MIXED to [-256, 255]; then ``k = 8 - bits (+1 if MIXED)`` LSBs are dropped with floor
+    shifts, mirrored for INHIBITORY."""
+    w = np.asarray(weight, dtype=np.int64)
+    if w.size == 0 or w.min() >= 0:
+        k = 8 - num_weight_bits
+        return (np.clip(w, 0, 255) >> k) << k
+    if w.max() <= 0:
+        k = 8 - num_weight_bits
+        return -(((-np.clip(w, -255, 0)) >> k) << k)
+    k = 8 - num_weight_bits + 1
+    return (np.clip(w, -256, 255) >> k) << k  # numpy >> on int64 is arithmetic (floor)
+
+
+def _shift_bound(bound: int, e: int) -> int:
+    """Largest ``|shift(x, e)|`` for ``|x| <= bound`` (a floor shift of a negative number
+    rounds away from zero, hence the ceiling)."""
+    return bound << e if e >= 0 else -((-bound) >> -e)
+
+
+# ----- the graph builder ----------------------------------------------------------------------
+class _Builder:
+    """Accumulates ONNX nodes and initializers; every value gets a fresh unique name."""
+
+    def __init__(self, prefix: str = "") -> None:
+        self.prefix = prefix  # keeps names distinct from those of an enclosed subgraph
+        self.nodes: list[onnx.NodeProto] = []
+        self.inits: list[onnx.TensorProto] = []
+        self._consts: dict[tuple[str, tuple[int, ...], bytes], str] = {}
+        self._count = 0
+
+    def fresh(self, hint: str) -> str:
+        self._count += 1
+        return f"{self.prefix}{hint}:{self._count}"  # ':' never occurs in I/O names
+
+    def const(self, value: Any, dtype: Any = np.int64, hint: str = "const") -> str:
+        """An initializer; identical small constants are shared."""
+        arr = np.ascontiguousarray(np.asarray(value, dtype=dtype))
+        key = (arr.dtype.str, arr.shape, arr.tobytes()) if arr.size <= 16 else None
+        if key is not None and key in self._consts:
+            return self._consts[key]
+        name = self.fresh(hint)
+        self.inits.append(numpy_helper.from_array(arr, name))
+        if key is not None:
+            self._consts[key] = name
+        return name
+
+    def op(self, op_type: str, inputs: list[str], hint: str, out: str | None = None,
+           **attrs: Any) -> str:
+        out = out or self.fresh(hint)
+        self.nodes.append(helper.make_node(op_type, inputs, [out], name=f"{out}#{op_type}",
+                                           **attrs))
+        return out
+
+    # --- exact int64 arithmetic (docs/qgraph.md "Notation") ---
+    def rtz(self, x: str, k: int, hint: str) -> str:
+        """``sign(x) * (|x| >> k)``: the division only ever sees a non-negative dividend,
+        so truncating and flooring integer Div agree."""
+        q = self.op("Div", [self.op("Abs", [x], hint), self.const(2**k)], hint)
+        return self.op("Mul", [self.op("Sign", [x], hint), q], hint)
+
+    def floor_shift(self, x: str, k: int, hint: str) -> str:
+        """``x >> k`` (arithmetic, floor) as ``(x - Mod(x, 2^k)) / 2^k``: Mod with fmod=0
+        has the divisor's sign, so the dividend is an exact multiple and Div is exact."""
+        d = self.const(2**k)
+        r = self.op("Mod", [x, d], hint, fmod=0)
+        return self.op("Div", [self.op("Sub", [x, r], hint), d], hint)
+
+    def shift(self, x: str, e: int, hint: str) -> str:
+        if e > 0:
+            return self.op("Mul", [x, self.const(2**e)], hint)
+        if e < 0:
+            return self.floor_shift(x, -e, hint)
+        return x
+
+    def wrap24(self, x: str, hint: str) -> str:
+        """``((x + 2^23) mod 2^24) - 2^23`` with a non-negative Mod (fmod=0)."""
+        y = self.op("Mod", [self.op("Add", [x, self.const(_U_MAX)], hint), self.const(_U_SPAN)],
+                    hint, fmod=0)
+        return self.op("Sub", [y, self.const(_U_MAX)], hint)
+
+    def reshape(self, x: str, shape: tuple[int, ...], hint: str) -> str:
+        """Reshape to ``[B, *shape]``; the leading 0 copies the (dynamic) batch dim."""
+        return self.op("Reshape", [x, self.const([0, *shape])], hint)
+
+    def cast(self, x: str, to: str, hint: str) -> str:
+        return self.op("Cast", [x], hint, to=_ONNX_OF[to])
+
+
+# ----- synaptic operators -----------------------------------------------------------------------
+def _gather_index(
+    in_shape: tuple[int, int, int],
+    channels: np.ndarray,
+    kernel: tuple[int, int],
+    stride: tuple[int, int],
+    padding: tuple[int, int],
+    dilation: tuple[int, int],
+    out_hw: tuple[int, int],
+) -> tuple[np.ndarray, bool]:
+    """im2col indices into the C-order flattened input: for each channel in ``channels``
+    (any shape ``S``) and kernel tap ``(i, j)`` and output position ``(oh, ow)`` the flat
+    index of the input pixel it reads, or ``C*H*W`` (a zero sentinel appended to the input)
+    where it reads zero padding. Returns ``(index [*S, kH*kW, OH*OW], uses_sentinel)``."""
+    c_all, h, w = in_shape
+    kh, kw = kernel
+    oh, ow = out_hw
+    ii, jj = np.meshgrid(np.arange(kh), np.arange(kw), indexing="ij")  # [kH, kW]
+    yy, xx = np.meshgrid(np.arange(oh), np.arange(ow), indexing="ij")  # [OH, OW]
+    rows = yy.reshape(1, -1) * stride[0] - padding[0] + ii.reshape(-1, 1) * dilation[0]
+    cols = xx.reshape(1, -1) * stride[1] - padding[1] + jj.reshape(-1, 1) * dilation[1]
+    inside = (rows >= 0) & (rows < h) & (cols >= 0) & (cols < w)  # [kH*kW, L]
+    pix = np.where(inside, rows * w + cols, 0)
+    idx = np.asarray(channels)[..., None, None] * (h * w) + pix
+    idx = np.where(inside, idx, c_all * h * w)
+    return idx.astype(np.int64), not bool(inside.all())
+
+
+@dataclass
+class _Value:
+    """A built ONNX value: its name, static shape without B, and the largest |entry|."""
+
+    name: str
+    shape: tuple[int, ...]
+    bound: int
+
+
+def _linear_dtype(requested: str, acc_bound: int, in_bound: int, where: str) -> str:
+    """Per-operator arithmetic type from the proven partial-sum bound (module doc)."""
+    if acc_bound >= _INT64_SAFE:
+        raise GraphError(
+            f"{where}: partial sums can reach {acc_bound} (>= 2^62), too large for exact "
+            "64-bit integer arithmetic; reduce weights, weight_exp or input payload bits"
+        )
+    if requested == "auto":
+        if acc_bound < _F32_EXACT and in_bound <= _F32_OPERAND_MAX:
+            return "float32"
+        return "float64" if acc_bound < _F64_EXACT else "int64"
+    limit = {"float32": _F32_EXACT, "float64": _F64_EXACT, "int64": _INT64_SAFE}[requested]
+    if acc_bound >= limit or (requested == "float32" and in_bound > _F32_OPERAND_MAX):
+        raise GraphError(
+            f"{where}: linear_dtype={requested!r} is not provably exact here (partial sums up "
+            f"to {acc_bound}, inputs up to {in_bound}); use 'auto'"
+        )
+    return requested
+
+
+def _build_dense(b: _Builder, node: DenseNode, x: _Value, dtype_req: str,
+                 dtypes: dict[str, str]) -> _Value:
+    w = _prepare_dense_weight(node.weight, int(node.num_weight_bits))
+    row_abs = int(np.abs(w).sum(axis=1).max()) if w.size else 0
+    acc_bound = row_abs * x.bound
+    dt = _linear_dtype(dtype_req, acc_bound, x.bound, f"node '{node.name}' (dense)")
+    dtypes[node.name] = dt
+    hint = node.name
+    xf = b.reshape(x.name, (-1,), hint) if len(x.shape) != 1 else x.name  # C-order flatten
+    if dt != "int64":
+        xf = b.cast(xf, dt, hint)
+    wt = b.const(w.T, _NP_OF[dt], f"{hint}/weight_t")  # [N_in, N_out]: one MatMul per step
+    acc = b.op("MatMul", [xf, wt], hint)
+    if dt != "int64":
+        acc = b.cast(acc, "int64", hint)  # exact: the float holds an exact integer
+    e = int(node.weight_exp)
+    out = b.shift(acc, e, hint)  # floor of the SUM, not of each product
+    return _Value(out, tuple(node.out_shape), _shift_bound(acc_bound, e))
+
+
+def _build_conv(b: _Builder, node: ConvNode, x: _Value, dtype_req: str,
+                dtypes: dict[str, str]) -> _Value:
+    w = np.asarray(node.weight, dtype=np.int64)  # used as stored: no clip, no truncation
+    c_out, c_in_g, kh, kw = (int(s) for s in w.shape)
+    groups = int(node.groups)
+    c_out_g = c_out // groups
+    acc_bound = int(np.abs(w).reshape(c_out, -1).sum(axis=1).max()) * x.bound if w.size else 0
+    dt = _linear_dtype(dtype_req, acc_bound, x.bound, f"node '{node.name}' (conv)")
+    dtypes[node.name] = dt
+    hint = node.name
+    in_shape = tuple(int(s) for s in node.input_shape)
+    _, oh, ow = (int(s) for s in node.out_shape)
+    # channels[g, c] = the input channel read by the c-th channel of group g
+    chans = np.arange(groups)[:, None] * c_in_g + np.arange(c_in_g)[None, :]
+    idx, sentinel = _gather_index(in_shape, chans, (kh, kw), tuple(node.stride),
+                                  tuple(node.padding), tuple(node.dilation), (oh, ow))
+    idx = idx.reshape(groups, c_in_g * kh * kw, oh * ow)  # rows (c, i, j) as W.reshape
+    xf = b.reshape(x.name, (-1,), hint)
+    if dt != "int64":
+        xf = b.cast(xf, dt, hint)
+    if sentinel:  # one zero column at the end for every padded tap
+        xf = b.op("Pad", [xf, b.const([0, 0, 0, 1])], hint, mode="constant")
+    cols = b.op("Gather", [xf, b.const(idx, hint=f"{hint}/im2col")], hint, axis=1)
+    wg = b.const(w.reshape(groups, c_out_g, c_in_g * kh * kw), _NP_OF[dt], f"{hint}/weight")
+    acc = b.op("MatMul", [wg, cols], hint)  # [G, Co/G, K] @ [B, G, K, L] -> [B, G, Co/G, L]
+    if dt != "int64":
+        acc = b.cast(acc, "int64", hint)
+    acc = b.reshape(acc, (c_out, oh, ow), hint)
+    e = int(node.weight_exp)
+    out = b.wrap24(b.shift(acc, e, hint), hint)
+    return _Value(out, (c_out, oh, ow), min(_shift_bound(acc_bound, e), _U_MAX))
+
+
+def _build_sumpool(b: _Builder, node: SumPoolNode, x: _Value) -> _Value:
+    hint = node.name
+    in_shape = tuple(int(s) for s in node.input_shape)
+    c, oh, ow = (int(s) for s in node.out_shape)
+    kh, kw = (int(s) for s in node.kernel_size)
+    idx, sentinel = _gather_index(in_shape, np.arange(c), (kh, kw), tuple(node.stride),
+                                  tuple(node.padding), (1, 1), (oh, ow))  # [C, kk, L]
+    xf = b.reshape(x.name, (-1,), hint)
+    if sentinel:
+        xf = b.op("Pad", [xf, b.const([0, 0, 0, 1])], hint, mode="constant")
+    win = b.op("Gather", [xf, b.const(idx, hint=f"{hint}/window")], hint, axis=1)
+    s = b.op("ReduceSum", [win, b.const([2])], hint, keepdims=0)  # int64: exact
+    return _Value(b.reshape(s, (c, oh, ow), hint), (c, oh, ow), kh * kw * x.bound)
+
+
+def _build_lif(b: _Builder, node: LIFNode, a: str, u: str, v: str,
+               names: dict[str, str]) -> None:
+    """One LIF step on int64 (docs/qgraph.md "LIF step"); writes the outputs named in
+    ``names`` (``u``, ``v``, ``s``)."""
+    hint = node.name
+    shape = tuple(int(s) for s in node.shape)
+    du_f = _DECAY_ONE - (int(node.du) + 1)  # du + 1: Lava's offset; du = -1: no decay
+    dv_f = _DECAY_ONE - int(node.dv)
+    a6 = b.op("Mul", [a, b.const(1 << _ACT_SHIFT)], hint)
+    if du_f == 0:  # du = 4095: no synaptic memory, rtz(u * 0) = 0
+        u1 = a6
+    else:
+        ud = u if du_f == _DECAY_ONE else b.rtz(b.op("Mul", [u, b.const(du_f)], hint),
+                                                _DECAY_SHIFT, hint)
+        u1 = b.op("Add", [ud, a6], hint)
+    # One conditional correction each way, as written (not a modulo); +2^23 is kept.
+    u2 = b.op("Where", [b.op("Greater", [u1, b.const(_U_MAX)], hint),
+                        b.op("Sub", [u1, b.const(_U_SPAN)], hint), u1], hint)
+    u3 = b.op("Where", [b.op("LessOrEqual", [u2, b.const(-_U_MAX)], hint),
+                        b.op("Add", [u2, b.const(_U_SPAN)], hint), u2], hint, out=names["u"])
+    vd = v if dv_f == _DECAY_ONE else b.rtz(b.op("Mul", [v, b.const(dv_f)], hint),
+                                            _DECAY_SHIFT, hint)
+    v1 = b.op("Add", [vd, u3], hint)
+    bias = np.asarray(node.bias_mant, np.int64) << np.asarray(node.bias_exp, np.int64)
+    if np.any(bias):
+        v1 = b.op("Add", [v1, b.const(bias.reshape(shape), hint=f"{hint}/bias")], hint)
+    v2 = b.op("Clip", [v1, b.const(-_V_MAX), b.const(_V_MAX)], hint)
+    s = b.op("Greater", [v2, b.const(int(node.vth) << _ACT_SHIFT)], hint)  # strict
+    b.op("Where", [s, b.const(0), v2], hint, out=names["v"])  # v reset; u is not
+    b.op("Cast", [s], hint, out=names["s"], to=TensorProto.INT64)
+
+
+# ----- export of the integer step model ---------------------------------------------------------
+def _check_kinds(graph: QGraph) -> None:
+    """Refuse any node this exporter does not implement, by name and kind."""
+    for name, node in graph.nodes.items():
+        kind = getattr(node, "kind", type(node).__name__)
+        if kind not in _KIND_TYPES or not isinstance(node, _KIND_TYPES[kind]):
+            raise GraphError(
+                f"ONNX export of node '{name}' ({kind}) is not supported; "
+                f"supported: {', '.join(SUPPORTED_KINDS)}"
+            )
+
+
+def _check_opset(opset: int) -> int:
+    top = onnx.defs.onnx_opset_version()
+    if not MIN_OPSET <= int(opset) <= top:
+        raise ConfigError(f"ONNX opset {opset} unsupported: use {MIN_OPSET}..{top}")
+    return int(opset)
+
+
+def _step_io_names(graph: QGraph) -> dict[str, Any]:
+    """The step model's I/O names (docs/onnx.md); refuses node names that would collide."""
+    lifs = [n.name for n in graph.lif_nodes]
+    used_sources: list[str] = []
+    for name in lifs:
+        for p in graph.synapse_paths(name):
+            if p[0] not in used_sources:
+                used_sources.append(p[0])
+    inp = graph.input_node.name
+    names = {
+        "x": "x",
+        "u_in": {n: f"{n}.u" for n in lifs},
+        "v_in": {n: f"{n}.v" for n in lifs},
+        "s_prev": {n: f"{n}.s_prev" for n in used_sources},
+        "u_out": {n: f"{n}.u_next" for n in lifs},
+        "v_out": {n: f"{n}.v_next" for n in lifs},
+        "s_out": {n: f"{n}.s" for n in [*lifs, inp]},
+    }
+    flat = ["x"]
+    for key in ("u_in", "v_in", "s_prev", "u_out", "v_out", "s_out"):
+        flat += list(names[key].values())
+    if len(set(flat)) != len(flat):
+        dup = sorted({n for n in flat if flat.count(n) > 1})
+        raise GraphError(f"node names give clashing ONNX input/output names {dup}; rename them")
+    return names
+
+
+@dataclass
+class _Step:
+    """The built step graph: nodes/initializers in ``b``, its I/O value infos, the state
+    map (output -> input of the next step), per-LIF shapes and the linear dtypes."""
+
+    b: _Builder
+    inputs: list[onnx.ValueInfoProto]
+    outputs: list[onnx.ValueInfoProto]
+    state: dict[str, str]
+    shapes: dict[str, tuple[int, ...]]
+    dtypes: dict[str, str]
+
+
+def _build_step(graph: QGraph, linear_dtype: str) -> _Step:
+    """Build one integer time step of ``graph`` (docs/qgraph.md) into a fresh builder."""
+    io_names = _step_io_names(graph)
+    inp = graph.input_node
+    b = _Builder()
+    dtypes: dict[str, str] = {}
+
+    def vi(name: str, shape: tuple[int, ...]) -> onnx.ValueInfoProto:
+        return helper.make_tensor_value_info(name, TensorProto.INT64, ["B", *shape])
+
+    in_bound = 1 if inp.message_bits == 0 else 2**inp.message_bits - 1
+    shapes = {n.name: tuple(int(s) for s in n.shape) for n in [inp, *graph.lif_nodes]}
+    sources: dict[str, _Value] = {
+        src: _Value(name, shapes[src], in_bound if src == inp.name else 1)
+        for src, name in io_names["s_prev"].items()
+    }
+    built: dict[str, _Value] = {}  # op name -> its output (an op has one input, built once)
+
+    def value_of(name: str) -> _Value:
+        if name in sources:
+            return sources[name]
+        if name in built:
+            return built[name]
+        node = graph.nodes[name]
+        x = value_of(graph.predecessors(name)[0])
+        if isinstance(node, DenseNode):
+            out = _build_dense(b, node, x, linear_dtype, dtypes)
+        elif isinstance(node, ConvNode):
+            out = _build_conv(b, node, x, linear_dtype, dtypes)
+        elif isinstance(node, SumPoolNode):
+            out = _build_sumpool(b, node, x)
+        elif isinstance(node, FlattenNode):
+            out = _Value(b.reshape(x.name, (-1,), name), tuple(node.out_shape), x.bound)
+        else:  # validate() guarantees only synaptic operators lie inside a path
+            raise GraphError(f"node '{name}' ({node.kind}) cannot sit on a synapse path")
+        built[name] = out
+        return out
+
+    for node in graph.lif_nodes:
+        shape = shapes[node.name]
+        terms: list[str] = []
+        a_bound = 0
+        for syn_path in graph.synapse_paths(node.name):
+            val = value_of(syn_path[-1]) if len(syn_path) > 1 else sources[syn_path[0]]
+            a_bound += val.bound
+            terms.append(val.name if val.shape == shape else b.reshape(val.name, shape,
+                                                                        node.name))
+        # a << 6 plus the decayed state must stay far inside int64.
+        if (a_bound << _ACT_SHIFT) + 4 * _U_SPAN >= _INT64_SAFE:
+            raise GraphError(
+                f"node '{node.name}' (lif): synaptic input can reach {a_bound}, too large for "
+                "64-bit integer state; reduce weights or weight_exp upstream"
+            )
+        a = terms[0]
+        for t in terms[1:]:
+            a = b.op("Add", [a, t], node.name)
+        _build_lif(b, node, a, io_names["u_in"][node.name], io_names["v_in"][node.name],
+                   {"u": io_names["u_out"][node.name], "v": io_names["v_out"][node.name],
+                    "s": io_names["s_out"][node.name]})
+    b.op("Identity", ["x"], inp.name, out=io_names["s_out"][inp.name])
+
+    inputs = [vi("x", shapes[inp.name])]
+    for n in io_names["u_in"]:
+        inputs += [vi(io_names[k][n], shapes[n]) for k in ("u_in", "v_in")]
+    inputs += [vi(io_names["s_prev"][n], shapes[n]) for n in io_names["s_prev"]]
+    outputs = []
+    for n in io_names["u_out"]:
+        outputs += [vi(io_names[k][n], shapes[n]) for k in ("u_out", "v_out", "s_out")]
+    outputs.append(vi(io_names["s_out"][inp.name], shapes[inp.name]))
+    state = {}
+    for n in io_names["u_in"]:
+        state[io_names["u_out"][n]] = io_names["u_in"][n]
+        state[io_names["v_out"][n]] = io_names["v_in"][n]
+    state.update({io_names["s_out"][n]: io_names["s_prev"][n] for n in io_names["s_prev"]})
+    return _Step(b, inputs, outputs, state, shapes, dtypes)
+
+
+def _scan_graph(step: _Step, graph: QGraph) -> tuple[onnx.GraphProto, list, list]:
+    """Wrap the step graph as the body of an ONNX ``Scan`` over the leading time axis of
+    ``frames`` [N, B, *input_shape]; zero initial state; per-LIF uint8 spikes out."""
+    b = step.b
+    by_name = {v.name: v for v in [*step.inputs, *step.outputs]}
+    lifs = [n.name for n in graph.lif_nodes]
+    spike_outs = []
+    for n in lifs:  # uint8 scan outputs: 8x less memory than the int64 state spikes
+        b.op("Cast", [f"{n}.s"], n, out=f"{n}.s_u8", to=TensorProto.UINT8)
+        spike_outs.append(helper.make_tensor_value_info(f"{n}.s_u8", TensorProto.UINT8,
+                                                        ["B", *step.shapes[n]]))
+    # Scan body I/O order: the N state variables, then the scan input / scan outputs.
+    body_in = [by_name[i] for i in step.state.values()] + [by_name["x"]]
+    body_out = [by_name[o] for o in step.state] + spike_outs
+    body = helper.make_graph(b.nodes, "snn2hw_step", body_in, body_out, b.inits)
+
+    outer = _Builder(prefix="loop/")
+    in_shape = step.shapes[graph.input_node.name]
+    batch = outer.op("Gather", [outer.op("Shape", ["frames"], "shape"), outer.const([1])],
+                     "batch", axis=0)
+    init_states = []
+    for in_name in step.state.values():
+        shape = tuple(by_name[in_name].type.tensor_type.shape.dim[1:])
+        dims = [int(d.dim_value) for d in shape]
+        full = outer.op("Concat", [batch, outer.const(dims)], "state_shape", axis=0)
+        init_states.append(outer.op("ConstantOfShape", [full], "zeros",
+                                    value=numpy_helper.from_array(np.zeros(1, np.int64))))
+    finals = [outer.fresh("final") for _ in step.state]
+    spikes = [f"{n}.spikes" for n in lifs]
+    outer.nodes.append(helper.make_node(
+        "Scan", [*init_states, "frames"], [*finals, *spikes], name="loop/scan",
+        body=body, num_scan_inputs=1,
+    ))
+    inputs = [helper.make_tensor_value_info("frames", TensorProto.INT64,
+                                            ["N", "B", *in_shape])]
+    outputs = [helper.make_tensor_value_info(f"{n}.spikes", TensorProto.UINT8,
+                                             ["N", "B", *step.shapes[n]]) for n in lifs]
+    body_names = {o for nd in b.nodes for o in nd.output} | {i.name for i in body_in}
+    outer_names = {"frames", *spikes, *(o for nd in outer.nodes for o in nd.output),
+                   *(t.name for t in outer.inits)}
+    clash = body_names & outer_names
+    if clash:
+        raise GraphError(f"node names give clashing ONNX names {sorted(clash)}; rename them")
+    g = helper.make_graph(outer.nodes, "snn2hw_scan", inputs, outputs, outer.inits,
+                          doc_string="The integer time loop of a snn2hw quantized graph as "
+                                     "one ONNX Scan over the step model (docs/onnx.md).")
+    return g, inputs, outputs
+
+
+def export_qgraph_onnx(
+    graph: QGraph,
+    path: str | Path,
+    *,
+    opset: int = 17,
+    linear_dtype: str = "auto",
+    time_loop: bool = False,
+) -> OnnxExportInfo:
+    """Write ONE integer time step of ``graph`` as an ONNX model with explicit state
+    (docs/onnx.md), bit-exact with docs/qgraph.md, atomically to ``path``.
+
+    Inputs: ``x`` int64 ``[B, *input_shape]`` (this step's frame), ``<lif>.u``/``<lif>.v``
+    int64 ``[B, *shape]`` per LIF, ``<src>.s_prev`` int64 (the previous step's output of
+    every source that feeds a synapse path). Outputs: ``<lif>.u_next``, ``<lif>.v_next``,
+    ``<lif>.s`` per LIF and ``<input>.s`` (this step's frame, the next ``s_prev``).
+
+    ``time_loop=True`` writes the whole run instead: the same step as the body of an ONNX
+    ``Scan``; input ``frames`` int64 ``[N, B, *input_shape]`` (one frame per step, zeros
+    after the last real frame), outputs ``<lif>.spikes`` uint8 ``[N, B, *shape]``.
+    ``linear_dtype``: "auto" (per-operator proven-exact choice; module doc) or force
+    "float32"/"float64"/"int64" (refused where not provably exact).
+    Raises :class:`GraphError` for unsupported node kinds or unrepresentable graphs."""
+    opset = _check_opset(opset)
+    if linear_dtype not in _LINEAR_DTYPES:
+        raise ConfigError(f"linear_dtype {linear_dtype!r} unknown; use one of {_LINEAR_DTYPES}")
+    _check_kinds(graph)  # before validate(): name the unsupported node, not a side effect
+    graph.validate()
+    inp = graph.input_node
+    step = _build_step(graph, linear_dtype)
+    meta = {
+        "format": SCAN_FORMAT if time_loop else STEP_FORMAT,
+        "version": str(FORMAT_VERSION),
+        "num_steps": str(int(graph.num_steps)),
+        "depth": str(int(graph.depth())),
+        "dt": repr(float(graph.dt)),
+        "target": str(graph.target),
+        "input": inp.name,
+        "input_shape": json.dumps(list(step.shapes[inp.name])),
+        "message_bits": str(int(inp.message_bits)),
+        "lif_nodes": json.dumps([n.name for n in graph.lif_nodes]),
+        "lif_shapes": json.dumps({n.name: list(step.shapes[n.name]) for n in graph.lif_nodes}),
+        "node_names": json.dumps(list(graph.nodes)),
+        "outputs": json.dumps({o.name: graph.source_of_output(o.name)
+                               for o in graph.output_nodes}),
+        "state": json.dumps(step.state),
+        "linear_dtypes": json.dumps(step.dtypes),
+    }
+    if time_loop:
+        g, inputs, outputs = _scan_graph(step, graph)
+        lead: list[int | str] = ["N", "B"]
+    else:
+        g = helper.make_graph(step.b.nodes, "snn2hw_step", step.inputs, step.outputs,
+                              step.b.inits,
+                              doc_string="One integer time step of a snn2hw quantized graph "
+                                         "(docs/onnx.md); state in, state out.")
+        inputs, outputs, lead = step.inputs, step.outputs, ["B"]
+    model = _finish_model(g, opset, meta)
+    _save(model, path)
+    skip = len(lead)
+    return OnnxExportInfo(
+        path=Path(path), format=meta["format"], opset=opset,
+        inputs={i.name: [*lead, *_static_dims(i, skip)] for i in inputs},
+        outputs={o.name: [*lead, *_static_dims(o, skip)] for o in outputs},
+        metadata=meta, state=step.state, linear_dtypes=step.dtypes,
+    )
+
+
+def _static_dims(v: onnx.ValueInfoProto, skip: int) -> list[int]:
+    """Static dims of a value info after its ``skip`` leading symbolic dims."""
+    return [int(d.dim_value) for d in v.type.tensor_type.shape.dim[skip:]]
+
+
+def _finish_model(g: onnx.GraphProto, opset: int, meta: dict[str, str]) -> onnx.ModelProto:
+    opsets = [helper.make_opsetid("", opset)]
+    # The lowest IR version that carries this opset, so older runtimes can load the file.
+    model = helper.make_model(g, opset_imports=opsets, producer_name="snn2hw",
+                              ir_version=helper.find_min_ir_version_for(opsets))
+    helper.set_model_props(model, meta)
+    onnx.checker.check_model(model, full_check=True)
+    return model
+
+
+def _save(model: onnx.ModelProto, path: str | Path) -> None:
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(model.SerializeToString())
+
+
+# ----- running the step model -------------------------------------------------------------------
+class OnnxIntRunner:
+    """Run a model written by :func:`export_qgraph_onnx` with onnxruntime (CPU): a step
+    model in a Python time loop carrying the state from one call to the next
+    (docs/onnx.md), a ``time_loop`` (Scan) model in one call. ``threads``: onnxruntime
+    intra-op threads (None: its default)."""
+
+    def __init__(self, path: str | Path, *, threads: int | None = None) -> None:
+        import onnxruntime as ort
+
+        path = Path(path)
+        if not path.is_file():
+            raise GraphError(f"ONNX model not found: {path}")
+        opts = ort.SessionOptions()
+        if threads is not None:
+            opts.intra_op_num_threads = int(threads)
+        self.session = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+        meta = dict(self.session.get_modelmeta().custom_metadata_map)
+        if meta.get("format") not in (STEP_FORMAT, SCAN_FORMAT):
+            raise GraphError(
+                f"{path}: not a snn2hw integer ONNX model (format {meta.get('format')!r}); "
+                "write one with export_qgraph_onnx"
+            )
+        self.time_loop = meta["format"] == SCAN_FORMAT
+        if int(meta.get("version", -1)) > FORMAT_VERSION:
+            raise GraphError(f"{path}: model format version {meta['version']} is newer than "
+                             f"this snn2hw supports ({FORMAT_VERSION}); upgrade snn2hw")
+        self.metadata = meta
+        self.num_steps = int(meta["num_steps"])
+        self.depth = int(meta["depth"])
+        self.input_name = meta["input"]
+        self.input_shape = tuple(json.loads(meta["input_shape"]))
+        self.message_bits = int(meta["message_bits"])
+        self.lif_shapes = {k: tuple(v) for k, v in json.loads(meta["lif_shapes"]).items()}
+        self.state = json.loads(meta["state"])  # output name -> input name of the next step
+        self._inputs = {i.name: i for i in self.session.get_inputs()}
+        self._outputs = [o.name for o in self.session.get_outputs()]
+
+    def default_num_steps(self) -> int:
+        """``num_steps + depth``: enough steps to flush the last frame to the output."""
+        return self.num_steps + self.depth
+
+    def _check_inputs(self, inputs: Any) -> np.ndarray:
+        x = np.asarray(inputs)
+        if x.dtype.kind not in "iub":
+            raise GraphError(f"input frames must be integers, got dtype {x.dtype}")
+        want = ", ".join(["F", "B", *(str(s) for s in self.input_shape)])
+        if x.ndim != 2 + len(self.input_shape) or tuple(x.shape[2:]) != self.input_shape:
+            raise GraphError(f"input frames for '{self.input_name}' must have shape [{want}] "
+                             f"(time-major), got {list(x.shape)}")
+        if x.shape[0] == 0 or x.shape[1] == 0:
+            raise GraphError(f"input frames are empty: shape {list(x.shape)}")
+        x = x.astype(np.int64)
+        lo, hi = int(x.min()), int(x.max())
+        top = 1 if self.message_bits == 0 else 2**self.message_bits - 1
+        if lo < 0 or hi > top:
+            raise GraphError(
+                f"input frames for '{self.input_name}' must lie in 0..{top} "
+                f"(message_bits={self.message_bits}), got {lo}..{hi}"
+            )
+        return x
+
+    def run(self, inputs: Any, num_steps: int | None = None) -> dict[str, np.ndarray]:
+        """Spikes of every LIF node, uint8 ``[N, B, *shape]``, for integer frames
+        ``[F, B, *input_shape]`` (zeros after frame F); N defaults to num_steps + depth."""
+        return self.run_full(inputs, num_steps).spikes
+
+    def run_full(self, inputs: Any, num_steps: int | None = None,
+                 record_state: bool = False) -> OnnxIntResult:
+        """As :meth:`run`, optionally also recording int64 ``u``/``v`` after each step
+        (step models only: a Scan model returns spikes only)."""
+        n_steps = self.default_num_steps() if num_steps is None else int(num_steps)
+        if n_steps < 1:
+            raise GraphError(f"num_steps must be >= 1, got {n_steps}")
+        x = self._check_inputs(inputs)
+        n_frames, batch = x.shape[0], x.shape[1]
+        t0 = time.perf_counter()
+        if self.time_loop:
+            if record_state:
+                raise GraphError("a time_loop (Scan) model returns spikes only; export a "
+                                 "step model to record u and v")
+            frames = np.zeros((n_steps, *x.shape[1:]), np.int64)  # zeros after frame F
+            frames[: min(n_steps, n_frames)] = x[:n_steps]
+            names = [f"{k}.spikes" for k in self.lif_shapes]
+            out = self.session.run(names, {"frames": frames})
+            spk = dict(zip(self.lif_shapes, out, strict=True))
+            return OnnxIntResult(spk, None, None, time.perf_counter() - t0)
+        feed: dict[str, np.ndarray] = {
+            name: np.zeros((batch, *(int(d) for d in i.shape[1:])), np.int64)
+            for name, i in self._inputs.items() if name != "x"
+        }
+        zero_frame = np.zeros((batch, *self.input_shape), np.int64)
+        spikes = {k: np.zeros((n_steps, batch, *s), np.uint8) for k, s in self.lif_shapes.items()}
+        u_rec = v_rec = None
+        if record_state:
+            u_rec = {k: np.zeros(a.shape, np.int64) for k, a in spikes.items()}
+            v_rec = {k: np.zeros(a.shape, np.int64) for k, a in spikes.items()}
+        for n in range(n_steps):
+            feed["x"] = x[n] if n < n_frames else zero_frame
+            res = dict(zip(self._outputs, self.session.run(self._outputs, feed), strict=True))
+            for lif in self.lif_shapes:
+                spikes[lif][n] = res[f"{lif}.s"]
+                if u_rec is not None and v_rec is not None:
+                    u_rec[lif][n] = res[f"{lif}.u_next"]
+                    v_rec[lif][n] = res[f"{lif}.v_next"]
+            for out_name, in_name in self.state.items():
+                feed[in_name] = res[out_name]
+        wall = time.perf_counter() - t0
+        return OnnxIntResult(spikes, u_rec, v_rec, wall)
+
+
+# ----- float export -----------------------------------------------------------------------------
+def _window_sum(z: Any, k: tuple[int, int], stride: tuple[int, int],
+                padding: tuple[int, int]) -> Any:
+    """Zero-padded window sums of ``z`` [N, C, H, W] as a depthwise convolution with a
+    ones kernel: what ``avg_pool2d(..., divisor_override=1)`` computes, in a form the
+    ONNX exporter keeps (it drops ``divisor_override`` and writes a plain average)."""
+    import torch
+    import torch.nn.functional as F
+
+    c = int(z.shape[1])  # a constant while tracing: the exporter needs a static kernel
+    ones = torch.ones((c, 1, *k), dtype=z.dtype, device=z.device)
+    return F.conv2d(z, ones, None, stride, padding, 1, c)
+
+
+@contextmanager
+def _traceable(net: Any) -> Iterator[None]:
+    """Make ``net`` exportable for the duration of the export, then restore it:
+
+    * neurons run their step loop (the fused numba LIF cannot be traced):
+      ``CubaLIF.fused = False`` (SpikingNet), ``fused_ok = False`` on the executor's
+      neurons (NIRNet);
+    * sum pools (SpikingNet ``SeqSumPool2d``, NIRNet ``SumPool2d``) compute their window
+      sums as a depthwise ones-convolution, because ``torch.onnx.export`` silently drops
+      ``divisor_override`` (verified with torch 2.13: the sum becomes an average);
+    * eval mode (dropout off, normalization statistics frozen).
+    """
+    from snn2hw.nir.executor import _fold, _Pool  # private: no public export hook exists
+    from snn2hw.nn.layers import SeqSumPool2d
+    from snn2hw.nn.neurons import CubaLIF
+
+    saved: list[tuple[Any, str, Any]] = []
+    patched: list[Any] = []
+    for m in net.modules():
+        if isinstance(m, CubaLIF):
+            saved.append((m, "fused", m.fused))
+            m.fused = False
+        elif hasattr(m, "fused_ok"):  # snn2hw.nir.executor._Neuron
+            saved.append((m, "fused_ok", m.fused_ok))
+            m.fused_ok = False
+        elif isinstance(m, SeqSumPool2d):
+            k, st, pd = m.kernel_size, m.stride, m.padding
+
+            def seq_sum(x: Any, k: int = k, st: int = st, pd: int = pd) -> Any:
+                y = _window_sum(x.reshape(-1, *x.shape[2:]), (k, k), (st, st), (pd, pd))
+                return y.reshape(x.shape[0], x.shape[1], *y.shape[1:])
+
+            m.forward = seq_sum  # instance attribute: shadows the class's forward
+            patched.append(m)
+        elif isinstance(m, _Pool) and m.divisor == 1:
+
+            def nir_sum(x: Any, lead: int, m: Any = m) -> Any:
+                return _fold(lambda z: _window_sum(z, m.k, m.s, m.p), x, lead)
+
+            m.forward = nir_sum
+            patched.append(m)
+    was_training = net.training
+    net.eval()
+    try:
+        yield
+    finally:
+        for m, attr, val in saved:
+            setattr(m, attr, val)
+        for m in patched:
+            del m.forward
+        net.train(was_training)
+
+
+def export_float_onnx(
+    net: Any,
+    example: Any,
+    path: str | Path,
+    opset: int = 17,
+) -> OnnxExportInfo:
+    """Export a float spiking network (SpikingNet or NIRNet) over a whole sequence.
+
+    ``example``: a float tensor ``[T, B, *input_shape]``; the time loop is unrolled, so the
+    model takes exactly T steps (B is dynamic). Input ``x`` float32 ``[T, B, ...]``, output
+    ``spikes`` float32 ``[T, B, *output_shape]`` (0/1). Written atomically; checked with
+    ``onnx.checker`` (full check)."""
+    import warnings
+
+    import torch
+
+    opset = _check_opset(opset)
+    example = torch.as_tensor(example)
+    if example.dim() < 3 or not example.dtype.is_floating_point:
+        raise GraphError(
+            f"example input must be a float tensor [T, B, ...], got {list(example.shape)} "
+            f"{example.dtype}"
+        )
+    example = example.to(torch.float32)
+    net_dtype = next((p.dtype for p in net.parameters()), torch.float32)
+    if net_dtype != torch.float32:
+        raise GraphError(f"export_float_onnx exports float32 models; net is {net_dtype}")
+
+    class _SequenceOnly(torch.nn.Module):
+        """``x -> net(x)``: the exporter would otherwise pass forward's optional
+        arguments (``record=False``) as traced tensors."""
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.net = net
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return self.net(x)
+
+    buf = io.BytesIO()
+    with _traceable(net), torch.no_grad(), warnings.catch_warnings():
+        # Tracing freezes Python floats read from tensors (the surrogate's width, used only
+        # by the backward pass) into constants, which is intended; and dynamo=False (the
+        # TorchScript exporter: the dynamo one needs onnxscript) is deprecated upstream.
+        warnings.simplefilter("ignore", torch.jit.TracerWarning)
+        warnings.simplefilter("ignore", DeprecationWarning)
+        y = net(example)
+        torch.onnx.export(
+            _SequenceOnly(), (example,), buf, dynamo=False, opset_version=opset,
+            input_names=["x"], output_names=["spikes"],
+            dynamic_axes={"x": {1: "B"}, "spikes": {1: "B"}},
+        )
+    model = onnx.load_from_string(buf.getvalue())
+    t = int(example.shape[0])
+    meta = {
+        "format": FLOAT_FORMAT,
+        "version": str(FORMAT_VERSION),
+        "num_steps": str(t),
+        "input_shape": json.dumps([int(s) for s in example.shape[2:]]),
+        "output_shape": json.dumps([int(s) for s in y.shape[2:]]),
+        "model": type(net).__name__,
+    }
+    del model.metadata_props[:]
+    helper.set_model_props(model, meta)
+    onnx.checker.check_model(model, full_check=True)
+    _save(model, path)
+    return OnnxExportInfo(
+        path=Path(path), format=FLOAT_FORMAT, opset=opset,
+        inputs={"x": [t, "B", *(int(s) for s in example.shape[2:])]},
+        outputs={"spikes": [t, "B", *(int(s) for s in y.shape[2:])]},
+        metadata=meta,
+    )
