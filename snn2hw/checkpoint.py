@@ -117,7 +117,9 @@ def _load_trusted(path: Path) -> Any:
     try:
         return torch.load(path, map_location="cpu", weights_only=False)
     except Exception as exc:  # noqa: BLE001 - any failure of a trusted load is reported
-        raise CheckpointError(f"{path}: cannot load even as trusted pickle: {_first_line(exc)}") from None
+        raise CheckpointError(
+            f"{path}: cannot load even as trusted pickle: {_first_line(exc)}"
+        ) from None
 
 
 def _from_object(obj: Any, path: Path) -> Checkpoint:
@@ -136,7 +138,9 @@ def _from_object(obj: Any, path: Path) -> Checkpoint:
             "for models from other frameworks export NIR and use `snn2hw export model.nir`"
         )
     if int(obj.get("version", 0)) > VERSION:
-        raise CheckpointError(f"{path}: checkpoint version {obj.get('version')} is newer than supported")
+        raise CheckpointError(
+            f"{path}: checkpoint version {obj.get('version')} is newer than supported"
+        )
     for key in ("arch", "state_dict"):
         if not isinstance(obj.get(key), dict):
             raise CheckpointError(f"{path}: checkpoint is missing its '{key}' table")
@@ -161,7 +165,9 @@ def _load_safetensors(path: Path) -> Checkpoint:
             meta = fh.metadata() or {}
         state = load_file(str(path))
     except (SafetensorError, OSError, ValueError) as exc:
-        raise CheckpointError(f"{path}: corrupt safetensors checkpoint ({_first_line(exc)})") from None
+        raise CheckpointError(
+            f"{path}: corrupt safetensors checkpoint ({_first_line(exc)})"
+        ) from None
     if meta.get("format") != FORMAT:
         raise CheckpointError(f"{path}: safetensors file has no snn2hw architecture metadata")
     try:

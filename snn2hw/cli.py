@@ -28,7 +28,9 @@ class _Group(click.Group):
             click.echo(f"error: {exc}", err=True)
             sys.exit(1)
         except KeyboardInterrupt:
-            click.echo("interrupted; outputs already written are complete (writes are atomic)", err=True)
+            click.echo(
+                "interrupted; outputs already written are complete (writes are atomic)", err=True
+            )
             sys.exit(130)
 
 
@@ -51,11 +53,17 @@ def main() -> None:
 
 @main.command()
 @click.argument("config", type=click.Path(dir_okay=False))
-@click.option("--out", "out_dir", type=click.Path(file_okay=False), help="Run folder (default runs/<name>).")
+@click.option(
+    "--out", "out_dir", type=click.Path(file_okay=False), help="Run folder (default runs/<name>)."
+)
 @click.option("--device", type=DEVICE, default=None, help="Overrides [experiment].device.")
-@click.option("--resume", type=click.Path(dir_okay=False), help="Continue from a checkpoint (last.pt).")
+@click.option(
+    "--resume", type=click.Path(dir_okay=False), help="Continue from a checkpoint (last.pt)."
+)
 @click.option("--epochs", type=int, default=None, help="Overrides [train].epochs.")
-@click.option("--data-dir", type=click.Path(file_okay=False), default=None, help="Folder of dataset files.")
+@click.option(
+    "--data-dir", type=click.Path(file_okay=False), default=None, help="Folder of dataset files."
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the final metrics as JSON.")
 @click.option("--quiet", is_flag=True, help="No progress bars.")
 def train(config, out_dir, device, resume, epochs, data_dir, as_json, quiet) -> None:
@@ -84,7 +92,8 @@ def train(config, out_dir, device, resume, epochs, data_dir, as_json, quiet) -> 
         "seconds": res.seconds,
     }
     _emit(
-        data, as_json,
+        data,
+        as_json,
         f"test accuracy {res.test.accuracy:.4f} ({res.test.num_samples} samples), "
         f"{res.test.spikes_per_sample:.1f} spikes/sample, {res.seconds:.1f} s\n"
         f"checkpoints: {res.checkpoint} (last), {res.best_checkpoint} (best)",
@@ -117,21 +126,64 @@ def evaluate(checkpoint, device, samples, data_dir, trust_pickle, as_json) -> No
 
 @main.command()
 @click.argument("source", type=click.Path(dir_okay=False))
-@click.option("--target", default="loihi", show_default=True, help="Target chip (see `snn2hw targets`).")
-@click.option("-o", "--out", "out_dir", type=click.Path(file_okay=False), default="build", show_default=True)
+@click.option(
+    "--target", default="loihi", show_default=True, help="Target chip (see `snn2hw targets`)."
+)
+@click.option(
+    "-o", "--out", "out_dir", type=click.Path(file_okay=False), default="build", show_default=True
+)
 @click.option("--dt", type=float, default=None, help="Seconds per step (NIR files store none).")
-@click.option("--convention", default=None, help="How to read a foreign NIR file: snntorch, norse, spikingjelly, sinabs, rockpool.")
-@click.option("--reset", type=click.Choice(["hard", "subtract"]), default=None, help="Override the reset the source was trained with.")
-@click.option("--dataset", default=None, help="Calibration/test data for a NIR file (snn2hw datasets).")
-@click.option("--inputs", "inputs_file", type=click.Path(dir_okay=False), default=None, help="Input frames [T, B, ...] (.npy) for a NIR file.")
-@click.option("--labels", "labels_file", type=click.Path(dir_okay=False), default=None, help="Labels (.npy) for --inputs.")
+@click.option(
+    "--convention",
+    default=None,
+    help="How to read a foreign NIR file: snntorch, norse, spikingjelly, sinabs, rockpool.",
+)
+@click.option(
+    "--reset",
+    type=click.Choice(["hard", "subtract"]),
+    default=None,
+    help="Override the reset the source was trained with.",
+)
+@click.option(
+    "--dataset", default=None, help="Calibration/test data for a NIR file (snn2hw datasets)."
+)
+@click.option(
+    "--inputs",
+    "inputs_file",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="Input frames [T, B, ...] (.npy) for a NIR file.",
+)
+@click.option(
+    "--labels",
+    "labels_file",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="Labels (.npy) for --inputs.",
+)
 @click.option("--encoder", default="direct", show_default=True, help="Encoder for --dataset.")
-@click.option("--num-steps", type=int, default=16, show_default=True, help="Time steps for --dataset.")
+@click.option(
+    "--num-steps", type=int, default=16, show_default=True, help="Time steps for --dataset."
+)
 @click.option("--calib-samples", type=int, default=128, show_default=True)
 @click.option("--trust-pickle", is_flag=True, help="Allow unpickling (only for files you trust).")
 @click.option("--json", "as_json", is_flag=True)
-def export(source, target, out_dir, dt, convention, reset, dataset, inputs_file, labels_file,
-           encoder, num_steps, calib_samples, trust_pickle, as_json) -> None:
+def export(
+    source,
+    target,
+    out_dir,
+    dt,
+    convention,
+    reset,
+    dataset,
+    inputs_file,
+    labels_file,
+    encoder,
+    num_steps,
+    calib_samples,
+    trust_pickle,
+    as_json,
+) -> None:
     """Export a checkpoint or a NIR file for a target: NIR + quantized graph + report.
 
     \b
@@ -144,14 +196,29 @@ def export(source, target, out_dir, dt, convention, reset, dataset, inputs_file,
 
     spec = None
     if dataset or inputs_file:
-        spec = SampleSpec(dataset=dataset, encoder=encoder, num_steps=num_steps,
-                          inputs_file=inputs_file, labels_file=labels_file)
-    res = run_export(source, target, out_dir, dt=dt, convention=convention, reset=reset,
-                     spec=spec, calib_samples=calib_samples, trust_pickle=trust_pickle)
+        spec = SampleSpec(
+            dataset=dataset,
+            encoder=encoder,
+            num_steps=num_steps,
+            inputs_file=inputs_file,
+            labels_file=labels_file,
+        )
+    res = run_export(
+        source,
+        target,
+        out_dir,
+        dt=dt,
+        convention=convention,
+        reset=reset,
+        spec=spec,
+        calib_samples=calib_samples,
+        trust_pickle=trust_pickle,
+    )
     r = res.report
     cores = r["resources"].get("total_cores", "?")
     _emit(
-        r, as_json,
+        r,
+        as_json,
         f"wrote {res.nir_path}, {res.qgraph_path}, {res.out_dir / 'export.md'}\n"
         f"float accuracy {r['float_accuracy']}; cores {cores}; "
         f"assumptions: {len(r['assumptions'])} (see export.md)",
@@ -161,8 +228,14 @@ def export(source, target, out_dir, dt, convention, reset, dataset, inputs_file,
 @main.command()
 @click.argument("checkpoint", type=click.Path(dir_okay=False))
 @click.option("--target", default="loihi", show_default=True)
-@click.option("-o", "--out", "out_path", type=click.Path(dir_okay=False), required=True,
-              help="Where to write the fine-tuned checkpoint.")
+@click.option(
+    "-o",
+    "--out",
+    "out_path",
+    type=click.Path(dir_okay=False),
+    required=True,
+    help="Where to write the fine-tuned checkpoint.",
+)
 @click.option("--epochs", type=int, default=5, show_default=True)
 @click.option("--lr", type=float, default=None, help="Default: 0.2 x the training lr.")
 @click.option("--device", type=DEVICE, default="auto")
@@ -179,16 +252,25 @@ def finetune(checkpoint, target, out_path, epochs, lr, device, as_json, quiet) -
     """
     from snn2hw.quant.qat import finetune as run_finetune
 
-    res = run_finetune(checkpoint, target, out_path, epochs=epochs, lr=lr, device=device,
-                       progress=not quiet)
-    _emit(res.to_dict(), as_json,
-          f"float {res.float_accuracy:.4f} | PTQ {res.ptq_accuracy:.4f} | QAT {res.qat_accuracy:.4f}"
-          f" (integer accuracy on {target}); wrote {res.checkpoint}")
+    res = run_finetune(
+        checkpoint, target, out_path, epochs=epochs, lr=lr, device=device, progress=not quiet
+    )
+    _emit(
+        res.to_dict(),
+        as_json,
+        f"float {res.float_accuracy:.4f} | PTQ {res.ptq_accuracy:.4f} | QAT {res.qat_accuracy:.4f}"
+        f" (integer accuracy on {target}); wrote {res.checkpoint}",
+    )
 
 
 @main.command()
 @click.argument("qgraph", type=click.Path(dir_okay=False))
-@click.option("--backend", type=click.Choice(["event", "torch-int", "lava"]), default="event", show_default=True)
+@click.option(
+    "--backend",
+    type=click.Choice(["event", "torch-int", "lava"]),
+    default="event",
+    show_default=True,
+)
 @click.option("--samples", type=int, default=100, show_default=True)
 @click.option("--device", type=DEVICE, default="auto", help="torch-int only.")
 @click.option("--json", "as_json", is_flag=True)
@@ -211,23 +293,43 @@ def simulate(qgraph, backend, samples, device, as_json) -> None:
     if smp.labels is not None:
         acc = float((predictions(g, run.spikes) == smp.labels).mean())
     layers = layer_summary(g, run)
-    data = {"backend": backend, "samples": int(smp.ints.shape[1]), "accuracy": acc,
-            "wall_s": run.wall_s, "layers": layers}
+    data = {
+        "backend": backend,
+        "samples": int(smp.ints.shape[1]),
+        "accuracy": acc,
+        "wall_s": run.wall_s,
+        "layers": layers,
+    }
     lines = [f"{backend}: accuracy {acc} on {data['samples']} samples, {run.wall_s:.2f} s"]
     for name, row in layers.items():
-        extra = f", {row['synops_per_sample']:.0f} SynOps/sample" if "synops_per_sample" in row else ""
-        lines.append(f"  {name}: {row['spikes_per_sample']:.1f} spikes/sample (rate {row['rate']:.4f}){extra}")
+        extra = (
+            f", {row['synops_per_sample']:.0f} SynOps/sample" if "synops_per_sample" in row else ""
+        )
+        lines.append(
+            f"  {name}: {row['spikes_per_sample']:.1f} spikes/sample "
+            f"(rate {row['rate']:.4f}){extra}"
+        )
     _emit(data, as_json, "\n".join(lines))
 
 
 @main.command()
 @click.argument("artifact", type=click.Path())
-@click.option("--backends", default="torch-int,event,lava", show_default=True,
-              help="Comma-separated: float, torch-int, event, lava (the first integer one is the reference).")
+@click.option(
+    "--backends",
+    default="torch-int,event,lava",
+    show_default=True,
+    help="Comma-separated: float, torch-int, event, lava (the first integer one is the reference).",
+)
 @click.option("--samples", type=int, default=50, show_default=True)
 @click.option("--device", type=DEVICE, default="auto", help="Device of the torch paths.")
-@click.option("-o", "--out", "out_dir", type=click.Path(file_okay=False), default=None,
-              help="Where to write compare.json, compare.md and the raster PNG (default: next to the artifact).")
+@click.option(
+    "-o",
+    "--out",
+    "out_dir",
+    type=click.Path(file_okay=False),
+    default=None,
+    help="Folder for compare.json/.md and the raster PNG (default: next to the artifact).",
+)
 @click.option("--json", "as_json", is_flag=True)
 def compare(artifact, backends, samples, device, out_dir, as_json) -> None:
     """Run the same inputs through several backends and compare spike for spike.
@@ -256,13 +358,29 @@ def compare(artifact, backends, samples, device, out_dir, as_json) -> None:
 
 @main.command()
 @click.argument("artifact", type=click.Path())
-@click.option("--target", "targets_", multiple=True, default=("loihi",), show_default=True,
-              help="Target(s); repeat for several (e.g. --target loihi --target loihi2).")
+@click.option(
+    "--target",
+    "targets_",
+    multiple=True,
+    default=("loihi",),
+    show_default=True,
+    help="Target(s); repeat for several (e.g. --target loihi --target loihi2).",
+)
 @click.option("--samples", type=int, default=100, show_default=True)
-@click.option("--measure", is_flag=True, help="Also time the torch paths (and GPU power via NVML when available).")
+@click.option(
+    "--measure",
+    is_flag=True,
+    help="Also time the torch paths (and GPU power via NVML when available).",
+)
 @click.option("--device", type=DEVICE, default="auto", help="Device for --measure.")
-@click.option("-o", "--out", "out_dir", type=click.Path(file_okay=False), default=None,
-              help="Where to write energy.json/.md (default: next to the artifact).")
+@click.option(
+    "-o",
+    "--out",
+    "out_dir",
+    type=click.Path(file_okay=False),
+    default=None,
+    help="Where to write energy.json/.md (default: next to the artifact).",
+)
 @click.option("--json", "as_json", is_flag=True)
 def energy(artifact, targets_, samples, measure, device, out_dir, as_json) -> None:
     """Energy and latency per inference from measured activity (event simulator) and the
@@ -289,8 +407,14 @@ def energy(artifact, targets_, samples, measure, device, out_dir, as_json) -> No
 
 @main.command()
 @click.argument("artifact", type=click.Path())
-@click.option("-o", "--out", "out_dir", type=click.Path(file_okay=False), default=None,
-              help="Folder for report/ (default: next to the artifact).")
+@click.option(
+    "-o",
+    "--out",
+    "out_dir",
+    type=click.Path(file_okay=False),
+    default=None,
+    help="Folder for report/ (default: next to the artifact).",
+)
 @click.option("--target", "targets_", multiple=True, default=("loihi", "loihi2"), show_default=True)
 @click.option("--samples", type=int, default=50, show_default=True)
 def report(artifact, out_dir, targets_, samples) -> None:
@@ -303,8 +427,12 @@ def report(artifact, out_dir, targets_, samples) -> None:
     """
     from snn2hw.report import write_report_for_artifact
 
-    path = write_report_for_artifact(_qgraph_path(artifact), Path(out_dir) if out_dir else None,
-                                     targets=list(targets_), samples=samples)
+    path = write_report_for_artifact(
+        _qgraph_path(artifact),
+        Path(out_dir) if out_dir else None,
+        targets=list(targets_),
+        samples=samples,
+    )
     click.echo(f"wrote {path}")
 
 

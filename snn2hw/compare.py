@@ -41,8 +41,10 @@ class Divergence:
         return dict(vars(self))
 
     def describe(self) -> str:
-        s = (f"first divergence {self.reference} vs {self.other}: sample {self.sample}, step "
-             f"{self.step}, layer '{self.layer}', neuron {self.neuron}: spike {self.spike}")
+        s = (
+            f"first divergence {self.reference} vs {self.other}: sample {self.sample}, step "
+            f"{self.step}, layer '{self.layer}', neuron {self.neuron}: spike {self.spike}"
+        )
         if self.u is not None:
             s += f", u {self.u}, v {self.v}"
         return s
@@ -70,7 +72,9 @@ class Comparison:
             "agreement": self.agreement,
             "accuracy": self.accuracy,
             "wall_s": self.wall_s,
-            "samples_per_s": {k: self.samples / v if v > 0 else None for k, v in self.wall_s.items()},
+            "samples_per_s": {
+                k: self.samples / v if v > 0 else None for k, v in self.wall_s.items()
+            },
             "integer_backends_equal": self.integer_equal,
             "divergences": [d.to_dict() for d in self.divergences],
             "float_agreement": self.float_agreement,
@@ -84,7 +88,9 @@ class Comparison:
             acc = self.accuracy.get(b)
             agree = self.agreement.get(b, {})
             if b == "float":
-                cells = [f"{self.float_agreement.get(layer, float('nan')):.4f}*" for layer in layers]
+                cells = [
+                    f"{self.float_agreement.get(layer, float('nan')):.4f}*" for layer in layers
+                ]
             else:
                 cells = [f"{agree.get(layer, float('nan')):.4f}" for layer in layers]
             w = self.wall_s.get(b, float("nan"))
@@ -115,7 +121,9 @@ def _first_divergence(
     return sample, step, layer, neuron
 
 
-def float_path_spikes(graph: QGraph, frames: torch.Tensor, nir_dir: Path) -> tuple[dict[str, np.ndarray], float]:
+def float_path_spikes(
+    graph: QGraph, frames: torch.Tensor, nir_dir: Path
+) -> tuple[dict[str, np.ndarray], float]:
     """Spikes of the float NIR graph the quantized graph came from, per LIF layer."""
     import time
 
@@ -124,7 +132,9 @@ def float_path_spikes(graph: QGraph, frames: torch.Tensor, nir_dir: Path) -> tup
     meta = graph.metadata
     nir_path = nir_dir / str(meta.get("nir_file", ""))
     if not meta.get("nir_file") or not nir_path.is_file():
-        raise Snn2hwError(f"float backend needs the exported NIR file next to the qgraph ({nir_path})")
+        raise Snn2hwError(
+            f"float backend needs the exported NIR file next to the qgraph ({nir_path})"
+        )
     g = read_nir(nir_path)
     dt, conv, _ = resolve_timing(g, graph.dt, meta.get("convention"))
     net = NIRNet(g, dt, conv, reset=meta.get("reset")).eval()
@@ -157,7 +167,9 @@ def compare(
     graph = QGraph.load(qgraph_path)
     unknown = [b for b in backends if b not in (*INTEGER_BACKENDS, "float")]
     if unknown:
-        raise Snn2hwError(f"unknown backend(s) {unknown}; known: float, {', '.join(INTEGER_BACKENDS)}")
+        raise Snn2hwError(
+            f"unknown backend(s) {unknown}; known: float, {', '.join(INTEGER_BACKENDS)}"
+        )
     ints_backends = [b for b in backends if b in INTEGER_BACKENDS]
     if not ints_backends:
         raise Snn2hwError("compare needs at least one integer backend (torch-int, event, lava)")
@@ -165,8 +177,9 @@ def compare(
     n_steps = graph.num_steps + graph.depth()
     runs: dict[str, BackendRun] = {}
     for b in ints_backends:
-        runs[b] = run_backend(b, graph, smp.ints, num_steps=n_steps,
-                              device=device if b == "torch-int" else "cpu")
+        runs[b] = run_backend(
+            b, graph, smp.ints, num_steps=n_steps, device=device if b == "torch-int" else "cpu"
+        )
     ref = runs[ints_backends[0]]
     agreement: dict[str, dict[str, float]] = {}
     divergences: list[Divergence] = []
@@ -184,22 +197,34 @@ def compare(
             r1 = run_backend(ref.backend, graph, x1, num_steps=n_steps, record_state=True)
             r2 = run_backend(b, graph, x1, num_steps=n_steps, record_state=True)
 
-            def at(run: BackendRun, what: str) -> int:
+            def at(run: BackendRun, what: str, layer=layer, step=step, neuron=neuron) -> int:
                 arr = getattr(run, what)[layer]
                 return int(arr[step, 0].reshape(-1)[neuron])
 
-            divergences.append(Divergence(
-                sample, step, layer, neuron, ref.backend, b,
-                (int(ref.spikes[layer][step, sample].reshape(-1)[neuron]),
-                 int(runs[b].spikes[layer][step, sample].reshape(-1)[neuron])),
-                (at(r1, "u"), at(r2, "u")) if r1.u and r2.u else None,
-                (at(r1, "v"), at(r2, "v")) if r1.v and r2.v else None,
-            ))
+            divergences.append(
+                Divergence(
+                    sample,
+                    step,
+                    layer,
+                    neuron,
+                    ref.backend,
+                    b,
+                    (
+                        int(ref.spikes[layer][step, sample].reshape(-1)[neuron]),
+                        int(runs[b].spikes[layer][step, sample].reshape(-1)[neuron]),
+                    ),
+                    (at(r1, "u"), at(r2, "u")) if r1.u and r2.u else None,
+                    (at(r1, "v"), at(r2, "v")) if r1.v and r2.v else None,
+                )
+            )
     accuracy: dict[str, float | None] = {}
     wall = {b: runs[b].wall_s for b in ints_backends}
     for b in ints_backends:
-        accuracy[b] = (None if smp.labels is None
-                       else float((predictions(graph, runs[b].spikes) == smp.labels).mean()))
+        accuracy[b] = (
+            None
+            if smp.labels is None
+            else float((predictions(graph, runs[b].spikes) == smp.labels).mean())
+        )
     float_agree: dict[str, float] = {}
     if "float" in backends:
         fs, wall["float"] = float_path_spikes(graph, smp.frames, qgraph_path.parent)
@@ -215,8 +240,9 @@ def compare(
         else:
             accuracy["float"] = None
     order = [b for b in backends if b in runs or b == "float"]
-    return Comparison(order, int(smp.ints.shape[1]), agreement, accuracy, wall, divergences,
-                      float_agree, runs)
+    return Comparison(
+        order, int(smp.ints.shape[1]), agreement, accuracy, wall, divergences, float_agree, runs
+    )
 
 
 def write_comparison(res: Comparison, qgraph_path: Path, out: Path) -> dict[str, Path]:
@@ -231,20 +257,35 @@ def write_comparison(res: Comparison, qgraph_path: Path, out: Path) -> dict[str,
     if res.divergences:
         d = res.divergences[0]
         png = plots.raster(
-            ref.spikes, d.sample, out / "compare_raster.png",
+            ref.spikes,
+            d.sample,
+            out / "compare_raster.png",
             title=f"first divergence: {d.reference} (black) vs {d.other} (red x)",
-            mark=(d.step, d.layer, d.neuron), other=res.runs[d.other].spikes,
+            mark=(d.step, d.layer, d.neuron),
+            other=res.runs[d.other].spikes,
         )
     else:
-        png = plots.raster(ref.spikes, 0, out / "compare_raster.png",
-                           title=f"sample 0 ({', '.join(res.runs)} agree on every spike)")
+        png = plots.raster(
+            ref.spikes,
+            0,
+            out / "compare_raster.png",
+            title=f"sample 0 ({', '.join(res.runs)} agree on every spike)",
+        )
     atomic_write_text(out / "compare.json", json.dumps(res.to_dict(), indent=2, default=float))
-    md = [f"# Backend comparison: `{qgraph_path.name}`", "", f"{res.samples} samples.", "",
-          res.table(), "",
-          "Agreement: fraction of (sample, step, neuron) spike values equal to the reference "
-          f"backend ({ref.backend}). `*` float path: aligned by hop depth, not expected to be exact.",
-          ""]
-    md += [f"- {d.describe()}" for d in res.divergences] or ["- integer backends agree on every spike"]
+    md = [
+        f"# Backend comparison: `{qgraph_path.name}`",
+        "",
+        f"{res.samples} samples.",
+        "",
+        res.table(),
+        "",
+        "Agreement: fraction of (sample, step, neuron) spike values equal to the reference "
+        f"backend ({ref.backend}). `*` float path: aligned by hop depth, not expected to be exact.",
+        "",
+    ]
+    md += [f"- {d.describe()}" for d in res.divergences] or [
+        "- integer backends agree on every spike"
+    ]
     md += ["", f"![raster]({png.name})", ""]
     atomic_write_text(out / "compare.md", "\n".join(md))
     return {"json": out / "compare.json", "md": out / "compare.md", "png": png}

@@ -40,16 +40,21 @@ def run_demo(out: Path, device: str = "auto") -> dict[str, Any]:
 
     _step(2, n, "exporting to NIR and quantizing for loihi")
     exp = export(res.best_checkpoint, "loihi", out / "export")
-    click.echo(f"      wrote {exp.nir_path.name}, {exp.qgraph_path.name}; "
-               f"{exp.report['resources']['total_cores']} cores")
+    click.echo(
+        f"      wrote {exp.nir_path.name}, {exp.qgraph_path.name}; "
+        f"{exp.report['resources']['total_cores']} cores"
+    )
 
     backends = ["float", "torch-int", "event"] + (["lava"] if lava_available() else [])
     _step(3, n, f"comparing {', '.join(backends)} on {COMPARE_SAMPLES} test samples")
     cmp = compare(exp.qgraph_path, backends, COMPARE_SAMPLES, device="cpu")
     write_comparison(cmp, exp.qgraph_path, out / "export")
     click.echo(cmp.table())
-    click.echo("      integer backends agree on every spike" if cmp.integer_equal
-               else f"      MISMATCH: {cmp.divergences[0].describe()}")
+    click.echo(
+        "      integer backends agree on every spike"
+        if cmp.integer_equal
+        else f"      MISMATCH: {cmp.divergences[0].describe()}"
+    )
 
     _step(4, n, "estimating energy and latency (loihi, loihi2) from event-simulator activity")
     from snn2hw.energy import energy_for_targets, write_energy
@@ -61,16 +66,26 @@ def run_demo(out: Path, device: str = "auto") -> dict[str, Any]:
     write_energy(reports, out / "export")
     for rep in reports:
         total = rep.total_pj
-        click.echo(f"      {rep.target}: " + (
-            f"{total / 1e6:.3f} uJ/inference (modelled, pre-silicon constants), "
-            if total is not None else "no published per-op energy; ")
-            + f"{rep.synops:,.0f} SynOps/inference")
+        click.echo(
+            f"      {rep.target}: "
+            + (
+                f"{total / 1e6:.3f} uJ/inference (modelled, pre-silicon constants), "
+                if total is not None
+                else "no published per-op energy; "
+            )
+            + f"{rep.synops:,.0f} SynOps/inference"
+        )
     energy = {rep.target: rep.to_dict() for rep in reports}
 
     _step(5, n, "writing the report")
-    report = write_report(out, export_json=out / "export" / "export.json",
-                          compare_json=out / "export" / "compare.json", energy=reports,
-                          graph=graph, run=run)
+    report = write_report(
+        out,
+        export_json=out / "export" / "export.json",
+        compare_json=out / "export" / "compare.json",
+        energy=reports,
+        graph=graph,
+        run=run,
+    )
     click.echo(f"      report: {report}")
 
     summary = {

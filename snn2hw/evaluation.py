@@ -26,14 +26,21 @@ def evaluate_checkpoint(
     dev = resolve_device(device)
     model.to(dev)
     ds = load_dataset(
-        cfg["data"]["dataset"], data_dir or cfg["data"]["data_dir"] or None,
-        seed=cfg["experiment"]["seed"], **cfg["data"]["options"],
+        cfg["data"]["dataset"],
+        data_dir or cfg["data"]["data_dir"] or None,
+        seed=cfg["experiment"]["seed"],
+        **cfg["data"]["options"],
     )
     x, y = ds.x_test, ds.y_test
     if samples is not None:
         x, y = x[:samples], y[:samples]
     num_steps = ds.x_train.shape[1] if ds.temporal else int(cfg["train"]["num_steps"])
     return evaluate(
-        model, x, y, encoder=make_encoder(cfg, ds.temporal), num_steps=num_steps, device=dev,
+        model,
+        x,
+        y,
+        encoder=make_encoder(cfg, ds.temporal),
+        num_steps=num_steps,
+        device=dev,
         seed=cfg["experiment"]["seed"] + 3,
     )

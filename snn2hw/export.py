@@ -88,11 +88,16 @@ def export(
         dt_, conv, tnotes = resolve_timing(graph, None, convention)
         notes += tnotes
         if spec is None:
-            cfg = validate_config(ck.config or {"model": {"layers": ck.arch["layers"]}}, str(source))
+            cfg = validate_config(
+                ck.config or {"model": {"layers": ck.arch["layers"]}}, str(source)
+            )
             spec = SampleSpec(
-                dataset=cfg["data"]["dataset"], data_dir=cfg["data"]["data_dir"] or None,
-                data_options=cfg["data"]["options"], split_seed=cfg["experiment"]["seed"],
-                encoder=cfg["encoder"]["kind"], gain=float(cfg["encoder"]["gain"]),
+                dataset=cfg["data"]["dataset"],
+                data_dir=cfg["data"]["data_dir"] or None,
+                data_options=cfg["data"]["options"],
+                split_seed=cfg["experiment"]["seed"],
+                encoder=cfg["encoder"]["kind"],
+                gain=float(cfg["encoder"]["gain"]),
                 threshold=float(cfg["encoder"]["threshold"]),
                 num_steps=int(ck.metrics.get("num_steps", cfg["train"]["num_steps"])),
             )
@@ -108,13 +113,22 @@ def export(
         _, rec = net(calib.frames, record=True)
     neurons = net.discrete_neurons()
     qres = quantize(
-        graph, neurons, {k: v for k, v in rec.items()}, dt=dt_, target=tgt.name,
-        num_steps=int(calib.frames.shape[0]), input_scale=fmt.unit,
+        graph,
+        neurons,
+        {k: v for k, v in rec.items()},
+        dt=dt_,
+        target=tgt.name,
+        num_steps=int(calib.frames.shape[0]),
+        input_scale=fmt.unit,
         input_message_bits=fmt.message_bits,
         metadata={
-            "source": str(source), "nir_file": nir_path.name, "convention": conv.name,
-            "reset": reset, "samples": spec.to_dict(),
-            "input_format": fmt.to_dict(), "notes": notes,
+            "source": str(source),
+            "nir_file": nir_path.name,
+            "convention": conv.name,
+            "reset": reset,
+            "samples": spec.to_dict(),
+            "input_format": fmt.to_dict(),
+            "notes": notes,
         },
     )
     if fmt.message_bits > _max_message_bits(tgt):
@@ -153,7 +167,9 @@ def export(
 
 
 def _max_message_bits(tgt) -> int:
-    return int(getattr(tgt.formats, "max_message_bits", getattr(tgt.formats, "message_bits", 0)) or 0)
+    return int(
+        getattr(tgt.formats, "max_message_bits", getattr(tgt.formats, "message_bits", 0)) or 0
+    )
 
 
 def write_nir_graph(graph, path: Path) -> None:
@@ -166,19 +182,24 @@ def write_nir_graph(graph, path: Path) -> None:
         nir.write(str(tmp), graph)
 
 
+def _input_words(bits: int) -> str:
+    return "binary spikes" if bits == 0 else f"{bits}-bit graded spikes"
+
+
 def _markdown(r: dict[str, Any], mapping_table: str) -> str:
     lines = [
         f"# Export of `{r['source']}` for {r['target']}",
         "",
         f"- dt: {r['dt']} s; convention: {r['convention']}",
-        f"- input: {'binary spikes' if r['input_format']['message_bits'] == 0 else str(r['input_format']['message_bits']) + '-bit graded spikes'}",
+        f"- input: {_input_words(r['input_format']['message_bits'])}",
         f"- float accuracy (test samples): {r['float_accuracy']}",
         "",
         "## Assumptions",
         *([f"- {a}" for a in r["assumptions"]] or ["- none"]),
         "",
         "## Quantization",
-        "| layer | type | shape | vth | du | dv | weight_exp | max weight | zero weights | limited by |",
+        "| layer | type | shape | vth | du | dv | weight_exp | max weight | zero weights "
+        "| limited by |",
         "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for lr in r["quantization"]["layers"]:
@@ -187,7 +208,12 @@ def _markdown(r: dict[str, Any], mapping_table: str) -> str:
             f"{lr['dv']} | {lr['weight_exps']} | {lr['max_weight']} | "
             f"{lr['zero_weight_fraction']:.1%} | {lr['limited_by']} |"
         )
-    lines += ["", "## Predicted activity (float path)", "| layer | spikes/neuron/step |", "|---|---|"]
+    lines += [
+        "",
+        "## Predicted activity (float path)",
+        "| layer | spikes/neuron/step |",
+        "|---|---|",
+    ]
     lines += [f"| {k} | {v:.4f} |" for k, v in r["float_rates"].items()]
     lines += ["", "## Resources", "```", mapping_table, "```", ""]
     return "\n".join(lines)

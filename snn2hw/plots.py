@@ -34,9 +34,10 @@ def raster(
     (step, layer, neuron) circles a divergence; ``other`` overlays a second backend's
     spikes where they differ (red crosses)."""
     layers = list(spikes)
-    fig, axes = plt.subplots(len(layers), 1, figsize=(8, 1.6 + 1.4 * len(layers)), sharex=True,
-                             squeeze=False)
-    for ax, name in zip(axes[:, 0], layers):
+    fig, axes = plt.subplots(
+        len(layers), 1, figsize=(8, 1.6 + 1.4 * len(layers)), sharex=True, squeeze=False
+    )
+    for ax, name in zip(axes[:, 0], layers, strict=True):
         s = spikes[name][:, sample].reshape(spikes[name].shape[0], -1)
         t, n = np.nonzero(s)
         ax.scatter(t, n, s=4, marker="|", color="black", linewidths=0.8)
@@ -54,8 +55,9 @@ def raster(
     return _save(fig, Path(path))
 
 
-def bars(values: dict[str, float], path: str | Path, *, title: str, ylabel: str,
-         log: bool = False) -> Path:
+def bars(
+    values: dict[str, float], path: str | Path, *, title: str, ylabel: str, log: bool = False
+) -> Path:
     """A labelled bar chart (rates, SynOps per layer, accuracies)."""
     fig, ax = plt.subplots(figsize=(max(4, 0.9 * len(values) + 2), 3.2))
     keys = list(values)
@@ -70,8 +72,9 @@ def bars(values: dict[str, float], path: str | Path, *, title: str, ylabel: str,
     return _save(fig, Path(path))
 
 
-def lines(series: dict[str, np.ndarray], path: str | Path, *, title: str, xlabel: str,
-          ylabel: str) -> Path:
+def lines(
+    series: dict[str, np.ndarray], path: str | Path, *, title: str, xlabel: str, ylabel: str
+) -> Path:
     """One line per series (e.g. SynOps per step per layer)."""
     fig, ax = plt.subplots(figsize=(7, 3.2))
     for k, v in series.items():
@@ -83,8 +86,9 @@ def lines(series: dict[str, np.ndarray], path: str | Path, *, title: str, xlabel
     return _save(fig, Path(path))
 
 
-def stacked(breakdowns: dict[str, dict[str, float]], path: str | Path, *, title: str,
-            ylabel: str) -> Path:
+def stacked(
+    breakdowns: dict[str, dict[str, float]], path: str | Path, *, title: str, ylabel: str
+) -> Path:
     """Stacked bars: one bar per item, one colour per component (energy breakdowns)."""
     items = list(breakdowns)
     comps: list[str] = []
@@ -116,8 +120,9 @@ def _energy_unit(max_pj: float) -> tuple[str, float]:
     return "pJ", 1.0
 
 
-def energy_breakdown(breakdowns: dict[str, dict[str, float | None] | None], path: str | Path,
-                     *, title: str) -> Path:
+def energy_breakdown(
+    breakdowns: dict[str, dict[str, float | None] | None], path: str | Path, *, title: str
+) -> Path:
     """Stacked bars of energy per inference (pJ in, auto unit out), one bar per target.
 
     A target whose value is ``None`` (no per-operation energy published) gets a labelled
@@ -144,11 +149,17 @@ def energy_breakdown(breakdowns: dict[str, dict[str, float | None] | None], path
     top = max(bottom.max(initial=0.0), 1e-12)
     for x, i in enumerate(items):
         if breakdowns[i] is None:
-            ax.text(x, top * 0.05, "no per-op energy\npublished", ha="center", va="bottom",
-                    fontsize=8, color="#555555")
+            ax.text(
+                x,
+                top * 0.05,
+                "no per-op energy\npublished",
+                ha="center",
+                va="bottom",
+                fontsize=8,
+                color="#555555",
+            )
         else:
-            ax.text(x, bottom[x], f"{bottom[x]:.3g} {unit}", ha="center", va="bottom",
-                    fontsize=8)
+            ax.text(x, bottom[x], f"{bottom[x]:.3g} {unit}", ha="center", va="bottom", fontsize=8)
     ax.set_xticks(range(len(items)), items, fontsize=9)
     ax.set_xlim(-0.8, len(items) - 0.2)
     ax.set_ylim(0, top * 1.18)
@@ -157,9 +168,15 @@ def energy_breakdown(breakdowns: dict[str, dict[str, float | None] | None], path
     if comps:
         ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
     if missing:
-        fig.text(0.01, -0.02, "not included (not given by the target): "
-                 + ", ".join(sorted(missing)), fontsize=7, color="#555555", ha="left",
-                 va="top")
+        fig.text(
+            0.01,
+            -0.02,
+            "not included (not given by the target): " + ", ".join(sorted(missing)),
+            fontsize=7,
+            color="#555555",
+            ha="left",
+            va="top",
+        )
     return _save(fig, Path(path))
 
 
@@ -199,8 +216,9 @@ def rate_bars(rates: dict[str, float], path: str | Path, *, title: str) -> Path:
     return _save(fig, Path(path))
 
 
-def layer_raster(spikes: dict[str, np.ndarray], sample: int, path: str | Path, *,
-                 title: str) -> Path:
+def layer_raster(
+    spikes: dict[str, np.ndarray], sample: int, path: str | Path, *, title: str
+) -> Path:
     """Spike raster of one sample, one panel per layer (``[N, B, ...]`` arrays), with
     integer neuron ticks and panel heights that follow the layer sizes (capped)."""
     from matplotlib.ticker import MaxNLocator
@@ -208,13 +226,25 @@ def layer_raster(spikes: dict[str, np.ndarray], sample: int, path: str | Path, *
     layers = list(spikes)
     sizes = [int(np.prod(spikes[k].shape[2:])) for k in layers]
     ratios = [min(max(n, 8), 256) ** 0.5 for n in sizes]
-    fig, axes = plt.subplots(len(layers), 1, figsize=(8, 1.2 + 0.25 * sum(ratios)),
-                             sharex=True, squeeze=False, gridspec_kw={"height_ratios": ratios})
+    fig, axes = plt.subplots(
+        len(layers),
+        1,
+        figsize=(8, 1.2 + 0.25 * sum(ratios)),
+        sharex=True,
+        squeeze=False,
+        gridspec_kw={"height_ratios": ratios},
+    )
     for ax, name, n in zip(axes[:, 0], layers, sizes, strict=True):
         s = spikes[name][:, sample].reshape(spikes[name].shape[0], -1)
         t, idx = np.nonzero(s)
-        ax.scatter(t, idx, s=6 if n > 64 else 14, marker="|" if n > 64 else "o",
-                   color="black", linewidths=0.8)
+        ax.scatter(
+            t,
+            idx,
+            s=6 if n > 64 else 14,
+            marker="|" if n > 64 else "o",
+            color="black",
+            linewidths=0.8,
+        )
         ax.set_ylim(-0.5, n - 0.5)
         ax.set_xlim(-0.5, s.shape[0] - 0.5)
         ax.yaxis.set_major_locator(MaxNLocator(nbins=4, integer=True))
@@ -233,8 +263,9 @@ def synops_panels(per_step: dict[str, np.ndarray], path: str | Path, *, title: s
     from matplotlib.ticker import EngFormatter
 
     keys = list(per_step)
-    fig, (left, right) = plt.subplots(1, 2, figsize=(10, max(2.8, 0.45 * len(keys) + 1.6)),
-                                      gridspec_kw={"width_ratios": [1, 1.4]})
+    fig, (left, right) = plt.subplots(
+        1, 2, figsize=(10, max(2.8, 0.45 * len(keys) + 1.6)), gridspec_kw={"width_ratios": [1, 1.4]}
+    )
     totals = [float(np.sum(per_step[k])) for k in keys]
     ys = np.arange(len(keys))[::-1]
     left.barh(ys, totals, color="#4477aa", height=0.6)

@@ -50,7 +50,9 @@ class Samples:
     fmt: InputFormat
 
 
-def float_frames(spec: SampleSpec, split: str, n: int | None) -> tuple[torch.Tensor, np.ndarray | None]:
+def float_frames(
+    spec: SampleSpec, split: str, n: int | None
+) -> tuple[torch.Tensor, np.ndarray | None]:
     """Encoded float frames ``[T, B, ...]`` and labels for the first ``n`` samples."""
     if spec.inputs_file:
         path = Path(spec.inputs_file)
@@ -74,8 +76,9 @@ def float_frames(spec: SampleSpec, split: str, n: int | None) -> tuple[torch.Ten
     from snn2hw.data import load_dataset
     from snn2hw.nn.encoders import Encoder
 
-    ds = load_dataset(spec.dataset, spec.data_dir or None, seed=spec.split_seed,
-                      **(spec.data_options or {}))
+    ds = load_dataset(
+        spec.dataset, spec.data_dir or None, seed=spec.split_seed, **(spec.data_options or {})
+    )
     x, y = (ds.x_test, ds.y_test) if split == "test" else (ds.x_train, ds.y_train)
     if n is not None:
         x, y = x[:n], y[:n]
@@ -85,7 +88,9 @@ def float_frames(spec: SampleSpec, split: str, n: int | None) -> tuple[torch.Ten
     return frames.float(), y
 
 
-def load_samples(spec: SampleSpec, fmt: InputFormat, split: str = "test", n: int | None = None) -> Samples:
+def load_samples(
+    spec: SampleSpec, fmt: InputFormat, split: str = "test", n: int | None = None
+) -> Samples:
     frames, labels = float_frames(spec, split, n)
     ints, deq = to_chip(frames, fmt)
     return Samples(deq, ints, labels, fmt)

@@ -16,7 +16,7 @@ import numpy as np
 from snn2hw.errors import Snn2hwError
 from snn2hw.quant.inputs import InputFormat
 from snn2hw.quant.qgraph import QGraph
-from snn2hw.samples import SampleSpec, Samples, load_samples
+from snn2hw.samples import Samples, SampleSpec, load_samples
 
 BACKENDS = ("torch-int", "event", "lava")
 
@@ -74,9 +74,7 @@ def run_backend(
         for key in ("synops", "synops_dense", "neuron_updates", "spike_counts"):
             stats[key] = {k: sum(getattr(p, key)[k] for p in parts) for k in getattr(parts[0], key)}
         stats["macs_dense"] = dict(parts[0].macs_dense)
-        stats["peak_fanin"] = {
-            k: max(p.peak_fanin[k] for p in parts) for k in parts[0].peak_fanin
-        }
+        stats["peak_fanin"] = {k: max(p.peak_fanin[k] for p in parts) for k in parts[0].peak_fanin}
     return BackendRun(name, cat("spikes"), cat("u"), cat("v"), wall, stats)
 
 
@@ -108,6 +106,8 @@ def layer_summary(graph: QGraph, run: BackendRun) -> dict[str, dict[str, float]]
         }
         if run.stats:
             row["synops_per_sample"] = float(run.stats["synops"][lif.name].sum()) / n_samples
-            row["synops_dense_per_sample"] = float(run.stats["synops_dense"][lif.name].sum()) / n_samples
+            row["synops_dense_per_sample"] = (
+                float(run.stats["synops_dense"][lif.name].sum()) / n_samples
+            )
         out[lif.name] = row
     return out

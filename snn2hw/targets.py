@@ -27,12 +27,11 @@ from __future__ import annotations
 
 import math
 import os
+import tomllib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-
-import tomllib
 
 from snn2hw.errors import TargetError
 

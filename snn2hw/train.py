@@ -159,7 +159,9 @@ def train(
         from snn2hw.data import load_dataset
 
         ds = load_dataset(
-            cfg["data"]["dataset"], cfg["data"]["data_dir"] or None, seed=seed,
+            cfg["data"]["dataset"],
+            cfg["data"]["data_dir"] or None,
+            seed=seed,
             **cfg["data"]["options"],
         )
     arch = model_arch(cfg, ds.input_shape)
@@ -206,8 +208,11 @@ def train(
         perm = torch.randperm(len(x_tr), generator=gen)
         n_batches = math.ceil(len(perm) / bs)
         bar = tqdm(
-            range(n_batches), desc=f"epoch {epoch + 1}/{epochs}", disable=not progress,
-            leave=False, dynamic_ncols=True,
+            range(n_batches),
+            desc=f"epoch {epoch + 1}/{epochs}",
+            disable=not progress,
+            leave=False,
+            dynamic_ncols=True,
         )
         loss_sum, correct, seen, spikes = 0.0, 0, 0, 0.0
         for b in bar:
@@ -220,8 +225,9 @@ def train(
             loss = spike_loss(loss_kind, outs, yb, **loss_opts)
             if not torch.isfinite(loss):
                 raise TrainingError(
-                    f"non-finite loss ({float(loss.detach())}) at epoch {epoch + 1}, batch {b + 1}; "
-                    f"the last good checkpoint is kept at {last_path if last_path.exists() else 'none yet'}"
+                    f"non-finite loss ({float(loss.detach())}) at epoch {epoch + 1}, "
+                    f"batch {b + 1}; the last good checkpoint is kept at "
+                    f"{last_path if last_path.exists() else 'none yet'}"
                     "; lower [train].lr or check the data"
                 )
             opt.zero_grad(set_to_none=True)
@@ -234,14 +240,20 @@ def train(
             seen += len(yb)
             spikes += sum(float(s.detach().sum()) for s in rec.values())
             bar.set_postfix(
-                loss=f"{loss_sum / seen:.4f}", acc=f"{correct / seen:.3f}",
+                loss=f"{loss_sum / seen:.4f}",
+                acc=f"{correct / seen:.3f}",
                 spk=f"{spikes / seen:.1f}",
             )
         bar.close()
         if sched is not None:
             sched.step()
         test = evaluate(
-            model, ds.x_test, ds.y_test, encoder=encoder, num_steps=num_steps, device=dev,
+            model,
+            ds.x_test,
+            ds.y_test,
+            encoder=encoder,
+            num_steps=num_steps,
+            device=dev,
             seed=seed + 3,
         )
         rec_epoch = {
@@ -260,13 +272,23 @@ def train(
             )
         improved = test.accuracy > best_acc
         best_acc = max(best_acc, test.accuracy)
-        metrics = {"history": history, "best_accuracy": best_acc, "test": test.to_dict(),
-                   "num_steps": num_steps, "dataset": ds.name}
+        metrics = {
+            "history": history,
+            "best_accuracy": best_acc,
+            "test": test.to_dict(),
+            "num_steps": num_steps,
+            "dataset": ds.name,
+        }
         ck = Checkpoint(
-            arch=arch, state_dict=model.state_dict(), config=cfg, epoch=epoch + 1,
+            arch=arch,
+            state_dict=model.state_dict(),
+            config=cfg,
+            epoch=epoch + 1,
             metrics=metrics,
-            optimizer={"optimizer": opt.state_dict(),
-                       "scheduler": sched.state_dict() if sched else None},
+            optimizer={
+                "optimizer": opt.state_dict(),
+                "scheduler": sched.state_dict() if sched else None,
+            },
         )
         save_checkpoint(last_path, ck)
         if improved:
@@ -276,7 +298,9 @@ def train(
                 tqdm.write(f"stopping early: [train].max_minutes={tcfg['max_minutes']} reached")
             break
     if test is None:  # resumed a finished run
-        test = evaluate(model, ds.x_test, ds.y_test, encoder=encoder, num_steps=num_steps, device=dev)
+        test = evaluate(
+            model, ds.x_test, ds.y_test, encoder=encoder, num_steps=num_steps, device=dev
+        )
     return TrainResult(last_path, best_path, history, test, time.monotonic() - t0)
 
 

@@ -13,8 +13,15 @@ from snn2hw.errors import TrainingError
 TINY = {
     "experiment": {"name": "tiny", "seed": 0, "device": "cpu"},
     "data": {"dataset": "digits", "batch_size": 64},
-    "model": {"layers": [{"type": "flatten"}, {"type": "linear", "out": 32}, {"type": "neuron"},
-                         {"type": "linear", "out": 10}, {"type": "neuron"}]},
+    "model": {
+        "layers": [
+            {"type": "flatten"},
+            {"type": "linear", "out": 32},
+            {"type": "neuron"},
+            {"type": "linear", "out": 10},
+            {"type": "neuron"},
+        ]
+    },
     "train": {"epochs": 2, "num_steps": 4, "lr": 0.005},
 }
 
@@ -66,7 +73,9 @@ def test_nan_loss_stops_with_one_line_error_and_keeps_last_good_checkpoint(tmp_p
 def test_cli_train_then_evaluate_reports_accuracy_and_layer_rates(tmp_path):
     cfg = _write_cfg(tmp_path)
     runner = CliRunner()
-    r = runner.invoke(main, ["train", str(cfg), "--out", str(tmp_path / "run"), "--quiet", "--json"])
+    r = runner.invoke(
+        main, ["train", str(cfg), "--out", str(tmp_path / "run"), "--quiet", "--json"]
+    )
     assert r.exit_code == 0, r.output
     out = json.loads(r.output)
     r = runner.invoke(main, ["evaluate", out["best_checkpoint"], "--device", "cpu", "--json"])

@@ -66,7 +66,10 @@ def rewrite_instance_defaults(tree: ast.Module) -> bool:
         pos = 0
         while pos < len(tree.body) and (
             (isinstance(tree.body[pos], ast.ImportFrom) and tree.body[pos].module == "__future__")
-            or (isinstance(tree.body[pos], ast.Expr) and isinstance(tree.body[pos].value, ast.Constant))
+            or (
+                isinstance(tree.body[pos], ast.Expr)
+                and isinstance(tree.body[pos].value, ast.Constant)
+            )
         ):
             pos += 1
         tree.body.insert(pos, ast.parse("import dataclasses as _snn2hw_dataclasses").body[0])

@@ -25,7 +25,7 @@ from typing import NamedTuple
 
 import torch
 
-from snn2hw.nn.surrogate import Surrogate, spike
+from snn2hw.nn.surrogate import DEFAULT_SURROGATE, Surrogate, spike
 
 
 class LIFState(NamedTuple):
@@ -42,7 +42,7 @@ def lif_step(
     vth: torch.Tensor | float,
     bias: torch.Tensor | float = 0.0,
     reset: str = "hard",
-    surrogate: Surrogate = Surrogate(),
+    surrogate: Surrogate = DEFAULT_SURROGATE,
     detach_reset: bool = True,
     v_reset: torch.Tensor | float = 0.0,
     strict: bool = True,
@@ -75,7 +75,7 @@ def lif_multistep_reference(
     vth: torch.Tensor | float,
     bias: torch.Tensor | float = 0.0,
     reset: str = "hard",
-    surrogate: Surrogate = Surrogate(),
+    surrogate: Surrogate = DEFAULT_SURROGATE,
     detach_reset: bool = True,
 ) -> torch.Tensor:
     """Run :func:`lif_step` over ``x`` of shape ``[T, B, ...]``; returns spikes ``[T, B, ...]``.
@@ -87,8 +87,15 @@ def lif_multistep_reference(
     out = []
     for xt in x.unbind(0):
         s, state = lif_step(
-            xt, state, alpha=alpha, beta=beta, vth=vth, bias=bias, reset=reset,
-            surrogate=surrogate, detach_reset=detach_reset,
+            xt,
+            state,
+            alpha=alpha,
+            beta=beta,
+            vth=vth,
+            bias=bias,
+            reset=reset,
+            surrogate=surrogate,
+            detach_reset=detach_reset,
         )
         out.append(s)
     return torch.stack(out)

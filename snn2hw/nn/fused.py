@@ -26,7 +26,7 @@ import numba
 import numpy as np
 import torch
 
-from snn2hw.nn.surrogate import Surrogate, surrogate_grad
+from snn2hw.nn.surrogate import DEFAULT_SURROGATE, Surrogate, surrogate_grad
 
 _CHUNK = 4096
 
@@ -208,20 +208,40 @@ class _FusedLIF(torch.autograd.Function):
             partial = np.zeros((nchunks, 3), dtype=np.float64)
             f = h.numpy().dtype.type
             _bwd_kernel(
-                gs.numpy(), sg.numpy(), h.numpy(), s.numpy(), f(a), f(b_), f(th),
-                bias_flat.numpy(), n, hard, detach, gx, gb, partial,
+                gs.numpy(),
+                sg.numpy(),
+                h.numpy(),
+                s.numpy(),
+                f(a),
+                f(b_),
+                f(th),
+                bias_flat.numpy(),
+                n,
+                hard,
+                detach,
+                gx,
+                gb,
+                partial,
             )
             gx_t = torch.from_numpy(gx)
             gb_t = torch.from_numpy(gb)
-            d_a, d_b, d_th = (torch.tensor(float(v), dtype=torch.float64) for v in partial.sum(axis=0))
+            d_a, d_b, d_th = (
+                torch.tensor(float(v), dtype=torch.float64) for v in partial.sum(axis=0)
+            )
         else:
             bias_b = bias_flat.repeat(h.shape[1] // n)
             gx_t, gb_t, d_a, d_b, d_th = _bwd_torch(gs, sg, h, s, a, b_, th, bias_b, hard, detach)
         g_bias = gb_t.reshape(-1, n).sum(0).reshape(shape[2:])
         return (
             gx_t.reshape(shape).to(grad_s.dtype),
-            d_a.to(grad_s.dtype), d_b.to(grad_s.dtype), d_th.to(grad_s.dtype),
-            g_bias.to(grad_s.dtype), None, None, None, None,
+            d_a.to(grad_s.dtype),
+            d_b.to(grad_s.dtype),
+            d_th.to(grad_s.dtype),
+            g_bias.to(grad_s.dtype),
+            None,
+            None,
+            None,
+            None,
         )
 
 
@@ -233,7 +253,7 @@ def lif_multistep(
     vth: torch.Tensor | float,
     bias: torch.Tensor | None = None,
     reset: str = "hard",
-    surrogate: Surrogate = Surrogate(),
+    surrogate: Surrogate = DEFAULT_SURROGATE,
     detach_reset: bool = True,
     backend: str = "auto",
 ) -> torch.Tensor:
@@ -254,7 +274,13 @@ def lif_multistep(
     if bias is None:
         bias = torch.zeros(neuron_shape, dtype=x.dtype, device=x.device)
     return _FusedLIF.apply(
-        x, as_param(alpha).to(x.device), as_param(beta).to(x.device),
-        as_param(vth).to(x.device), bias.expand(neuron_shape).to(x.dtype),
-        reset == "hard", bool(detach_reset), surrogate, backend,
+        x,
+        as_param(alpha).to(x.device),
+        as_param(beta).to(x.device),
+        as_param(vth).to(x.device),
+        bias.expand(neuron_shape).to(x.dtype),
+        reset == "hard",
+        bool(detach_reset),
+        surrogate,
+        backend,
     )

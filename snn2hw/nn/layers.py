@@ -52,8 +52,9 @@ class SeqSumPool2d(nn.Module):
         k = self.kernel_size
         # divisor_override=1 makes the pool an exact sum (average * k^2 can round)
         return _seq(
-            lambda z: F.avg_pool2d(z, k, self.stride, self.padding, count_include_pad=True,
-                                   divisor_override=1),
+            lambda z: F.avg_pool2d(
+                z, k, self.stride, self.padding, count_include_pad=True, divisor_override=1
+            ),
             x,
         )
 

@@ -48,8 +48,18 @@ LAYER_KEYS: dict[str, set[str]] = {
     "dropout": {"p"},
     "norm": set(),
     "neuron": {
-        "kind", "beta", "alpha", "tau_mem", "tau_syn", "threshold", "reset", "surrogate",
-        "surrogate_alpha", "learn_threshold", "learn_decay", "detach_reset",
+        "kind",
+        "beta",
+        "alpha",
+        "tau_mem",
+        "tau_syn",
+        "threshold",
+        "reset",
+        "surrogate",
+        "surrogate_alpha",
+        "learn_threshold",
+        "learn_decay",
+        "detach_reset",
     },
     "residual": {"layers", "shortcut"},
 }
@@ -148,7 +158,9 @@ def _build(
         kind = _check_keys(spec, w)
         if kind == "linear":
             if len(shape) != 1:
-                raise ConfigError(f"{w}: linear needs a flat input, got shape {list(shape)}; add a flatten")
+                raise ConfigError(
+                    f"{w}: linear needs a flat input, got shape {list(shape)}; add a flatten"
+                )
             out = _int(spec, "out", w)
             mod: nn.Module = SeqLinear(shape[0], out, bias=bool(spec.get("bias", True)))
             shape = (out,)
@@ -156,7 +168,11 @@ def _build(
             if len(shape) != 3:
                 raise ConfigError(f"{w}: conv needs a (C, H, W) input, got {list(shape)}")
             k, s = _int(spec, "kernel", w), _int(spec, "stride", w, 1)
-            p, d, g = _int(spec, "padding", w, 0), _int(spec, "dilation", w, 1), _int(spec, "groups", w, 1)
+            p, d, g = (
+                _int(spec, "padding", w, 0),
+                _int(spec, "dilation", w, 1),
+                _int(spec, "groups", w, 1),
+            )
             out = _int(spec, "out", w)
             mod = SeqConv2d(shape[0], out, k, s, p, d, g, bias=bool(spec.get("bias", True)))
             h = (shape[1] + 2 * p - d * (k - 1) - 1) // s + 1

@@ -89,8 +89,12 @@ class CubaLIF(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         alpha, beta = self.factors()
         kwargs = dict(
-            alpha=alpha, beta=beta, vth=self.threshold.clamp_min(1e-3), reset=self.reset,
-            surrogate=self.surrogate, detach_reset=self.detach_reset,
+            alpha=alpha,
+            beta=beta,
+            vth=self.threshold.clamp_min(1e-3),
+            reset=self.reset,
+            surrogate=self.surrogate,
+            detach_reset=self.detach_reset,
         )
         if self.fused:
             return lif_multistep(x, **kwargs)
@@ -109,7 +113,10 @@ class CubaLIF(nn.Module):
 
     def extra_repr(self) -> str:
         d = self.describe()
-        return f"alpha={d['alpha']:.4f}, beta={d['beta']:.4f}, vth={d['threshold']:.3f}, reset={d['reset']}"
+        return (
+            f"alpha={d['alpha']:.4f}, beta={d['beta']:.4f}, vth={d['threshold']:.3f}, "
+            f"reset={d['reset']}"
+        )
 
 
 class LIF(CubaLIF):

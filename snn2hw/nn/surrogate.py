@@ -122,6 +122,9 @@ class Surrogate:
         return float(self.alpha if self.alpha is not None else SURROGATES[self.name].default_alpha)
 
 
+DEFAULT_SURROGATE = Surrogate()
+
+
 def surrogate_grad(
     x: torch.Tensor, surrogate: Surrogate, vth: float = 1.0, leak: float = 0.0
 ) -> torch.Tensor:

@@ -10,7 +10,13 @@ import math
 
 import numpy as np
 
-from snn2hw.quant.qgraph import BIAS_EXP_MAX, BIAS_MANT_MAX, DECAY_MAX, WEIGHT_EXP_MAX, WEIGHT_EXP_MIN
+from snn2hw.quant.qgraph import (
+    BIAS_EXP_MAX,
+    BIAS_MANT_MAX,
+    DECAY_MAX,
+    WEIGHT_EXP_MAX,
+    WEIGHT_EXP_MIN,
+)
 from snn2hw.units import DECAY_SCALE
 
 # Largest weight magnitude a quantizer emits: mixed-sign matrices lose their lowest bit

@@ -37,7 +37,9 @@ class InputFormat:
         return cls(int(d["message_bits"]), float(d["unit"]))
 
 
-def infer_input_format(frames: torch.Tensor | np.ndarray, x_max: float | None = None) -> InputFormat:
+def infer_input_format(
+    frames: torch.Tensor | np.ndarray, x_max: float | None = None
+) -> InputFormat:
     """Binary if every value is 0 or 1; else graded with ``x_max`` (default: data max)."""
     x = torch.as_tensor(frames)
     if not torch.isfinite(x).all():

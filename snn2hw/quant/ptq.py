@@ -58,7 +58,15 @@ from snn2hw.quant.qgraph import (
 )
 
 WRAP_SAFE = 2**16  # |vth · u_norm| bound: half of the 2^17 at which u can wrap in one step
-_SYNAPSE_TYPES = (nir.Affine, nir.Linear, nir.Conv2d, nir.SumPool2d, nir.AvgPool2d, nir.Flatten, nir.Scale)
+_SYNAPSE_TYPES = (
+    nir.Affine,
+    nir.Linear,
+    nir.Conv2d,
+    nir.SumPool2d,
+    nir.AvgPool2d,
+    nir.Flatten,
+    nir.Scale,
+)
 
 
 @dataclass
@@ -234,11 +242,18 @@ def _plan_path(struct: _Structure, path: list[str], target_shape: tuple[int, ...
                 raise GraphError(f"node '{name}' (Conv2d) has no (C, H, W) input shape")
             pad = node.padding
             if isinstance(pad, str):
-                raise QuantizationError(f"node '{name}' (Conv2d): string padding '{pad}' unsupported")
+                raise QuantizationError(
+                    f"node '{name}' (Conv2d): string padding '{pad}' unsupported"
+                )
             weighted = {
-                "kind": "conv", "weight": np.asarray(node.weight, np.float64) * scale,
-                "input_shape": in_shape, "stride": _pair(node.stride), "padding": _pair(pad),
-                "dilation": _pair(node.dilation), "groups": int(node.groups), "name": name,
+                "kind": "conv",
+                "weight": np.asarray(node.weight, np.float64) * scale,
+                "input_shape": in_shape,
+                "stride": _pair(node.stride),
+                "padding": _pair(pad),
+                "dilation": _pair(node.dilation),
+                "groups": int(node.groups),
+                "name": name,
             }
             b = np.asarray(node.bias, dtype=np.float64)
             bias = b if b.size else None
@@ -250,9 +265,16 @@ def _plan_path(struct: _Structure, path: list[str], target_shape: tuple[int, ...
             in_shape = _port_shape(node.input_type)
             if in_shape is None or len(in_shape) != 3:
                 in_shape = _node_out_shape(struct, path, name, before=True)
-            structural.append({"kind": "sumpool", "name": name, "input_shape": in_shape,
-                               "kernel_size": k, "stride": _pair(node.stride),
-                               "padding": _pair(node.padding)})
+            structural.append(
+                {
+                    "kind": "sumpool",
+                    "name": name,
+                    "input_shape": in_shape,
+                    "kernel_size": k,
+                    "stride": _pair(node.stride),
+                    "padding": _pair(node.padding),
+                }
+            )
             if isinstance(node, nir.AvgPool2d):
                 scale /= k[0] * k[1]
         elif isinstance(node, nir.Flatten):
@@ -274,17 +296,30 @@ def _plan_path(struct: _Structure, path: list[str], target_shape: tuple[int, ...
         n = int(np.prod(target_shape))
         if len(target_shape) == 3:
             c = target_shape[0]
-            weighted = {"kind": "conv", "weight": np.ones((c, 1, 1, 1)) * scale,
-                        "input_shape": target_shape, "stride": (1, 1), "padding": (0, 0),
-                        "dilation": (1, 1), "groups": c, "name": f"{path[-1]}.identity"}
+            weighted = {
+                "kind": "conv",
+                "weight": np.ones((c, 1, 1, 1)) * scale,
+                "input_shape": target_shape,
+                "stride": (1, 1),
+                "padding": (0, 0),
+                "dilation": (1, 1),
+                "groups": c,
+                "name": f"{path[-1]}.identity",
+            }
         else:
-            weighted = {"kind": "dense", "weight": np.eye(n) * scale, "name": f"{path[-1]}.identity"}
+            weighted = {
+                "kind": "dense",
+                "weight": np.eye(n) * scale,
+                "name": f"{path[-1]}.identity",
+            }
     elif scale != 1.0:
         weighted["weight"] = weighted["weight"] * scale
     return PathPlan(source, structural, weighted, bias, 1.0, path)
 
 
-def _node_out_shape(struct: _Structure, path: list[str], name: str, before: bool) -> tuple[int, ...]:
+def _node_out_shape(
+    struct: _Structure, path: list[str], name: str, before: bool
+) -> tuple[int, ...]:
     idx = path.index(name)
     prev = struct.nodes[path[idx - 1]]
     shp = _port_shape(getattr(prev, "output_type", None))
@@ -299,8 +334,11 @@ def _out_neuron_count_shape(weighted: dict[str, Any], in_shape: tuple[int, ...])
     c, h, w = weighted["input_shape"]
     kh, kw = weighted["weight"].shape[2:]
     (sh, sw), (ph, pw), (dh, dw) = weighted["stride"], weighted["padding"], weighted["dilation"]
-    return (int(weighted["weight"].shape[0]), (h + 2 * ph - dh * (kh - 1) - 1) // sh + 1,
-            (w + 2 * pw - dw * (kw - 1) - 1) // sw + 1)
+    return (
+        int(weighted["weight"].shape[0]),
+        (h + 2 * ph - dh * (kh - 1) - 1) // sh + 1,
+        (w + 2 * pw - dw * (kw - 1) - 1) // sw + 1,
+    )
 
 
 def _per_channel(arr: np.ndarray, shape: tuple[int, ...], what: str, node: str) -> np.ndarray:
@@ -336,8 +374,15 @@ def _apply_weighted(x: torch.Tensor, weighted: dict[str, Any], w: np.ndarray) ->
     if weighted["kind"] == "dense":
         return x.reshape(t, b, -1).to(torch.float64) @ wt.T
     z = x.reshape(t * b, *weighted["input_shape"]).to(torch.float64)
-    y = F.conv2d(z, wt, None, weighted["stride"], weighted["padding"], weighted["dilation"],
-                 weighted["groups"])
+    y = F.conv2d(
+        z,
+        wt,
+        None,
+        weighted["stride"],
+        weighted["padding"],
+        weighted["dilation"],
+        weighted["groups"],
+    )
     return y.reshape(t, b, *y.shape[1:])
 
 
@@ -460,7 +505,7 @@ def quantize(
         bmax = float(np.abs(v_bias_norm).max())
         if bmax > 0:
             bounds["bias range"] = BIAS_INT_MAX / (64.0 * bmax)
-        for plan, mn in zip(plans, norm_ws):
+        for plan, mn in zip(plans, norm_ws, strict=True):
             m = float(np.abs(mn).max())
             if m > 0:
                 bounds[f"8-bit weights with weight_exp <= 7 ({plan.names[-1]})"] = (
@@ -480,16 +525,25 @@ def quantize(
         lifs[neuron] = lif
         exps, max_w, zeros, total = [], 0, 0, 0
         path_info: list[dict[str, Any]] = []
-        for k, (plan, mn) in enumerate(zip(plans, norm_ws)):
+        for k, (plan, mn) in enumerate(zip(plans, norm_ws, strict=True)):
             m = float(np.abs(mn).max())
             e = choose_weight_exp(vth_int, m, weight_limit(mn))
             w_int = round_weights(vth_int * mn * 2.0 ** (-e))
             exps.append(e)
-            path_info.append({"weighted": plan.weighted["name"], "weight_exp": e,
-                              "source": plan.source,
-                              "row_factor": (vth_int * 2.0 ** (-e) * g_row / th_row
-                                             * (input_scale if plan.source == struct.input else 1.0)
-                                             ).tolist()})
+            path_info.append(
+                {
+                    "weighted": plan.weighted["name"],
+                    "weight_exp": e,
+                    "source": plan.source,
+                    "row_factor": (
+                        vth_int
+                        * 2.0 ** (-e)
+                        * g_row
+                        / th_row
+                        * (input_scale if plan.source == struct.input else 1.0)
+                    ).tolist(),
+                }
+            )
             max_w = max(max_w, int(np.abs(w_int).max()) if w_int.size else 0)
             zeros += int((w_int == 0).sum())
             total += w_int.size
@@ -499,8 +553,9 @@ def quantize(
                 if op["kind"] == "flatten":
                     nodes_op = FlattenNode(nm, tuple(op["input_shape"]))
                 else:
-                    nodes_op = SumPoolNode(nm, tuple(op["input_shape"]), op["kernel_size"],
-                                           op["stride"], op["padding"])
+                    nodes_op = SumPoolNode(
+                        nm, tuple(op["input_shape"]), op["kernel_size"], op["stride"], op["padding"]
+                    )
                 chain.append(nm)
                 pending.setdefault(plan.source, []).append((nm, [], plan, nodes_op))
             wname = f"{neuron}.p{k}.{plan.weighted['name']}"
@@ -508,9 +563,14 @@ def quantize(
                 wnode = DenseNode(wname, w_int.reshape(w_int.shape[0], -1), weight_exp=e)
             else:
                 wnode = ConvNode(
-                    wname, w_int, tuple(plan.weighted["input_shape"]), weight_exp=e,
-                    stride=plan.weighted["stride"], padding=plan.weighted["padding"],
-                    dilation=plan.weighted["dilation"], groups=plan.weighted["groups"],
+                    wname,
+                    w_int,
+                    tuple(plan.weighted["input_shape"]),
+                    weight_exp=e,
+                    stride=plan.weighted["stride"],
+                    padding=plan.weighted["padding"],
+                    dilation=plan.weighted["dilation"],
+                    groups=plan.weighted["groups"],
                 )
             chain.append(wname)
             pending.setdefault(plan.source, []).append((wname, [], plan, wnode))
@@ -521,16 +581,32 @@ def quantize(
             edges.append((prev, neuron))
         if v_bias.any() and np.any(mant == 0) and np.any(v_bias != 0):
             lnotes.append("some non-zero biases round to 0")
-        layer_reports.append(LayerReport(
-            name=neuron, nir_type=dn.nir_type, shape=shape, vth=vth_int, du=du, dv=dv,
-            weight_exps=exps, max_weight=max_w, zero_weight_fraction=zeros / max(total, 1),
-            u_norm_max=u_max, limited_by=limited_by, notes=lnotes, paths=path_info,
-        ))
+        layer_reports.append(
+            LayerReport(
+                name=neuron,
+                nir_type=dn.nir_type,
+                shape=shape,
+                vth=vth_int,
+                du=du,
+                dv=dv,
+                weight_exps=exps,
+                max_weight=max_w,
+                zero_weight_fraction=zeros / max(total, 1),
+                u_norm_max=u_max,
+                limited_by=limited_by,
+                notes=lnotes,
+                paths=path_info,
+            )
+        )
         if dn.reset != "hard":
-            notes.append(f"'{neuron}': trained with {dn.reset} reset; Loihi resets to 0 (approximation)")
+            notes.append(
+                f"'{neuron}': trained with {dn.reset} reset; Loihi resets to 0 (approximation)"
+            )
         if dn.threshold_op != ">":
-            notes.append(f"'{neuron}': spikes on '{dn.threshold_op}' in the source framework; "
-                         "Loihi uses '>' (approximation at exact threshold crossings)")
+            notes.append(
+                f"'{neuron}': spikes on '{dn.threshold_op}' in the source framework; "
+                "Loihi uses '>' (approximation at exact threshold crossings)"
+            )
     # Emit nodes in an order where every synapse node follows its source.
     ordered: dict[str, Any] = {"input": nodes["input"]}
     name_map.update({n: n for n in lifs})
@@ -552,7 +628,13 @@ def quantize(
         oname = f"output.{out}" if out in ordered else out
         ordered[oname] = OutputNode(oname, lifs[preds[0]].shape)
         edges.append((preds[0], oname))
-    qg = QGraph(ordered, edges, dt=float(dt), target=target, num_steps=int(num_steps),
-                metadata=dict(metadata or {}))
+    qg = QGraph(
+        ordered,
+        edges,
+        dt=float(dt),
+        target=target,
+        num_steps=int(num_steps),
+        metadata=dict(metadata or {}),
+    )
     qg.validate()
     return QuantResult(qg, layer_reports, notes, float(input_scale))

@@ -66,7 +66,9 @@ def _norm_after(model: SpikingNet, module_path: str) -> TemporalNorm | None:
     return None
 
 
-def derive_grid(ckpt_path: Path, model: SpikingNet, target: str, calib_samples: int = 128) -> list[GridEntry]:
+def derive_grid(
+    ckpt_path: Path, model: SpikingNet, target: str, calib_samples: int = 128
+) -> list[GridEntry]:
     """Run PTQ on ``model`` (saved next to ``ckpt_path``) and read back each weight's grid."""
     import nir
 
@@ -75,8 +77,12 @@ def derive_grid(ckpt_path: Path, model: SpikingNet, target: str, calib_samples: 
     with tempfile.TemporaryDirectory() as tmp:
         src = load_checkpoint(ckpt_path)
         tmp_ck = Path(tmp) / "model.pt"
-        save_checkpoint(tmp_ck, Checkpoint(arch=src.arch, state_dict=model.state_dict(),
-                                           config=src.config, metrics=src.metrics))
+        save_checkpoint(
+            tmp_ck,
+            Checkpoint(
+                arch=src.arch, state_dict=model.state_dict(), config=src.config, metrics=src.metrics
+            ),
+        )
         res = export(tmp_ck, target, Path(tmp) / "out", calib_samples=calib_samples)
         graph = nir.read(str(res.nir_path))
     meta = {name: getattr(node, "metadata", {}) or {} for name, node in graph.nodes.items()}
@@ -133,12 +139,14 @@ def finetune(
     seed_everything(seed)
     dev = resolve_device(device)
     model = ck.build_model(str(ckpt_path)).to(dev)
-    ds = load_dataset(cfg["data"]["dataset"], cfg["data"]["data_dir"] or None, seed=seed,
-                      **cfg["data"]["options"])
+    ds = load_dataset(
+        cfg["data"]["dataset"], cfg["data"]["data_dir"] or None, seed=seed, **cfg["data"]["options"]
+    )
     encoder = make_encoder(cfg, ds.temporal)
     num_steps = ds.x_train.shape[1] if ds.temporal else int(cfg["train"]["num_steps"])
-    float_acc = evaluate(model, ds.x_test, ds.y_test, encoder=encoder, num_steps=num_steps,
-                         device=dev).accuracy
+    float_acc = evaluate(
+        model, ds.x_test, ds.y_test, encoder=encoder, num_steps=num_steps, device=dev
+    ).accuracy
     ptq_acc = integer_accuracy(ckpt_path, target, int_eval_samples)
     lr = float(lr or cfg["train"]["lr"]) * 0.2
     opt = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=lr)
@@ -150,14 +158,24 @@ def finetune(
     model.set_quantize_dynamics(True)
     for epoch in range(epochs):
         model.eval()  # the grid comes from inference-mode statistics
-        save_checkpoint(out_path, Checkpoint(arch=ck.arch, state_dict=model.state_dict(),
-                                             config=ck.config, metrics=ck.metrics, epoch=ck.epoch))
+        save_checkpoint(
+            out_path,
+            Checkpoint(
+                arch=ck.arch,
+                state_dict=model.state_dict(),
+                config=ck.config,
+                metrics=ck.metrics,
+                epoch=ck.epoch,
+            ),
+        )
         grid = derive_grid(out_path, model, target)
         model.train()
         perm = torch.randperm(len(x_tr), generator=gen)
         n_b = math.ceil(len(perm) / bs)
         loss_sum = 0.0
-        for b in tqdm(range(n_b), desc=f"qat {epoch + 1}/{epochs}", disable=not progress, leave=False):
+        for b in tqdm(
+            range(n_b), desc=f"qat {epoch + 1}/{epochs}", disable=not progress, leave=False
+        ):
             idx = perm[b * bs : (b + 1) * bs]
             xb, yb = x_tr[idx].to(dev), y_tr[idx].to(dev)
             inp = encoder(xb, num_steps, enc_gen)
@@ -174,8 +192,16 @@ def finetune(
     model.set_quantize_dynamics(False)
     metrics = dict(ck.metrics)
     metrics["qat"] = {"target": target, "epochs": epochs, "history": history}
-    save_checkpoint(out_path, Checkpoint(arch=ck.arch, state_dict=model.state_dict(),
-                                         config=ck.config, metrics=metrics, epoch=ck.epoch))
+    save_checkpoint(
+        out_path,
+        Checkpoint(
+            arch=ck.arch,
+            state_dict=model.state_dict(),
+            config=ck.config,
+            metrics=metrics,
+            epoch=ck.epoch,
+        ),
+    )
     qat_acc = integer_accuracy(out_path, target, int_eval_samples)
     return FinetuneResult(out_path, float_acc, ptq_acc, qat_acc, history, time.monotonic() - t0)
 
@@ -192,7 +218,11 @@ def integer_accuracy(ckpt_path: Path, target: str, samples: int | None = None) -
         g = QGraph.load(res.qgraph_path)
     smp = graph_samples(g, samples)
     run = run_backend("torch-int", g, smp.ints)
-    return float((predictions(g, run.spikes) == smp.labels).mean()) if smp.labels is not None else float("nan")
+    return (
+        float((predictions(g, run.spikes) == smp.labels).mean())
+        if smp.labels is not None
+        else float("nan")
+    )
 
 
 __all__ = ["finetune", "fake_quant", "derive_grid", "integer_accuracy", "FinetuneResult"]

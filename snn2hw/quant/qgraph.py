@@ -300,7 +300,9 @@ class QGraph:
         for s, d in self.edges:
             for end in (s, d):
                 if end not in self.nodes:
-                    raise GraphError(f"edge {s!r} -> {d!r} names a node '{end}' that does not exist")
+                    raise GraphError(
+                        f"edge {s!r} -> {d!r} names a node '{end}' that does not exist"
+                    )
             # Only edges into a LIF may point backwards (recurrence); depth() relies on it.
             if order[s] >= order[d] and not isinstance(self.nodes[d], LIFNode):
                 raise GraphError(
@@ -395,7 +397,9 @@ class QGraph:
                 for rec in header["nodes"]:
                     kind = rec.get("kind")
                     if kind not in _NODE_TYPES:
-                        raise GraphError(f"{path}: node {rec.get('name')!r} has unknown kind {kind!r}")
+                        raise GraphError(
+                            f"{path}: node {rec.get('name')!r} has unknown kind {kind!r}"
+                        )
                     kwargs = {}
                     for key, val in rec.items():
                         if isinstance(val, dict) and "array" in val:

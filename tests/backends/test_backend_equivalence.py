@@ -23,8 +23,11 @@ from snn2hw.quant.qgraph import (
     SumPoolNode,
 )
 
-SETTINGS = settings(max_examples=40, deadline=None,
-                    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+SETTINGS = settings(
+    max_examples=40,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
 
 
 @st.composite
@@ -32,7 +35,8 @@ def lif_params(draw, n: int, prefix: str) -> LIFNode:
     edge = draw(st.booleans())
     vth = draw(st.sampled_from([0, 1, 131071]) if edge else st.integers(0, 131071))
     return LIFNode(
-        prefix, (n,),
+        prefix,
+        (n,),
         du=draw(st.integers(-1, 4095)),
         dv=draw(st.integers(0, 4095)),
         vth=vth,
@@ -59,23 +63,38 @@ def dense_graphs(draw):
     n_o = draw(st.integers(1, 6))
     graded = draw(st.integers(0, 8))
     nodes = [InputNode("x", (n_in,), message_bits=graded)]
-    nodes.append(DenseNode("d1", draw(weights((n_h, n_in))), weight_exp=draw(st.integers(-7, 7)),
-                           num_weight_bits=draw(st.integers(1, 8))))
+    nodes.append(
+        DenseNode(
+            "d1",
+            draw(weights((n_h, n_in))),
+            weight_exp=draw(st.integers(-7, 7)),
+            num_weight_bits=draw(st.integers(1, 8)),
+        )
+    )
     nodes.append(draw(lif_params(n_h, "h")))
     edges = [("x", "d1"), ("d1", "h")]
     if draw(st.booleans()):  # recurrence
-        nodes.append(DenseNode("rec", draw(weights((n_h, n_h))), weight_exp=draw(st.integers(-7, 7))))
+        nodes.append(
+            DenseNode("rec", draw(weights((n_h, n_h))), weight_exp=draw(st.integers(-7, 7)))
+        )
         edges += [("h", "rec"), ("rec", "h")]
     nodes.append(DenseNode("d2", draw(weights((n_o, n_h))), weight_exp=draw(st.integers(-7, 7))))
     nodes.append(draw(lif_params(n_o, "o")))
     edges += [("h", "d2"), ("d2", "o")]
     if draw(st.booleans()):  # residual: the input also reaches the output layer
-        nodes.append(DenseNode("skip", draw(weights((n_o, n_in))), weight_exp=draw(st.integers(-7, 7))))
+        nodes.append(
+            DenseNode("skip", draw(weights((n_o, n_in))), weight_exp=draw(st.integers(-7, 7)))
+        )
         edges += [("x", "skip"), ("skip", "o")]
     nodes.append(OutputNode("out", (n_o,)))
     edges.append(("o", "out"))
-    g = QGraph({n.name: n for n in nodes}, edges, dt=1e-3, target="loihi",
-               num_steps=draw(st.integers(1, 12)))
+    g = QGraph(
+        {n.name: n for n in nodes},
+        edges,
+        dt=1e-3,
+        target="loihi",
+        num_steps=draw(st.integers(1, 12)),
+    )
     g.validate()
     frames = _inputs(draw, g.num_steps, (n_in,), graded)
     return g, frames
@@ -89,11 +108,16 @@ def conv_graphs(draw):
     k = draw(st.integers(1, 3))
     groups = draw(st.sampled_from([1, c]))
     c_out = groups * draw(st.integers(1, 2))
-    conv = ConvNode("c1", draw(weights((c_out, c // groups, k, k))), (c, h, w),
-                    weight_exp=draw(st.integers(-7, 7)),
-                    stride=(draw(st.integers(1, 2)), draw(st.integers(1, 2))),
-                    padding=(draw(st.integers(0, 1)), draw(st.integers(0, 1))),
-                    dilation=(draw(st.integers(1, 2)), 1), groups=groups)
+    conv = ConvNode(
+        "c1",
+        draw(weights((c_out, c // groups, k, k))),
+        (c, h, w),
+        weight_exp=draw(st.integers(-7, 7)),
+        stride=(draw(st.integers(1, 2)), draw(st.integers(1, 2))),
+        padding=(draw(st.integers(0, 1)), draw(st.integers(0, 1))),
+        dilation=(draw(st.integers(1, 2)), 1),
+        groups=groups,
+    )
     oc, oh, ow = conv.out_shape
     if oh < 1 or ow < 1:
         oh = 0
@@ -104,19 +128,32 @@ def conv_graphs(draw):
         nodes[1] = conv
         oc, oh, ow = conv.out_shape
     lif1 = draw(lif_params(oc * oh * ow, "l1"))
-    lif1 = LIFNode("l1", (oc, oh, ow), lif1.du, lif1.dv, lif1.vth,
-                   lif1.bias_mant.reshape(oc, oh, ow), lif1.bias_exp.reshape(oc, oh, ow))
+    lif1 = LIFNode(
+        "l1",
+        (oc, oh, ow),
+        lif1.du,
+        lif1.dv,
+        lif1.vth,
+        lif1.bias_mant.reshape(oc, oh, ow),
+        lif1.bias_exp.reshape(oc, oh, ow),
+    )
     nodes.append(lif1)
     edges = [("x", "c1"), ("c1", "l1")]
     pool = SumPoolNode("p", (oc, oh, ow), (min(2, oh), min(2, ow)), (1, 1))
     flat = FlattenNode("f", pool.out_shape)
     n_o = draw(st.integers(1, 4))
-    d = DenseNode("d", draw(weights((n_o, int(np.prod(pool.out_shape))))),
-                  weight_exp=draw(st.integers(-7, 7)))
+    d = DenseNode(
+        "d", draw(weights((n_o, int(np.prod(pool.out_shape))))), weight_exp=draw(st.integers(-7, 7))
+    )
     nodes += [pool, flat, d, draw(lif_params(n_o, "o")), OutputNode("out", (n_o,))]
     edges += [("l1", "p"), ("p", "f"), ("f", "d"), ("d", "o"), ("o", "out")]
-    g = QGraph({n.name: n for n in nodes}, edges, dt=1e-3, target="loihi",
-               num_steps=draw(st.integers(1, 8)))
+    g = QGraph(
+        {n.name: n for n in nodes},
+        edges,
+        dt=1e-3,
+        target="loihi",
+        num_steps=draw(st.integers(1, 8)),
+    )
     g.validate()
     return g, _inputs(draw, g.num_steps, (c, h, w), graded)
 
@@ -159,12 +196,24 @@ def test_agreement_at_wrap_and_saturation_edges():
     nodes = [
         InputNode("x", (4,), message_bits=8),
         DenseNode("d", np.full((2, 4), 255), weight_exp=7),
-        LIFNode("h", (2,), du=-1, dv=0, vth=131071, bias_mant=np.array([4095, -4096]),
-                bias_exp=np.array([7, 7])),
+        LIFNode(
+            "h",
+            (2,),
+            du=-1,
+            dv=0,
+            vth=131071,
+            bias_mant=np.array([4095, -4096]),
+            bias_exp=np.array([7, 7]),
+        ),
         OutputNode("out", (2,)),
     ]
-    g = QGraph({n.name: n for n in nodes}, [("x", "d"), ("d", "h"), ("h", "out")], dt=1e-3,
-               target="loihi", num_steps=6)
+    g = QGraph(
+        {n.name: n for n in nodes},
+        [("x", "d"), ("d", "h"), ("h", "out")],
+        dt=1e-3,
+        target="loihi",
+        num_steps=6,
+    )
     frames = np.full((6, 2, 4), 255)
     frames[:, 1] = 3
     _assert_equal(g, frames)

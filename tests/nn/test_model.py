@@ -14,9 +14,11 @@ CONV = {
         {"type": "norm"},
         {"type": "neuron"},
         {"type": "sumpool", "kernel": 2},
-        {"type": "residual",
-         "layers": [{"type": "conv", "out": 4, "kernel": 3, "padding": 1}],
-         "shortcut": []},
+        {
+            "type": "residual",
+            "layers": [{"type": "conv", "out": 4, "kernel": 3, "padding": 1}],
+            "shortcut": [],
+        },
         {"type": "neuron", "kind": "srm"},
         {"type": "avgpool", "kernel": 2},
         {"type": "flatten"},
@@ -36,14 +38,19 @@ def test_conv_residual_model_runs_time_major_and_records_every_spiking_layer():
 
 
 def test_unknown_layer_key_is_named():
-    bad = {"input_shape": [4], "layers": [{"type": "linear", "out": 2, "outs": 3}, {"type": "neuron"}]}
+    bad = {
+        "input_shape": [4],
+        "layers": [{"type": "linear", "out": 2, "outs": 3}, {"type": "neuron"}],
+    }
     with pytest.raises(ConfigError, match=r"layers\[0\].*outs"):
         SpikingNet(bad)
 
 
 def test_linear_on_image_asks_for_flatten():
     with pytest.raises(ConfigError, match="flatten"):
-        SpikingNet({"input_shape": [1, 8, 8], "layers": [{"type": "linear", "out": 2}, {"type": "neuron"}]})
+        SpikingNet(
+            {"input_shape": [1, 8, 8], "layers": [{"type": "linear", "out": 2}, {"type": "neuron"}]}
+        )
 
 
 def test_last_layer_must_spike():

@@ -21,16 +21,23 @@ def test_threshold_is_strict():
 
 def test_subtractive_reset_keeps_the_excess():
     s, st = lif_step(
-        torch.tensor([1.5]), LIFState(torch.zeros(1), torch.zeros(1)),
-        alpha=0.0, beta=1.0, vth=1.0, reset="subtract",
+        torch.tensor([1.5]),
+        LIFState(torch.zeros(1), torch.zeros(1)),
+        alpha=0.0,
+        beta=1.0,
+        vth=1.0,
+        reset="subtract",
     )
     assert s.item() == 1.0 and torch.allclose(st.v, torch.tensor([0.5]))
 
 
 def test_cuba_current_decays_and_is_not_reset():
     s, st = lif_step(
-        torch.tensor([2.0]), LIFState(torch.tensor([1.0]), torch.zeros(1)),
-        alpha=0.5, beta=0.9, vth=1.0,
+        torch.tensor([2.0]),
+        LIFState(torch.tensor([1.0]), torch.zeros(1)),
+        alpha=0.5,
+        beta=0.9,
+        vth=1.0,
     )
     assert st.u.item() == 2.5 and s.item() == 1.0 and st.v.item() == 0.0
 
