@@ -61,9 +61,18 @@ def extra_backends() -> dict[str, Callable[[QGraph, np.ndarray, int], Any]]:
 
     ``inputs`` is the uint8 ``[F, B, *input_shape]`` array given to ``event.run``; the
     event rate of every backend is computed with the event simulator's synops count for
-    that workload (same graph, same input), so the rows are comparable. Empty for now.
+    that workload (same graph, same input), so the rows are comparable. The torch integer
+    mode runs dense (every synapse every step), single-threaded like the event simulator.
     """
-    return {}
+    import torch
+
+    from snn2hw.backends.torch_int import TorchIntNetwork
+
+    def torch_int(graph: QGraph, inputs: np.ndarray, num_steps: int) -> Any:
+        torch.set_num_threads(1)
+        return TorchIntNetwork(graph, device="cpu").run(inputs, num_steps)
+
+    return {"torch-int (dense)": torch_int}
 
 
 # ------------------------------------------------------------------------------ workloads
