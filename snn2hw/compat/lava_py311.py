@@ -119,12 +119,36 @@ def install() -> None:
     sys.meta_path.insert(0, _VarModelFinder())
 
 
+def _import_lava_runtime() -> None:
+    """Import Lava's multiprocessing layer, which calls ``mp.set_start_method('fork')`` at
+    import time and so fails with "context has already been set" if anything in the process
+    already fixed the start method (``get_start_method()`` does that as a side effect).
+    Lava's runtime needs fork: when the method is already fork nothing changes; otherwise
+    it is switched to fork, as importing Lava first would have done."""
+    import multiprocessing as mp
+
+    original = mp.set_start_method
+
+    def tolerant(method: str | None, force: bool = False) -> None:
+        if mp.get_start_method(allow_none=True) == method:
+            return
+        original(method, force=True)
+
+    mp.set_start_method = tolerant  # type: ignore[assignment]
+    try:
+        import lava.magma.runtime.message_infrastructure.multiprocessing  # noqa: F401
+    finally:
+        mp.set_start_method = original  # type: ignore[assignment]
+
+
 def import_lava() -> ModuleType:
     """Install the fix and import lava, or raise :class:`LavaMissingError` with a hint."""
     install()
     try:
         import lava  # noqa: F401
         import lava.magma.compiler.var_model  # noqa: F401
+
+        _import_lava_runtime()
     except ModuleNotFoundError as exc:
         if exc.name and exc.name.split(".")[0] == "lava":
             raise LavaMissingError(INSTALL_HINT) from None

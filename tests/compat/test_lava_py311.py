@@ -82,3 +82,19 @@ def test_missing_lava_gives_one_line_install_hint():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert "HINT Lava is not installed" in out.stdout, out.stdout + out.stderr
+
+
+def test_lava_imports_after_the_multiprocessing_start_method_was_fixed():
+    code = textwrap.dedent(
+        """
+        import multiprocessing as mp
+        mp.get_start_method()  # fixes the context as a side effect, as many libraries do
+        from snn2hw.compat.lava_py311 import import_lava
+        import_lava()
+        from lava.proc.lif.process import LIF  # noqa: F401
+        print("OK", mp.get_start_method())
+        """
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert "OK fork" in out.stdout
