@@ -49,12 +49,16 @@ def test_snntorch_braille_recurrent_graph_three_integer_backends_agree(tmp_path,
         x.reshape(256, 1, 12), "snntorch", labels=np.array([1]))
     assert cmp.integer_equal, cmp.divergences[0].describe()
     assert cmp.accuracy["float"] == 1.0  # the float path predicts class 1
+    assert cmp.accuracy["lava"] == cmp.accuracy["event"] == cmp.accuracy["torch-int"] == 1.0
     ref = np.load(external / "nir-paper/03_rnn/snntorch_activity_noDelay_bias_zero.npy")
     hidden = cmp.runs["torch-int"].spikes["lif1.lif"][:, 0]
     # integer spikes shifted back by the one-step hop delay, against snnTorch's activity
     diff = int(np.abs(hidden[1 : 1 + 256].astype(int) - ref.astype(int)).sum())
     print(f"braille: {int(ref.sum())} snnTorch hidden spikes, {diff} differ after quantization")
-    assert diff < ref.sum()  # quantized dynamics stay close to the float network
+    # Most differences are early: the CUBA layer's synaptic (Affine) biases become a
+    # steady-state membrane bias on Loihi, which skips the current's rise over the first
+    # steps; the recurrence then carries the timing shift forward.
+    assert diff < ref.sum()
 
 
 def test_sinabs_cnn_fits_loihi_and_three_integer_backends_agree(tmp_path, external):
