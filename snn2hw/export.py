@@ -120,7 +120,7 @@ def export(
         target=tgt.name,
         num_steps=int(calib.frames.shape[0]),
         input_scale=fmt.unit,
-        input_message_bits=fmt.message_bits,
+        input_message_bits=fmt.message_bits, input_shape=tuple(net.input_shape),
         metadata={
             "source": str(source),
             "nir_file": nir_path.name,

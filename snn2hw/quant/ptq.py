@@ -397,6 +397,7 @@ def quantize(
     input_scale: float = 1.0,
     input_message_bits: int = 0,
     metadata: dict[str, Any] | None = None,
+    input_shape: tuple[int, ...] | None = None,
 ) -> QuantResult:
     """Quantize a float NIR graph for a Loihi-style target.
 
@@ -409,7 +410,8 @@ def quantize(
     notes: list[str] = []
     nodes: dict[str, Any] = {}
     edges: list[tuple[str, str]] = []
-    in_shape = _port_shape(graph.nodes[struct.input].output_type) or _port_shape(
+    # The importer's inferred input shape (it drops nirtorch's leading batch dimension).
+    in_shape = input_shape or _port_shape(graph.nodes[struct.input].output_type) or _port_shape(
         graph.nodes[struct.input].input_type
     )
     if in_shape is None:
