@@ -1,0 +1,33 @@
+"""Acceptance: snn2hw's own digits models (LIF MLP, SRM MLP, conv net) train, export for
+loihi and run identically on Lava, the event simulator and torch integer mode.
+
+Training is shortened to two epochs here (the point is the deployment path, not the
+accuracy; full-length figures come from benchmarks/deploy_digits.py)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from snn2hw.compare import compare
+from snn2hw.config import load_config
+from snn2hw.export import export
+from snn2hw.train import train
+
+pytestmark = pytest.mark.lava
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
+
+
+@pytest.mark.parametrize("name", ["digits_lif", "digits_srm", "digits_conv"])
+def test_digits_model_is_identical_on_lava_event_and_torch_int(tmp_path, name):
+    cfg = load_config(EXAMPLES / f"{name}.toml")
+    cfg["train"]["epochs"] = 2
+    cfg["experiment"]["device"] = "cpu"
+    res = train(cfg, out_dir=tmp_path / "run", progress=False)
+    exp = export(res.best_checkpoint, "loihi", tmp_path / "out", calib_samples=64)
+    cmp = compare(exp.qgraph_path, ["float", "torch-int", "event", "lava"], 50)
+    assert cmp.samples == 50
+    assert cmp.integer_equal, cmp.divergences[0].describe()
+    assert cmp.accuracy["lava"] == cmp.accuracy["event"] == cmp.accuracy["torch-int"]
+    assert cmp.accuracy["event"] > 0.5
