@@ -18,7 +18,11 @@ lint: setup
 	$(VENV)/bin/ruff check snn2hw tests benchmarks examples
 
 bench: setup
-	$(PY) benchmarks/run_all.py
+	$(PY) -m pip install -q --no-deps -r benchmarks/requirements.txt
+	$(PY) benchmarks/bench_lif.py
+	$(PY) benchmarks/bench_event.py
+	$(PY) benchmarks/bench_backends.py
+	$(PY) benchmarks/deploy_digits.py
 
 clean:
 	rm -rf build .pytest_cache
