@@ -127,7 +127,8 @@ def evaluate(checkpoint, device, samples, data_dir, trust_pickle, as_json) -> No
 @main.command()
 @click.argument("source", type=click.Path(dir_okay=False))
 @click.option(
-    "--target", default="loihi", show_default=True, help="Target chip (see `snn2hw targets`)."
+    "--target", default="loihi", show_default=True,
+    help="Target chip (see `snn2hw targets`), or 'onnx' for integer + float ONNX models.",
 )
 @click.option(
     "-o", "--out", "out_dir", type=click.Path(file_okay=False), default="build", show_default=True
@@ -167,6 +168,8 @@ def evaluate(checkpoint, device, samples, data_dir, trust_pickle, as_json) -> No
 )
 @click.option("--calib-samples", type=int, default=128, show_default=True)
 @click.option("--trust-pickle", is_flag=True, help="Allow unpickling (only for files you trust).")
+@click.option("--report/--no-report", default=True, show_default=True,
+              help="Also write report/ (HTML + Markdown with plots).")
 @click.option("--json", "as_json", is_flag=True)
 def export(
     source,
@@ -182,6 +185,7 @@ def export(
     num_steps,
     calib_samples,
     trust_pickle,
+    report,
     as_json,
 ) -> None:
     """Export a checkpoint or a NIR file for a target: NIR + quantized graph + report.
@@ -190,6 +194,7 @@ def export(
     Examples:
       snn2hw export runs/digits_lif/best.pt --target loihi -o build/
       snn2hw export net.nir --convention snntorch --inputs x.npy --target loihi
+      snn2hw export runs/digits_lif/best.pt --target onnx -o build/onnx/
     """
     from snn2hw.export import export as run_export
     from snn2hw.samples import SampleSpec
@@ -203,17 +208,18 @@ def export(
             inputs_file=inputs_file,
             labels_file=labels_file,
         )
-    res = run_export(
-        source,
-        target,
-        out_dir,
-        dt=dt,
-        convention=convention,
-        reset=reset,
-        spec=spec,
-        calib_samples=calib_samples,
-        trust_pickle=trust_pickle,
-    )
+    kwargs = dict(dt=dt, convention=convention, reset=reset, spec=spec,
+                  calib_samples=calib_samples, trust_pickle=trust_pickle)
+    if target == "onnx":
+        from snn2hw.export import export_onnx
+
+        res = export_onnx(source, out_dir, **kwargs)
+    else:
+        res = run_export(source, target, out_dir, **kwargs)
+    if report:
+        from snn2hw.report import write_report_for_artifact
+
+        write_report_for_artifact(res.qgraph_path)
     r = res.report
     cores = r["resources"].get("total_cores", "?")
     _emit(
@@ -267,7 +273,7 @@ def finetune(checkpoint, target, out_path, epochs, lr, device, as_json, quiet) -
 @click.argument("qgraph", type=click.Path(dir_okay=False))
 @click.option(
     "--backend",
-    type=click.Choice(["event", "torch-int", "lava"]),
+    type=click.Choice(["event", "torch-int", "lava", "onnx"]),
     default="event",
     show_default=True,
 )
@@ -330,8 +336,10 @@ def simulate(qgraph, backend, samples, device, as_json) -> None:
     default=None,
     help="Folder for compare.json/.md and the raster PNG (default: next to the artifact).",
 )
+@click.option("--report/--no-report", default=True, show_default=True,
+              help="Also write report/ (HTML + Markdown with plots).")
 @click.option("--json", "as_json", is_flag=True)
-def compare(artifact, backends, samples, device, out_dir, as_json) -> None:
+def compare(artifact, backends, samples, device, out_dir, report, as_json) -> None:
     """Run the same inputs through several backends and compare spike for spike.
 
     Exits with code 2 when the integer backends disagree anywhere.
@@ -349,6 +357,10 @@ def compare(artifact, backends, samples, device, out_dir, as_json) -> None:
     res = run_compare(path, names, samples, device=str(resolve_device(device)))
     out = Path(out_dir) if out_dir else path.parent
     write_comparison(res, path, out)
+    if report:
+        from snn2hw.report import write_report_for_artifact
+
+        write_report_for_artifact(path, out)
     lines = [res.table()]
     lines += [d.describe() for d in res.divergences] or ["integer backends agree on every spike"]
     _emit(res.to_dict(), as_json, "\n".join(lines))

@@ -22,7 +22,7 @@ from snn2hw.errors import Snn2hwError
 from snn2hw.quant.qgraph import LIFNode, QGraph
 from snn2hw.simulate import BackendRun, graph_samples, predictions, run_backend
 
-INTEGER_BACKENDS = ("torch-int", "event", "lava")
+INTEGER_BACKENDS = ("torch-int", "event", "lava", "onnx")
 
 
 @dataclass

@@ -217,3 +217,36 @@ def _markdown(r: dict[str, Any], mapping_table: str) -> str:
     lines += [f"| {k} | {v:.4f} |" for k, v in r["float_rates"].items()]
     lines += ["", "## Resources", "```", mapping_table, "```", ""]
     return "\n".join(lines)
+
+
+def export_onnx(
+    source: str | Path,
+    out_dir: str | Path,
+    *,
+    chip_target: str = "loihi",
+    **kwargs: Any,
+) -> ExportResult:
+    """``snn2hw export ... --target onnx``: the quantized graph (for ``chip_target``'s
+    integer formats) as a bit-exact integer ONNX step model, plus the float model as ONNX
+    for conventional deployment (docs/onnx.md). Also writes everything :func:`export` does."""
+    from snn2hw.backends.onnx_export import export_float_onnx, export_qgraph_onnx
+    from snn2hw.nir import NIRNet, read_nir, resolve_timing
+    from snn2hw.quant.qgraph import QGraph
+
+    res = export(source, chip_target, out_dir, **kwargs)
+    graph = QGraph.load(res.qgraph_path)
+    stem = res.qgraph_path.stem
+    int_info = export_qgraph_onnx(graph, res.out_dir / f"{stem}.int.onnx")
+    g = read_nir(res.nir_path)
+    dt, conv, _ = resolve_timing(g, graph.dt, graph.metadata.get("convention"))
+    net = NIRNet(g, dt, conv, reset=graph.metadata.get("reset")).eval()
+    example = torch.zeros(graph.num_steps, 1, *net.input_shape)
+    float_info = export_float_onnx(net, example, res.out_dir / f"{stem}.float.onnx")
+    res.report["onnx"] = {
+        "integer_step_model": str(int_info.path), "float_model": str(float_info.path),
+        "opset": int_info.opset, "integer_inputs": int_info.inputs,
+        "integer_outputs": int_info.outputs, "float_inputs": float_info.inputs,
+        "float_outputs": float_info.outputs,
+    }
+    atomic_write_text(res.out_dir / "export.json", json.dumps(res.report, indent=2, default=float))
+    return res

@@ -518,7 +518,9 @@ def write_report_for_artifact(
     g = QGraph.load(qgraph_path)
     reports, run = energy_for_targets(g, targets or ["loihi", "loihi2"], samples=samples)
     exp = folder / "export.json"
-    cmp_ = folder / "compare.json"
+    cmp_ = (out_dir or folder) / "compare.json"
+    if not cmp_.is_file():
+        cmp_ = folder / "compare.json"
     return write_report(
         out_dir or folder,
         export_json=exp if exp.is_file() else None,

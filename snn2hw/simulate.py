@@ -18,7 +18,12 @@ from snn2hw.quant.inputs import InputFormat
 from snn2hw.quant.qgraph import QGraph
 from snn2hw.samples import Samples, SampleSpec, load_samples
 
-BACKENDS = ("torch-int", "event", "lava")
+BACKENDS = ("torch-int", "event", "lava", "onnx")
+
+
+@dataclass
+class _Spikes:
+    spikes: dict[str, np.ndarray]
 
 
 @dataclass
@@ -57,6 +62,17 @@ def run_backend(
 
         for i in range(0, ints.shape[1], batch_size):
             parts.append(event.run(graph, ints[:, i : i + batch_size], num_steps, record_state))
+    elif name == "onnx":
+        import tempfile
+        from pathlib import Path
+
+        from snn2hw.backends.onnx_export import OnnxIntRunner, export_qgraph_onnx
+
+        with tempfile.TemporaryDirectory() as tmp:
+            path = Path(tmp) / "step.onnx"
+            export_qgraph_onnx(graph, path)
+            runner = OnnxIntRunner(path)
+            parts.append(_Spikes(runner.run(ints, num_steps)))
     else:
         from snn2hw.backends import lava as lava_backend
 
