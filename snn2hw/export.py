@@ -137,6 +137,14 @@ def export(
             f"target '{tgt.name}' hardware sends binary spikes only, so on silicon the input "
             "layer needs a spiking encoder (poisson/latency)"
         )
+    calib_check = _integer_rates(qres.graph, calib.ints, rec, neurons)
+    for name, row in calib_check.items():
+        if row["integer_rate"] == 0.0 and row["float_rate"] > 0.0:
+            qres.notes.append(f"WARNING '{name}' is silent after quantization on calibration data "
+                              f"(float rate {row['float_rate']:.4f}); try `snn2hw finetune`")
+        elif row["integer_rate"] >= 0.95 > row["float_rate"]:
+            qres.notes.append(f"WARNING '{name}' fires at nearly every step after quantization "
+                              f"(float rate {row['float_rate']:.4f})")
     mapping = map_to_cores(qres.graph, tgt)
     qpath = out / f"{stem}.qgraph"
     # Float accuracy on the test split, for the report.
@@ -155,6 +163,7 @@ def export(
         "float_accuracy": _float_accuracy(fout, test.labels),
         "float_rates": rates,
         "quantization": qres.to_dict(),
+        "calibration_rates": calib_check,
         "resources": mapping.to_dict(),
         "files": {"nir": str(nir_path), "qgraph": str(qpath)},
         "seconds": time.monotonic() - t0,
@@ -164,6 +173,19 @@ def export(
     atomic_write_text(out / "export.json", json.dumps(report, indent=2, default=float))
     atomic_write_text(out / "export.md", _markdown(report, format_mapping(mapping)))
     return ExportResult(out, nir_path, qpath, report)
+
+
+def _integer_rates(graph, ints: np.ndarray, float_rec: dict, neurons: dict) -> dict[str, Any]:
+    """Per LIF layer: firing rate of the quantized graph (torch integer mode) on the
+    calibration inputs next to the float path's, to catch silent or saturated layers."""
+    from snn2hw.backends.torch_int import run
+
+    res = run(graph, ints)
+    return {
+        name: {"float_rate": float(float_rec[name].float().mean()),
+               "integer_rate": float(res.spikes[name].mean())}
+        for name in neurons if name in res.spikes and name in float_rec
+    }
 
 
 def _max_message_bits(tgt) -> int:
