@@ -17,10 +17,13 @@ in :mod:`snn2hw.nn.surrogate` before the recurrence runs.
 
 Backends: on CPU the recurrences run in numba kernels (parallel over neurons, sequential
 in time; cache-friendly time-outer loops); on other devices (CUDA) the same recurrences
-run as a loop of elementwise torch ops without building an autograd graph.
+run as a loop of elementwise torch ops without building an autograd graph, each step
+fused into one kernel by ``torch.compile`` when available (backend ``"compiled"``).
 """
 
 from __future__ import annotations
+
+import importlib.util
 
 import numba
 import numpy as np
@@ -113,61 +116,79 @@ def _bwd_kernel(
         partial[c, 2] = d_vth
 
 
-def _fwd_torch(x, alpha, beta, vth, bias, hard):
-    T = x.shape[0]
+def _fwd_step(u, v, x, alpha: float, beta: float, vth: float, bias, hard: bool):
+    u = alpha * u + x
+    h = beta * v + u + bias
+    s = (h > vth).to(x.dtype)
+    v = h * (1 - s) if hard else h - vth * s
+    return u, v, h, s
+
+
+def _bwd_step(gs_sg, dvdh, gv_next, gu_next, alpha: float, beta: float):
+    gh = gs_sg + gv_next * dvdh
+    gu = gh + gu_next
+    return gh, gu, beta * gh, alpha * gu
+
+
+_COMPILED: dict[str, object] = {}
+
+
+def _steps(compiled: bool):
+    """The per-step update functions; with ``compiled`` each step's elementwise ops are
+    fused into one kernel by ``torch.compile`` (the GPU path: one launch per step)."""
+    if not compiled:
+        return _fwd_step, _bwd_step
+    if not _COMPILED:
+        _COMPILED["fwd"] = torch.compile(_fwd_step, dynamic=False)
+        _COMPILED["bwd"] = torch.compile(_bwd_step, dynamic=False)
+    return _COMPILED["fwd"], _COMPILED["bwd"]
+
+
+def _fwd_torch(x, alpha, beta, vth, bias, hard, compiled=False):
+    fwd, _ = _steps(compiled)
     h_out = torch.empty_like(x)
     s_out = torch.empty_like(x)
     u = torch.zeros_like(x[0])
     v = torch.zeros_like(x[0])
-    for t in range(T):
-        u = alpha * u + x[t]
-        h = beta * v + u + bias
-        s = (h > vth).to(x.dtype)
-        h_out[t] = h
-        s_out[t] = s
-        v = h * (1 - s) if hard else h - vth * s
+    for t in range(x.shape[0]):
+        u, v, h_out[t], s_out[t] = fwd(u, v, x[t], alpha, beta, vth, bias, hard)
     return h_out, s_out
 
 
-def _bwd_torch(gs, sg, h, s, alpha, beta, vth, bias, hard, detach):
-    T = h.shape[0]
+def _bwd_torch(gs, sg, h, s, alpha, beta, vth, bias, hard, detach, compiled=False):
+    """Everything that does not depend on the recurrence is computed on whole [T, M]
+    tensors; only ``gh``/``gu`` run step by step (see the module doc for the equations)."""
+    _, bwd = _steps(compiled)
+    v_all = h * (1 - s) if hard else h - vth * s
+    v_prev = torch.cat([torch.zeros_like(v_all[:1]), v_all[:-1]])
+    u_all = h - bias - beta * v_prev
+    u_prev = torch.cat([torch.zeros_like(u_all[:1]), u_all[:-1]])
+    if hard:
+        dvdh = 1 - s
+        dvdth = torch.zeros_like(s)
+        if not detach:
+            dvdh = dvdh - h * sg
+            dvdth = h * sg
+    else:
+        dvdh = torch.ones_like(s)
+        dvdth = -s
+        if not detach:
+            dvdh = dvdh - vth * sg
+            dvdth = dvdth + vth * sg
+    gs_sg = gs * sg
+    gh_all = torch.empty_like(h)
     gx = torch.empty_like(h)
+    gv_in = torch.empty_like(h)  # gradient arriving at v[t] from step t+1
     gv_next = torch.zeros_like(h[0])
     gu_next = torch.zeros_like(h[0])
-    gb = torch.zeros_like(h[0])
-    d_alpha = h.new_zeros(())
-    d_beta = h.new_zeros(())
-    d_vth = h.new_zeros(())
-
-    def v_of(t):
-        return h[t] * (1 - s[t]) if hard else h[t] - vth * s[t]
-
-    for t in range(T - 1, -1, -1):
-        if hard:
-            dvdh = 1 - s[t]
-            dvdth = torch.zeros_like(dvdh)
-            if not detach:
-                dvdh = dvdh - h[t] * sg[t]
-                dvdth = h[t] * sg[t]
-        else:
-            dvdh = torch.ones_like(h[t])
-            dvdth = -s[t]
-            if not detach:
-                dvdh = dvdh - vth * sg[t]
-                dvdth = dvdth + vth * sg[t]
-        gh = gs[t] * sg[t] + gv_next * dvdh
-        gu = gh + gu_next
-        gx[t] = gu
-        if t > 0:
-            vp = v_of(t - 1)
-            up = h[t - 1] - bias - (beta * v_of(t - 2) if t > 1 else 0.0)
-            d_alpha = d_alpha + (gu * up).sum()
-            d_beta = d_beta + (gh * vp).sum()
-        gb = gb + gh
-        d_vth = d_vth + (-gs[t] * sg[t] + gv_next * dvdth).sum()
-        gv_next = beta * gh
-        gu_next = alpha * gu
-    return gx, gb, d_alpha, d_beta, d_vth
+    for t in range(h.shape[0] - 1, -1, -1):
+        gv_in[t] = gv_next
+        gh_all[t], gx[t], gv_next, gu_next = bwd(gs_sg[t], dvdh[t], gv_next, gu_next,
+                                                 alpha, beta)
+    d_alpha = (gx * u_prev).sum()
+    d_beta = (gh_all * v_prev).sum()
+    d_vth = (-gs_sg + gv_in * dvdth).sum()
+    return gx, gh_all.sum(0), d_alpha, d_beta, d_vth
 
 
 class _FusedLIF(torch.autograd.Function):
@@ -188,7 +209,7 @@ class _FusedLIF(torch.autograd.Function):
             h_t, s_t = torch.from_numpy(h), torch.from_numpy(s)
         else:
             bias_b = bias_flat.repeat(x2.shape[1] // n_per_sample)
-            h_t, s_t = _fwd_torch(x2, a, b_, th, bias_b, hard)
+            h_t, s_t = _fwd_torch(x2, a, b_, th, bias_b, hard, backend == "compiled")
         ctx.save_for_backward(h_t, s_t, bias_flat)
         ctx.params = (a, b_, th, hard, detach, surrogate, backend, tuple(x.shape))
         return s_t.reshape(x.shape)
@@ -230,7 +251,9 @@ class _FusedLIF(torch.autograd.Function):
             )
         else:
             bias_b = bias_flat.repeat(h.shape[1] // n)
-            gx_t, gb_t, d_a, d_b, d_th = _bwd_torch(gs, sg, h, s, a, b_, th, bias_b, hard, detach)
+            gx_t, gb_t, d_a, d_b, d_th = _bwd_torch(
+                gs, sg, h, s, a, b_, th, bias_b, hard, detach, backend == "compiled"
+            )
         g_bias = gb_t.reshape(-1, n).sum(0).reshape(shape[2:])
         return (
             gx_t.reshape(shape).to(grad_s.dtype),
@@ -261,9 +284,14 @@ def lif_multistep(
 
     ``alpha``, ``beta``, ``vth`` are scalars (floats or 0-d tensors, learnable);
     ``bias`` is per neuron (``neuron_shape``) or ``None``. ``backend``: ``"numba"``
-    (CPU float32/float64), ``"torch"`` (any device) or ``"auto"``."""
+    (CPU float32/float64), ``"torch"`` (any device, a loop of elementwise ops),
+    ``"compiled"`` (the same loop with each step fused by ``torch.compile``; the default
+    on CUDA when Triton is installed) or ``"auto"``."""
     if backend == "auto":
-        backend = "numba" if x.device.type == "cpu" else "torch"
+        if x.device.type == "cpu":
+            backend = "numba"
+        else:  # GPU: per-step ops fused by torch.compile when its Triton backend exists
+            backend = "compiled" if importlib.util.find_spec("triton") else "torch"
     if backend == "numba" and x.device.type != "cpu":
         raise ValueError("the numba LIF backend runs on CPU tensors only; use backend='torch'")
     neuron_shape = x.shape[2:]
