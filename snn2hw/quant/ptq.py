@@ -478,6 +478,8 @@ def quantize(
             norm_ws.append(mn)
             if plan.bias is not None:
                 b = plan.bias
+                if not np.all(np.isfinite(b)):
+                    raise GraphError(f"node '{plan.names[-1]}': NaN or Inf in its bias")
                 b_full = np.broadcast_to(
                     b.reshape(-1, *([1] * (len(shape) - 1))) if len(shape) > 1 else b, shape
                 )

@@ -19,6 +19,7 @@ from __future__ import annotations
 import io
 import json
 import zipfile
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -285,6 +286,18 @@ class QGraph:
             best[name] = d + 1 if isinstance(node, LIFNode) else d
         return max((best[n.name] for n in self.output_nodes), default=max(best.values(), default=0))
 
+    def _reachable(self, start: str, goal: str) -> bool:
+        seen, stack = {start}, [start]
+        while stack:
+            n = stack.pop()
+            if n == goal:
+                return True
+            for m in self.successors(n):
+                if m not in seen:
+                    seen.add(m)
+                    stack.append(m)
+        return False
+
     # ----- validation -------------------------------------------------------------------
     def validate(self) -> QGraph:
         """Check shapes, integer ranges and topology; raise :class:`GraphError` naming the
@@ -303,11 +316,14 @@ class QGraph:
                     raise GraphError(
                         f"edge {s!r} -> {d!r} names a node '{end}' that does not exist"
                     )
-            # Only edges into a LIF may point backwards (recurrence); depth() relies on it.
-            if order[s] >= order[d] and not isinstance(self.nodes[d], LIFNode):
+            # Only edges into a LIF may point backwards, and only to close a loop
+            # (recurrence); depth() relies on the order.
+            if order[s] >= order[d] and (
+                not isinstance(self.nodes[d], LIFNode) or not self._reachable(d, s)
+            ):
                 raise GraphError(
                     f"edge {s!r} -> {d!r}: nodes must be stored in topological order "
-                    "(only edges into a LIF node may close a loop)"
+                    "(only an edge into a LIF node that closes a loop may point backwards)"
                 )
         for name, node in self.nodes.items():
             if node.name != name:
@@ -386,6 +402,8 @@ class QGraph:
         try:
             with zipfile.ZipFile(path) as zf:
                 header = json.loads(zf.read("graph.json"))
+                if not isinstance(header, dict):
+                    raise GraphError(f"{path}: graph.json must hold an object")
                 if header.get("format") != FORMAT_NAME:
                     raise GraphError(f"{path}: not a snn2hw quantized graph (format field)")
                 if int(header.get("version", -1)) > FORMAT_VERSION:
@@ -410,6 +428,8 @@ class QGraph:
                         else:
                             kwargs[key] = val
                     node = _NODE_TYPES[kind](**kwargs)
+                    if node.name in nodes:
+                        raise GraphError(f"{path}: two nodes are called {node.name!r}")
                     nodes[node.name] = node
                 g = cls(
                     nodes=nodes,
@@ -421,7 +441,8 @@ class QGraph:
                 )
         except GraphError:
             raise
-        except (zipfile.BadZipFile, KeyError, ValueError, TypeError, OSError, EOFError) as exc:
+        except (zipfile.BadZipFile, zlib.error, NotImplementedError, KeyError, ValueError,
+                TypeError, AttributeError, OSError, EOFError) as exc:
             raise GraphError(
                 f"{path}: corrupt or truncated quantized graph ({type(exc).__name__}: {exc}); "
                 "re-run `snn2hw export`"
@@ -435,6 +456,14 @@ def _validate_node(node: Node) -> None:
     def bad(msg: str) -> GraphError:
         return GraphError(f"node '{name}' ({kind}): {msg}")
 
+    for key in ("du", "dv", "vth", "weight_exp", "num_weight_bits", "message_bits", "groups"):
+        if not hasattr(node, key):
+            continue
+        val = getattr(node, key)
+        if isinstance(val, bool) or not isinstance(val, (int, np.integer)):
+            raise bad(f"{key} must be an integer, got {type(val).__name__} {val!r}")
+    if not isinstance(name, str) or not name:
+        raise bad("node name must be a non-empty string")
     for key in ("stride", "dilation", "kernel_size"):
         val = getattr(node, key, None)
         if val is not None and (len(val) != 2 or any(int(v) < 1 for v in val)):

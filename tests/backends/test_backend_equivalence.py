@@ -79,13 +79,13 @@ def dense_graphs(draw):
         )
         edges += [("h", "rec"), ("rec", "h")]
     nodes.append(DenseNode("d2", draw(weights((n_o, n_h))), weight_exp=draw(st.integers(-7, 7))))
-    nodes.append(draw(lif_params(n_o, "o")))
-    edges += [("h", "d2"), ("d2", "o")]
     if draw(st.booleans()):  # residual: the input also reaches the output layer
         nodes.append(
             DenseNode("skip", draw(weights((n_o, n_in))), weight_exp=draw(st.integers(-7, 7)))
         )
         edges += [("x", "skip"), ("skip", "o")]
+    nodes.append(draw(lif_params(n_o, "o")))
+    edges += [("h", "d2"), ("d2", "o")]
     nodes.append(OutputNode("out", (n_o,)))
     edges.append(("o", "out"))
     g = QGraph(

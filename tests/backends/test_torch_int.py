@@ -304,7 +304,9 @@ def test_one_step_delay_per_hop():
 
 def test_residual_skip_path_arrives_one_hop_earlier():
     nodes, edges = _chain(3)
-    nodes.append(dense("skip", [[1]]))
+    # stored right after its source: a synapse node follows the node it reads
+    pos = [n.name for n in nodes].index("L1") + 1
+    nodes.insert(pos, dense("skip", [[1]]))
     edges += [("L1", "skip"), ("skip", "L3")]
     g = make_graph(nodes, edges)
     res = run(g, frames([1]), num_steps=6)
