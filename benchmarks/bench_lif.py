@@ -451,7 +451,8 @@ def verdict(doc: dict[str, Any], target: float = 2.0) -> list[str]:
     for r in doc["rows"]:
         if r["contender"] == "snn2hw-fused" and "error" not in r and r["x_vs_best"] is not None:
             ok = "MET" if r["x_vs_best"] >= target else "NOT met"
-            out.append(f"target {target:g}x vs best snnTorch on {r['device']} n={r['n']}: "
+            mode = " (LIF alone, no Linear)" if doc["args"].get("lif_only") else ""
+            out.append(f"target {target:g}x vs best snnTorch{mode} on {r['device']} n={r['n']}: "
                        f"{r['x_vs_best']:.2f}x (medians; {r['x_vs_best_min']:.2f}x on minima) "
                        f"-> {ok}")
     return out

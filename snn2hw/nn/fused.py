@@ -41,20 +41,33 @@ def _fwd_kernel(x, alpha, beta, vth, bias, n_per_sample, hard, h_out, s_out):  #
     for c in numba.prange(nchunks):
         lo = c * _CHUNK
         hi = min(M, lo + _CHUNK)
-        u = np.zeros(hi - lo, dtype=x.dtype)
-        v = np.zeros(hi - lo, dtype=x.dtype)
+        n = hi - lo
+        u = np.zeros(n, dtype=x.dtype)
+        v = np.zeros(n, dtype=x.dtype)
+        b = np.empty(n, dtype=x.dtype)
+        for k in range(n):
+            b[k] = bias[(lo + k) % n_per_sample]
         for t in range(T):
-            for k in range(hi - lo):
-                i = lo + k
-                uk = alpha * u[k] + x[t, i]
-                h = beta * v[k] + uk + bias[i % n_per_sample]
-                s = 1.0 if h > vth else 0.0
-                u[k] = uk
-                h_out[t, i] = h
-                s_out[t, i] = s
-                if hard:
+            xt = x[t, lo:hi]
+            ht = h_out[t, lo:hi]
+            st = s_out[t, lo:hi]
+            if hard:
+                for k in range(n):
+                    uk = alpha * u[k] + xt[k]
+                    h = beta * v[k] + uk + b[k]
+                    s = 1.0 if h > vth else 0.0
+                    u[k] = uk
+                    ht[k] = h
+                    st[k] = s
                     v[k] = h * (1.0 - s)
-                else:
+            else:
+                for k in range(n):
+                    uk = alpha * u[k] + xt[k]
+                    h = beta * v[k] + uk + b[k]
+                    s = 1.0 if h > vth else 0.0
+                    u[k] = uk
+                    ht[k] = h
+                    st[k] = s
                     v[k] = h - vth * s
 
 
@@ -70,6 +83,9 @@ def _bwd_kernel(
         n = hi - lo
         gv_next = np.zeros(n, dtype=h.dtype)
         gu_next = np.zeros(n, dtype=h.dtype)
+        bb = np.empty(n, dtype=h.dtype)
+        for k in range(n):
+            bb[k] = bias[(lo + k) % n_per_sample]
         d_alpha = 0.0
         d_beta = 0.0
         d_vth = 0.0
@@ -94,7 +110,7 @@ def _bwd_kernel(
                 gh = gs[t, i] * g + gv_next[k] * dvdh
                 gu = gh + gu_next[k]
                 gx[t, i] = gu
-                b = bias[i % n_per_sample]
+                b = bb[k]
                 if t > 0:
                     hp = h[t - 1, i]
                     sp = s[t - 1, i]
@@ -221,7 +237,12 @@ class _FusedLIF(torch.autograd.Function):
         T = shape[0]
         n = bias_flat.numel()
         gs = grad_s.reshape(T, -1).contiguous().to(h.dtype)
-        sg = surrogate_grad(h - th, surrogate, th, 1.0 - b_).contiguous()
+        # Evaluated in time blocks of ~256K elements: the temporaries of the surrogate's
+        # elementwise chain stay small (no fresh page-faulted [T, M] buffer per op).
+        sg = torch.empty_like(h)
+        blk = max(1, (1 << 18) // max(1, h.shape[1]))
+        for t0 in range(0, T, blk):
+            sg[t0:t0 + blk] = surrogate_grad(h[t0:t0 + blk] - th, surrogate, th, 1.0 - b_)
         if backend == "numba":
             gx = np.empty_like(h.numpy())
             gb = np.zeros(h.shape[1], dtype=h.numpy().dtype)
