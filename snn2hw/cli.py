@@ -338,8 +338,10 @@ def simulate(qgraph, backend, samples, device, as_json) -> None:
 )
 @click.option("--report/--no-report", default=True, show_default=True,
               help="Also write report/ (HTML + Markdown with plots).")
+@click.option("--energy", "energy_target", default=None,
+              help="Add energy per inference: modelled for this target, measured (NVML) on GPU.")
 @click.option("--json", "as_json", is_flag=True)
-def compare(artifact, backends, samples, device, out_dir, report, as_json) -> None:
+def compare(artifact, backends, samples, device, out_dir, report, energy_target, as_json) -> None:
     """Run the same inputs through several backends and compare spike for spike.
 
     Exits with code 2 when the integer backends disagree anywhere.
@@ -354,7 +356,8 @@ def compare(artifact, backends, samples, device, out_dir, report, as_json) -> No
 
     path = _qgraph_path(artifact)
     names = [b.strip() for b in backends.split(",") if b.strip()]
-    res = run_compare(path, names, samples, device=str(resolve_device(device)))
+    res = run_compare(path, names, samples, device=str(resolve_device(device)),
+                      energy_target=energy_target)
     out = Path(out_dir) if out_dir else path.parent
     write_comparison(res, path, out)
     if report:

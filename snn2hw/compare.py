@@ -60,6 +60,7 @@ class Comparison:
     divergences: list[Divergence] = field(default_factory=list)
     float_agreement: dict[str, float] = field(default_factory=dict)
     runs: dict[str, BackendRun] = field(default_factory=dict, repr=False)
+    energy: dict[str, str] = field(default_factory=dict)  # backend -> energy per inference
 
     @property
     def integer_equal(self) -> bool:
@@ -78,12 +79,15 @@ class Comparison:
             "integer_backends_equal": self.integer_equal,
             "divergences": [d.to_dict() for d in self.divergences],
             "float_agreement": self.float_agreement,
+            "energy_per_inference": self.energy,
         }
 
     def table(self) -> str:
         layers = list(next(iter(self.agreement.values()), {}).keys())
-        head = "| backend | accuracy | wall s | samples/s | " + " | ".join(layers) + " |"
-        lines = [head, "|" + "---|" * (4 + len(layers))]
+        e_col = bool(self.energy)
+        head = ("| backend | accuracy | wall s | samples/s | "
+                + ("energy / inference | " if e_col else "") + " | ".join(layers) + " |")
+        lines = [head, "|" + "---|" * (4 + e_col + len(layers))]
         for b in self.backends:
             acc = self.accuracy.get(b)
             agree = self.agreement.get(b, {})
@@ -96,7 +100,9 @@ class Comparison:
             w = self.wall_s.get(b, float("nan"))
             lines.append(
                 f"| {b} | {'-' if acc is None else f'{acc:.4f}'} | {w:.3f} | "
-                f"{self.samples / w if w else float('nan'):.1f} | " + " | ".join(cells) + " |"
+                f"{self.samples / w if w else float('nan'):.1f} | "
+                + (f"{self.energy.get(b, '-')} | " if e_col else "")
+                + " | ".join(cells) + " |"
             )
         return "\n".join(lines)
 
@@ -161,8 +167,12 @@ def compare(
     samples: int,
     *,
     device: str = "cpu",
+    energy_target: str | None = None,
 ) -> Comparison:
-    """Run ``backends`` on the same inputs and compare them spike for spike."""
+    """Run ``backends`` on the same inputs and compare them spike for spike. With
+    ``energy_target``, each row also gets an energy per inference: modelled for the chip
+    simulators (event, lava, torch-int as a chip model) from the event simulator's
+    activity, and measured (NVML) for the torch paths when they ran on a CUDA device."""
     qgraph_path = Path(qgraph_path)
     graph = QGraph.load(qgraph_path)
     unknown = [b for b in backends if b not in (*INTEGER_BACKENDS, "float")]
@@ -240,9 +250,40 @@ def compare(
         else:
             accuracy["float"] = None
     order = [b for b in backends if b in runs or b == "float"]
-    return Comparison(
+    cmp = Comparison(
         order, int(smp.ints.shape[1]), agreement, accuracy, wall, divergences, float_agree, runs
     )
+    if energy_target:
+        cmp.energy = _energy_column(graph, smp, runs, backends, energy_target, device,
+                                    qgraph_path.parent)
+    return cmp
+
+
+def _energy_column(graph: QGraph, smp, runs: dict[str, BackendRun], backends: list[str],
+                   target: str, device: str, nir_dir: Path) -> dict[str, str]:
+    from snn2hw.energy import energy_for_graph, format_energy, measure_torch_paths
+
+    rep, _, _ = energy_for_graph(graph, target, run=runs.get("event"), inputs=smp.ints)
+    chip = (f"{format_energy(rep.total_pj)} modelled on {target}" if rep.total_pj is not None
+            else f"not published for {target}")
+    out = {b: chip for b in backends if b in ("event", "lava", "onnx")}
+    float_net = None
+    if "float" in backends:
+        from snn2hw.nir import NIRNet, read_nir, resolve_timing
+
+        g = read_nir(nir_dir / str(graph.metadata.get("nir_file")))
+        dt, conv, _ = resolve_timing(g, graph.dt, graph.metadata.get("convention"))
+        float_net = NIRNet(g, dt, conv, reset=graph.metadata.get("reset"))
+    meas = measure_torch_paths(graph, smp.ints, device, float_net=float_net,
+                               float_frames=smp.frames if float_net is not None else None)
+    for name, rec in meas["paths"].items():
+        if name not in backends:
+            continue
+        e = rec.get("energy_j_per_inference")
+        out[name] = (f"{format_energy(e * 1e12)} measured on {meas['device']}" if e is not None
+                     else f"not measured ({meas['energy_note'].split(': ', 1)[-1]}); "
+                          f"chip: {chip}")
+    return out
 
 
 def write_comparison(res: Comparison, qgraph_path: Path, out: Path) -> dict[str, Path]:

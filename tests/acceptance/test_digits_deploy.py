@@ -26,8 +26,12 @@ def test_digits_model_is_identical_on_lava_event_and_torch_int(tmp_path, name):
     cfg["experiment"]["device"] = "cpu"
     res = train(cfg, out_dir=tmp_path / "run", progress=False)
     exp = export(res.best_checkpoint, "loihi", tmp_path / "out", calib_samples=64)
-    cmp = compare(exp.qgraph_path, ["float", "torch-int", "event", "lava"], 50)
+    cmp = compare(exp.qgraph_path, ["float", "torch-int", "event", "lava"], 50,
+                  energy_target="loihi")
     assert cmp.samples == 50
     assert cmp.integer_equal, cmp.divergences[0].describe()
     assert cmp.accuracy["lava"] == cmp.accuracy["event"] == cmp.accuracy["torch-int"]
     assert cmp.accuracy["event"] > 0.5
+    # one table: modelled chip energy for the chip simulators, measured (or why not) for torch
+    assert "modelled on loihi" in cmp.energy["lava"] and "modelled on loihi" in cmp.energy["event"]
+    assert "measured" in cmp.energy["torch-int"] and "energy / inference" in cmp.table()
