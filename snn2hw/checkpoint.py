@@ -115,7 +115,7 @@ def load_checkpoint(path: str | Path, *, trust_pickle: bool = False) -> Checkpoi
 
 def _load_trusted(path: Path) -> Any:
     try:
-        return torch.load(path, map_location="cpu", weights_only=False)
+        return torch.load(path, map_location="cpu", weights_only=False)  # trust_pickle=True only
     except Exception as exc:  # noqa: BLE001 - any failure of a trusted load is reported
         raise CheckpointError(
             f"{path}: cannot load even as trusted pickle: {_first_line(exc)}"
