@@ -279,8 +279,10 @@ def finetune(checkpoint, target, out_path, epochs, lr, device, as_json, quiet) -
 )
 @click.option("--samples", type=int, default=100, show_default=True)
 @click.option("--device", type=DEVICE, default="auto", help="torch-int only.")
+@click.option("--inputs", "inputs_file", type=click.Path(dir_okay=False), default=None,
+              help="Integer input frames [T, B, ...] (.npy) instead of the exported samples.")
 @click.option("--json", "as_json", is_flag=True)
-def simulate(qgraph, backend, samples, device, as_json) -> None:
+def simulate(qgraph, backend, samples, device, inputs_file, as_json) -> None:
     """Run a quantized graph on one integer backend: accuracy, spikes and SynOps per layer.
 
     \b
@@ -292,7 +294,14 @@ def simulate(qgraph, backend, samples, device, as_json) -> None:
     from snn2hw.train import resolve_device
 
     g = QGraph.load(qgraph)
-    smp = graph_samples(g, samples)
+    if inputs_file:
+        from snn2hw.quant.inputs import InputFormat
+        from snn2hw.samples import SampleSpec, load_samples
+
+        fmt = InputFormat(g.input_node.message_bits, 1.0)
+        smp = load_samples(SampleSpec(inputs_file=inputs_file), fmt, "test", samples)
+    else:
+        smp = graph_samples(g, samples)
     dev = str(resolve_device(device))
     run = run_backend(backend, g, smp.ints, device=dev)
     acc = None
