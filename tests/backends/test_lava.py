@@ -14,16 +14,16 @@ import textwrap
 
 import numpy as np
 import pytest
+from qgraph_builders import dense  # noqa: E402
+from qgraph_builders import lif as build_lif  # noqa: E402
 
 from snn2hw.backends import lava as lava_backend
 from snn2hw.backends import torch_int
 from snn2hw.errors import GraphError
 from snn2hw.quant.qgraph import (
     ConvNode,
-    DenseNode,
     FlattenNode,
     InputNode,
-    LIFNode,
     OutputNode,
     QGraph,
     SumPoolNode,
@@ -34,14 +34,7 @@ pytestmark = pytest.mark.lava
 
 # ----- helpers ---------------------------------------------------------------------------------
 def lif(name, shape, du=4095, dv=4095, vth=20, bias_mant=0, bias_exp=0):
-    shape = (shape,) if isinstance(shape, int) else tuple(shape)
-    bm = np.broadcast_to(np.asarray(bias_mant, np.int64), shape).copy()
-    be = np.broadcast_to(np.asarray(bias_exp, np.int64), shape).copy()
-    return LIFNode(name, shape, du=du, dv=dv, vth=vth, bias_mant=bm, bias_exp=be)
-
-
-def dense(name, w, weight_exp=0, num_weight_bits=8):
-    return DenseNode(name, np.asarray(w, np.int64), weight_exp, num_weight_bits)
+    return build_lif(name, shape, du, dv, vth, bias_mant, bias_exp)
 
 
 def graph(nodes, edges, out, num_steps):

@@ -13,6 +13,8 @@ import onnx
 import onnxruntime as ort
 import pytest
 import torch
+from qgraph_builders import VTH_MAX, dense, lif  # noqa: E402
+from qgraph_builders import make_graph as build_graph  # noqa: E402
 
 from snn2hw.backends.onnx_export import (
     SCAN_FORMAT,
@@ -25,38 +27,15 @@ from snn2hw.backends.torch_int import run as torch_int_run
 from snn2hw.errors import ConfigError, GraphError
 from snn2hw.quant.qgraph import (
     ConvNode,
-    DenseNode,
     FlattenNode,
     InputNode,
-    LIFNode,
-    OutputNode,
-    QGraph,
     SumPoolNode,
 )
 
-VTH_MAX = 131071
-
 
 # ----- graph-building helpers -----------------------------------------------------------------
-def lif(name, shape, du=4095, dv=4095, vth=VTH_MAX, bias_mant=0, bias_exp=0):
-    shape = (shape,) if isinstance(shape, int) else tuple(shape)
-    return LIFNode(
-        name, shape, du=du, dv=dv, vth=vth,
-        bias_mant=np.broadcast_to(np.asarray(bias_mant, np.int64), shape).copy(),
-        bias_exp=np.broadcast_to(np.asarray(bias_exp, np.int64), shape).copy(),
-    )
-
-
-def dense(name, w, weight_exp=0, num_weight_bits=8):
-    return DenseNode(name, np.asarray(w, np.int64), weight_exp, num_weight_bits)
-
-
 def make_graph(nodes, edges, out, num_steps=6):
-    nodes = list(nodes)
-    src = next(n for n in nodes if n.name == out)
-    nodes.append(OutputNode("out", tuple(src.shape)))
-    return QGraph({n.name: n for n in nodes}, [*edges, (out, "out")], 1e-3, "loihi",
-                  num_steps).validate()
+    return build_graph(nodes, edges, out, num_steps)
 
 
 def assert_onnx_matches_torch_int(graph, x, tmp_path, *, num_steps=None, min_spikes=1,

@@ -10,6 +10,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from qgraph_builders import dense, lif, make_graph  # noqa: E402
 
 from snn2hw.backends.torch_int import (
     TorchIntNetwork,
@@ -21,49 +22,13 @@ from snn2hw.backends.torch_int import (
 from snn2hw.errors import ConfigError, GraphError
 from snn2hw.quant.qgraph import (
     ConvNode,
-    DenseNode,
     FlattenNode,
     InputNode,
-    LIFNode,
-    OutputNode,
-    QGraph,
     SumPoolNode,
 )
 
-VTH_MAX = 131071
-
 
 # ----- graph-building helpers -----------------------------------------------------------------
-def lif(name, shape, du=4095, dv=4095, vth=VTH_MAX, bias_mant=0, bias_exp=0):
-    shape = (shape,) if isinstance(shape, int) else tuple(shape)
-    return LIFNode(
-        name,
-        shape,
-        du=du,
-        dv=dv,
-        vth=vth,
-        bias_mant=np.broadcast_to(np.asarray(bias_mant, np.int64), shape).copy(),
-        bias_exp=np.broadcast_to(np.asarray(bias_exp, np.int64), shape).copy(),
-    )
-
-
-def dense(name, w, weight_exp=0, num_weight_bits=8):
-    return DenseNode(name, np.asarray(w, np.int64), weight_exp, num_weight_bits)
-
-
-def make_graph(nodes, edges, out=None, num_steps=4):
-    nodes = list(nodes)
-    if out is not None:
-        src = next(n for n in nodes if n.name == out)
-        nodes.append(OutputNode("out", tuple(src.shape)))
-        edges = [*edges, (out, "out")]
-    else:  # every graph needs an output: read the last LIF
-        last = [n for n in nodes if isinstance(n, LIFNode)][-1]
-        nodes.append(OutputNode("out", tuple(last.shape)))
-        edges = [*edges, (last.name, "out")]
-    return QGraph({n.name: n for n in nodes}, list(edges), 1e-3, "loihi", num_steps).validate()
-
-
 def frames(*rows, dtype=np.int64):
     """Time-major frames [F, B=1, N] from per-step lists."""
     return np.asarray(rows, dtype=dtype)[:, None, :]
