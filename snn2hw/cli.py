@@ -34,6 +34,18 @@ class _Group(click.Group):
             sys.exit(130)
 
 
+REPORT_OPTION = click.option(
+    "--report/--no-report", default=True, show_default=True,
+    help="Also write report/ (HTML + Markdown with plots).",
+)
+
+
+def artifact_out_option(help_text: str):
+    """``-o/--out`` folder that defaults to the artifact's own folder."""
+    return click.option("-o", "--out", "out_dir", type=click.Path(file_okay=False),
+                        default=None, help=help_text)
+
+
 def _emit(data: dict[str, Any], as_json: bool, human: str) -> None:
     click.echo(json.dumps(data, indent=2, default=float) if as_json else human)
 
@@ -168,8 +180,7 @@ def evaluate(checkpoint, device, samples, data_dir, trust_pickle, as_json) -> No
 )
 @click.option("--calib-samples", type=int, default=128, show_default=True)
 @click.option("--trust-pickle", is_flag=True, help="Allow unpickling (only for files you trust).")
-@click.option("--report/--no-report", default=True, show_default=True,
-              help="Also write report/ (HTML + Markdown with plots).")
+@REPORT_OPTION
 @click.option("--json", "as_json", is_flag=True)
 def export(
     source,
@@ -337,16 +348,8 @@ def simulate(qgraph, backend, samples, device, inputs_file, as_json) -> None:
 )
 @click.option("--samples", type=int, default=50, show_default=True)
 @click.option("--device", type=DEVICE, default="auto", help="Device of the torch paths.")
-@click.option(
-    "-o",
-    "--out",
-    "out_dir",
-    type=click.Path(file_okay=False),
-    default=None,
-    help="Folder for compare.json/.md and the raster PNG (default: next to the artifact).",
-)
-@click.option("--report/--no-report", default=True, show_default=True,
-              help="Also write report/ (HTML + Markdown with plots).")
+@artifact_out_option("Folder for compare.json/.md and the raster PNG (default: the artifact's).")
+@REPORT_OPTION
 @click.option("--energy", "energy_target", default=None,
               help="Add energy per inference: modelled for this target, measured (NVML) on GPU.")
 @click.option("--json", "as_json", is_flag=True)
@@ -397,14 +400,7 @@ def compare(artifact, backends, samples, device, out_dir, report, energy_target,
     help="Also time the torch paths (and GPU power via NVML when available).",
 )
 @click.option("--device", type=DEVICE, default="auto", help="Device for --measure.")
-@click.option(
-    "-o",
-    "--out",
-    "out_dir",
-    type=click.Path(file_okay=False),
-    default=None,
-    help="Where to write energy.json/.md (default: next to the artifact).",
-)
+@artifact_out_option("Where to write energy.json/.md (default: next to the artifact).")
 @click.option("--json", "as_json", is_flag=True)
 def energy(artifact, targets_, samples, measure, device, out_dir, as_json) -> None:
     """Energy and latency per inference from measured activity (event simulator) and the
@@ -431,14 +427,7 @@ def energy(artifact, targets_, samples, measure, device, out_dir, as_json) -> No
 
 @main.command()
 @click.argument("artifact", type=click.Path())
-@click.option(
-    "-o",
-    "--out",
-    "out_dir",
-    type=click.Path(file_okay=False),
-    default=None,
-    help="Folder for report/ (default: next to the artifact).",
-)
+@artifact_out_option("Folder for report/ (default: next to the artifact).")
 @click.option("--target", "targets_", multiple=True, default=("loihi", "loihi2"), show_default=True)
 @click.option("--samples", type=int, default=50, show_default=True)
 def report(artifact, out_dir, targets_, samples) -> None:
