@@ -18,8 +18,8 @@ import time
 import numpy as np
 import torch
 
+from snn2hw.pipeline.simulate import run_backend
 from snn2hw.quant.qgraph import DenseNode, InputNode, LIFNode, OutputNode, QGraph
-from snn2hw.simulate import run_backend
 
 
 def synthetic_graph(seed: int = 0) -> QGraph:
@@ -51,7 +51,7 @@ def main() -> None:
     args = ap.parse_args()
     torch.set_num_threads(1)
     if args.qgraph:
-        from snn2hw.simulate import graph_samples
+        from snn2hw.pipeline.simulate import graph_samples
 
         g = QGraph.load(args.qgraph)
         ints = graph_samples(g, args.samples).ints

@@ -15,11 +15,11 @@ import json
 import time
 from pathlib import Path
 
-from snn2hw.compare import compare
-from snn2hw.config import load_config
-from snn2hw.export import export
-from snn2hw.quant.qat import finetune
-from snn2hw.train import train
+from snn2hw.pipeline.compare import compare
+from snn2hw.pipeline.export import export
+from snn2hw.training.config import load_config
+from snn2hw.training.qat import finetune
+from snn2hw.training.train import train
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 

@@ -5,7 +5,7 @@ set -u
 OUT=${1:-build/gpu_check}
 mkdir -p "$OUT"
 export PYTHONUNBUFFERED=1 SNN2HW_EXTERNAL=${SNN2HW_EXTERNAL:-$PWD/../shared/external}
-snn() { python3 -c 'import sys; from snn2hw.cli import main; sys.exit(main())' "$@"; }
+SNN=(python3 -c 'import sys; from snn2hw.cli import main; sys.exit(main())')
 { nvidia-smi -L; python3 -c "import torch, numpy, numba; print('torch', torch.__version__, \
 'numpy', numpy.__version__, 'numba', numba.__version__, torch.cuda.get_device_name(0))"; } \
   2>&1 | tee "$OUT/env.txt"
@@ -17,12 +17,12 @@ echo "== 2. fused LIF on CUDA vs CPU numba"
 timeout 100 python3 benchmarks/gpu_check.py --json "$OUT/gpu_check.json" 2>&1 | tail -40 | tee "$OUT/gpu_check.txt"
 echo "== 3. train on CUDA -> export -> compare (torch-int on CUDA vs event) -> measured energy"
 for cfg in digits_lif digits_conv; do
-  /usr/bin/time -f "train $cfg: %e s wall" timeout 90 snn train "examples/$cfg.toml" \
+  /usr/bin/time -f "train $cfg: %e s wall" timeout 90 "${SNN[@]}" train "examples/$cfg.toml" \
     --device cuda --epochs 3 --out "build/gpu/$cfg" --quiet 2>&1 | tail -3
-  timeout 45 snn export "build/gpu/$cfg/best.pt" --target loihi -o "build/gpu/$cfg/export" 2>&1 | tail -3
-  timeout 45 snn compare "build/gpu/$cfg/export" --backends float,torch-int,event --samples 100 \
+  timeout 45 "${SNN[@]}" export "build/gpu/$cfg/best.pt" --target loihi -o "build/gpu/$cfg/export" 2>&1 | tail -3
+  timeout 45 "${SNN[@]}" compare "build/gpu/$cfg/export" --backends float,torch-int,event --samples 100 \
     --device cuda --energy loihi 2>&1 | tail -15
   echo "compare exit: $?"
 done
-timeout 45 snn energy build/gpu/digits_lif/export --measure --device cuda --samples 200 --json \
+timeout 45 "${SNN[@]}" energy build/gpu/digits_lif/export --measure --device cuda --samples 200 --json \
   > "$OUT/energy.json" 2>&1; echo "energy exit: $?"; head -c 3000 "$OUT/energy.json"

@@ -1,7 +1,7 @@
 """snn2hw: spiking neural networks from PyTorch training to neuromorphic hardware.
 
 Data flow (each stage reads one representation and writes the next):
-train (``snn2hw.nn``, ``snn2hw.train``) -> NIR (``snn2hw.nir``) -> quantized graph
+train (``snn2hw.nn``, ``snn2hw.training.train``) -> NIR (``snn2hw.nir``) -> quantized graph
 (``snn2hw.quant``) -> integer backends (``snn2hw.backends``) -> compare / energy.
 """
 

@@ -13,7 +13,7 @@ from typing import Any
 
 import click
 
-from snn2hw.errors import Snn2hwError
+from snn2hw.common.errors import Snn2hwError
 
 DEVICE = click.Choice(["auto", "cpu", "cuda"])
 
@@ -85,8 +85,8 @@ def train(config, out_dir, device, resume, epochs, data_dir, as_json, quiet) -> 
     Example:
       snn2hw train examples/digits_lif.toml --out runs/digits_lif
     """
-    from snn2hw.config import load_config
-    from snn2hw.train import train as run_train
+    from snn2hw.training.config import load_config
+    from snn2hw.training.train import train as run_train
 
     cfg = load_config(config)
     if epochs is not None:
@@ -126,7 +126,7 @@ def evaluate(checkpoint, device, samples, data_dir, trust_pickle, as_json) -> No
     Example:
       snn2hw evaluate runs/digits_lif/best.pt --json
     """
-    from snn2hw.evaluation import evaluate_checkpoint
+    from snn2hw.training.evaluation import evaluate_checkpoint
 
     res = evaluate_checkpoint(
         checkpoint, device=device, samples=samples, data_dir=data_dir, trust_pickle=trust_pickle
@@ -207,8 +207,8 @@ def export(
       snn2hw export net.nir --convention snntorch --inputs x.npy --target loihi
       snn2hw export runs/digits_lif/best.pt --target onnx -o build/onnx/
     """
-    from snn2hw.export import export as run_export
-    from snn2hw.samples import SampleSpec
+    from snn2hw.pipeline.export import export as run_export
+    from snn2hw.pipeline.samples import SampleSpec
 
     spec = None
     if dataset or inputs_file:
@@ -222,13 +222,13 @@ def export(
     kwargs = dict(dt=dt, convention=convention, reset=reset, spec=spec,
                   calib_samples=calib_samples, trust_pickle=trust_pickle)
     if target == "onnx":
-        from snn2hw.export import export_onnx
+        from snn2hw.pipeline.export import export_onnx
 
         res = export_onnx(source, out_dir, **kwargs)
     else:
         res = run_export(source, target, out_dir, **kwargs)
     if report:
-        from snn2hw.report import write_report_for_artifact
+        from snn2hw.reporting.report import write_report_for_artifact
 
         write_report_for_artifact(res.qgraph_path)
     r = res.report
@@ -267,7 +267,7 @@ def finetune(checkpoint, target, out_path, epochs, lr, device, as_json, quiet) -
     Example:
       snn2hw finetune runs/digits_conv/best.pt --target loihi -o runs/digits_conv/qat.pt
     """
-    from snn2hw.quant.qat import finetune as run_finetune
+    from snn2hw.training.qat import finetune as run_finetune
 
     res = run_finetune(
         checkpoint, target, out_path, epochs=epochs, lr=lr, device=device, progress=not quiet
@@ -300,14 +300,14 @@ def simulate(qgraph, backend, samples, device, inputs_file, as_json) -> None:
     Example:
       snn2hw simulate build/best.qgraph --backend event --samples 200
     """
+    from snn2hw.pipeline.simulate import graph_samples, layer_summary, predictions, run_backend
     from snn2hw.quant.qgraph import QGraph
-    from snn2hw.simulate import graph_samples, layer_summary, predictions, run_backend
-    from snn2hw.train import resolve_device
+    from snn2hw.training.train import resolve_device
 
     g = QGraph.load(qgraph)
     if inputs_file:
+        from snn2hw.pipeline.samples import SampleSpec, load_samples
         from snn2hw.quant.inputs import InputFormat
-        from snn2hw.samples import SampleSpec, load_samples
 
         fmt = InputFormat(g.input_node.message_bits, 1.0)
         smp = load_samples(SampleSpec(inputs_file=inputs_file), fmt, "test", samples)
@@ -362,9 +362,9 @@ def compare(artifact, backends, samples, device, out_dir, report, energy_target,
     Example:
       snn2hw compare build/best.qgraph --backends float,torch-int,event,lava --samples 50
     """
-    from snn2hw.compare import compare as run_compare
-    from snn2hw.compare import write_comparison
-    from snn2hw.train import resolve_device
+    from snn2hw.pipeline.compare import compare as run_compare
+    from snn2hw.pipeline.compare import write_comparison
+    from snn2hw.training.train import resolve_device
 
     path = _qgraph_path(artifact)
     names = [b.strip() for b in backends.split(",") if b.strip()]
@@ -373,7 +373,7 @@ def compare(artifact, backends, samples, device, out_dir, report, energy_target,
     out = Path(out_dir) if out_dir else path.parent
     write_comparison(res, path, out)
     if report:
-        from snn2hw.report import write_report_for_artifact
+        from snn2hw.reporting.report import write_report_for_artifact
 
         write_report_for_artifact(path, out)
     lines = [res.table()]
@@ -410,10 +410,10 @@ def energy(artifact, targets_, samples, measure, device, out_dir, as_json) -> No
     Example:
       snn2hw energy build/best.qgraph --target loihi --target loihi2
     """
-    from snn2hw.energy import energy_for_targets, measure_torch_paths, write_energy
+    from snn2hw.chip.energy import energy_for_targets, measure_torch_paths, write_energy
+    from snn2hw.pipeline.simulate import graph_samples
     from snn2hw.quant.qgraph import QGraph
-    from snn2hw.simulate import graph_samples
-    from snn2hw.train import resolve_device
+    from snn2hw.training.train import resolve_device
 
     path = _qgraph_path(artifact)
     g = QGraph.load(path)
@@ -438,7 +438,7 @@ def report(artifact, out_dir, targets_, samples) -> None:
     Example:
       snn2hw report build/ -o build/
     """
-    from snn2hw.report import write_report_for_artifact
+    from snn2hw.reporting.report import write_report_for_artifact
 
     path = write_report_for_artifact(
         _qgraph_path(artifact),
@@ -465,7 +465,7 @@ def _qgraph_path(artifact: str) -> Path:
 def targets(ctx) -> None:
     """List target chips, or `targets show NAME` for one (constants with sources)."""
     if ctx.invoked_subcommand is None:
-        from snn2hw.targets import list_targets, load_target
+        from snn2hw.chip.targets import list_targets, load_target
 
         for name in list_targets():
             click.echo(f"{name}: {load_target(name).description}")
@@ -475,7 +475,7 @@ def targets(ctx) -> None:
 @click.argument("name")
 def targets_show(name) -> None:
     """Print one target: formats, resources, energy constants and their sources."""
-    from snn2hw.targets import format_target, load_target
+    from snn2hw.chip.targets import format_target, load_target
 
     click.echo(format_target(load_target(name)))
 
@@ -490,7 +490,7 @@ def demo(out_dir, device) -> None:
     Example:
       snn2hw demo --out build/demo
     """
-    from snn2hw.demo import run_demo
+    from snn2hw.pipeline.demo import run_demo
 
     run_demo(Path(out_dir), device=device)
 

@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 
 from snn2hw.backends import event_kernels as K
-from snn2hw.errors import GraphError
+from snn2hw.common.errors import GraphError
 from snn2hw.quant.qgraph import (
     ConvNode,
     DenseNode,

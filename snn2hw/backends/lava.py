@@ -49,8 +49,8 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 
+from snn2hw.common.errors import GraphError
 from snn2hw.compat.lava_py311 import LavaMissingError, import_lava
-from snn2hw.errors import GraphError
 from snn2hw.quant.qgraph import (
     ConvNode,
     DenseNode,

@@ -35,7 +35,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from snn2hw.errors import ConfigError, GraphError
+from snn2hw.common.errors import ConfigError, GraphError
 from snn2hw.quant.qgraph import (
     ConvNode,
     DenseNode,

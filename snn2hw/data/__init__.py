@@ -3,7 +3,7 @@
 ``digits``, ``mnist5k`` and ``mnist1d`` come from installed packages (no download);
 ``synthetic-events`` is generated; ``mnist``, ``fashion-mnist``, ``cifar10`` and ``nmnist`` read
 the standard files from ``data_dir`` (default ``$SNN2HW_DATA_DIR`` or ``./data``). Nothing here
-downloads. Every failure is a one-line :class:`~snn2hw.errors.DatasetError`.
+downloads. Every failure is a one-line :class:`~snn2hw.common.errors.DatasetError`.
 
 >>> ds = load_dataset("digits")
 >>> ds.x_train.shape, ds.input_shape

@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from snn2hw.errors import DatasetError
+from snn2hw.common.errors import DatasetError
 
 #: Environment variable naming the default folder of the file-based data sets.
 DATA_DIR_ENV = "SNN2HW_DATA_DIR"

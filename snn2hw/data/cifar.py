@@ -17,8 +17,8 @@ from typing import Any
 
 import numpy as np
 
+from snn2hw.common.errors import DatasetError
 from snn2hw.data.base import Dataset, describe_dirs, find_file
-from snn2hw.errors import DatasetError
 
 DESCRIPTION = "CIFAR-10 50,000/10,000 3x32x32 colour images from the python batches"
 

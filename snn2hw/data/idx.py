@@ -16,8 +16,8 @@ from typing import BinaryIO
 
 import numpy as np
 
+from snn2hw.common.errors import DatasetError
 from snn2hw.data.base import Dataset, find_file
-from snn2hw.errors import DatasetError
 
 MNIST_DESCRIPTION = "MNIST 60,000/10,000 28x28 digits from IDX files in --data-dir"
 FASHION_DESCRIPTION = "Fashion-MNIST 60,000/10,000 28x28 clothing images from IDX files"

@@ -16,8 +16,8 @@ from pathlib import Path
 
 import numpy as np
 
+from snn2hw.common.errors import DatasetError
 from snn2hw.data.base import Dataset
-from snn2hw.errors import DatasetError
 
 DESCRIPTION = "MNIST-1D, 40-step sequences x 1 channel, 4,000/1,000 (generated, no download)"
 

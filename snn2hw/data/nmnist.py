@@ -11,8 +11,8 @@ from pathlib import Path
 
 import numpy as np
 
+from snn2hw.common.errors import DatasetError
 from snn2hw.data.base import Dataset, describe_dirs, positive_int
-from snn2hw.errors import DatasetError
 
 DESCRIPTION = "N-MNIST 60,000/10,000 event recordings binned to [T, 2, 34, 34] frames"
 

@@ -8,9 +8,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from snn2hw.common.errors import DatasetError
 from snn2hw.data import cifar, digits, idx, mnist1d, mnist5k, nmnist, synthetic
 from snn2hw.data.base import Dataset, resolve_data_dir
-from snn2hw.errors import DatasetError
 
 #: Loader signature: ``loader(data_dir, seed, **options) -> Dataset``; options keyword-only.
 Loader = Callable[..., Dataset]

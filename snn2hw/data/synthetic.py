@@ -13,8 +13,8 @@ from pathlib import Path
 
 import numpy as np
 
+from snn2hw.common.errors import DatasetError
 from snn2hw.data.base import Dataset, positive_int, shape_option
-from snn2hw.errors import DatasetError
 
 DESCRIPTION = "synthetic moving-blob event frames, one direction per class (generated, for tests)"
 

@@ -33,7 +33,7 @@ from dataclasses import dataclass, field, replace
 import nir
 import numpy as np
 
-from snn2hw.errors import GraphError
+from snn2hw.common.errors import GraphError
 
 
 @dataclass(frozen=True)

@@ -29,7 +29,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from snn2hw.errors import GraphError
+from snn2hw.common.errors import GraphError
 from snn2hw.nir.discretize import (
     Convention,
     DiscreteNeuron,

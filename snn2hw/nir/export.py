@@ -32,8 +32,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from snn2hw.errors import GraphError
-from snn2hw.io_utils import atomic_path
+from snn2hw.common.atomic_io import atomic_path
+from snn2hw.common.errors import GraphError
 from snn2hw.nn.layers import (
     Residual,
     SeqAvgPool2d,

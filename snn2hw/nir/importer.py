@@ -1,6 +1,6 @@
 """Reading NIR graphs robustly: file errors, validation, shapes, topology and timing.
 
-Every failure becomes a one-line :class:`~snn2hw.errors.GraphError` that names the file,
+Every failure becomes a one-line :class:`~snn2hw.common.errors.GraphError` that names the file,
 node, edge or field at fault. Assumptions that had to be made (a type check that was
 skipped, a batch dimension dropped, the dt and convention used) are returned as notes so
 that reports can list them.
@@ -28,7 +28,7 @@ from typing import Any
 import nir
 import numpy as np
 
-from snn2hw.errors import GraphError
+from snn2hw.common.errors import GraphError
 from snn2hw.nir.discretize import NEURON_TYPES, Convention, get_convention
 
 #: Node types the float executor and the quantizer understand.

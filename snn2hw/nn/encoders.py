@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import torch
 
-from snn2hw.errors import ConfigError
+from snn2hw.common.errors import ConfigError
 
 ENCODERS = ("direct", "poisson", "latency", "events")
 

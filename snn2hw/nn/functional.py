@@ -10,7 +10,7 @@ of it. One time step, with per-step factors ``alpha`` (current) and ``beta`` (vo
     v[t] = h[t] - vth · s[t]        (subtractive reset)
 
 This is Lava's floating-point LIF with ``alpha = 1 - (du+1)/4096`` and
-``beta = 1 - dv/4096`` (snn2hw.units), so a trained model maps to Loihi integers by
+``beta = 1 - dv/4096`` (snn2hw.common.units), so a trained model maps to Loihi integers by
 rounding only. ``alpha = 0`` is a plain LIF (``u = x``); ``beta = 1`` is IF.
 
 Two executions of these equations exist: :func:`lif_step` (autograd through every step;

@@ -16,7 +16,7 @@ import math
 import torch
 import torch.nn.functional as F
 
-from snn2hw.errors import ConfigError
+from snn2hw.common.errors import ConfigError
 
 LOSSES = ("rate_ce", "rate_mse", "van_rossum")
 

@@ -25,7 +25,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from snn2hw.errors import ConfigError
+from snn2hw.common.errors import ConfigError
 from snn2hw.nn.layers import (
     Residual,
     SeqAvgPool2d,

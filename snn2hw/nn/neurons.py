@@ -14,7 +14,7 @@ All are the CUBA LIF of :mod:`snn2hw.nn.functional` with different parameterizat
   as the CubaLIF it equals.
 
 Decays are stored as per-step factors and mapped to the chip's integers by
-:mod:`snn2hw.units` (``dv = 4096(1 - beta)``, ``du = 4096(1 - alpha) - 1``), so a trained
+:mod:`snn2hw.common.units` (``dv = 4096(1 - beta)``, ``du = 4096(1 - alpha) - 1``), so a trained
 model deploys by rounding only. With ``quantize_dynamics=True`` (QAT) the factors are
 rounded to that 1/4096 grid in the forward pass with a straight-through gradient.
 """
@@ -26,11 +26,11 @@ import math
 import torch
 from torch import nn
 
-from snn2hw.errors import ConfigError
+from snn2hw.common.errors import ConfigError
+from snn2hw.common.units import DECAY_SCALE
 from snn2hw.nn.functional import lif_multistep_reference
 from snn2hw.nn.fused import lif_multistep
 from snn2hw.nn.surrogate import Surrogate
-from snn2hw.units import DECAY_SCALE
 
 RESETS = ("hard", "subtract")
 

@@ -34,7 +34,7 @@ from dataclasses import dataclass
 
 import torch
 
-from snn2hw.errors import ConfigError
+from snn2hw.common.errors import ConfigError
 
 GradFn = Callable[[torch.Tensor, float, float, float], torch.Tensor]
 

@@ -1,7 +1,7 @@
 """Loihi number formats: the one place where float parameters become chip integers.
 
 Used by post-training quantization (:mod:`snn2hw.quant.ptq`) and by quantization-aware
-fine-tuning (:mod:`snn2hw.quant.qat`), so both round exactly alike (SPEC.md §1, §2, §5).
+fine-tuning (:mod:`snn2hw.training.qat`), so both round exactly alike (SPEC.md §1, §2, §5).
 """
 
 from __future__ import annotations
@@ -10,6 +10,7 @@ import math
 
 import numpy as np
 
+from snn2hw.common.units import DECAY_SCALE
 from snn2hw.quant.qgraph import (
     BIAS_EXP_MAX,
     BIAS_MANT_MAX,
@@ -17,7 +18,6 @@ from snn2hw.quant.qgraph import (
     WEIGHT_EXP_MAX,
     WEIGHT_EXP_MIN,
 )
-from snn2hw.units import DECAY_SCALE
 
 # Largest weight magnitude a quantizer emits: mixed-sign matrices lose their lowest bit
 # in Lava's Dense (SPEC.md §2), so they are emitted as even integers in [-254, 254].

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from snn2hw.errors import GraphError
+from snn2hw.common.errors import GraphError
 
 GRADED_BITS = 8
 

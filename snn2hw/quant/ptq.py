@@ -33,7 +33,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from snn2hw.errors import GraphError, QuantizationError
+from snn2hw.common.errors import GraphError, QuantizationError
 from snn2hw.nir.discretize import DiscreteNeuron, is_neuron
 from snn2hw.quant.formats import (
     BIAS_INT_MAX,

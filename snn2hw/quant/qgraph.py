@@ -26,8 +26,8 @@ from typing import Any
 
 import numpy as np
 
-from snn2hw.errors import GraphError
-from snn2hw.io_utils import atomic_write_bytes
+from snn2hw.common.atomic_io import atomic_write_bytes
+from snn2hw.common.errors import GraphError
 
 FORMAT_NAME = "snn2hw.qgraph"
 FORMAT_VERSION = 1

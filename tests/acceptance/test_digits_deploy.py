@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from snn2hw.compare import compare
-from snn2hw.config import load_config
-from snn2hw.export import export
-from snn2hw.train import train
+from snn2hw.pipeline.compare import compare
+from snn2hw.pipeline.export import export
+from snn2hw.training.config import load_config
+from snn2hw.training.train import train
 
 pytestmark = pytest.mark.lava
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"

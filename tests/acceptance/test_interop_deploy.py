@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 import torch
 
-from snn2hw.compare import compare
-from snn2hw.export import export
-from snn2hw.samples import SampleSpec
+from snn2hw.pipeline.compare import compare
+from snn2hw.pipeline.export import export
+from snn2hw.pipeline.samples import SampleSpec
 
 pytestmark = pytest.mark.lava
 

@@ -14,12 +14,12 @@ import torch
 from click.testing import CliRunner
 
 from snn2hw.cli import main
-from snn2hw.compare import compare
-from snn2hw.config import load_config
 from snn2hw.nir import NIRNet, read_nir, resolve_timing
+from snn2hw.pipeline.compare import compare
+from snn2hw.pipeline.simulate import graph_samples
 from snn2hw.quant.qgraph import QGraph
-from snn2hw.simulate import graph_samples
-from snn2hw.train import train
+from snn2hw.training.config import load_config
+from snn2hw.training.train import train
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 

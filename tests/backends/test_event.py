@@ -15,7 +15,7 @@ import pytest
 from scipy.signal import correlate
 
 from snn2hw.backends import event, event_kernels
-from snn2hw.errors import GraphError
+from snn2hw.common.errors import GraphError
 from snn2hw.quant.qgraph import (
     ConvNode,
     DenseNode,

@@ -19,7 +19,7 @@ from qgraph_builders import lif as build_lif  # noqa: E402
 
 from snn2hw.backends import lava as lava_backend
 from snn2hw.backends import torch_int
-from snn2hw.errors import GraphError
+from snn2hw.common.errors import GraphError
 from snn2hw.quant.qgraph import (
     ConvNode,
     FlattenNode,

@@ -19,7 +19,7 @@ from snn2hw.backends.torch_int import (
     prepare_dense_weight,
     run,
 )
-from snn2hw.errors import ConfigError, GraphError
+from snn2hw.common.errors import ConfigError, GraphError
 from snn2hw.quant.qgraph import (
     ConvNode,
     FlattenNode,

@@ -10,8 +10,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from snn2hw.common.errors import DatasetError
 from snn2hw.data import load_dataset, read_cifar_batch
-from snn2hw.errors import DatasetError
 
 BATCHES = [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]
 

@@ -7,8 +7,8 @@ import random
 import numpy as np
 import pytest
 
+from snn2hw.common.errors import DatasetError
 from snn2hw.data import Dataset, load_dataset
-from snn2hw.errors import DatasetError
 
 
 def _check_static(ds: Dataset, n_train: int, n_test: int, shape: tuple[int, ...]) -> None:

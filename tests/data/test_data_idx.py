@@ -9,8 +9,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from snn2hw.common.errors import DatasetError
 from snn2hw.data import load_dataset, read_idx
-from snn2hw.errors import DatasetError
 
 NAMES = {
     "train_images": "train-images-idx3-ubyte",

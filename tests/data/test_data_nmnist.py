@@ -7,9 +7,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from snn2hw.common.errors import DatasetError
 from snn2hw.data import bin_events, load_dataset, read_nmnist_events
 from snn2hw.data.nmnist import EVENT_DTYPE
-from snn2hw.errors import DatasetError
 
 
 def encode(events: list[tuple[int, int, int, int]]) -> bytes:

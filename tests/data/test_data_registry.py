@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
+from snn2hw.common.errors import DatasetError
 from snn2hw.data import available_datasets, load_dataset, resolve_data_dir
-from snn2hw.errors import DatasetError
 
 EXPECTED = {
     "digits",

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from snn2hw.common.errors import DatasetError
 from snn2hw.data import load_dataset, make_synthetic_events
-from snn2hw.errors import DatasetError
 
 
 def test_same_seed_gives_identical_events_and_another_seed_differs():

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from snn2hw.errors import GraphError
+from snn2hw.common.errors import GraphError
 from snn2hw.nir import NIRNet, discretize_neuron, get_convention
 
 SNN2HW = get_convention("snn2hw")

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from snn2hw.errors import GraphError
+from snn2hw.common.errors import GraphError
 from snn2hw.nir import NIRNet, read_nir, resolve_timing, to_nir, write_nir
 from snn2hw.nir.importer import node_metadata
 from snn2hw.nn.model import SpikingNet

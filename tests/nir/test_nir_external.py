@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import torch
 
-from snn2hw.errors import GraphError
+from snn2hw.common.errors import GraphError
 from snn2hw.nir import NIRNet, load_nir, read_nir, resolve_timing
 
 

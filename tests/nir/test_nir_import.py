@@ -6,7 +6,7 @@ import nir
 import numpy as np
 import pytest
 
-from snn2hw.errors import GraphError
+from snn2hw.common.errors import GraphError
 from snn2hw.nir import analyze, check_graph, read_nir, resolve_timing
 
 

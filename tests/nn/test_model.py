@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from snn2hw.errors import ConfigError
+from snn2hw.common.errors import ConfigError
 from snn2hw.nn.encoders import Encoder
 from snn2hw.nn.layers import TimeDropout
 from snn2hw.nn.losses import exp_filter, spike_loss, target_spike_trains

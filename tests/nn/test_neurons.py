@@ -1,10 +1,10 @@
 import pytest
 import torch
 
-from snn2hw.errors import ConfigError
+from snn2hw.common.errors import ConfigError
+from snn2hw.common.units import alpha_from_du, beta_from_dv
 from snn2hw.nn.functional import LIFState, lif_step
 from snn2hw.nn.neurons import IF, LIF, SRM, CubaLIF
-from snn2hw.units import alpha_from_du, beta_from_dv
 
 
 def test_lif_integrates_leaks_and_hard_resets():

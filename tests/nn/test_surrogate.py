@@ -3,7 +3,7 @@ import math
 import pytest
 import torch
 
-from snn2hw.errors import ConfigError
+from snn2hw.common.errors import ConfigError
 from snn2hw.nn.surrogate import SURROGATES, Surrogate, spike, surrogate_grad
 
 

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from snn2hw.backends import torch_int
-from snn2hw.errors import GraphError, QuantizationError
+from snn2hw.common.errors import GraphError, QuantizationError
 from snn2hw.nir.discretize import CONVENTIONS
 from snn2hw.nir.executor import NIRNet
 from snn2hw.quant.formats import round_weights

@@ -14,7 +14,7 @@ import pytest
 from click.testing import CliRunner
 
 from snn2hw.cli import main
-from snn2hw.errors import GraphError
+from snn2hw.common.errors import GraphError
 from snn2hw.quant.qgraph import (
     FORMAT_VERSION,
     ConvNode,

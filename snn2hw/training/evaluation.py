@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from snn2hw.checkpoint import load_checkpoint
-from snn2hw.config import validate_config
-from snn2hw.train import EvalResult, evaluate, make_encoder, resolve_device
+from snn2hw.training.checkpoint import load_checkpoint
+from snn2hw.training.config import validate_config
+from snn2hw.training.train import EvalResult, evaluate, make_encoder, resolve_device
 
 
 def evaluate_checkpoint(

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from snn2hw.errors import DatasetError
+from snn2hw.common.errors import DatasetError
 from snn2hw.quant.inputs import InputFormat, to_chip
 
 ENCODER_SEED = 20240

@@ -3,9 +3,9 @@ import pickle
 import pytest
 import torch
 
-from snn2hw.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
-from snn2hw.errors import CheckpointError
+from snn2hw.common.errors import CheckpointError
 from snn2hw.nn.model import SpikingNet
+from snn2hw.training.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
 
 ARCH = {"input_shape": [4], "layers": [{"type": "linear", "out": 3}, {"type": "neuron"}]}
 
@@ -31,7 +31,7 @@ def test_pt_checkpoint_loads_with_weights_only(tmp_path):
     path = tmp_path / "m.pt"
     save_checkpoint(path, _ckpt())
     obj = torch.load(path, weights_only=True)
-    assert obj["format"] == "snn2hw.checkpoint"
+    assert obj["format"] == "snn2hw.training.checkpoint"
 
 
 def test_corrupt_checkpoint_is_a_one_line_error(tmp_path):
@@ -52,7 +52,7 @@ class Evil:
 
 def test_pickled_objects_are_refused_without_trust_flag(tmp_path):
     path = tmp_path / "evil.pt"
-    torch.save({"format": "snn2hw.checkpoint", "payload": Evil()}, path)
+    torch.save({"format": "snn2hw.training.checkpoint", "payload": Evil()}, path)
     with pytest.raises(CheckpointError, match="--trust-pickle"):
         load_checkpoint(path)
 

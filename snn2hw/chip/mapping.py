@@ -42,7 +42,8 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 
-from snn2hw.errors import GraphError, ResourceError
+from snn2hw.chip.targets import Target
+from snn2hw.common.errors import GraphError, ResourceError
 from snn2hw.quant.qgraph import (
     ConvNode,
     DenseNode,
@@ -51,7 +52,6 @@ from snn2hw.quant.qgraph import (
     QGraph,
     SumPoolNode,
 )
-from snn2hw.targets import Target
 
 __all__ = [
     "Connectivity",

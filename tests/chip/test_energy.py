@@ -10,7 +10,7 @@ import re
 import numpy as np
 import pytest
 
-from snn2hw.energy import (
+from snn2hw.chip.energy import (
     energy_for_graph,
     energy_for_targets,
     estimate_energy,
@@ -19,11 +19,11 @@ from snn2hw.energy import (
     snn_convention_energy,
     write_energy,
 )
-from snn2hw.errors import Snn2hwError, TargetError
-from snn2hw.mapping import map_to_cores
+from snn2hw.chip.mapping import map_to_cores
+from snn2hw.chip.targets import Target, load_baselines, load_target, targets_dir
+from snn2hw.common.errors import Snn2hwError, TargetError
+from snn2hw.pipeline.simulate import BackendRun, run_backend
 from snn2hw.quant.qgraph import DenseNode, InputNode, LIFNode, OutputNode, QGraph
-from snn2hw.simulate import BackendRun, run_backend
-from snn2hw.targets import Target, load_baselines, load_target, targets_dir
 
 
 @pytest.fixture(scope="module")
@@ -219,7 +219,7 @@ def test_unknown_target_lists_known_ones() -> None:
 
 
 def test_all_targets_are_checked_before_simulating(monkeypatch) -> None:
-    import snn2hw.simulate as sim
+    import snn2hw.pipeline.simulate as sim
 
     def boom(*a, **k):  # pragma: no cover - must not be reached
         raise AssertionError("simulated before checking the targets")
@@ -306,7 +306,7 @@ def test_kws_sanity_check_against_published_loihi_figure() -> None:
 
 def test_optional_static_and_per_op_latency_constants_are_used(loihi: Target) -> None:
     """A target giving static energy and per-op latencies gets them in the model."""
-    from snn2hw.targets import Constant
+    from snn2hw.chip.targets import Constant
 
     tgt = small_mesh(loihi)
     static = Constant("static_per_core_step_pj", 10.0, "test constant", "pJ", assumption=True)

@@ -18,9 +18,9 @@ from typing import Any
 import numpy as np
 import torch
 
-from snn2hw.errors import Snn2hwError
+from snn2hw.common.errors import Snn2hwError
+from snn2hw.pipeline.simulate import BackendRun, graph_samples, predictions, run_backend
 from snn2hw.quant.qgraph import LIFNode, QGraph
-from snn2hw.simulate import BackendRun, graph_samples, predictions, run_backend
 
 INTEGER_BACKENDS = ("torch-int", "event", "lava", "onnx")
 
@@ -261,7 +261,7 @@ def compare(
 
 def _energy_column(graph: QGraph, smp, runs: dict[str, BackendRun], backends: list[str],
                    target: str, device: str, nir_dir: Path) -> dict[str, str]:
-    from snn2hw.energy import energy_for_graph, format_energy, measure_torch_paths
+    from snn2hw.chip.energy import energy_for_graph, format_energy, measure_torch_paths
 
     rep, _, _ = energy_for_graph(graph, target, run=runs.get("event"), inputs=smp.ints)
     chip = (f"{format_energy(rep.total_pj)} modelled on {target}" if rep.total_pj is not None
@@ -290,8 +290,8 @@ def write_comparison(res: Comparison, qgraph_path: Path, out: Path) -> dict[str,
     """compare.json, compare.md and a raster PNG (first divergence, or sample 0)."""
     import json
 
-    from snn2hw import plots
-    from snn2hw.io_utils import atomic_write_text
+    from snn2hw.common.atomic_io import atomic_write_text
+    from snn2hw.reporting import plots
 
     out.mkdir(parents=True, exist_ok=True)
     ref = res.runs[next(b for b in res.backends if b in res.runs)]

@@ -47,8 +47,8 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
-from snn2hw.errors import ConfigError, GraphError
-from snn2hw.io_utils import atomic_path
+from snn2hw.common.atomic_io import atomic_path
+from snn2hw.common.errors import ConfigError, GraphError
 from snn2hw.quant.qgraph import (
     ConvNode,
     DenseNode,

@@ -9,11 +9,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from snn2hw.energy import energy_for_graph
-from snn2hw.errors import Snn2hwError
+from snn2hw.chip.energy import energy_for_graph
+from snn2hw.common.errors import Snn2hwError
+from snn2hw.pipeline.simulate import run_backend
 from snn2hw.quant.qgraph import DenseNode, InputNode, LIFNode, OutputNode, QGraph
-from snn2hw.report import write_report
-from snn2hw.simulate import run_backend
+from snn2hw.reporting.report import write_report
 
 
 def tiny_graph() -> QGraph:
@@ -65,8 +65,8 @@ def pipeline():
 
 def write_fake_artifacts(folder: Path, graph: QGraph) -> tuple[Path, Path]:
     """export.json / compare.json in the formats export.py and compare.py write."""
-    from snn2hw.mapping import map_to_cores
-    from snn2hw.targets import load_target
+    from snn2hw.chip.mapping import map_to_cores
+    from snn2hw.chip.targets import load_target
 
     mapping = map_to_cores(graph, load_target("loihi"))
     export = {

@@ -13,10 +13,10 @@ from typing import Any
 
 import numpy as np
 
-from snn2hw.errors import Snn2hwError
+from snn2hw.common.errors import Snn2hwError
+from snn2hw.pipeline.samples import Samples, SampleSpec, load_samples
 from snn2hw.quant.inputs import InputFormat
 from snn2hw.quant.qgraph import QGraph
-from snn2hw.samples import Samples, SampleSpec, load_samples
 
 BACKENDS = ("torch-int", "event", "lava", "onnx")
 
@@ -66,7 +66,7 @@ def run_backend(
         import tempfile
         from pathlib import Path
 
-        from snn2hw.backends.onnx_export import OnnxIntRunner, export_qgraph_onnx
+        from snn2hw.exporters.onnx import OnnxIntRunner, export_qgraph_onnx
 
         with tempfile.TemporaryDirectory() as tmp:
             path = Path(tmp) / "step.onnx"

@@ -16,15 +16,15 @@ import torch
 from qgraph_builders import VTH_MAX, dense, lif  # noqa: E402
 from qgraph_builders import make_graph as build_graph  # noqa: E402
 
-from snn2hw.backends.onnx_export import (
+from snn2hw.backends.torch_int import run as torch_int_run
+from snn2hw.common.errors import ConfigError, GraphError
+from snn2hw.exporters.onnx import (
     SCAN_FORMAT,
     STEP_FORMAT,
     OnnxIntRunner,
     export_float_onnx,
     export_qgraph_onnx,
 )
-from snn2hw.backends.torch_int import run as torch_int_run
-from snn2hw.errors import ConfigError, GraphError
 from snn2hw.quant.qgraph import (
     ConvNode,
     FlattenNode,

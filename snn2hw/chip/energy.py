@@ -11,7 +11,7 @@ backend's counters (``BackendRun.stats``, see ``snn2hw.backends.event``):
 * SynOps: (event, non-zero synapse) pairs processed; the dense count includes zero weights.
 * neuron updates: *active* when the neuron had input or non-zero state/bias (the event
   backend's rule); *inactive* = neurons x steps - active.
-* spikes per layer; spike deliveries and tile hops from :func:`snn2hw.mapping.spike_hops`
+* spikes per layer; spike deliveries and tile hops from :func:`snn2hw.chip.mapping.spike_hops`
   on per-neuron spike counts (one message per (spike, destination core)). External inputs
   are injected from off the mesh: their deliveries are counted, their I/O energy is not.
 
@@ -53,8 +53,10 @@ from typing import Any
 
 import numpy as np
 
-from snn2hw.errors import GraphError, Snn2hwError
-from snn2hw.mapping import Mapping, fan_in_counts, map_to_cores, spike_hops
+from snn2hw.chip.mapping import Mapping, fan_in_counts, map_to_cores, spike_hops
+from snn2hw.chip.targets import Baselines, Constant, Target, load_baselines, load_target
+from snn2hw.common.errors import GraphError, Snn2hwError
+from snn2hw.pipeline.simulate import BackendRun
 from snn2hw.quant.qgraph import (
     DenseNode,
     InputNode,
@@ -62,8 +64,6 @@ from snn2hw.quant.qgraph import (
     OutputNode,
     QGraph,
 )
-from snn2hw.simulate import BackendRun
-from snn2hw.targets import Baselines, Constant, Target, load_baselines, load_target
 
 __all__ = [
     "BaselineRow",
@@ -730,7 +730,7 @@ def estimate_energy(
 ) -> EnergyReport:
     """Energy and latency per inference of ``run`` (event backend) on ``target``.
 
-    ``mapping`` must come from :func:`snn2hw.mapping.map_to_cores` for the same target;
+    ``mapping`` must come from :func:`snn2hw.chip.mapping.map_to_cores` for the same target;
     ``inputs`` (the integer frames of the run) adds the external input's deliveries;
     ``measured`` is :func:`measure_torch_paths`' result (shown as measured rows)."""
     if mapping.target != target.name:
@@ -1048,7 +1048,7 @@ def energy_for_graph(
     """Load ``target`` (TargetError first, before any work), regenerate the graph's inputs
     if none are given, run the event backend if no run is given, map and estimate.
     Returns ``(report, run, inputs)`` so several targets can share one run."""
-    from snn2hw.simulate import graph_samples, run_backend
+    from snn2hw.pipeline.simulate import graph_samples, run_backend
 
     tgt = target if isinstance(target, Target) else load_target(target)
     b = baselines if baselines is not None else load_baselines()
@@ -1087,7 +1087,7 @@ def energy_for_targets(
 def write_energy(reports: EnergyReport | Sequence[EnergyReport], out_dir: str | Path
                  ) -> dict[str, Path]:
     """``energy.json`` (a list when several targets) and ``energy.md``, atomically."""
-    from snn2hw.io_utils import atomic_write_text
+    from snn2hw.common.atomic_io import atomic_write_text
 
     reps = [reports] if isinstance(reports, EnergyReport) else list(reports)
     out = Path(out_dir)

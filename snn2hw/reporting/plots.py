@@ -11,7 +11,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from snn2hw.io_utils import atomic_path  # noqa: E402
+from snn2hw.common.atomic_io import atomic_path  # noqa: E402
 
 
 def _save(fig, path: Path) -> Path:
@@ -111,7 +111,7 @@ def as_float_dict(d: dict[str, Any]) -> dict[str, float]:
     return {k: float(v) for k, v in d.items() if v is not None}
 
 
-# ----- report helpers (snn2hw.report) ---------------------------------------------------------
+# ----- report helpers (snn2hw.reporting.report) -----
 def _energy_unit(max_pj: float) -> tuple[str, float]:
     """Display unit and divisor for energies given in pJ."""
     for scale, unit in ((1e9, "mJ"), (1e6, "µJ"), (1e3, "nJ")):

@@ -13,11 +13,11 @@ from typing import Any
 
 import click
 
-from snn2hw.config import load_config
-from snn2hw.io_utils import atomic_write_text
-from snn2hw.train import train
+from snn2hw.common.atomic_io import atomic_write_text
+from snn2hw.training.config import load_config
+from snn2hw.training.train import train
 
-EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 COMPARE_SAMPLES = 50
 
 
@@ -27,9 +27,9 @@ def _step(i: int, n: int, what: str) -> None:
 
 def run_demo(out: Path, device: str = "auto") -> dict[str, Any]:
     """Run every stage; returns (and writes to ``out/summary.json``) the headline numbers."""
-    from snn2hw.compare import compare, write_comparison
     from snn2hw.compat.lava_py311 import lava_available
-    from snn2hw.export import export
+    from snn2hw.pipeline.compare import compare, write_comparison
+    from snn2hw.pipeline.export import export
 
     t0 = time.monotonic()
     n = 5
@@ -57,9 +57,9 @@ def run_demo(out: Path, device: str = "auto") -> dict[str, Any]:
     )
 
     _step(4, n, "estimating energy and latency (loihi, loihi2) from event-simulator activity")
-    from snn2hw.energy import energy_for_targets, write_energy
+    from snn2hw.chip.energy import energy_for_targets, write_energy
     from snn2hw.quant.qgraph import QGraph
-    from snn2hw.report import write_report
+    from snn2hw.reporting.report import write_report
 
     graph = QGraph.load(exp.qgraph_path)
     reports, run = energy_for_targets(graph, ["loihi", "loihi2"], samples=COMPARE_SAMPLES)

@@ -8,8 +8,7 @@ import json
 import numpy as np
 import pytest
 
-from snn2hw.errors import ResourceError
-from snn2hw.mapping import (
+from snn2hw.chip.mapping import (
     Hops,
     connectivity,
     fan_in_counts,
@@ -17,6 +16,8 @@ from snn2hw.mapping import (
     map_to_cores,
     spike_hops,
 )
+from snn2hw.chip.targets import Target, load_target
+from snn2hw.common.errors import ResourceError
 from snn2hw.quant.qgraph import (
     ConvNode,
     DenseNode,
@@ -27,7 +28,6 @@ from snn2hw.quant.qgraph import (
     QGraph,
     SumPoolNode,
 )
-from snn2hw.targets import Target, load_target
 
 
 @pytest.fixture(scope="module")

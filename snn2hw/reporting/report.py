@@ -2,13 +2,13 @@
 
 :func:`write_report` gathers what the pipeline has produced so far — ``export.json``
 (float accuracy, quantization, resources), ``compare.json`` (backend agreement and
-accuracies), an :class:`~snn2hw.energy.EnergyReport` per target, and one backend run of the
+accuracies), an :class:`~snn2hw.chip.energy.EnergyReport` per target, and one backend run of the
 quantized graph (spikes, activity counters) — and writes ``<out_dir>/report/``:
 
 * ``index.html``: self-contained (inline CSS, plots embedded as PNG data URIs; no network
   or file references), readable without snn2hw;
 * ``README.md``: the same sections in Markdown, linking the PNG files next to it;
-* ``*.png``: the plots (written atomically by :mod:`snn2hw.plots`).
+* ``*.png``: the plots (written atomically by :mod:`snn2hw.reporting.plots`).
 
 Every section says in one sentence what it shows; a section whose input is missing says
 "not run" (and which command produces it) instead of failing.
@@ -27,11 +27,11 @@ from typing import Any
 
 import numpy as np
 
-from snn2hw.energy import MEASURED, MODELLED, EnergyReport, format_energy, format_time
-from snn2hw.errors import Snn2hwError
-from snn2hw.io_utils import atomic_write_text
+from snn2hw.chip.energy import MEASURED, MODELLED, EnergyReport, format_energy, format_time
+from snn2hw.common.atomic_io import atomic_write_text
+from snn2hw.common.errors import Snn2hwError
+from snn2hw.pipeline.simulate import BackendRun
 from snn2hw.quant.qgraph import QGraph
-from snn2hw.simulate import BackendRun
 
 __all__ = ["write_report"]
 
@@ -241,7 +241,7 @@ def _summary(doc: _Doc, exp: dict[str, Any] | None, cmp_: dict[str, Any] | None,
 
 def _accuracy(doc: _Doc, out: Path, exp: dict[str, Any] | None, cmp_: dict[str, Any] | None,
               why_exp: str, why_cmp: str) -> None:
-    from snn2hw import plots
+    from snn2hw.reporting import plots
 
     doc.h(2, "Accuracy: float versus quantized")
     doc.p("What you are looking at: the classification accuracy of the float model (trained "
@@ -306,7 +306,7 @@ def _comparison(doc: _Doc, cmp_: dict[str, Any] | None, why: str) -> None:
 
 def _activity(doc: _Doc, out: Path, graph: QGraph | None, run: BackendRun | None,
               energies: list[EnergyReport], sample: int) -> None:
-    from snn2hw import plots
+    from snn2hw.reporting import plots
 
     doc.h(2, "Spiking activity")
     if run is None and not energies:
@@ -364,7 +364,7 @@ def _activity(doc: _Doc, out: Path, graph: QGraph | None, run: BackendRun | None
 
 
 def _energy(doc: _Doc, out: Path, energies: list[EnergyReport]) -> None:
-    from snn2hw import plots
+    from snn2hw.reporting import plots
 
     doc.h(2, "Energy and latency")
     if not energies:
@@ -510,7 +510,7 @@ def write_report_for_artifact(
 ) -> Path:
     """Report for an exported graph: reads export.json/compare.json next to it (when
     present), runs the event simulator for activity and energy, writes ``report/``."""
-    from snn2hw.energy import energy_for_targets
+    from snn2hw.chip.energy import energy_for_targets
     from snn2hw.quant.qgraph import QGraph
 
     qgraph_path = Path(qgraph_path)

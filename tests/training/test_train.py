@@ -4,11 +4,11 @@ import pytest
 import torch
 from click.testing import CliRunner
 
-import snn2hw.train as train_mod
-from snn2hw.checkpoint import load_checkpoint
+import snn2hw.training.train as train_mod
 from snn2hw.cli import main
-from snn2hw.config import validate_config
-from snn2hw.errors import TrainingError
+from snn2hw.common.errors import TrainingError
+from snn2hw.training.checkpoint import load_checkpoint
+from snn2hw.training.config import validate_config
 
 TINY = {
     "experiment": {"name": "tiny", "seed": 0, "device": "cpu"},

@@ -16,10 +16,10 @@ from typing import Any
 import numpy as np
 import torch
 
-from snn2hw.errors import DatasetError
-from snn2hw.io_utils import atomic_write_text
+from snn2hw.common.atomic_io import atomic_write_text
+from snn2hw.common.errors import DatasetError
+from snn2hw.pipeline.samples import SampleSpec, load_samples
 from snn2hw.quant.inputs import infer_input_format
-from snn2hw.samples import SampleSpec, load_samples
 
 DEFAULT_DT = 1e-3  # seconds per step for snn2hw's own models (DESIGN.md conventions)
 FLOAT_EVAL_SAMPLES = 2000  # test samples for the float accuracy in the export report
@@ -53,10 +53,10 @@ def export(
     trust_pickle: bool = False,
 ) -> ExportResult:
     """Export ``source`` (a snn2hw checkpoint or a ``.nir`` file) for ``target``."""
-    from snn2hw.mapping import format_mapping, map_to_cores
+    from snn2hw.chip.mapping import format_mapping, map_to_cores
+    from snn2hw.chip.targets import load_target
     from snn2hw.nir import NIRNet, read_nir, resolve_timing, to_nir, write_nir
     from snn2hw.quant.ptq import quantize
-    from snn2hw.targets import load_target
 
     t0 = time.monotonic()
     source = Path(source)
@@ -77,8 +77,8 @@ def export(
             )
         write_nir_graph(graph, nir_path)
     else:
-        from snn2hw.checkpoint import load_checkpoint
-        from snn2hw.config import validate_config
+        from snn2hw.training.checkpoint import load_checkpoint
+        from snn2hw.training.config import validate_config
 
         ck = load_checkpoint(source, trust_pickle=trust_pickle)
         model = ck.build_model(str(source)).eval()
@@ -103,7 +103,7 @@ def export(
             )
     net = NIRNet(graph, dt_, conv, reset=reset).eval()
     # Calibration on training samples; the input format is fixed from them.
-    from snn2hw.samples import float_frames
+    from snn2hw.pipeline.samples import float_frames
 
     raw, _ = float_frames(spec, "train", calib_samples)
     x_max = float(spec.gain) if spec.encoder == "direct" and not spec.inputs_file else None
@@ -198,7 +198,7 @@ def write_nir_graph(graph, path: Path) -> None:
     """Write a NIR graph atomically."""
     import nir
 
-    from snn2hw.io_utils import atomic_path
+    from snn2hw.common.atomic_io import atomic_path
 
     with atomic_path(path) as tmp:
         nir.write(str(tmp), graph)
@@ -251,7 +251,7 @@ def export_onnx(
     """``snn2hw export ... --target onnx``: the quantized graph (for ``chip_target``'s
     integer formats) as a bit-exact integer ONNX step model, plus the float model as ONNX
     for conventional deployment (docs/onnx.md). Also writes everything :func:`export` does."""
-    from snn2hw.backends.onnx_export import export_float_onnx, export_qgraph_onnx
+    from snn2hw.exporters.onnx import export_float_onnx, export_qgraph_onnx
     from snn2hw.nir import NIRNet, read_nir, resolve_timing
     from snn2hw.quant.qgraph import QGraph
 

@@ -12,7 +12,7 @@ import tomllib
 from pathlib import Path
 from typing import Any
 
-from snn2hw.errors import ConfigError
+from snn2hw.common.errors import ConfigError
 
 # section -> key -> (accepted types, default)
 SCHEMA: dict[str, dict[str, tuple[tuple[type, ...], Any]]] = {

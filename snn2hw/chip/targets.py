@@ -6,7 +6,7 @@ A target file describes one chip: its number formats (``[formats]``), resource l
 file; code changes only for a genuinely new kind of neuron or connection.
 
 Where the files are: the repository's ``targets/`` folder next to the ``snn2hw`` package
-(``Path(__file__).resolve().parent.parent / "targets"``); if that folder does not exist (an
+(``Path(__file__).resolve().parents[2] / "targets"``); if that folder does not exist (an
 installed wheel does not ship it), the folder named by the environment variable
 ``SNN2HW_TARGETS_DIR``. Any file can also be loaded by path.
 
@@ -20,7 +20,7 @@ Schema (see ``targets/loihi.toml`` for a complete example)::
     [latency]    (same), e.g. [energy.synop_pj] {value, source, pre_silicon, assumption, note}
 
 Constant names end in their unit (``_pj``, ``_nj``, ``_uj``, ``_mj``, ``_ns``, ``_us``).
-Every problem raises :class:`~snn2hw.errors.TargetError` naming the file and the key.
+Every problem raises :class:`~snn2hw.common.errors.TargetError` naming the file and the key.
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from snn2hw.errors import TargetError
+from snn2hw.common.errors import TargetError
 
 __all__ = [
     "Baselines",
@@ -50,7 +50,7 @@ __all__ = [
 ]
 
 TARGETS_ENV = "SNN2HW_TARGETS_DIR"
-_REPO_ROOT = Path(__file__).resolve().parent.parent
+_REPO_ROOT = Path(__file__).resolve().parents[2]
 _REPO_TARGETS = _REPO_ROOT / "targets"
 BASELINES_FILE = "baselines.toml"
 

@@ -1,6 +1,6 @@
 """Surrogate-gradient BPTT training and evaluation of :class:`~snn2hw.nn.model.SpikingNet`.
 
-``train(cfg)`` runs the loop described by a validated config (snn2hw.config): data ->
+``train(cfg)`` runs the loop described by a validated config (snn2hw.training.config): data ->
 encoder -> network -> spike loss -> optimizer, with a progress bar per epoch (loss,
 accuracy, spikes per sample), deterministic seeding, atomic checkpoints after every epoch
 (``last.pt``, and ``best.pt`` by test accuracy), ``--resume``, and a hard stop on a
@@ -20,12 +20,12 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from snn2hw.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
-from snn2hw.config import model_arch
-from snn2hw.errors import ConfigError, TrainingError
+from snn2hw.common.errors import ConfigError, TrainingError
 from snn2hw.nn.encoders import Encoder
 from snn2hw.nn.losses import spike_loss
 from snn2hw.nn.model import SpikingNet
+from snn2hw.training.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
+from snn2hw.training.config import model_arch
 
 
 def resolve_device(name: str) -> torch.device:

@@ -22,12 +22,12 @@ import torch
 from torch.func import functional_call
 from tqdm import tqdm
 
-from snn2hw.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
-from snn2hw.config import validate_config
 from snn2hw.nn.layers import TemporalNorm
 from snn2hw.nn.losses import spike_loss
 from snn2hw.nn.model import SpikingNet
 from snn2hw.quant.formats import round_weights
+from snn2hw.training.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
+from snn2hw.training.config import validate_config
 
 
 @dataclass
@@ -72,7 +72,7 @@ def derive_grid(
     """Run PTQ on ``model`` (saved next to ``ckpt_path``) and read back each weight's grid."""
     import nir
 
-    from snn2hw.export import export
+    from snn2hw.pipeline.export import export
 
     with tempfile.TemporaryDirectory() as tmp:
         src = load_checkpoint(ckpt_path)
@@ -129,7 +129,7 @@ def finetune(
     """Fine-tune ``ckpt_path`` for ``target``; report float, PTQ and QAT integer accuracy
     (torch integer mode on the exported quantized graph)."""
     from snn2hw.data import load_dataset
-    from snn2hw.train import evaluate, make_encoder, resolve_device, seed_everything
+    from snn2hw.training.train import evaluate, make_encoder, resolve_device, seed_everything
 
     t0 = time.monotonic()
     ckpt_path, out_path = Path(ckpt_path), Path(out_path)
@@ -208,8 +208,8 @@ def finetune(
 
 def integer_accuracy(ckpt_path: Path, target: str, samples: int | None = None) -> float:
     """Export ``ckpt_path`` for ``target`` and measure torch-int accuracy on the test split."""
-    from snn2hw.export import export
-    from snn2hw.simulate import graph_samples, predictions, run_backend
+    from snn2hw.pipeline.export import export
+    from snn2hw.pipeline.simulate import graph_samples, predictions, run_backend
 
     with tempfile.TemporaryDirectory() as tmp:
         res = export(ckpt_path, target, tmp)

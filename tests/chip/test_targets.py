@@ -8,9 +8,8 @@ from pathlib import Path
 
 import pytest
 
-import snn2hw.targets as targets_mod
-from snn2hw.errors import TargetError
-from snn2hw.targets import (
+import snn2hw.chip.targets as targets_mod
+from snn2hw.chip.targets import (
     REQUIRED_ENERGY,
     REQUIRED_LATENCY,
     format_target,
@@ -18,8 +17,9 @@ from snn2hw.targets import (
     load_baselines,
     load_target,
 )
+from snn2hw.common.errors import TargetError
 
-LOIHI_TOML = Path(targets_mod.__file__).resolve().parent.parent / "targets" / "loihi.toml"
+LOIHI_TOML = Path(targets_mod.__file__).resolve().parents[2] / "targets" / "loihi.toml"
 
 
 def broken_copy(tmp_path: Path, old: str, new: str, name: str = "x.toml") -> Path:

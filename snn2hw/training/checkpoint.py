@@ -23,10 +23,10 @@ from typing import Any
 
 import torch
 
-from snn2hw.errors import CheckpointError, ConfigError
-from snn2hw.io_utils import atomic_write_bytes
+from snn2hw.common.atomic_io import atomic_write_bytes
+from snn2hw.common.errors import CheckpointError, ConfigError
 
-FORMAT = "snn2hw.checkpoint"
+FORMAT = "snn2hw.training.checkpoint"
 VERSION = 1
 
 
