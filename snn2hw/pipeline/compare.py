@@ -133,17 +133,9 @@ def float_path_spikes(
     """Spikes of the float NIR graph the quantized graph came from, per LIF layer."""
     import time
 
-    from snn2hw.nir import NIRNet, read_nir, resolve_timing
+    from snn2hw.pipeline.float_model import float_net_for
 
-    meta = graph.metadata
-    nir_path = nir_dir / str(meta.get("nir_file", ""))
-    if not meta.get("nir_file") or not nir_path.is_file():
-        raise Snn2hwError(
-            f"float backend needs the exported NIR file next to the qgraph ({nir_path})"
-        )
-    g = read_nir(nir_path)
-    dt, conv, _ = resolve_timing(g, graph.dt, meta.get("convention"))
-    net = NIRNet(g, dt, conv, reset=meta.get("reset")).eval()
+    net = float_net_for(graph, nir_dir)
     t0 = time.perf_counter()
     with torch.no_grad():
         _, rec = net(frames, record=True)
@@ -269,11 +261,9 @@ def _energy_column(graph: QGraph, smp, runs: dict[str, BackendRun], backends: li
     out = {b: chip for b in backends if b in ("event", "lava", "onnx")}
     float_net = None
     if "float" in backends:
-        from snn2hw.nir import NIRNet, read_nir, resolve_timing
+        from snn2hw.pipeline.float_model import float_net_for
 
-        g = read_nir(nir_dir / str(graph.metadata.get("nir_file")))
-        dt, conv, _ = resolve_timing(g, graph.dt, graph.metadata.get("convention"))
-        float_net = NIRNet(g, dt, conv, reset=graph.metadata.get("reset"))
+        float_net = float_net_for(graph, nir_dir)
     meas = measure_torch_paths(graph, smp.ints, device, float_net=float_net,
                                float_frames=smp.frames if float_net is not None else None)
     for name, rec in meas["paths"].items():

@@ -252,16 +252,14 @@ def export_onnx(
     integer formats) as a bit-exact integer ONNX step model, plus the float model as ONNX
     for conventional deployment (docs/onnx.md). Also writes everything :func:`export` does."""
     from snn2hw.exporters.onnx import export_float_onnx, export_qgraph_onnx
-    from snn2hw.nir import NIRNet, read_nir, resolve_timing
+    from snn2hw.pipeline.float_model import float_net_for
     from snn2hw.quant.qgraph import QGraph
 
     res = export(source, chip_target, out_dir, **kwargs)
     graph = QGraph.load(res.qgraph_path)
     stem = res.qgraph_path.stem
     int_info = export_qgraph_onnx(graph, res.out_dir / f"{stem}.int.onnx")
-    g = read_nir(res.nir_path)
-    dt, conv, _ = resolve_timing(g, graph.dt, graph.metadata.get("convention"))
-    net = NIRNet(g, dt, conv, reset=graph.metadata.get("reset")).eval()
+    net = float_net_for(graph, res.out_dir, res.nir_path)
     example = torch.zeros(graph.num_steps, 1, *net.input_shape)
     float_info = export_float_onnx(net, example, res.out_dir / f"{stem}.float.onnx")
     res.report["onnx"] = {
