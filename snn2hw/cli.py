@@ -228,7 +228,7 @@ def export(
     else:
         res = run_export(source, target, out_dir, **kwargs)
     if report:
-        from snn2hw.reporting.report import write_report_for_artifact
+        from snn2hw.pipeline.report import write_report_for_artifact
 
         write_report_for_artifact(res.qgraph_path)
     r = res.report
@@ -373,7 +373,7 @@ def compare(artifact, backends, samples, device, out_dir, report, energy_target,
     out = Path(out_dir) if out_dir else path.parent
     write_comparison(res, path, out)
     if report:
-        from snn2hw.reporting.report import write_report_for_artifact
+        from snn2hw.pipeline.report import write_report_for_artifact
 
         write_report_for_artifact(path, out)
     lines = [res.table()]
@@ -438,7 +438,7 @@ def report(artifact, out_dir, targets_, samples) -> None:
     Example:
       snn2hw report build/ -o build/
     """
-    from snn2hw.reporting.report import write_report_for_artifact
+    from snn2hw.pipeline.report import write_report_for_artifact
 
     path = write_report_for_artifact(
         _qgraph_path(artifact),

@@ -52,6 +52,7 @@ from snn2hw.quant.qgraph import (
     QGraph,
     SumPoolNode,
 )
+from snn2hw.quant.weights import effective_dense_weight
 
 __all__ = [
     "Connectivity",
@@ -175,11 +176,7 @@ class _Ops:
         node = self.graph.nodes[name]
         if isinstance(node, DenseNode):
             if name not in self._dense:
-                # Lazy import: the one definition of Lava's weight preparation lives with the
-                # torch backend, and importing torch is only worth it when a dense layer exists.
-                from snn2hw.backends.torch_int import prepare_dense_weight
-
-                wp = prepare_dense_weight(np.asarray(node.weight), node.num_weight_bits)
+                wp = effective_dense_weight(np.asarray(node.weight), node.num_weight_bits)
                 self._dense[name] = sp.csr_matrix((wp != 0).astype(np.int32))
             return self._dense[name][start:stop]
         if isinstance(node, ConvNode):

@@ -18,6 +18,7 @@ import torch
 
 from snn2hw.common.atomic_io import atomic_write_text
 from snn2hw.common.errors import DatasetError
+from snn2hw.common.readout import accuracy, classify
 from snn2hw.pipeline.samples import SampleSpec, load_samples
 from snn2hw.quant.inputs import infer_input_format
 
@@ -36,8 +37,18 @@ class ExportResult:
 def _float_accuracy(out: torch.Tensor, labels: np.ndarray | None) -> float | None:
     if labels is None:
         return None
-    pred = out.sum(0).reshape(out.shape[1], -1).argmax(1).numpy()
-    return float((pred == labels).mean())
+    return accuracy(classify(out).numpy(), labels)
+
+
+@dataclass
+class _Source:
+    """A source read as NIR: the float graph, its timing and where its samples come from."""
+
+    graph: Any
+    dt: float
+    convention: Any
+    spec: SampleSpec
+    notes: list[str]
 
 
 def export(
@@ -52,57 +63,99 @@ def export(
     calib_samples: int = 128,
     trust_pickle: bool = False,
 ) -> ExportResult:
-    """Export ``source`` (a snn2hw checkpoint or a ``.nir`` file) for ``target``."""
-    from snn2hw.chip.mapping import format_mapping, map_to_cores
+    """Export ``source`` (a snn2hw checkpoint or a ``.nir`` file) for ``target``: write the
+    NIR file, quantize on calibration samples, map onto cores, write the report."""
+    from snn2hw.chip.mapping import map_to_cores
     from snn2hw.chip.targets import load_target
-    from snn2hw.nir import NIRNet, read_nir, resolve_timing, to_nir, write_nir
-    from snn2hw.quant.ptq import quantize
+    from snn2hw.nir import NIRNet
 
     t0 = time.monotonic()
     source = Path(source)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     tgt = load_target(target)
-    notes: list[str] = []
-    stem = source.stem
-    nir_path = out / f"{stem}.nir"
+    nir_path = out / f"{source.stem}.nir"
+    src = _read_source(source, nir_path, dt, convention, spec, trust_pickle)
+    net = NIRNet(src.graph, src.dt, src.convention, reset=reset).eval()
+    fmt, calib, rec = _calibrate(net, src.spec, calib_samples)
+    neurons = net.discrete_neurons()
+    qres = _quantize(src, net, neurons, rec, fmt, calib, tgt, {
+        "source": str(source), "nir_file": nir_path.name, "convention": src.convention.name,
+        "reset": reset, "samples": src.spec.to_dict(), "input_format": fmt.to_dict(),
+        "notes": src.notes,
+    })
+    calib_check = _integer_rates(qres.graph, calib.ints, rec, neurons)
+    qres.notes += _quality_warnings(calib_check)
+    mapping = map_to_cores(qres.graph, tgt)
+    qpath = out / f"{source.stem}.qgraph"
+    float_acc, rates = _float_test(net, src.spec, fmt, neurons)
+    report = {
+        "source": str(source),
+        "target": tgt.name,
+        "dt": src.dt,
+        "convention": src.convention.name,
+        "assumptions": src.notes + qres.notes,
+        "input_format": fmt.to_dict(),
+        "samples": src.spec.to_dict(),
+        "float_accuracy": float_acc,
+        "float_rates": rates,
+        "quantization": qres.to_dict(),
+        "calibration_rates": calib_check,
+        "resources": mapping.to_dict(),
+        "files": {"nir": str(nir_path), "qgraph": str(qpath)},
+        "seconds": time.monotonic() - t0,
+    }
+    qres.graph.metadata["float_accuracy"] = float_acc
+    _write_outputs(out, qres.graph, qpath, report, mapping)
+    return ExportResult(out, nir_path, qpath, report)
+
+
+def _read_source(source: Path, nir_path: Path, dt: float | None, convention: str | None,
+                 spec: SampleSpec | None, trust_pickle: bool) -> _Source:
+    """Read a ``.nir`` file or a checkpoint as a NIR graph, write it to ``nir_path`` and
+    decide dt, the neuron convention and the sample spec (a checkpoint's own dataset)."""
+    from snn2hw.nir import read_nir, resolve_timing, to_nir, write_nir
+
     if source.suffix == ".nir":
         graph = read_nir(source)
-        dt_, conv, tnotes = resolve_timing(graph, dt, convention)
-        notes += tnotes
+        dt_, conv, notes = resolve_timing(graph, dt, convention)
         if spec is None:
             raise DatasetError(
                 f"{source}: calibration inputs needed: pass --dataset NAME (with --num-steps) "
                 "or --inputs FRAMES.npy"
             )
         write_nir_graph(graph, nir_path)
-    else:
-        from snn2hw.training.checkpoint import load_checkpoint
-        from snn2hw.training.config import validate_config
+        return _Source(graph, dt_, conv, spec, list(notes))
+    from snn2hw.training.checkpoint import load_checkpoint
 
-        ck = load_checkpoint(source, trust_pickle=trust_pickle)
-        model = ck.build_model(str(source)).eval()
-        dt_ = float(dt or DEFAULT_DT)
-        graph = to_nir(model, dt=dt_)
-        write_nir(model, nir_path, dt=dt_)
-        dt_, conv, tnotes = resolve_timing(graph, None, convention)
-        notes += tnotes
-        if spec is None:
-            cfg = validate_config(
-                ck.config or {"model": {"layers": ck.arch["layers"]}}, str(source)
-            )
-            spec = SampleSpec(
-                dataset=cfg["data"]["dataset"],
-                data_dir=cfg["data"]["data_dir"] or None,
-                data_options=cfg["data"]["options"],
-                split_seed=cfg["experiment"]["seed"],
-                encoder=cfg["encoder"]["kind"],
-                gain=float(cfg["encoder"]["gain"]),
-                threshold=float(cfg["encoder"]["threshold"]),
-                num_steps=int(ck.metrics.get("num_steps", cfg["train"]["num_steps"])),
-            )
-    net = NIRNet(graph, dt_, conv, reset=reset).eval()
-    # Calibration on training samples; the input format is fixed from them.
+    ck = load_checkpoint(source, trust_pickle=trust_pickle)
+    model = ck.build_model(str(source)).eval()
+    dt_ = float(dt or DEFAULT_DT)
+    graph = to_nir(model, dt=dt_)
+    write_nir(model, nir_path, dt=dt_)
+    dt_, conv, notes = resolve_timing(graph, None, convention)
+    return _Source(graph, dt_, conv, spec or _checkpoint_spec(ck, source), list(notes))
+
+
+def _checkpoint_spec(ck: Any, source: Path) -> SampleSpec:
+    """The samples a checkpoint was trained on (dataset, encoder, steps from its config)."""
+    from snn2hw.training.config import validate_config
+
+    cfg = validate_config(ck.config or {"model": {"layers": ck.arch["layers"]}}, str(source))
+    return SampleSpec(
+        dataset=cfg["data"]["dataset"],
+        data_dir=cfg["data"]["data_dir"] or None,
+        data_options=cfg["data"]["options"],
+        split_seed=cfg["experiment"]["seed"],
+        encoder=cfg["encoder"]["kind"],
+        gain=float(cfg["encoder"]["gain"]),
+        threshold=float(cfg["encoder"]["threshold"]),
+        num_steps=int(ck.metrics.get("num_steps", cfg["train"]["num_steps"])),
+    )
+
+
+def _calibrate(net: Any, spec: SampleSpec, calib_samples: int) -> tuple[Any, Any, dict]:
+    """Input format and float activity on training samples (never test samples)."""
     from snn2hw.pipeline.samples import float_frames
 
     raw, _ = float_frames(spec, "train", calib_samples)
@@ -111,25 +164,19 @@ def export(
     calib = load_samples(spec, fmt, "train", calib_samples)
     with torch.no_grad():
         _, rec = net(calib.frames, record=True)
-    neurons = net.discrete_neurons()
+    return fmt, calib, dict(rec)
+
+
+def _quantize(src: _Source, net: Any, neurons: dict, rec: dict, fmt: Any, calib: Any, tgt: Any,
+              metadata: dict[str, Any]) -> Any:
+    """PTQ of the float graph for the target, plus the note on graded input spikes."""
+    from snn2hw.quant.ptq import quantize
+
     qres = quantize(
-        graph,
-        neurons,
-        {k: v for k, v in rec.items()},
-        dt=dt_,
-        target=tgt.name,
-        num_steps=int(calib.frames.shape[0]),
-        input_scale=fmt.unit,
+        src.graph, neurons, rec, dt=src.dt, target=tgt.name,
+        num_steps=int(calib.frames.shape[0]), input_scale=fmt.unit,
         input_message_bits=fmt.message_bits, input_shape=tuple(net.input_shape),
-        metadata={
-            "source": str(source),
-            "nir_file": nir_path.name,
-            "convention": conv.name,
-            "reset": reset,
-            "samples": spec.to_dict(),
-            "input_format": fmt.to_dict(),
-            "notes": notes,
-        },
+        metadata=metadata,
     )
     if fmt.message_bits > _max_message_bits(tgt):
         qres.notes.append(
@@ -137,42 +184,39 @@ def export(
             f"target '{tgt.name}' hardware sends binary spikes only, so on silicon the input "
             "layer needs a spiking encoder (poisson/latency)"
         )
-    calib_check = _integer_rates(qres.graph, calib.ints, rec, neurons)
+    return qres
+
+
+def _quality_warnings(calib_check: dict[str, Any]) -> list[str]:
+    """Warnings for layers that fall silent or saturate after quantization."""
+    out = []
     for name, row in calib_check.items():
         if row["integer_rate"] == 0.0 and row["float_rate"] > 0.0:
-            qres.notes.append(f"WARNING '{name}' is silent after quantization on calibration data "
-                              f"(float rate {row['float_rate']:.4f}); try `snn2hw finetune`")
+            out.append(f"WARNING '{name}' is silent after quantization on calibration data "
+                       f"(float rate {row['float_rate']:.4f}); try `snn2hw finetune`")
         elif row["integer_rate"] >= 0.95 > row["float_rate"]:
-            qres.notes.append(f"WARNING '{name}' fires at nearly every step after quantization "
-                              f"(float rate {row['float_rate']:.4f})")
-    mapping = map_to_cores(qres.graph, tgt)
-    qpath = out / f"{stem}.qgraph"
-    # Float accuracy on the test split, for the report.
+            out.append(f"WARNING '{name}' fires at nearly every step after quantization "
+                       f"(float rate {row['float_rate']:.4f})")
+    return out
+
+
+def _float_test(net: Any, spec: SampleSpec, fmt: Any, neurons: dict
+                ) -> tuple[float | None, dict[str, float]]:
+    """Float accuracy and per-layer rates on the test split, for the report."""
     test = load_samples(spec, fmt, "test", FLOAT_EVAL_SAMPLES)
     with torch.no_grad():
         fout, frec = net(test.frames, record=True)
     rates = {k: float(v.float().mean()) for k, v in frec.items() if k in neurons}
-    report = {
-        "source": str(source),
-        "target": tgt.name,
-        "dt": dt_,
-        "convention": conv.name,
-        "assumptions": notes + qres.notes,
-        "input_format": fmt.to_dict(),
-        "samples": spec.to_dict(),
-        "float_accuracy": _float_accuracy(fout, test.labels),
-        "float_rates": rates,
-        "quantization": qres.to_dict(),
-        "calibration_rates": calib_check,
-        "resources": mapping.to_dict(),
-        "files": {"nir": str(nir_path), "qgraph": str(qpath)},
-        "seconds": time.monotonic() - t0,
-    }
-    qres.graph.metadata["float_accuracy"] = report["float_accuracy"]
-    qres.graph.save(qpath)
+    return _float_accuracy(fout, test.labels), rates
+
+
+def _write_outputs(out: Path, graph: Any, qpath: Path, report: dict[str, Any],
+                   mapping: Any) -> None:
+    from snn2hw.chip.mapping import format_mapping
+
+    graph.save(qpath)
     atomic_write_text(out / "export.json", json.dumps(report, indent=2, default=float))
     atomic_write_text(out / "export.md", _markdown(report, format_mapping(mapping)))
-    return ExportResult(out, nir_path, qpath, report)
 
 
 def _integer_rates(graph, ints: np.ndarray, float_rec: dict, neurons: dict) -> dict[str, Any]:

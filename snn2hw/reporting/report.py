@@ -23,19 +23,27 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 
 from snn2hw.chip.energy import MEASURED, MODELLED, EnergyReport, format_energy, format_time
 from snn2hw.common.atomic_io import atomic_write_text
 from snn2hw.common.errors import Snn2hwError
-from snn2hw.pipeline.simulate import BackendRun
+from snn2hw.common.tables import markdown_row
 from snn2hw.quant.qgraph import QGraph
 
 __all__ = ["write_report"]
 
 NOT_RUN = "not run"
+
+
+class ActivityRun(Protocol):
+    """What the report reads of one backend run (the pipeline's simulation result)."""
+
+    backend: str
+    spikes: dict[str, np.ndarray]  # per LIF layer, [steps, samples, ...]
+    stats: dict[str, Any]  # activity counters; "synops" per layer when the backend counts
 
 
 # ----- a tiny document model rendered to both HTML and Markdown ---------------------------------
@@ -76,8 +84,8 @@ class _Doc:
             elif kind == "ul":
                 out += [f"- {i}" for i in b[1]] + [""]
             elif kind == "table":
-                out += [_md_row(b[1]), "|" + "---|" * len(b[1])]
-                out += [_md_row(r) for r in b[2]] + [""]
+                out += [markdown_row(b[1]), "|" + "---|" * len(b[1])]
+                out += [markdown_row(r) for r in b[2]] + [""]
             elif kind == "img":
                 out += [f"![{b[2]}]({b[1].name})", ""]
         return "\n".join(out)
@@ -138,10 +146,6 @@ code{background:#f3f3f3;padding:0 .2em}
 """
 
 
-def _md_row(cells: Sequence[str]) -> str:
-    return "| " + " | ".join(str(c).replace("|", "\\|").replace("\n", " ") for c in cells) + " |"
-
-
 def _anchor(text: str) -> str:
     return "".join(c if c.isalnum() else "-" for c in text.lower()).strip("-")
 
@@ -189,7 +193,7 @@ def _bits(b: int | float) -> str:
 
 # ----- sections ---------------------------------------------------------------------------------
 def _summary(doc: _Doc, exp: dict[str, Any] | None, cmp_: dict[str, Any] | None,
-             energies: list[EnergyReport], graph: QGraph | None, run: BackendRun | None) -> None:
+             energies: list[EnergyReport], graph: QGraph | None, run: ActivityRun | None) -> None:
     doc.h(2, "Summary")
     doc.p("The deployment at a glance; the sections below give the details. Numbers are "
           f"**{MODELLED}** (computed from counted activity and published per-operation "
@@ -304,7 +308,7 @@ def _comparison(doc: _Doc, cmp_: dict[str, Any] | None, why: str) -> None:
         doc.p(f"The integer backends agree on every spike ({cmp_.get('samples')} samples).")
 
 
-def _activity(doc: _Doc, out: Path, graph: QGraph | None, run: BackendRun | None,
+def _activity(doc: _Doc, out: Path, graph: QGraph | None, run: ActivityRun | None,
               energies: list[EnergyReport], sample: int) -> None:
     from snn2hw.reporting import plots
 
@@ -456,7 +460,7 @@ def write_report(
     compare_json: Path | None = None,
     energy: EnergyReport | Sequence[EnergyReport] | None = None,
     graph: QGraph | None = None,
-    run: BackendRun | None = None,
+    run: ActivityRun | None = None,
     title: str | None = None,
     sample: int = 0,
 ) -> Path:
@@ -499,31 +503,3 @@ def write_report(
     index = out / "index.html"
     atomic_write_text(index, doc.html(page_title))
     return index
-
-
-def write_report_for_artifact(
-    qgraph_path: Path,
-    out_dir: Path | None = None,
-    *,
-    targets: list[str] | None = None,
-    samples: int = 50,
-) -> Path:
-    """Report for an exported graph: reads export.json/compare.json next to it (when
-    present), runs the event simulator for activity and energy, writes ``report/``."""
-    from snn2hw.chip.energy import energy_for_targets
-    from snn2hw.quant.qgraph import QGraph
-
-    qgraph_path = Path(qgraph_path)
-    folder = qgraph_path.parent
-    g = QGraph.load(qgraph_path)
-    reports, run = energy_for_targets(g, targets or ["loihi", "loihi2"], samples=samples)
-    exp = folder / "export.json"
-    cmp_ = (out_dir or folder) / "compare.json"
-    if not cmp_.is_file():
-        cmp_ = folder / "compare.json"
-    return write_report(
-        out_dir or folder,
-        export_json=exp if exp.is_file() else None,
-        compare_json=cmp_ if cmp_.is_file() else None,
-        energy=reports, graph=g, run=run,
-    )
