@@ -15,7 +15,7 @@ test: setup
 	$(PY) -m pytest
 
 lint: setup
-	$(VENV)/bin/ruff check snn2hw tests benchmarks examples
+	$(VENV)/bin/ruff check snn2hw tests benchmarks examples scripts
 
 bench: setup
 	$(PY) -m pip install -q --no-deps -r benchmarks/requirements.txt
