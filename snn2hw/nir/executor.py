@@ -17,6 +17,10 @@ The module is differentiable (surrogate gradients through the spikes) and its we
 ``nn.Parameter``s, so an imported graph can be fine-tuned. Neuron constants are buffers;
 they are recomputed from the float64 discretization whenever the module changes dtype, so
 ``NIRNet(...).double()`` runs with the exact float64 decays.
+
+Export hook (public): ``NIRNet.forward(x, traceable=True)`` and :meth:`NIRNet.traceable`
+run the same equations in a form ``torch.onnx.export`` can trace (used by
+:mod:`snn2hw.exporters.onnx_float`); see :class:`NIRNet`.
 """
 
 from __future__ import annotations
@@ -48,6 +52,16 @@ _NEURON_KEYS = ("alpha", "beta", "in_gain", "v_bias", "vth", "v_reset")
 
 def _tensor(x, dtype: torch.dtype) -> torch.Tensor:
     return torch.as_tensor(np.array(as_array(x), dtype=np.float64), dtype=dtype)
+
+
+def _window_sum(z: torch.Tensor, k: tuple[int, int], stride: tuple[int, int],
+                padding: tuple[int, int]) -> torch.Tensor:
+    """Zero-padded window sums of ``z`` [N, C, H, W] as a depthwise convolution with a ones
+    kernel: what ``avg_pool2d(..., divisor_override=1)`` computes, in a form
+    ``torch.onnx.export`` keeps (it drops ``divisor_override`` and writes an average)."""
+    c = int(z.shape[1])  # a constant while tracing: the exporter needs a static kernel
+    ones = torch.ones((c, 1, *k), dtype=z.dtype, device=z.device)
+    return F.conv2d(z, ones, None, stride, padding, 1, c)
 
 
 def _fold(fn, x: torch.Tensor, lead: int) -> torch.Tensor:
@@ -109,7 +123,9 @@ class _Pool(nn.Module):
         # divisor_override=1 sums the window exactly (no divide-then-multiply rounding).
         self.divisor = 1 if isinstance(node, nir.SumPool2d) else None
 
-    def forward(self, x: torch.Tensor, lead: int) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, lead: int, traceable: bool = False) -> torch.Tensor:
+        if traceable and self.divisor == 1:  # see NIRNet.forward(traceable=True)
+            return _fold(lambda z: _window_sum(z, self.k, self.s, self.p), x, lead)
         return _fold(
             lambda z: F.avg_pool2d(z, self.k, self.s, self.p, count_include_pad=True,
                                    divisor_override=self.divisor),
@@ -197,9 +213,10 @@ class _Neuron(nn.Module):
             v_reset=self.v_reset, strict=self.strict,
         )
 
-    def forward(self, x: torch.Tensor, lead: int) -> torch.Tensor:
-        """Whole sequence ``[T, B, *shape]`` (``lead == 2``)."""
-        if self.fused_ok:
+    def forward(self, x: torch.Tensor, lead: int, traceable: bool = False) -> torch.Tensor:
+        """Whole sequence ``[T, B, *shape]`` (``lead == 2``); ``traceable``: always the step
+        loop (the fused kernel calls numba, which tracing cannot follow)."""
+        if self.fused_ok and not traceable:
             xin = x if self.unit_gain else self.in_gain * x
             return lif_multistep(
                 xin, alpha=self.alpha.reshape(-1)[0], beta=self.beta.reshape(-1)[0],
@@ -231,7 +248,12 @@ class NIRNet(nn.Module):
     ``graph``: a NIR graph (from :func:`snn2hw.nir.read_nir` or in memory); ``dt`` in
     seconds and ``convention`` as from :func:`snn2hw.nir.resolve_timing`; ``reset``
     ('hard' | 'subtract') overrides the convention and any per-node ``reset`` metadata
-    (written by snn2hw's exporter for neurons trained with subtractive reset)."""
+    (written by snn2hw's exporter for neurons trained with subtractive reset).
+
+    Export hook: ``net(x, traceable=True)`` runs the same equations with implementations
+    that ``torch.jit.trace``/``torch.onnx.export`` can record, and :meth:`traceable`
+    returns a module ``x -> net(x, traceable=True)`` to hand to those exporters. Neither
+    changes the net: the switch is a call argument, not a mode."""
 
     def __init__(
         self,
@@ -336,31 +358,62 @@ class NIRNet(nn.Module):
         ]
         return reduce(torch.add, vals)
 
-    def forward(self, x: torch.Tensor, record: bool = False):
+    def forward(self, x: torch.Tensor, record: bool = False, *, traceable: bool = False):
         """``x``: ``[T, B, *input_shape]``. Returns the output ``[T, B, *output_shape]``
-        and, with ``record=True``, also ``{node_name: [T, B, ...]}`` for every node."""
+        and, with ``record=True``, also ``{node_name: [T, B, ...]}`` for every node.
+
+        ``traceable=True`` (the export hook, for this call only) swaps two implementations
+        for ones a tracer can record, with the same equations:
+
+        * neurons run their step-by-step loop (:func:`snn2hw.nn.functional.lif_step`)
+          instead of the fused multi-step kernel, which calls numba;
+        * ``SumPool2d`` nodes sum each window as a depthwise convolution with a ones kernel
+          instead of ``avg_pool2d(divisor_override=1)``, whose ``divisor_override``
+          ``torch.onnx.export`` silently drops (it would write an average pool).
+
+        The step loop is tested bit for bit against the fused kernel; window sums of
+        spikes (small integers) are exact either way, other pooled values may differ in
+        the last bit (a different summation order)."""
         x = torch.as_tensor(x).to(dtype=self._dtype(), device=self._device())
         if x.dim() < 2 or tuple(x.shape[2:]) != tuple(self.input_shape):
             raise GraphError(
                 f"input has shape {list(x.shape)}; expected [T, B, "
                 f"{', '.join(map(str, self.input_shape))}]"
             )
-        outs = self._run_steps(x) if self.recurrent else self._run_sequence(x)
+        if self.recurrent:
+            outs = self._run_steps(x, traceable)
+        else:
+            outs = self._run_sequence(x, traceable)
         y = outs[self.output_node]
         return (y, outs) if record else y
 
-    def _run_sequence(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+    def traceable(self) -> nn.Module:
+        """A module computing ``self(x, traceable=True)`` from ``x`` alone (no optional
+        arguments for a tracer to turn into inputs), sharing this net's parameters and
+        buffers: what :func:`snn2hw.exporters.onnx_float.export_float_onnx` passes to
+        ``torch.onnx.export``. Creating or tracing it leaves this net unchanged."""
+        return _TraceableNIRNet(self)
+
+    @staticmethod
+    def _call(mod: nn.Module | None, inp: torch.Tensor, lead: int,
+              traceable: bool) -> torch.Tensor:
+        if mod is None:
+            return inp
+        if traceable and isinstance(mod, (_Pool, _Neuron)):
+            return mod(inp, lead, traceable=True)
+        return mod(inp, lead)
+
+    def _run_sequence(self, x: torch.Tensor, traceable: bool = False) -> dict[str, torch.Tensor]:
         outs: dict[str, torch.Tensor] = {}
         for name in self.order:
             if name == self.input_node:
                 outs[name] = x
                 continue
             inp = self._gather(name, outs, None)
-            mod = self.module(name)
-            outs[name] = inp if mod is None else mod(inp, 2)
+            outs[name] = self._call(self.module(name), inp, 2, traceable)
         return outs
 
-    def _rest_outputs(self, x0: torch.Tensor) -> dict[str, torch.Tensor]:
+    def _rest_outputs(self, x0: torch.Tensor, traceable: bool = False) -> dict[str, torch.Tensor]:
         """Each node's output at rest (zero input, silent neurons): what a back edge
         delivers before the first step."""
         outs: dict[str, torch.Tensor] = {}
@@ -378,11 +431,11 @@ class NIRNet(nn.Module):
             if isinstance(mod, _Neuron):
                 outs[name] = torch.zeros_like(inp)
             else:
-                outs[name] = inp if mod is None else mod(inp, 1)
+                outs[name] = self._call(mod, inp, 1, traceable)
         return outs
 
-    def _run_steps(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
-        prev = self._rest_outputs(x[0])
+    def _run_steps(self, x: torch.Tensor, traceable: bool = False) -> dict[str, torch.Tensor]:
+        prev = self._rest_outputs(x[0], traceable)
         states: dict[str, LIFState] = {}
         seq: dict[str, list[torch.Tensor]] = {k: [] for k in self.order}
         for xt in x.unbind(0):
@@ -398,7 +451,7 @@ class NIRNet(nn.Module):
                             states[name] = mod.init_state(inp)
                         cur[name], states[name] = mod.step(inp, states[name])
                     else:
-                        cur[name] = inp if mod is None else mod(inp, 1)
+                        cur[name] = self._call(mod, inp, 1, traceable)
                 seq[name].append(cur[name])
             prev = cur
         return {k: torch.stack(v) for k, v in seq.items()}
@@ -406,6 +459,20 @@ class NIRNet(nn.Module):
     def extra_repr(self) -> str:
         rec = f", recurrent edges={self.back_edges}" if self.back_edges else ""
         return f"dt={self.dt:g}, convention={self.convention.name}{rec}"
+
+
+class _TraceableNIRNet(nn.Module):
+    """``x -> net(x, traceable=True)``: returned by :meth:`NIRNet.traceable`."""
+
+    def __init__(self, net: NIRNet) -> None:
+        super().__init__()
+        self.net = net
+        # Start in the net's mode, so that a tracer that switches to eval and back (as
+        # torch.onnx.export does) restores the net's own mode, not this wrapper's default.
+        self.training = net.training
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x, traceable=True)
 
 
 def load_nir(

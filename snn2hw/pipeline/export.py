@@ -295,7 +295,8 @@ def export_onnx(
     """``snn2hw export ... --target onnx``: the quantized graph (for ``chip_target``'s
     integer formats) as a bit-exact integer ONNX step model, plus the float model as ONNX
     for conventional deployment (docs/onnx.md). Also writes everything :func:`export` does."""
-    from snn2hw.exporters.onnx import export_float_onnx, export_qgraph_onnx
+    from snn2hw.exporters.onnx_float import export_float_onnx
+    from snn2hw.exporters.onnx_int import export_qgraph_onnx
     from snn2hw.pipeline.float_model import float_net_for
     from snn2hw.quant.qgraph import QGraph
 

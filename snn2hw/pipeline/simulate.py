@@ -66,7 +66,8 @@ def run_backend(
         import tempfile
         from pathlib import Path
 
-        from snn2hw.exporters.onnx import OnnxIntRunner, export_qgraph_onnx
+        from snn2hw.backends.onnx_runtime import OnnxIntRunner
+        from snn2hw.exporters.onnx_int import export_qgraph_onnx
 
         with tempfile.TemporaryDirectory() as tmp:
             path = Path(tmp) / "step.onnx"

@@ -231,3 +231,79 @@ def test_cuda_matches_cpu(external):
             gpu = model.to("cuda")(inp.cuda()).cpu()
             # GPU reductions may round differently: allow rare threshold flips only
             assert cpu.sum() > 0 and float((cpu != gpu).float().mean()) < 0.01
+
+
+# ----- the export hook: forward(traceable=True) and traceable() ------------------------------
+def _conv_pool_graph(recurrent: bool) -> nir.NIRGraph:
+    """conv -> LIF -> SumPool2d -> flatten -> affine -> LIF (fused-eligible neurons), with
+    an optional recurrent affine on the last LIF."""
+    from snn2hw.nir import to_nir
+    from snn2hw.nn.model import SpikingNet
+
+    torch.manual_seed(4)
+    g = to_nir(SpikingNet({
+        "input_shape": [1, 8, 8],
+        "layers": [{"type": "conv", "out": 4, "kernel": 3, "padding": 1}, {"type": "neuron"},
+                   {"type": "sumpool", "kernel": 2, "padding": 1}, {"type": "flatten"},
+                   {"type": "linear", "out": 6}, {"type": "neuron", "threshold": 0.5}],
+    }).eval(), DT)
+    if not recurrent:
+        return g
+    last = next(src for src, dst in g.edges if dst == "output")
+    rng = np.random.default_rng(5)
+    nodes = dict(g.nodes)
+    nodes["rec"] = nir.Affine(weight=(rng.normal(size=(6, 6)) * 0.4).astype(np.float32),
+                              bias=np.full(6, 0.05, np.float32))
+    return nir.NIRGraph(nodes=nodes, edges=[*g.edges, (last, "rec"), ("rec", last)],
+                        metadata=dict(g.metadata))
+
+
+@pytest.mark.parametrize("recurrent", [False, True], ids=["feed_forward", "recurrent"])
+def test_traceable_forward_equals_the_default_path_node_for_node(recurrent, monkeypatch):
+    net = NIRNet(_conv_pool_graph(recurrent), DT, SNN2HW)
+    assert net.recurrent == recurrent
+    assert all(net.module(n).fused_ok for n in net.discrete_neurons())
+    x = torch.rand(15, 3, 1, 8, 8) * 2
+    with torch.no_grad():
+        y, rec = net(x, record=True)
+        import snn2hw.nir.executor as executor
+
+        def no_fused(*args, **kwargs):
+            raise AssertionError("traceable=True must not call the fused numba kernel")
+
+        def no_avg_pool(*args, **kwargs):
+            raise AssertionError("traceable=True must not sum pools with avg_pool2d")
+
+        monkeypatch.setattr(executor, "lif_multistep", no_fused)
+        monkeypatch.setattr(executor.F, "avg_pool2d", no_avg_pool)
+        y_t, rec_t = net(x, record=True, traceable=True)
+    assert y.sum() > 0 and all(rec[n].sum() > 0 for n in net.discrete_neurons())
+    assert rec.keys() == rec_t.keys()
+    for k in rec:
+        assert torch.equal(rec[k], rec_t[k]), k
+    assert torch.equal(y, y_t)
+
+
+def test_traceable_module_shares_the_net_and_leaves_it_unchanged():
+    net = NIRNet(_conv_pool_graph(False), DT, SNN2HW).eval()
+    x = torch.rand(10, 2, 1, 8, 8) * 2
+    state = {k: v.clone() for k, v in net.state_dict().items()}
+    flags = [(m.training, sorted(vars(m))) for m in net.modules()]
+    with torch.no_grad():
+        y = net(x)
+        t = net.traceable()
+        assert isinstance(t, torch.nn.Module) and not t.training  # the net's mode
+        assert [id(p) for p in t.parameters()] == [id(p) for p in net.parameters()]
+        assert torch.equal(t(x), y)
+        traced = torch.jit.trace(t, (x,), check_trace=False)
+        ops = {n.kind() for n in traced.inlined_graph.nodes()}
+        assert "aten::avg_pool2d" not in ops and {"aten::conv2d", "aten::_convolution"} & ops
+        assert torch.equal(traced(x), y)
+        x2 = torch.rand(10, 5, 1, 8, 8) * 2
+        assert torch.equal(traced(x2), net(x2))  # another batch size
+    assert [(m.training, sorted(vars(m))) for m in net.modules()] == flags
+    assert all(torch.equal(v, state[k]) for k, v in net.state_dict().items())
+    with torch.no_grad():
+        assert torch.equal(net(x), y)
+    net.train()
+    assert net.traceable().training

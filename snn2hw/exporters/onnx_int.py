@@ -1,44 +1,38 @@
-"""ONNX export: the integer network as a bit-exact ONNX step model, the float network as a
-conventional sequence model.
+"""The integer network as a bit-exact ONNX model: :func:`export_qgraph_onnx` writes ONE
+time step of a quantized graph (docs/qgraph.md), or with ``time_loop=True`` the whole run
+as an ONNX ``Scan`` over that step. Running it is the job of
+:mod:`snn2hw.backends.onnx_runtime`; the float model is :mod:`snn2hw.exporters.onnx_float`.
 
-Integer step model (:func:`export_qgraph_onnx`)
-    ONE time step of a quantized graph (docs/qgraph.md) as an ONNX graph with explicit state
-    in and out, built node by node with ``onnx.helper`` from the :class:`QGraph` (it shares
-    no code with the other integer backends). Driven by a time loop outside the model
-    (:class:`OnnxIntRunner`, or the 15-line loop in docs/onnx.md); with ``time_loop=True``
-    the same step becomes the body of an ONNX ``Scan`` over all steps. Names, shapes and
-    the exactness argument are in docs/onnx.md; in short:
+May import: ``onnx``, numpy, ``snn2hw.quant`` and ``snn2hw.common``; no torch, no
+onnxruntime, no backend. Longer than the ~500 lines of the other modules because it is one
+argument: the int64 builder arithmetic, the per-operator bounds that prove the float
+MatMuls exact, the LIF step and the Scan wrapper all have to agree, and read best together.
 
-    * all state and all shifts, wraps, clips and comparisons are int64;
-    * right shifts never rely on how a runtime rounds a negative integer division: ``rtz``
-      divides ``|x|`` (non-negative) and re-applies the sign; the floor shift subtracts
-      ``Mod(x, 2^k)`` (ONNX ``Mod`` with ``fmod=0`` takes the divisor's sign, so the
-      remainder is in ``[0, 2^k)``) before dividing, so the division is exact;
-    * the linear operators (dense MatMul, conv as an exact Gather (im2col) + MatMul) run in
-      float32 / float64 / int64, chosen per operator from a bound on every partial sum
-      proven at export time from the weights and the largest value the operator's input
-      can carry: float32 when the bound is < 2^24 and every input value is <= 256
-      (exact even under TF32 operand rounding on GPU runtimes), float64 when < 2^53,
-      else int64. Integer operands and integer partial sums below those bounds are exact
-      in any summation order, so the float result is the exact integer and the Cast back
-      to int64 is exact;
-    * sum pooling is a Gather of the window + int64 ReduceSum.
+The step model is built node by node with ``onnx.helper`` from the :class:`QGraph` (it
+shares no code with the other integer backends), with explicit state in and out. It is
+driven by a time loop outside the model (:class:`snn2hw.backends.onnx_runtime.OnnxIntRunner`,
+or the 15-line loop in docs/onnx.md). Names, shapes and the exactness argument are in
+docs/onnx.md; in short:
 
-Float model (:func:`export_float_onnx`)
-    A trained :class:`~snn2hw.nn.model.SpikingNet` or an imported
-    :class:`~snn2hw.nir.executor.NIRNet` traced by ``torch.onnx.export`` over a whole
-    sequence ``[T, B, ...]`` (T fixed at export, B dynamic) with the step-by-step neuron
-    path (the fused numba LIF cannot be traced) and sum pools rewritten as ones-convolutions
-    (the TorchScript exporter drops ``avg_pool2d``'s ``divisor_override``).
+* all state and all shifts, wraps, clips and comparisons are int64;
+* right shifts never rely on how a runtime rounds a negative integer division: ``rtz``
+  divides ``|x|`` (non-negative) and re-applies the sign; the floor shift subtracts
+  ``Mod(x, 2^k)`` (ONNX ``Mod`` with ``fmod=0`` takes the divisor's sign, so the
+  remainder is in ``[0, 2^k)``) before dividing, so the division is exact;
+* the linear operators (dense MatMul, conv as an exact Gather (im2col) + MatMul) run in
+  float32 / float64 / int64, chosen per operator from a bound on every partial sum
+  proven at export time from the weights and the largest value the operator's input
+  can carry: float32 when the bound is < 2^24 and every input value is <= 256
+  (exact even under TF32 operand rounding on GPU runtimes), float64 when < 2^53,
+  else int64. Integer operands and integer partial sums below those bounds are exact
+  in any summation order, so the float result is the exact integer and the Cast back
+  to int64 is exact;
+* sum pooling is a Gather of the window + int64 ReduceSum.
 """
 
 from __future__ import annotations
 
-import io
 import json
-import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -61,21 +55,20 @@ from snn2hw.quant.qgraph import (
 )
 
 __all__ = [
-    "FLOAT_FORMAT",
+    "FORMAT_VERSION",
+    "MIN_OPSET",
     "SCAN_FORMAT",
     "STEP_FORMAT",
     "SUPPORTED_KINDS",
     "OnnxExportInfo",
-    "OnnxIntResult",
-    "OnnxIntRunner",
-    "export_float_onnx",
+    "check_opset",
     "export_qgraph_onnx",
+    "save_model",
 ]
 
 STEP_FORMAT = "snn2hw.onnx.step"
 SCAN_FORMAT = "snn2hw.onnx.scan"
-FLOAT_FORMAT = "snn2hw.onnx.float"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 1  # of every snn2hw ONNX format (integer step, Scan, float)
 _KIND_TYPES: dict[str, type] = {  # every QGraph node kind this exporter implements
     "input": InputNode,
     "dense": DenseNode,
@@ -120,17 +113,6 @@ class OnnxExportInfo:
     metadata: dict[str, str]
     state: dict[str, str] = field(default_factory=dict)
     linear_dtypes: dict[str, str] = field(default_factory=dict)
-
-
-@dataclass
-class OnnxIntResult:
-    """Outputs of :meth:`OnnxIntRunner.run_full`: per LIF node, uint8 spikes ``[N, B, *shape]``
-    and (with ``record_state``) int64 ``u``/``v`` after each step; ``wall_s``: loop seconds."""
-
-    spikes: dict[str, np.ndarray]
-    u: dict[str, np.ndarray] | None
-    v: dict[str, np.ndarray] | None
-    wall_s: float
 
 
 # ----- dense weight preparation (docs/qgraph.md "Dense weight preparation") -----------------
@@ -394,7 +376,9 @@ def _check_kinds(graph: QGraph) -> None:
             )
 
 
-def _check_opset(opset: int) -> int:
+def check_opset(opset: int) -> int:
+    """``opset`` as an int if this onnx package and the integer model support it, else
+    :class:`ConfigError` (also used by the float exporter)."""
     top = onnx.defs.onnx_opset_version()
     if not MIN_OPSET <= int(opset) <= top:
         raise ConfigError(f"ONNX opset {opset} unsupported: use {MIN_OPSET}..{top}")
@@ -589,7 +573,7 @@ def export_qgraph_onnx(
     ``linear_dtype``: "auto" (per-operator proven-exact choice; module doc) or force
     "float32"/"float64"/"int64" (refused where not provably exact).
     Raises :class:`GraphError` for unsupported node kinds or unrepresentable graphs."""
-    opset = _check_opset(opset)
+    opset = check_opset(opset)
     if linear_dtype not in _LINEAR_DTYPES:
         raise ConfigError(f"linear_dtype {linear_dtype!r} unknown; use one of {_LINEAR_DTYPES}")
     _check_kinds(graph)  # before validate(): name the unsupported node, not a side effect
@@ -624,7 +608,7 @@ def export_qgraph_onnx(
                                          "(docs/onnx.md); state in, state out.")
         inputs, outputs, lead = step.inputs, step.outputs, ["B"]
     model = _finish_model(g, opset, meta)
-    _save(model, path)
+    save_model(model, path)
     skip = len(lead)
     return OnnxExportInfo(
         path=Path(path), format=meta["format"], opset=opset,
@@ -649,258 +633,7 @@ def _finish_model(g: onnx.GraphProto, opset: int, meta: dict[str, str]) -> onnx.
     return model
 
 
-def _save(model: onnx.ModelProto, path: str | Path) -> None:
+def save_model(model: onnx.ModelProto, path: str | Path) -> None:
+    """Write ``model`` to ``path`` atomically (no partial file on error)."""
     with atomic_path(path) as tmp:
         tmp.write_bytes(model.SerializeToString())
-
-
-# ----- running the step model -------------------------------------------------------------------
-class OnnxIntRunner:
-    """Run a model written by :func:`export_qgraph_onnx` with onnxruntime (CPU): a step
-    model in a Python time loop carrying the state from one call to the next
-    (docs/onnx.md), a ``time_loop`` (Scan) model in one call. ``threads``: onnxruntime
-    intra-op threads (None: its default)."""
-
-    def __init__(self, path: str | Path, *, threads: int | None = None) -> None:
-        import onnxruntime as ort
-
-        path = Path(path)
-        if not path.is_file():
-            raise GraphError(f"ONNX model not found: {path}")
-        opts = ort.SessionOptions()
-        if threads is not None:
-            opts.intra_op_num_threads = int(threads)
-        self.session = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
-        meta = dict(self.session.get_modelmeta().custom_metadata_map)
-        if meta.get("format") not in (STEP_FORMAT, SCAN_FORMAT):
-            raise GraphError(
-                f"{path}: not a snn2hw integer ONNX model (format {meta.get('format')!r}); "
-                "write one with export_qgraph_onnx"
-            )
-        self.time_loop = meta["format"] == SCAN_FORMAT
-        if int(meta.get("version", -1)) > FORMAT_VERSION:
-            raise GraphError(f"{path}: model format version {meta['version']} is newer than "
-                             f"this snn2hw supports ({FORMAT_VERSION}); upgrade snn2hw")
-        self.metadata = meta
-        self.num_steps = int(meta["num_steps"])
-        self.depth = int(meta["depth"])
-        self.input_name = meta["input"]
-        self.input_shape = tuple(json.loads(meta["input_shape"]))
-        self.message_bits = int(meta["message_bits"])
-        self.lif_shapes = {k: tuple(v) for k, v in json.loads(meta["lif_shapes"]).items()}
-        self.state = json.loads(meta["state"])  # output name -> input name of the next step
-        self._inputs = {i.name: i for i in self.session.get_inputs()}
-        self._outputs = [o.name for o in self.session.get_outputs()]
-
-    def default_num_steps(self) -> int:
-        """``num_steps + depth``: enough steps to flush the last frame to the output."""
-        return self.num_steps + self.depth
-
-    def _check_inputs(self, inputs: Any) -> np.ndarray:
-        x = np.asarray(inputs)
-        if x.dtype.kind not in "iub":
-            raise GraphError(f"input frames must be integers, got dtype {x.dtype}")
-        want = ", ".join(["F", "B", *(str(s) for s in self.input_shape)])
-        if x.ndim != 2 + len(self.input_shape) or tuple(x.shape[2:]) != self.input_shape:
-            raise GraphError(f"input frames for '{self.input_name}' must have shape [{want}] "
-                             f"(time-major), got {list(x.shape)}")
-        if x.shape[0] == 0 or x.shape[1] == 0:
-            raise GraphError(f"input frames are empty: shape {list(x.shape)}")
-        x = x.astype(np.int64)
-        lo, hi = int(x.min()), int(x.max())
-        top = 1 if self.message_bits == 0 else 2**self.message_bits - 1
-        if lo < 0 or hi > top:
-            raise GraphError(
-                f"input frames for '{self.input_name}' must lie in 0..{top} "
-                f"(message_bits={self.message_bits}), got {lo}..{hi}"
-            )
-        return x
-
-    def run(self, inputs: Any, num_steps: int | None = None) -> dict[str, np.ndarray]:
-        """Spikes of every LIF node, uint8 ``[N, B, *shape]``, for integer frames
-        ``[F, B, *input_shape]`` (zeros after frame F); N defaults to num_steps + depth."""
-        return self.run_full(inputs, num_steps).spikes
-
-    def run_full(self, inputs: Any, num_steps: int | None = None,
-                 record_state: bool = False) -> OnnxIntResult:
-        """As :meth:`run`, optionally also recording int64 ``u``/``v`` after each step
-        (step models only: a Scan model returns spikes only)."""
-        n_steps = self.default_num_steps() if num_steps is None else int(num_steps)
-        if n_steps < 1:
-            raise GraphError(f"num_steps must be >= 1, got {n_steps}")
-        x = self._check_inputs(inputs)
-        n_frames, batch = x.shape[0], x.shape[1]
-        t0 = time.perf_counter()
-        if self.time_loop:
-            if record_state:
-                raise GraphError("a time_loop (Scan) model returns spikes only; export a "
-                                 "step model to record u and v")
-            frames = np.zeros((n_steps, *x.shape[1:]), np.int64)  # zeros after frame F
-            frames[: min(n_steps, n_frames)] = x[:n_steps]
-            names = [f"{k}.spikes" for k in self.lif_shapes]
-            out = self.session.run(names, {"frames": frames})
-            spk = dict(zip(self.lif_shapes, out, strict=True))
-            return OnnxIntResult(spk, None, None, time.perf_counter() - t0)
-        feed: dict[str, np.ndarray] = {
-            name: np.zeros((batch, *(int(d) for d in i.shape[1:])), np.int64)
-            for name, i in self._inputs.items() if name != "x"
-        }
-        zero_frame = np.zeros((batch, *self.input_shape), np.int64)
-        spikes = {k: np.zeros((n_steps, batch, *s), np.uint8) for k, s in self.lif_shapes.items()}
-        u_rec = v_rec = None
-        if record_state:
-            u_rec = {k: np.zeros(a.shape, np.int64) for k, a in spikes.items()}
-            v_rec = {k: np.zeros(a.shape, np.int64) for k, a in spikes.items()}
-        for n in range(n_steps):
-            feed["x"] = x[n] if n < n_frames else zero_frame
-            res = dict(zip(self._outputs, self.session.run(self._outputs, feed), strict=True))
-            for lif in self.lif_shapes:
-                spikes[lif][n] = res[f"{lif}.s"]
-                if u_rec is not None and v_rec is not None:
-                    u_rec[lif][n] = res[f"{lif}.u_next"]
-                    v_rec[lif][n] = res[f"{lif}.v_next"]
-            for out_name, in_name in self.state.items():
-                feed[in_name] = res[out_name]
-        wall = time.perf_counter() - t0
-        return OnnxIntResult(spikes, u_rec, v_rec, wall)
-
-
-# ----- float export -----------------------------------------------------------------------------
-def _window_sum(z: Any, k: tuple[int, int], stride: tuple[int, int],
-                padding: tuple[int, int]) -> Any:
-    """Zero-padded window sums of ``z`` [N, C, H, W] as a depthwise convolution with a
-    ones kernel: what ``avg_pool2d(..., divisor_override=1)`` computes, in a form the
-    ONNX exporter keeps (it drops ``divisor_override`` and writes a plain average)."""
-    import torch
-    import torch.nn.functional as F
-
-    c = int(z.shape[1])  # a constant while tracing: the exporter needs a static kernel
-    ones = torch.ones((c, 1, *k), dtype=z.dtype, device=z.device)
-    return F.conv2d(z, ones, None, stride, padding, 1, c)
-
-
-@contextmanager
-def _traceable(net: Any) -> Iterator[None]:
-    """Make ``net`` exportable for the duration of the export, then restore it:
-
-    * neurons run their step loop (the fused numba LIF cannot be traced):
-      ``CubaLIF.fused = False`` (SpikingNet), ``fused_ok = False`` on the executor's
-      neurons (NIRNet);
-    * sum pools (SpikingNet ``SeqSumPool2d``, NIRNet ``SumPool2d``) compute their window
-      sums as a depthwise ones-convolution, because ``torch.onnx.export`` silently drops
-      ``divisor_override`` (verified with torch 2.13: the sum becomes an average);
-    * eval mode (dropout off, normalization statistics frozen).
-    """
-    from snn2hw.nir.executor import _fold, _Pool  # private: no public export hook exists
-    from snn2hw.nn.layers import SeqSumPool2d
-    from snn2hw.nn.neurons import CubaLIF
-
-    saved: list[tuple[Any, str, Any]] = []
-    patched: list[Any] = []
-    for m in net.modules():
-        if isinstance(m, CubaLIF):
-            saved.append((m, "fused", m.fused))
-            m.fused = False
-        elif hasattr(m, "fused_ok"):  # snn2hw.nir.executor._Neuron
-            saved.append((m, "fused_ok", m.fused_ok))
-            m.fused_ok = False
-        elif isinstance(m, SeqSumPool2d):
-            k, st, pd = m.kernel_size, m.stride, m.padding
-
-            def seq_sum(x: Any, k: int = k, st: int = st, pd: int = pd) -> Any:
-                y = _window_sum(x.reshape(-1, *x.shape[2:]), (k, k), (st, st), (pd, pd))
-                return y.reshape(x.shape[0], x.shape[1], *y.shape[1:])
-
-            m.forward = seq_sum  # instance attribute: shadows the class's forward
-            patched.append(m)
-        elif isinstance(m, _Pool) and m.divisor == 1:
-
-            def nir_sum(x: Any, lead: int, m: Any = m) -> Any:
-                return _fold(lambda z: _window_sum(z, m.k, m.s, m.p), x, lead)
-
-            m.forward = nir_sum
-            patched.append(m)
-    was_training = net.training
-    net.eval()
-    try:
-        yield
-    finally:
-        for m, attr, val in saved:
-            setattr(m, attr, val)
-        for m in patched:
-            del m.forward
-        net.train(was_training)
-
-
-def export_float_onnx(
-    net: Any,
-    example: Any,
-    path: str | Path,
-    opset: int = 17,
-) -> OnnxExportInfo:
-    """Export a float spiking network (SpikingNet or NIRNet) over a whole sequence.
-
-    ``example``: a float tensor ``[T, B, *input_shape]``; the time loop is unrolled, so the
-    model takes exactly T steps (B is dynamic). Input ``x`` float32 ``[T, B, ...]``, output
-    ``spikes`` float32 ``[T, B, *output_shape]`` (0/1). Written atomically; checked with
-    ``onnx.checker`` (full check)."""
-    import warnings
-
-    import torch
-
-    opset = _check_opset(opset)
-    example = torch.as_tensor(example)
-    if example.dim() < 3 or not example.dtype.is_floating_point:
-        raise GraphError(
-            f"example input must be a float tensor [T, B, ...], got {list(example.shape)} "
-            f"{example.dtype}"
-        )
-    example = example.to(torch.float32)
-    net_dtype = next((p.dtype for p in net.parameters()), torch.float32)
-    if net_dtype != torch.float32:
-        raise GraphError(f"export_float_onnx exports float32 models; net is {net_dtype}")
-
-    class _SequenceOnly(torch.nn.Module):
-        """``x -> net(x)``: the exporter would otherwise pass forward's optional
-        arguments (``record=False``) as traced tensors."""
-
-        def __init__(self) -> None:
-            super().__init__()
-            self.net = net
-
-        def forward(self, x: torch.Tensor) -> torch.Tensor:
-            return self.net(x)
-
-    buf = io.BytesIO()
-    with _traceable(net), torch.no_grad(), warnings.catch_warnings():
-        # Tracing freezes Python floats read from tensors (the surrogate's width, used only
-        # by the backward pass) into constants, which is intended; and dynamo=False (the
-        # TorchScript exporter: the dynamo one needs onnxscript) is deprecated upstream.
-        warnings.simplefilter("ignore", torch.jit.TracerWarning)
-        warnings.simplefilter("ignore", DeprecationWarning)
-        y = net(example)
-        torch.onnx.export(
-            _SequenceOnly(), (example,), buf, dynamo=False, opset_version=opset,
-            input_names=["x"], output_names=["spikes"],
-            dynamic_axes={"x": {1: "B"}, "spikes": {1: "B"}},
-        )
-    model = onnx.load_from_string(buf.getvalue())
-    t = int(example.shape[0])
-    meta = {
-        "format": FLOAT_FORMAT,
-        "version": str(FORMAT_VERSION),
-        "num_steps": str(t),
-        "input_shape": json.dumps([int(s) for s in example.shape[2:]]),
-        "output_shape": json.dumps([int(s) for s in y.shape[2:]]),
-        "model": type(net).__name__,
-    }
-    del model.metadata_props[:]
-    helper.set_model_props(model, meta)
-    onnx.checker.check_model(model, full_check=True)
-    _save(model, path)
-    return OnnxExportInfo(
-        path=Path(path), format=FLOAT_FORMAT, opset=opset,
-        inputs={"x": [t, "B", *(int(s) for s in example.shape[2:])]},
-        outputs={"spikes": [t, "B", *(int(s) for s in y.shape[2:])]},
-        metadata=meta,
-    )
