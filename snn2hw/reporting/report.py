@@ -27,9 +27,10 @@ from typing import Any
 
 import numpy as np
 
-from snn2hw.chip.energy import MEASURED, MODELLED, EnergyReport, format_energy, format_time
+from snn2hw.chip.energy import MEASURED, MODELLED, EnergyReport
 from snn2hw.common.atomic_io import atomic_write_text
 from snn2hw.common.errors import Snn2hwError
+from snn2hw.common.formatting import format_energy, format_time
 from snn2hw.pipeline.simulate import BackendRun
 from snn2hw.quant.qgraph import QGraph
 
@@ -510,7 +511,7 @@ def write_report_for_artifact(
 ) -> Path:
     """Report for an exported graph: reads export.json/compare.json next to it (when
     present), runs the event simulator for activity and energy, writes ``report/``."""
-    from snn2hw.chip.energy import energy_for_targets
+    from snn2hw.pipeline.energy import energy_for_targets
     from snn2hw.quant.qgraph import QGraph
 
     qgraph_path = Path(qgraph_path)
