@@ -410,7 +410,9 @@ def energy(artifact, targets_, samples, measure, device, out_dir, as_json) -> No
     Example:
       snn2hw energy build/best.qgraph --target loihi --target loihi2
     """
-    from snn2hw.chip.energy import energy_for_targets, measure_torch_paths, write_energy
+    from snn2hw.chip.energy import write_energy
+    from snn2hw.pipeline.energy import energy_for_targets
+    from snn2hw.pipeline.measure import measure_torch_paths
     from snn2hw.pipeline.simulate import graph_samples
     from snn2hw.quant.qgraph import QGraph
     from snn2hw.training.train import resolve_device

@@ -253,7 +253,9 @@ def compare(
 
 def _energy_column(graph: QGraph, smp, runs: dict[str, BackendRun], backends: list[str],
                    target: str, device: str, nir_dir: Path) -> dict[str, str]:
-    from snn2hw.chip.energy import energy_for_graph, format_energy, measure_torch_paths
+    from snn2hw.common.formatting import format_energy
+    from snn2hw.pipeline.energy import energy_for_graph
+    from snn2hw.pipeline.measure import measure_torch_paths
 
     rep, _, _ = energy_for_graph(graph, target, run=runs.get("event"), inputs=smp.ints)
     chip = (f"{format_energy(rep.total_pj)} modelled on {target}" if rep.total_pj is not None

@@ -57,7 +57,8 @@ def run_demo(out: Path, device: str = "auto") -> dict[str, Any]:
     )
 
     _step(4, n, "estimating energy and latency (loihi, loihi2) from event-simulator activity")
-    from snn2hw.chip.energy import energy_for_targets, write_energy
+    from snn2hw.chip.energy import write_energy
+    from snn2hw.pipeline.energy import energy_for_targets
     from snn2hw.quant.qgraph import QGraph
     from snn2hw.reporting.report import write_report
 

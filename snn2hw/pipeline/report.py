@@ -18,7 +18,7 @@ def write_report_for_artifact(
 ) -> Path:
     """Report for an exported graph: reads export.json/compare.json next to it (when
     present), runs the event simulator for activity and energy, writes ``report/``."""
-    from snn2hw.chip.energy import energy_for_targets
+    from snn2hw.pipeline.energy import energy_for_targets
     from snn2hw.quant.qgraph import QGraph
 
     qgraph_path = Path(qgraph_path)

@@ -27,9 +27,10 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from snn2hw.chip.energy import MEASURED, MODELLED, EnergyReport, format_energy, format_time
+from snn2hw.chip.energy import MEASURED, MODELLED, EnergyReport
 from snn2hw.common.atomic_io import atomic_write_text
 from snn2hw.common.errors import Snn2hwError
+from snn2hw.common.formatting import format_energy, format_time
 from snn2hw.common.tables import markdown_row
 from snn2hw.quant.qgraph import QGraph
 

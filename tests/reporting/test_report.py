@@ -9,8 +9,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from snn2hw.chip.energy import energy_for_graph
 from snn2hw.common.errors import Snn2hwError
+from snn2hw.pipeline.energy import energy_for_graph
 from snn2hw.pipeline.simulate import run_backend
 from snn2hw.quant.qgraph import DenseNode, InputNode, LIFNode, OutputNode, QGraph
 from snn2hw.reporting.report import write_report

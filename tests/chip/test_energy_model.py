@@ -1,5 +1,6 @@
-"""Energy / latency estimator: SNN-paper convention, hand-computed breakdowns, sources,
-Loihi 2 without energy, target errors, real event runs, the keyword-spotting check."""
+"""Energy / latency estimator on hand-made activity (plain data, no simulator): SNN-paper
+convention, hand-computed breakdowns, sources, Loihi 2 without energy, missing counters,
+optional static / per-op latency constants."""
 
 from __future__ import annotations
 
@@ -11,18 +12,14 @@ import numpy as np
 import pytest
 
 from snn2hw.chip.energy import (
-    energy_for_graph,
-    energy_for_targets,
+    LayerCounts,
+    RunActivity,
     estimate_energy,
-    kws_sanity_check,
-    measure_torch_paths,
     snn_convention_energy,
-    write_energy,
 )
 from snn2hw.chip.mapping import map_to_cores
-from snn2hw.chip.targets import Target, load_baselines, load_target, targets_dir
-from snn2hw.common.errors import Snn2hwError, TargetError
-from snn2hw.pipeline.simulate import BackendRun, run_backend
+from snn2hw.chip.targets import Target, load_target
+from snn2hw.common.errors import Snn2hwError
 from snn2hw.quant.qgraph import DenseNode, InputNode, LIFNode, OutputNode, QGraph
 
 
@@ -60,7 +57,7 @@ def small_mesh(target: Target) -> Target:
     return dataclasses.replace(target, resources=res)
 
 
-def hand_run() -> BackendRun:
+def hand_run() -> RunActivity:
     """3 steps, 2 samples; counters chosen by hand (summed over the batch)."""
     l1 = np.zeros((3, 2, 3), dtype=np.uint8)
     l1[1, 0] = [1, 0, 1]
@@ -69,15 +66,13 @@ def hand_run() -> BackendRun:
     l1[2, 1] = [0, 0, 1]  # per neuron over steps and samples: 2, 1, 3
     l2 = np.zeros((3, 2, 2), dtype=np.uint8)
     l2[2, 0] = [1, 0]
-    stats = {
-        "synops": {"l1": np.array([0, 8, 4]), "l2": np.array([0, 6, 6])},  # 24 -> 12/inf.
-        "synops_dense": {"l1": np.array([0, 8, 4]), "l2": np.array([0, 6, 8])},
-        "neuron_updates": {"l1": np.array([0, 4, 6]), "l2": np.array([0, 2, 4])},  # 16 -> 8
-        "spike_counts": {"l1": np.array([0, 3, 3]), "l2": np.array([0, 0, 1])},
-        "macs_dense": {"l1": 12, "l2": 6},
-        "peak_fanin": {"l1": 4, "l2": 3},
-    }
-    return BackendRun("event", {"l1": l1, "l2": l2}, stats=stats)
+    return RunActivity("event", {
+        # SynOps 24 -> 12 per inference; active updates 16 -> 8
+        "l1": LayerCounts(l1, synops=np.array([0, 8, 4]), synops_dense=np.array([0, 8, 4]),
+                          neuron_updates=np.array([0, 4, 6]), macs_dense=12),
+        "l2": LayerCounts(l2, synops=np.array([0, 6, 6]), synops_dense=np.array([0, 6, 8]),
+                          neuron_updates=np.array([0, 2, 4]), macs_dense=6),
+    })
 
 
 def test_snn_convention_reproduces_hand_example_exactly() -> None:
@@ -203,37 +198,10 @@ def test_loihi2_reports_activity_but_no_energy_number() -> None:
     assert any(b.energy_pj for b in rep.baselines if b.group == "ann")
 
 
-def test_target_missing_synop_energy_names_the_key(tmp_path) -> None:
-    text = (targets_dir() / "loihi.toml").read_text()
-    cut = re.sub(r"\[energy\.synop_pj\]\n(?:[^\[].*\n)*", "", text)
-    assert "[energy.synop_pj]" not in cut
-    bad = tmp_path / "loihi_nosynop.toml"
-    bad.write_text(cut)
-    with pytest.raises(TargetError, match=r"energy\.synop_pj"):
-        energy_for_graph(tiny_graph(), bad, inputs=np.ones((2, 1, 4), dtype=np.int64))
-
-
-def test_unknown_target_lists_known_ones() -> None:
-    with pytest.raises(TargetError, match=r"unknown target 'loihi9'.*loihi, loihi2"):
-        energy_for_graph(tiny_graph(), "loihi9", inputs=np.ones((2, 1, 4), dtype=np.int64))
-
-
-def test_all_targets_are_checked_before_simulating(monkeypatch) -> None:
-    import snn2hw.pipeline.simulate as sim
-
-    def boom(*a, **k):  # pragma: no cover - must not be reached
-        raise AssertionError("simulated before checking the targets")
-
-    monkeypatch.setattr(sim, "run_backend", boom)
-    with pytest.raises(TargetError, match="unknown target 'nope'"):
-        energy_for_targets(tiny_graph(), ["loihi", "nope"],
-                           inputs=np.ones((2, 1, 4), dtype=np.int64))
-
-
 def test_run_without_counters_asks_for_the_event_backend(loihi: Target) -> None:
     g = tiny_graph()
-    run = BackendRun("torch-int", hand_run().spikes)
-    with pytest.raises(Snn2hwError, match="event"):
+    run = RunActivity("torch-int", {k: LayerCounts(c.spikes) for k, c in hand_run().layers.items()})
+    with pytest.raises(Snn2hwError, match="counter 'synops' for layer 'l1'.*backend 'torch-int'"):
         estimate_energy(g, loihi, run, map_to_cores(g, loihi))
 
 
@@ -241,67 +209,6 @@ def test_mapping_for_another_target_is_refused(loihi: Target) -> None:
     g = tiny_graph()
     with pytest.raises(Snn2hwError, match="mapping was made for target 'loihi2'"):
         estimate_energy(g, loihi, hand_run(), map_to_cores(g, load_target("loihi2")))
-
-
-def test_real_event_run_counts_match_a_hand_count(loihi: Target, tmp_path) -> None:
-    rng = np.random.default_rng(3)
-    w1 = np.full((3, 4), 40, dtype=np.int64)
-    w1[0, 1] = 0  # one missing synapse: SynOps (non-zero) < dense count
-    g = tiny_graph(w1=w1)
-    g.num_steps = 6  # the run lasts num_steps + depth() steps
-    x = (rng.random((6, 5, 4)) < 0.6).astype(np.int64)
-    rep, run, ints = energy_for_graph(g, loihi, inputs=x)
-    n = run.spikes["l1"].shape[0]  # 6 frames + depth 2 = 8 steps
-    assert n == 8 and rep.steps == 8 and rep.samples == 5
-    # l1 SynOps: every input event reaches 3 neurons, minus the zero weight (input 1 -> l1[0])
-    used = x[: n - 1]
-    hand = used.sum() * 3 - used[..., 1].sum()
-    assert rep.layers[0].synops == pytest.approx(hand / 5)
-    assert rep.layers[0].synops_dense == pytest.approx(used.sum() * 3 / 5)
-    # l2 SynOps: each l1 spike reaches 2 neurons
-    assert rep.layers[1].synops == pytest.approx(run.spikes["l1"].sum() * 2 / 5)
-    assert rep.total_pj and rep.total_pj > 0
-    reps, run2 = energy_for_targets(g, ["loihi", "loihi2"], inputs=x)
-    assert reps[0].to_dict()["activity"] == rep.to_dict()["activity"]  # same counts
-    assert np.array_equal(run2.spikes["l1"], run.spikes["l1"])
-    rep2 = reps[1]
-    paths = write_energy([rep, rep2], tmp_path)
-    data = json.loads(paths["json"].read_text())
-    assert [d["target"] for d in data] == ["loihi", "loihi2"]
-    assert data[1]["energy"]["total_pj"] is None
-    assert "# Energy and latency estimate: loihi2" in paths["md"].read_text()
-
-
-def test_measure_torch_paths_cpu_reports_wall_time_not_energy(loihi: Target) -> None:
-    g = tiny_graph()
-    x = np.ones((3, 4, 4), dtype=np.int64)
-    m = measure_torch_paths(g, x, "cpu", repeats=1)
-    assert m["kind"] == "measured" and not m["energy_measured"]
-    assert "not measured" in m["energy_note"]
-    p = m["paths"]["torch-int"]
-    assert p["wall_s_per_inference"] > 0 and "energy_j_per_inference" not in p
-    run = run_backend("event", g, x)
-    rep = estimate_energy(g, loihi, run, map_to_cores(g, loihi), measured=m, inputs=x)
-    row = next(r for r in rep.baselines if r.kind == "measured")
-    assert row.wall_s == p["wall_s_per_inference"] and row.energy_pj is None
-    md = rep.markdown()
-    assert "not measured" in md and "energy (measured)" in md and "energy (modelled)" in md
-
-
-def test_kws_sanity_check_against_published_loihi_figure() -> None:
-    r = kws_sanity_check(samples=2)
-    assert r["network"]["sizes"] == [390, 256, 256, 29]
-    assert r["published_mj"] == 0.27 and "1812.01739" in r["published_source"]
-    assert r["steps_per_inference"] == 10 and r["pre_silicon"]
-    # per-operation model of the neuro-cores only: far below the system measurement,
-    # even when every neuron spikes every step
-    assert 0 < r["ratio_modelled_over_published"] < r["ratio_all_spiking_over_published"] < 1
-    assert r["modelled_mj"] == pytest.approx(r["ratio_modelled_over_published"] * 0.27)
-    assert any("dynamic" in s for s in r["reasons"])
-    assert "0.27 mJ" in r["summary"] and "ratio" in r["summary"]
-    assert any("static" in s.lower() for s in r["reasons"])
-    json.dumps(r, default=float)
-    assert load_baselines()["measured"]["loihi_kws_mj"].value == r["published_mj"]
 
 
 def test_optional_static_and_per_op_latency_constants_are_used(loihi: Target) -> None:
@@ -333,3 +240,35 @@ def test_optional_static_and_per_op_latency_constants_are_used(loihi: Target) ->
     assert "per-op latencies" in lat.covers
     md = rep.markdown()
     assert "static_per_core_step_pj" in md and "assumption" in md
+
+
+def test_missing_macs_counter_asks_for_the_event_backend(loihi: Target) -> None:
+    g = tiny_graph()
+    act = hand_run()
+    act.layers["l2"] = dataclasses.replace(act.layers["l2"], macs_dense=None)
+    with pytest.raises(Snn2hwError, match="no 'macs_dense' counter for 'l2'.*'event' backend"):
+        estimate_energy(g, loihi, act, map_to_cores(g, loihi))
+
+
+def test_chip_energy_imports_no_backend_and_no_pipeline() -> None:
+    """Activity arrives as data: importing the chip package loads no simulator."""
+    import subprocess
+    import sys
+
+    code = ("import sys, snn2hw.chip.energy\n"
+            "bad = [m for m in sys.modules if m.startswith(('snn2hw.backends', "
+            "'snn2hw.pipeline'))]\n"
+            "assert not bad, bad\n")
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_number_formatting_lives_in_common() -> None:
+    from snn2hw.chip.energy import format_energy, format_time
+    from snn2hw.common import formatting
+
+    assert format_energy is formatting.format_energy and format_time is formatting.format_time
+    assert formatting.format_energy(1234.5) == "1.23 nJ"
+    assert formatting.format_energy(None) == "not given"
+    assert formatting.format_time(1234) == "1.23 µs"
+    assert formatting.format_count(1234.0) == "1,234"
+    assert formatting.format_count(0.12345) == "0.1235"
