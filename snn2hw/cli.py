@@ -13,6 +13,7 @@ from typing import Any
 
 import click
 
+from snn2hw.backends import registry as backend_registry
 from snn2hw.common.errors import Snn2hwError
 
 DEVICE = click.Choice(["auto", "cpu", "cuda"])
@@ -284,7 +285,7 @@ def finetune(checkpoint, target, out_path, epochs, lr, device, as_json, quiet) -
 @click.argument("qgraph", type=click.Path(dir_okay=False))
 @click.option(
     "--backend",
-    type=click.Choice(["event", "torch-int", "lava", "onnx"]),
+    type=click.Choice(backend_registry.names()),
     default="event",
     show_default=True,
 )
@@ -344,7 +345,8 @@ def simulate(qgraph, backend, samples, device, inputs_file, as_json) -> None:
     "--backends",
     default="torch-int,event,lava",
     show_default=True,
-    help="Comma-separated: float, torch-int, event, lava (the first integer one is the reference).",
+    help=f"Comma-separated: float, {', '.join(backend_registry.names())} "
+    "(the first integer one is the reference).",
 )
 @click.option("--samples", type=int, default=50, show_default=True)
 @click.option("--device", type=DEVICE, default="auto", help="Device of the torch paths.")

@@ -16,16 +16,25 @@ weight-1 synapse). A path made only of flattens (or of nothing) is an identity c
 each non-zero value is one weight-1 event. Events of every weighted operator on a path are
 attributed to the LIF the path ends in (so ``lif -> sumpool -> conv -> lif`` counts the
 pooling events and the conv events).
+
+Module layout: the prepared operators, the plan, the time loop and the registry entry
+:data:`BACKEND` (about 500 lines: they share private types); the numba kernels live in
+:mod:`snn2hw.backends.event_kernels`. Results are :class:`snn2hw.backends.base.SimResult`
+with ``counters`` set. May import: numpy, numba, ``snn2hw.common``, ``snn2hw.quant``,
+``snn2hw.backends.base`` and its own kernels; never torch, another backend (torch_int,
+lava, onnx), pipeline, chip, training, reporting or cli.
 """
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 from snn2hw.backends import event_kernels as K
+from snn2hw.backends.base import ActivityCounters, SimResult, check_node_kinds
 from snn2hw.common.errors import GraphError
 from snn2hw.quant.qgraph import (
     ConvNode,
@@ -37,42 +46,14 @@ from snn2hw.quant.qgraph import (
     SumPoolNode,
 )
 
-__all__ = ["EventResult", "dense_effective_weight", "run", "warmup"]
+__all__ = ["BACKEND", "NODE_KINDS", "EventBackend", "dense_effective_weight", "run", "warmup"]
+
+# Every qgraph node kind this backend executes (docs/qgraph.md).
+NODE_KINDS = frozenset({"input", "dense", "conv", "sumpool", "flatten", "lif", "output"})
 
 # Dense layout choice: with at least this fraction of non-zero weights, adding whole
 # columns (zeros included, SIMD friendly) beats a CSR scatter of the non-zeros.
 COLUMN_DENSITY = 0.35
-
-
-@dataclass
-class EventResult:
-    """What :func:`run` returns. Arrays are time-major ``[N, B, *shape]``; the activity
-    counters are per receiving LIF layer and summed over the batch (see module docstring)."""
-
-    spikes: dict[str, np.ndarray]
-    u: dict[str, np.ndarray] | None
-    v: dict[str, np.ndarray] | None
-    synops: dict[str, np.ndarray]
-    synops_dense: dict[str, np.ndarray]
-    macs_dense: dict[str, int]
-    neuron_updates: dict[str, np.ndarray]
-    peak_fanin: dict[str, int]
-    spike_counts: dict[str, np.ndarray]
-
-    def predictions(self, graph: QGraph) -> np.ndarray:
-        """Class per sample ``[B]``: argmax of the output LIF's spike counts summed over all
-        steps (ties: lowest index, docs/qgraph.md "Outputs a backend returns")."""
-        outs = graph.output_nodes
-        if not outs:
-            raise GraphError("quantized graph has no output node")
-        src = graph.source_of_output(outs[0].name)
-        if src not in self.spikes:
-            raise GraphError(
-                f"output node '{outs[0].name}' reads '{src}', which is not a LIF node of this run"
-            )
-        s = self.spikes[src]
-        counts = s.reshape(s.shape[0], s.shape[1], -1).sum(axis=0, dtype=np.int64)
-        return np.argmax(counts, axis=1)  # np.argmax returns the first maximum
 
 
 def dense_effective_weight(weight: np.ndarray, num_weight_bits: int) -> np.ndarray:
@@ -343,14 +324,16 @@ def run(
     inputs: np.ndarray,
     num_steps: int | None = None,
     record_state: bool = False,
-) -> EventResult:
+) -> SimResult:
     """Run ``graph`` on integer input frames ``[F, B, *input_shape]`` for ``num_steps``
     steps (default ``graph.num_steps + graph.depth()``), exactly as docs/qgraph.md defines.
 
     Returns spikes of every LIF ``[N, B, *shape]`` (uint8), optionally the ``u``/``v``
-    traces after each step (int64), and the activity counters of :class:`EventResult`.
+    traces after each step (int64), and the activity counters (``SimResult.counters``,
+    :class:`snn2hw.backends.base.ActivityCounters`) in a :class:`SimResult`.
     Raises :class:`GraphError` on a malformed graph or bad inputs.
     """
+    t0 = time.perf_counter()
     graph.validate()
     arr = _check_inputs(graph, inputs)
     if num_steps is None:
@@ -447,17 +430,63 @@ def run(
         return {L.node.name: d[L.node.name].reshape(n_steps, batch, *L.node.shape)
                 for L in plan.lifs}
 
-    return EventResult(
-        spikes=shaped(spikes),
-        u=shaped(u_rec) if u_rec is not None else None,
-        v=shaped(v_rec) if v_rec is not None else None,
+    counters = ActivityCounters(
         synops=synops,
         synops_dense=synops_dense,
-        macs_dense={L.node.name: int(L.macs) for L in plan.lifs},
         neuron_updates=updates,
-        peak_fanin=peak,
         spike_counts=counts,
+        macs_dense={L.node.name: int(L.macs) for L in plan.lifs},
+        peak_fanin=peak,
     )
+    return SimResult(
+        BACKEND.name,
+        shaped(spikes),
+        shaped(u_rec) if u_rec is not None else None,
+        shaped(v_rec) if v_rec is not None else None,
+        time.perf_counter() - t0,
+        counters=counters,
+    )
+
+
+class _Prepared:
+    """The event simulator plans the graph per call (its buffers depend on the batch)."""
+
+    def __init__(self, graph: QGraph) -> None:
+        self.graph = graph
+
+    def run(
+        self, ints: Any, num_steps: int | None = None, record_state: bool = False
+    ) -> SimResult:
+        return run(self.graph, ints, num_steps, record_state)
+
+
+class EventBackend:
+    """The event-driven simulator behind :class:`snn2hw.backends.base.Backend` (registry
+    name ``event``); the only backend that counts activity (``SimResult.counters``)."""
+
+    name = "event"
+    node_kinds = NODE_KINDS
+    records_state = True
+    uses_device = False
+    counts_activity = True
+    splits_batches = True
+
+    def prepare(self, graph: QGraph, device: str = "cpu") -> _Prepared:
+        check_node_kinds(graph, self.name, self.node_kinds)
+        return _Prepared(graph)
+
+    def run(
+        self,
+        graph: QGraph,
+        ints: Any,
+        num_steps: int | None = None,
+        record_state: bool = False,
+        device: str = "cpu",
+    ) -> SimResult:
+        return self.prepare(graph, device).run(ints, num_steps, record_state)
+
+
+BACKEND = EventBackend()
 
 
 def warmup() -> None:

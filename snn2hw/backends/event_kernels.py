@@ -9,6 +9,8 @@ backend is to be independent of the torch integer backend).
 Each synaptic kernel also fills ``cnt`` (when ``need_cnt``): the number of synaptic events
 with a non-zero weight that reached each output position this step; the LIF kernel takes
 its maximum (``peak_fanin``).
+
+May import: numba and numpy only.
 """
 
 from __future__ import annotations

@@ -38,317 +38,37 @@ Exactness against Lava's int32 datapath: Lava computes ``a << 6`` and ``u`` in i
 equals the docs' int64 arithmetic. That bound is proven statically from the weights; where
 it is not, the actual activations are recomputed from the recorded spikes after the run
 and a violation raises :class:`GraphError` instead of returning inexact spikes.
+
+Module layout: this module holds the Lava process network (:class:`LavaNetwork`), its run
+and the registry entry :data:`BACKEND`; the lowering of synapse paths to exact integer
+matrices and Lava weights lives in :mod:`snn2hw.backends.lava_lowering` (same backend).
+Results are :class:`snn2hw.backends.base.SimResult` with the Lava extras set. May import:
+numpy, lava (lazily, through ``snn2hw.compat``), ``snn2hw.common``, ``snn2hw.quant``,
+``snn2hw.backends.base`` and its own ``lava_lowering``; never another backend (torch_int,
+event, onnx), pipeline, chip, training, reporting or cli.
 """
 
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-import scipy.sparse as sp
 
+from snn2hw.backends.base import SimResult, check_node_kinds
+from snn2hw.backends.lava_lowering import LoweredLif, check_path_int32, lower_path, shift
 from snn2hw.common.errors import GraphError
 from snn2hw.compat.lava_py311 import LavaMissingError, import_lava
-from snn2hw.quant.qgraph import (
-    ConvNode,
-    DenseNode,
-    FlattenNode,
-    InputNode,
-    LIFNode,
-    QGraph,
-    SumPoolNode,
-)
+from snn2hw.quant.qgraph import InputNode, QGraph
 
-__all__ = ["LavaMissingError", "LavaNetwork", "LavaResult", "run"]
+__all__ = ["BACKEND", "NODE_KINDS", "LavaBackend", "LavaMissingError", "LavaNetwork", "run"]
+
+# Every qgraph node kind this backend executes (docs/qgraph.md).
+NODE_KINDS = frozenset({"input", "dense", "conv", "sumpool", "flatten", "lif", "output"})
 
 _A_SAFE = 1 << 18  # |a| bound under which Lava's int32 LIF datapath is exact (module doc)
-_I32 = 1 << 31  # Lava's connection outputs and graded dot products are int32
-_W24 = 1 << 23  # wrap24 is the identity on [-2^23, 2^23)
 _EXTRACTOR_BYTES = 1 << 25  # cap on one Extractor's shared-memory buffer (float64 frames)
 _CHUNK_MAX = 1024  # at most this many steps per Lava run() call
-
-
-# ----- results -------------------------------------------------------------------------------
-@dataclass
-class LavaResult:
-    """Outputs of one Lava run.
-
-    ``spikes``: every LIF node -> uint8 ``[N, B, *shape]`` (docs/qgraph.md step indexing);
-    ``u``, ``v``: int64 traces of the same shape, after each step's reset (only with
-    ``record_state``); ``wall_s``: seconds for the whole call; ``build_s``: of which
-    building, compiling and starting the Lava runtime; ``lava_steps``: Lava time steps run
-    (``B * N``); ``buffer_resets``: connection buffers zeroed between samples.
-    """
-
-    spikes: dict[str, np.ndarray]
-    u: dict[str, np.ndarray] | None
-    v: dict[str, np.ndarray] | None
-    wall_s: float
-    build_s: float
-    lava_steps: int = 0
-    buffer_resets: int = 0
-
-    def predictions(self, graph: QGraph) -> np.ndarray:
-        """Class per sample ``[B]``: argmax of the output LIF's spike counts over all steps
-        (ties: lowest index). Uses the graph's first output node."""
-        outs = graph.output_nodes
-        if not outs:
-            raise GraphError("quantized graph has no output node")
-        src = graph.source_of_output(outs[0].name)
-        if src not in self.spikes:
-            raise GraphError(f"output node '{outs[0].name}' reads '{src}', which is not a LIF node")
-        spk = self.spikes[src]
-        counts = spk.reshape(spk.shape[0], spk.shape[1], -1).sum(axis=0, dtype=np.int64)
-        return np.argmax(counts, axis=1)  # argmax returns the first maximum
-
-
-# ----- integer building blocks (docs/qgraph.md) ----------------------------------------------
-def _shift(x: Any, e: int) -> Any:
-    """shift(x, e): ``x << e`` or, for e < 0, the floor shift ``x >> -e``."""
-    return x << e if e >= 0 else x >> -e
-
-
-def _dense_effective(w: np.ndarray, num_weight_bits: int) -> np.ndarray:
-    """W' of docs/qgraph.md "Dense weight preparation": clip by sign mode, then drop the
-    low bits (floor on the magnitude for inhibitory matrices)."""
-    w = np.asarray(w, dtype=np.int64)
-    if w.size == 0 or w.min() >= 0:  # excitatory (all-zero included)
-        k = 8 - num_weight_bits
-        return (np.minimum(w, 255) >> k) << k
-    if w.max() <= 0:  # inhibitory: truncate the magnitude
-        k = 8 - num_weight_bits
-        return -((np.minimum(-w, 255) >> k) << k)
-    k = 9 - num_weight_bits  # mixed: the sign takes one of the 8 bits
-    return (np.clip(w, -256, 255) >> k) << k
-
-
-def _sumpool_matrix(node: SumPoolNode) -> sp.csr_matrix:
-    """Window sums with zero padding as a (C*Ho*Wo, C*H*W) 0/1 matrix, C-order indices."""
-    c, h, w = (int(s) for s in node.input_shape)
-    _, oh, ow = node.out_shape
-    (kh, kw), (sh, sw), (ph, pw) = node.kernel_size, node.stride, node.padding
-    rows, cols = [], []
-    ch = np.arange(c)[:, None, None]
-    oy = np.arange(oh)[None, :, None]
-    ox = np.arange(ow)[None, None, :]
-    for a in range(kh):
-        for b in range(kw):
-            iy, ix = oy * sh - ph + a, ox * sw - pw + b
-            ok = np.broadcast_to((iy >= 0) & (iy < h) & (ix >= 0) & (ix < w), (c, oh, ow))
-            r = (ch * oh + oy) * ow + ox
-            q = (ch * h + iy) * w + ix
-            rows.append(np.broadcast_to(r, ok.shape)[ok])
-            cols.append(np.broadcast_to(q, ok.shape)[ok])
-    r, q = np.concatenate(rows), np.concatenate(cols)
-    return sp.csr_matrix(
-        (np.ones(r.size, np.int64), (r, q)), shape=(c * oh * ow, c * h * w), dtype=np.int64
-    )
-
-
-def _conv_matrix(node: ConvNode) -> sp.csr_matrix:
-    """PyTorch cross-correlation (zero padding, groups, dilation) as a sparse
-    (C_out*Ho*Wo, C_in*H*W) int64 matrix with the stored weights, C-order indices."""
-    wt = np.asarray(node.weight, dtype=np.int64)
-    c_out, c_in_g, kh, kw = wt.shape
-    c_in, h, w = (int(s) for s in node.input_shape)
-    _, oh, ow = node.out_shape
-    (sh, sw), (ph, pw), (dh, dw) = node.stride, node.padding, node.dilation
-    per_group = c_out // node.groups
-    oy, ox = np.meshgrid(np.arange(oh), np.arange(ow), indexing="ij")
-    rows, cols, vals = [], [], []
-    for i in range(kh):
-        for j in range(kw):
-            iy, ix = oy * sh - ph + i * dh, ox * sw - pw + j * dw
-            ok = (iy >= 0) & (iy < h) & (ix >= 0) & (ix < w)
-            pos_out = (oy * ow + ox)[ok]  # [P]
-            pos_in = (iy * w + ix)[ok]
-            o, ci = np.nonzero(wt[:, :, i, j])  # only stored non-zero taps
-            c = (o // per_group) * c_in_g + ci
-            rows.append((o[:, None] * (oh * ow) + pos_out[None, :]).ravel())
-            cols.append((c[:, None] * (h * w) + pos_in[None, :]).ravel())
-            vals.append(np.repeat(wt[o, ci, i, j], pos_out.size))
-    return sp.csr_matrix(
-        (np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))),
-        shape=(c_out * oh * ow, c_in * h * w),
-        dtype=np.int64,
-    )
-
-
-def _row_bounds(m: sp.csr_matrix, x_max: int) -> tuple[np.ndarray, np.ndarray]:
-    """Per output: smallest and largest value of ``m @ x`` for 0 <= x <= x_max."""
-    pos = m.maximum(0).sum(axis=1).A1.astype(np.int64)
-    neg = m.minimum(0).sum(axis=1).A1.astype(np.int64)
-    return neg * x_max, pos * x_max
-
-
-def _trailing_zeros(data: np.ndarray) -> int:
-    """Largest j such that 2^j divides every (non-zero) entry."""
-    acc = int(np.bitwise_or.reduce(np.abs(data)))
-    return int((acc & -acc).bit_length() - 1)
-
-
-def _encode(m: sp.csr_matrix, e: int, what: str) -> list[tuple[sp.csr_matrix, int]]:
-    """Exact Lava encodings ``[(mantissa, weight_exp), ...]`` of ``x -> shift(m @ x, e)``.
-
-    Each mantissa is left unchanged by Lava's clip + truncation at 8 bits (excitatory
-    0..255, inhibitory -255..0, mixed even -256..254). ``shift((m / 2^j) @ x, e + j)`` equals
-    ``shift(m @ x, e)`` whenever ``m / 2^j`` is integral (j < 0 doubles: always), because
-    both floor the same rational ``(m @ x) * 2^e``. Splitting ``m`` into base-256 digit
-    matrices (summed by the LIF) is exact only without a floor (e >= 0): floor(a + b) is
-    not floor(a) + floor(b)."""
-    m = sp.csr_matrix(m, dtype=np.int64)
-    m.eliminate_zeros()
-    if m.nnz == 0:
-        return [(m, 0)]
-    d = m.data
-    tz = _trailing_zeros(d)
-    if d.min() >= 0 or d.max() <= 0:
-        mag = int(np.abs(d).max())
-        j = max(0, mag.bit_length() - 8)  # smallest j with mag >> j <= 255
-        if j <= tz:
-            return [(_scaled(m, j), e + j)]
-    else:
-        lo, hi = int(d.min()), int(d.max())
-        for j in range(-1 if tz == 0 else 0, tz):  # j <= tz - 1 keeps every mantissa even
-            if _div_pow2(lo, j) >= -256 and _div_pow2(hi, j) <= 254:
-                return [(_scaled(m, j), e + j)]
-    if e < 0:
-        raise GraphError(
-            f"{what}: its composed integer weights (range [{d.min()}, {d.max()}]) do not fit "
-            "Lava's 8-bit weights exactly and a floor shift follows, so they cannot be split; "
-            "the Lava backend cannot run this graph exactly (use torch_int or the event backend)"
-        )
-    parts: list[tuple[sp.csr_matrix, int]] = []
-    for sign in (1, -1):
-        mag = (sign * m).maximum(0).tocsr()
-        shift = 0
-        while mag.nnz:
-            digit = mag.copy()
-            digit.data = digit.data & 255
-            digit.eliminate_zeros()
-            if digit.nnz:
-                parts.append((sign * digit, e + shift))
-            mag.data = mag.data >> 8
-            mag.eliminate_zeros()
-            shift += 8
-    return parts
-
-
-def _div_pow2(x: int, j: int) -> int:
-    """x / 2^j for an x divisible by 2^j (j < 0 multiplies)."""
-    return x << -j if j < 0 else x >> j
-
-
-def _scaled(m: sp.csr_matrix, j: int) -> sp.csr_matrix:
-    """m / 2^j entry-wise (exact: callers ensure 2^j divides every entry when j > 0)."""
-    out = m.copy()
-    out.data = out.data << -j if j < 0 else out.data >> j
-    return out
-
-
-# ----- lowering ----------------------------------------------------------------------------------
-@dataclass
-class _Conn:
-    """One Lava connection process: ``Dense`` (raw graph weights) or ``Sparse``."""
-
-    kind: str
-    weights: Any
-    weight_exp: int
-    num_weight_bits: int = 8
-
-
-@dataclass
-class _Path:
-    """A lowered synapse path: exact effective map ``shift(matrix @ x, exp)``."""
-
-    nodes: list[str]
-    source: str
-    target: str
-    matrix: sp.csr_matrix
-    exp: int
-    conns: list[_Conn] = field(default_factory=list)
-
-
-@dataclass
-class _Lif:
-    node: LIFNode
-    size: int
-    paths: list[_Path] = field(default_factory=list)
-    proven: bool = True  # |a| <= 2^18 statically
-
-
-def _lower_path(graph: QGraph, path: list[str], target: str, x_max: int) -> _Path:
-    """Compose the ops of ``path`` (source first) into one exact integer map."""
-    what = f"path {' -> '.join([*path, target])}"
-    src_node = graph.nodes[path[0]]
-    n_src = int(np.prod(src_node.shape))
-    ops = [graph.nodes[name] for name in path[1:]]
-    real = [op for op in ops if not isinstance(op, FlattenNode)]
-    if len(real) == 1 and isinstance(real[0], DenseNode):
-        d = real[0]
-        eff = sp.csr_matrix(_dense_effective(d.weight, d.num_weight_bits))
-        conn = _Conn("dense", np.asarray(d.weight, np.int64), int(d.weight_exp), d.num_weight_bits)
-        return _Path([*path], path[0], target, eff, int(d.weight_exp), [conn])
-
-    m = sp.identity(n_src, dtype=np.int64, format="csr")
-    exp = 0  # the path's final floor shift (only the last arithmetic op may have one)
-    floored: str | None = None
-    for op in ops:
-        if isinstance(op, FlattenNode):
-            continue  # C-order reshape: the identity on flat indices
-        if floored is not None:
-            raise GraphError(
-                f"{what}: node '{floored}' floor-shifts (weight_exp < 0) before '{op.name}'; "
-                "the rounding does not compose into one Lava connection"
-            )
-        if isinstance(op, SumPoolNode):
-            m = (_sumpool_matrix(op) @ m).tocsr()
-            continue
-        if isinstance(op, DenseNode):
-            m = (sp.csr_matrix(_dense_effective(op.weight, op.num_weight_bits)) @ m).tocsr()
-        elif isinstance(op, ConvNode):
-            m = (_conv_matrix(op) @ m).tocsr()
-        else:
-            raise GraphError(f"node '{op.name}' ({op.kind}) cannot sit on a synapse path")
-        e = int(op.weight_exp)
-        if e > 0:
-            m = (m * (1 << e)).tocsr()  # a left shift is linear: fold it into the matrix
-        elif e < 0:
-            exp, floored = e, op.name
-        if isinstance(op, ConvNode):
-            lo, hi = _row_bounds(m, x_max)
-            lo, hi = _shift(lo, exp), _shift(hi, exp)
-            if lo.size and (lo.min() < -_W24 or hi.max() >= _W24):
-                raise GraphError(
-                    f"{what}: conv node '{op.name}' can produce values outside signed 24 bits "
-                    f"([{lo.min()}, {hi.max()}]) where docs/qgraph.md wraps them; the Lava "
-                    "backend lowers conv to Sparse, which does not wrap"
-                )
-    m.eliminate_zeros()
-    conns = [_Conn("sparse", w, int(x)) for w, x in _encode(m, exp, what)]
-    return _Path([*path], path[0], target, m, exp, conns)
-
-
-def _check_path_int32(p: _Path, x_max: int, graded: bool) -> tuple[np.ndarray, np.ndarray]:
-    """Static per-neuron bounds of the path output; refuse paths that overflow int32."""
-    lo, hi = _row_bounds(p.matrix, x_max)
-    acc = max(int(-lo.min()), int(hi.max())) if lo.size else 0
-    lo_s, hi_s = _shift(lo, p.exp), _shift(hi, p.exp)
-    out = max(int(-lo_s.min()), int(hi_s.max())) if lo.size else 0
-    for conn in p.conns:  # re-encoded parts may accumulate larger sums before shifting
-        if conn.kind != "sparse":
-            continue
-        c_lo, c_hi = _row_bounds(conn.weights, x_max)
-        if c_lo.size:
-            acc = max(acc, int(-c_lo.min()), int(c_hi.max()))
-    if out >= _I32 or (graded and acc >= _I32):
-        raise GraphError(
-            f"path {' -> '.join([*p.nodes, p.target])}: synaptic sums can reach "
-            f"{max(out, acc)}, beyond Lava's int32 connection datapath"
-        )
-    return lo_s, hi_s
 
 
 # ----- the network ---------------------------------------------------------------------------
@@ -370,16 +90,16 @@ class LavaNetwork:
         self.n_in = int(np.prod(self.input.shape))
         graded = self.input.message_bits > 0
         in_max = 1 if not graded else (1 << self.input.message_bits) - 1
-        self.lifs: list[_Lif] = []
+        self.lifs: list[LoweredLif] = []
         for node in graph.lif_nodes:
-            lif = _Lif(node, int(np.prod(node.shape)))
+            lif = LoweredLif(node, int(np.prod(node.shape)))
             lo_a = np.zeros(lif.size, np.int64)
             hi_a = np.zeros(lif.size, np.int64)
             for path in graph.synapse_paths(node.name):
                 from_input = path[0] == self.input.name
                 x_max = in_max if from_input else 1
-                p = _lower_path(graph, path, node.name, x_max)
-                lo, hi = _check_path_int32(p, x_max, graded and from_input)
+                p = lower_path(graph, path, node.name, x_max)
+                lo, hi = check_path_int32(p, x_max, graded and from_input)
                 lo_a += lo
                 hi_a += hi
                 lif.paths.append(p)
@@ -421,7 +141,7 @@ class LavaNetwork:
 
     def run(
         self, inputs: Any, num_steps: int | None = None, record_state: bool = False
-    ) -> LavaResult:
+    ) -> SimResult:
         """Run every sample of ``inputs`` (integer frames ``[F, B, *input_shape]``) for
         ``num_steps`` steps (default ``num_steps + depth()``) in one Lava network.
 
@@ -482,11 +202,12 @@ class LavaNetwork:
             for lif in self.lifs
         }
         self._verify_unproven(x, spikes, n_steps)
-        return LavaResult(
-            spikes=spikes,
-            u=u_rec,
-            v=v_rec,
-            wall_s=time.perf_counter() - t_start,
+        return SimResult(
+            BACKEND.name,
+            spikes,
+            u_rec,
+            v_rec,
+            time.perf_counter() - t_start,
             build_s=build_s,
             lava_steps=batch * n_steps,
             buffer_resets=resets,
@@ -620,7 +341,7 @@ class LavaNetwork:
                 else:
                     src = spikes[p.source].reshape(n, batch, -1).astype(np.int64)
                 prev = src[:-1].reshape((n - 1) * batch, -1)  # step n-1 feeds step n
-                a += _shift(np.asarray((p.matrix @ prev.T).T, dtype=np.int64), p.exp)
+                a += shift(np.asarray((p.matrix @ prev.T).T, dtype=np.int64), p.exp)
             peak = int(np.abs(a).max()) if a.size else 0
             if peak > _A_SAFE:
                 raise GraphError(
@@ -658,8 +379,38 @@ class _Components:
 
 def run(
     graph: QGraph, inputs: Any, num_steps: int | None = None, record_state: bool = False
-) -> LavaResult:
+) -> SimResult:
     """Run ``graph`` on integer frames ``[F, B, *input_shape]`` with Lava's bit-accurate
     models (docs/qgraph.md); one Lava network per call. ``num_steps`` defaults to
     ``graph.num_steps + graph.depth()``. Raises LavaMissingError without lava-nc."""
     return LavaNetwork(graph).run(inputs, num_steps, record_state)
+
+
+class LavaBackend:
+    """The Lava backend behind :class:`snn2hw.backends.base.Backend` (registry name
+    ``lava``): every sample of a call streams through ONE Lava network, so callers pass
+    all samples at once (``splits_batches = False``)."""
+
+    name = "lava"
+    node_kinds = NODE_KINDS
+    records_state = True
+    uses_device = False
+    counts_activity = False
+    splits_batches = False
+
+    def prepare(self, graph: QGraph, device: str = "cpu") -> LavaNetwork:
+        check_node_kinds(graph, self.name, self.node_kinds)
+        return LavaNetwork(graph)
+
+    def run(
+        self,
+        graph: QGraph,
+        ints: Any,
+        num_steps: int | None = None,
+        record_state: bool = False,
+        device: str = "cpu",
+    ) -> SimResult:
+        return self.prepare(graph, device).run(ints, num_steps, record_state)
+
+
+BACKEND = LavaBackend()

@@ -21,16 +21,21 @@ from typing import Any
 
 import numpy as np
 
+from snn2hw.backends.base import SimResult, check_node_kinds
 from snn2hw.common.errors import GraphError
 from snn2hw.exporters.onnx_int import (
     FORMAT_VERSION,
     SCAN_FORMAT,
     STEP_FORMAT,
+    SUPPORTED_KINDS,
     export_qgraph_onnx,
 )
 from snn2hw.quant.qgraph import QGraph
 
-__all__ = ["OnnxIntResult", "OnnxIntRunner", "run"]
+__all__ = ["BACKEND", "NODE_KINDS", "OnnxBackend", "OnnxIntResult", "OnnxIntRunner", "run"]
+
+# Every qgraph node kind the integer ONNX writer implements (docs/onnx.md).
+NODE_KINDS = frozenset(SUPPORTED_KINDS)
 
 
 @dataclass
@@ -173,3 +178,38 @@ def run(
         path = Path(tmp) / "step.onnx"
         export_qgraph_onnx(graph, path)
         return OnnxIntRunner(path, threads=threads).run_full(inputs, num_steps, record_state)
+
+
+class _Prepared:
+    def __init__(self, graph: QGraph) -> None:
+        self.graph = graph
+
+    def run(self, ints: Any, num_steps: int | None = None,
+            record_state: bool = False) -> SimResult:
+        t0 = time.perf_counter()
+        res = run(self.graph, ints, num_steps, record_state)
+        u, v = (res.u, res.v) if record_state else (None, None)
+        return SimResult(OnnxBackend.name, res.spikes, u, v, time.perf_counter() - t0)
+
+
+class OnnxBackend:
+    """The integer ONNX model under onnxruntime behind :class:`snn2hw.backends.base.Backend`
+    (registry name ``onnx``); all samples in one call, on the CPU."""
+
+    name = "onnx"
+    node_kinds = NODE_KINDS
+    records_state = True
+    uses_device = False
+    counts_activity = False
+    splits_batches = False
+
+    def prepare(self, graph: QGraph, device: str = "cpu") -> _Prepared:
+        check_node_kinds(graph, self.name, self.node_kinds)
+        return _Prepared(graph)
+
+    def run(self, graph: QGraph, ints: Any, num_steps: int | None = None,
+            record_state: bool = False, device: str = "cpu") -> SimResult:
+        return self.prepare(graph, device).run(ints, num_steps, record_state)
+
+
+BACKEND = OnnxBackend()

@@ -24,17 +24,38 @@ Conv is lowered to ``unfold`` (an exact gather) plus a batched matmul instead of
 ``conv2d``: cuDNN/oneDNN may pick Winograd or FFT algorithms whose intermediate values are
 not integers, so their results are not provably exact; a GEMM over integers is. The cost is
 memory for the unfolded input, ``B * C_in * kH * kW * H_out * W_out`` floats per step.
+
+Module layout: this module holds the prepared network (:class:`TorchIntNetwork`), its time
+loop and the registry entry :data:`BACKEND`; the integer arithmetic and the synaptic
+operators live in :mod:`snn2hw.backends.torch_int_ops` (same backend). Results are
+:class:`snn2hw.backends.base.SimResult`.
+
+May import: torch, numpy, ``snn2hw.common``, ``snn2hw.quant``, ``snn2hw.backends.base`` and
+its own ``torch_int_ops``. Never another backend (event, lava, onnx) nor pipeline, chip,
+training, reporting or cli.
 """
 
 from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
+from snn2hw.backends.base import SimResult, check_node_kinds
+from snn2hw.backends.torch_int_ops import (
+    ACT_SHIFT,
+    U_SPAN,
+    ConvOp,
+    DenseOp,
+    FlattenOp,
+    Op,
+    SumPoolOp,
+    lif_step,
+    prepare_dense_weight,
+)
 from snn2hw.common.errors import ConfigError, GraphError
 from snn2hw.quant.qgraph import (
     ConvNode,
@@ -46,220 +67,19 @@ from snn2hw.quant.qgraph import (
 )
 
 __all__ = [
+    "BACKEND",
+    "NODE_KINDS",
+    "TorchIntBackend",
     "TorchIntNetwork",
-    "TorchIntResult",
     "lif_step",
     "prepare_dense_weight",
     "run",
 ]
 
-_U_MAX = 2**23  # u wraps when > +2^23 or <= -2^23 (docs/qgraph.md, LIF step)
-_U_SPAN = 2**24
-_V_MAX = 2**23 - 1  # v saturates to +-(2^23 - 1)
-_DECAY_SHIFT = 12  # decays are 12-bit fractions of 4096
-_ACT_SHIFT = 6  # synaptic input and threshold are left-aligned by 6 bits
-_F64_EXACT = 2**53  # every integer of magnitude <= 2^53 is a float64
-_F32_EXACT = 2**24
-_F32_OPERAND_MAX = 256  # exact even under TF32 / bfloat16 operand rounding
+# Every qgraph node kind this backend executes (docs/qgraph.md).
+NODE_KINDS = frozenset({"input", "dense", "conv", "sumpool", "flatten", "lif", "output"})
+
 _INT64_HEADROOM = 2**62
-
-
-# ----- arithmetic (docs/qgraph.md "Notation") ----------------------------------------------
-def _rtz(x: torch.Tensor, k: int) -> torch.Tensor:
-    """rtz(x, k) = sign(x) * (|x| >> k): shift toward zero (not floor)."""
-    return torch.sign(x) * (x.abs() >> k)
-
-
-def _shift(x: torch.Tensor, e: int) -> torch.Tensor:
-    """shift(x, e) = x << e if e >= 0 else x >> -e; >> on int64 is arithmetic (floor)."""
-    if e > 0:
-        return x << e
-    if e < 0:
-        return x >> -e
-    return x
-
-
-def _wrap24(x: torch.Tensor) -> torch.Tensor:
-    """wrap24(x) = ((x + 2^23) mod 2^24) - 2^23; the mask is a mod for two's complement."""
-    return ((x + _U_MAX) & (_U_SPAN - 1)) - _U_MAX
-
-
-def _shift_bound(bound: int, e: int) -> int:
-    """Largest |shift(x, e)| for |x| <= bound (floor of a negative rounds away from 0)."""
-    return bound << e if e >= 0 else -((-bound) >> -e)
-
-
-def prepare_dense_weight(weight: np.ndarray, num_weight_bits: int) -> np.ndarray:
-    """Dense weight preparation, once per layer (docs/qgraph.md, SPEC.md §2).
-
-    1. sign mode: EXCITATORY if min(W) >= 0 (all-zero included), INHIBITORY if max(W) <= 0,
-       else MIXED;
-    2. clip: MIXED [-256, 255], EXCITATORY [0, 255], INHIBITORY [-255, 0];
-    3. truncate: k = 8 - num_weight_bits + (1 if MIXED); W' = (W >> k) << k (floor), and for
-       INHIBITORY W' = -(((-W) >> k) << k).  Mixed [7, -7] becomes [6, -8].
-
-    Returns int64 W' with the shape of ``weight``.
-    """
-    w = np.asarray(weight, dtype=np.int64)
-    if w.size == 0 or w.min() >= 0:
-        return (np.clip(w, 0, 255) >> (8 - num_weight_bits)) << (8 - num_weight_bits)
-    if w.max() <= 0:
-        k = 8 - num_weight_bits
-        return -(((-np.clip(w, -255, 0)) >> k) << k)
-    k = 8 - num_weight_bits + 1
-    return (np.clip(w, -256, 255) >> k) << k
-
-
-def lif_step(
-    u: torch.Tensor,
-    v: torch.Tensor,
-    a: torch.Tensor | int,
-    du: int,
-    dv: int,
-    bias: torch.Tensor | int,
-    vth: int,
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """One Loihi CUBA LIF step on int64 tensors (docs/qgraph.md "LIF step", SPEC.md §1).
-
-    ``a`` is the summed synaptic input, ``bias = bias_mant << bias_exp``. Returns the new
-    ``(u, v, spikes)``; spikes are bool. Equations::
-
-        u = rtz(u * (4096 - (du + 1)), 12) + (a << 6)
-        u = u - 2^24 if u > 2^23;  u = u + 2^24 if u <= -2^23     # +2^23 is kept
-        v = rtz(v * (4096 - dv), 12) + u + b
-        v = clip(v, -(2^23 - 1), 2^23 - 1)
-        s = v > (vth << 6)                                        # strict
-        v = 0 where s                                             # u is not reset
-    """
-    if isinstance(a, torch.Tensor):
-        a = a << _ACT_SHIFT
-    else:
-        a = int(a) << _ACT_SHIFT
-    # du + 1: Lava's hidden offset; du = -1 means no current decay.
-    u = _rtz(u * (4096 - (du + 1)), _DECAY_SHIFT) + a
-    # Docs define a single conditional correction, not a modulo (as Lava's np.where pair).
-    u = torch.where(u > _U_MAX, u - _U_SPAN, u)
-    u = torch.where(u <= -_U_MAX, u + _U_SPAN, u)
-    v = _rtz(v * (4096 - dv), _DECAY_SHIFT) + u + bias
-    v = v.clamp(-_V_MAX, _V_MAX)
-    s = v > (vth << _ACT_SHIFT)
-    v = v.masked_fill(s, 0)
-    return u, v, s
-
-
-# ----- synaptic operators -----------------------------------------------------------------
-class _Op:
-    """A prepared synaptic operator: integer tensor [B, *in] -> int64 tensor [B, *out]."""
-
-    def __init__(self, name: str, in_bound: int) -> None:
-        self.name = name
-        self.in_bound = in_bound  # largest |value| this operator can receive
-        self.acc_bound = in_bound  # largest |partial sum| it can form
-        self.out_bound = in_bound  # largest |value| it can emit
-        self.dtype: torch.dtype | None = None  # float type of the linear op; None: no math
-
-    def _pick_dtype(self, kind: str) -> None:
-        """Choose float32/float64 from the proven partial-sum bound (module docstring)."""
-        if self.acc_bound >= _F64_EXACT:
-            raise GraphError(
-                f"node '{self.name}' ({kind}): partial sums can reach {self.acc_bound} "
-                f"(>= 2^53), which torch integer mode cannot compute exactly; "
-                "reduce weights, weight_exp or input payload bits"
-            )
-        f32_ok = self.acc_bound < _F32_EXACT and self.in_bound <= _F32_OPERAND_MAX
-        self.dtype = torch.float32 if f32_ok else torch.float64
-
-    def __call__(self, x: torch.Tensor) -> torch.Tensor:  # pragma: no cover - abstract
-        raise NotImplementedError
-
-
-class _DenseOp(_Op):
-    """shift(W' @ x, weight_exp); input read C-order flattened; no saturation."""
-
-    def __init__(self, node: DenseNode, in_bound: int, device: torch.device) -> None:
-        super().__init__(node.name, in_bound)
-        w = prepare_dense_weight(node.weight, node.num_weight_bits)
-        row_abs = int(np.abs(w).sum(axis=1).max()) if w.size else 0
-        self.acc_bound = row_abs * in_bound
-        self._pick_dtype("dense")
-        self.weight_exp = int(node.weight_exp)
-        self.out_bound = _shift_bound(self.acc_bound, self.weight_exp)
-        # Stored transposed so each step is one [B, N_in] @ [N_in, N_out].
-        self.wt = torch.as_tensor(w.T.copy(), dtype=self.dtype, device=device)
-
-    def __call__(self, x: torch.Tensor) -> torch.Tensor:
-        xf = x.reshape(x.shape[0], -1).to(self.dtype)
-        acc = torch.mm(xf, self.wt).round_().to(torch.int64)
-        return _shift(acc, self.weight_exp)  # floor of the SUM, not of each product
-
-
-class _ConvOp(_Op):
-    """wrap24(shift(conv2d(x, W), weight_exp)), PyTorch cross-correlation, zero padding."""
-
-    def __init__(self, node: ConvNode, in_bound: int, device: torch.device) -> None:
-        super().__init__(node.name, in_bound)
-        w = np.asarray(node.weight, dtype=np.int64)  # used as stored: no clip, no truncation
-        c_out, c_in_g, kh, kw = (int(s) for s in w.shape)
-        per_out = np.abs(w).reshape(c_out, -1).sum(axis=1)
-        self.acc_bound = int(per_out.max()) * in_bound if w.size else 0
-        self._pick_dtype("conv")
-        self.weight_exp = int(node.weight_exp)
-        self.out_bound = min(_shift_bound(self.acc_bound, self.weight_exp), _U_MAX)
-        self.groups = int(node.groups)
-        self.in_shape = tuple(int(s) for s in node.input_shape)
-        self.out_shape = tuple(int(s) for s in node.out_shape)
-        self.kernel = (kh, kw)
-        self.stride = tuple(int(s) for s in node.stride)
-        self.padding = tuple(int(s) for s in node.padding)
-        self.dilation = tuple(int(s) for s in node.dilation)
-        # unfold orders its rows (c, i, j) with c slowest, matching W.reshape per group.
-        self.w = torch.as_tensor(
-            w.reshape(self.groups, c_out // self.groups, c_in_g * kh * kw),
-            dtype=self.dtype,
-            device=device,
-        )
-
-    def __call__(self, x: torch.Tensor) -> torch.Tensor:
-        b = x.shape[0]
-        xf = x.reshape(b, *self.in_shape).to(self.dtype)
-        cols = F.unfold(xf, self.kernel, self.dilation, self.padding, self.stride)
-        cols = cols.reshape(b, self.groups, -1, cols.shape[-1])
-        acc = torch.matmul(self.w, cols)  # [B, G, C_out/G, L]: exact integer GEMM
-        acc = acc.round_().to(torch.int64).reshape(b, *self.out_shape)
-        return _wrap24(_shift(acc, self.weight_exp))
-
-
-class _SumPoolOp(_Op):
-    """Per-channel window sums with zero padding, exact, no shift, no wrap."""
-
-    def __init__(self, node: SumPoolNode, in_bound: int) -> None:
-        super().__init__(node.name, in_bound)
-        kh, kw = (int(s) for s in node.kernel_size)
-        self.acc_bound = kh * kw * in_bound
-        self._pick_dtype("sumpool")
-        self.out_bound = self.acc_bound
-        self.in_shape = tuple(int(s) for s in node.input_shape)
-        self.kernel = (kh, kw)
-        self.stride = tuple(int(s) for s in node.stride)
-        ph, pw = (int(s) for s in node.padding)
-        # Explicit F.pad: avg_pool2d refuses padding larger than half the kernel.
-        self.pad = (pw, pw, ph, ph)
-
-    def __call__(self, x: torch.Tensor) -> torch.Tensor:
-        xf = x.reshape(x.shape[0], *self.in_shape).to(self.dtype)
-        if any(self.pad):
-            xf = F.pad(xf, self.pad)
-        # divisor_override=1 turns the average into the plain window sum.
-        s = F.avg_pool2d(xf, self.kernel, self.stride, divisor_override=1)
-        return s.round_().to(torch.int64)
-
-
-class _FlattenOp(_Op):
-    """C-order reshape to 1-D; no arithmetic."""
-
-    def __call__(self, x: torch.Tensor) -> torch.Tensor:
-        return x.reshape(x.shape[0], -1)
-
 
 @dataclass
 class _Path:
@@ -276,36 +96,6 @@ class _Lif:
     vth: int
     bias: torch.Tensor  # bias_mant << bias_exp, int64 [*shape]
     paths: list[_Path] = field(default_factory=list)
-
-
-# ----- results ------------------------------------------------------------------------------
-@dataclass
-class TorchIntResult:
-    """Outputs of one torch-integer run.
-
-    ``spikes``: every LIF node name -> uint8 ``[N, B, *shape]``; ``u``, ``v``: int64 traces
-    of the same shape, recorded after each step's reset (only with ``record_state``);
-    ``device``: where it ran; ``wall_s``: seconds spent in the run (transfers included).
-    """
-
-    spikes: dict[str, np.ndarray]
-    u: dict[str, np.ndarray] | None
-    v: dict[str, np.ndarray] | None
-    device: str
-    wall_s: float
-
-    def predictions(self, graph: QGraph) -> np.ndarray:
-        """Class per sample ``[B]``: argmax over the output LIF's spike counts summed over
-        all steps (ties: lowest index). Uses the graph's first output node."""
-        outs = graph.output_nodes
-        if not outs:
-            raise GraphError("quantized graph has no output node")
-        src = graph.source_of_output(outs[0].name)
-        if src not in self.spikes:
-            raise GraphError(f"output node '{outs[0].name}' reads '{src}', which is not a LIF node")
-        spk = self.spikes[src]
-        counts = spk.sum(axis=0, dtype=np.int64).reshape(spk.shape[1], -1)
-        return np.argmax(counts, axis=1)  # first maximum = lowest index
 
 
 # ----- the prepared network -----------------------------------------------------------------
@@ -338,7 +128,7 @@ class TorchIntNetwork:
         self.graph = graph
         self.device = _resolve_device(device)
         self.input = graph.input_node
-        self._ops: dict[str, _Op] = {}
+        self._ops: dict[str, Op] = {}
         self._lifs: list[_Lif] = []
         source_bound = {
             self.input.name: 1 if self.input.message_bits == 0 else 2**self.input.message_bits - 1
@@ -366,7 +156,7 @@ class TorchIntNetwork:
                 lif.paths.append(_Path(source=p[0], ops=list(p[1:])))
                 a_bound += bound
             # a << 6 plus decayed u must stay inside int64 (and far from its edge).
-            if (a_bound << _ACT_SHIFT) + 4 * _U_SPAN >= _INT64_HEADROOM:
+            if (a_bound << ACT_SHIFT) + 4 * U_SPAN >= _INT64_HEADROOM:
                 raise GraphError(
                     f"node '{node.name}' (lif): synaptic input can reach {a_bound}, too large "
                     "for 64-bit integer state; reduce weights or weight_exp upstream"
@@ -377,20 +167,20 @@ class TorchIntNetwork:
             for name, op in self._ops.items()
         }
 
-    def _prepare_op(self, name: str, in_bound: int) -> _Op:
+    def _prepare_op(self, name: str, in_bound: int) -> Op:
         """Build (once) the operator ``name``; an operator has one input so one bound."""
         if name in self._ops:
             return self._ops[name]
         node = self.graph.nodes[name]
-        op: _Op
+        op: Op
         if isinstance(node, DenseNode):
-            op = _DenseOp(node, in_bound, self.device)
+            op = DenseOp(node, in_bound, self.device)
         elif isinstance(node, ConvNode):
-            op = _ConvOp(node, in_bound, self.device)
+            op = ConvOp(node, in_bound, self.device)
         elif isinstance(node, SumPoolNode):
-            op = _SumPoolOp(node, in_bound)
+            op = SumPoolOp(node, in_bound)
         elif isinstance(node, FlattenNode):
-            op = _FlattenOp(name, in_bound)
+            op = FlattenOp(name, in_bound)
         else:
             raise GraphError(f"node '{name}' ({node.kind}) cannot sit on a synapse path")
         self._ops[name] = op
@@ -447,7 +237,7 @@ class TorchIntNetwork:
         inputs: np.ndarray | torch.Tensor,
         num_steps: int | None = None,
         record_state: bool = False,
-    ) -> TorchIntResult:
+    ) -> SimResult:
         """Run ``num_steps`` steps (default ``num_steps + depth()``) on integer frames
         ``[F, B, *input_shape]`` (docs/qgraph.md "Topology and timing")::
 
@@ -518,8 +308,8 @@ class TorchIntNetwork:
         spikes = {k: t.cpu().numpy() for k, t in spk_rec.items()}  # .cpu() syncs CUDA
         u_np = {k: t.cpu().numpy() for k, t in u_rec.items()} if u_rec is not None else None
         v_np = {k: t.cpu().numpy() for k, t in v_rec.items()} if v_rec is not None else None
-        return TorchIntResult(
-            spikes=spikes, u=u_np, v=v_np, device=str(dev), wall_s=time.perf_counter() - t0
+        return SimResult(
+            BACKEND.name, spikes, u_np, v_np, time.perf_counter() - t0, device=str(dev)
         )
 
 
@@ -529,9 +319,38 @@ def run(
     num_steps: int | None = None,
     device: str = "cpu",
     record_state: bool = False,
-) -> TorchIntResult:
+) -> SimResult:
     """Run ``graph`` on integer frames ``[F, B, *input_shape]`` with exact Loihi integer
     arithmetic (docs/qgraph.md). ``device``: "cpu", "cuda" or "auto". ``num_steps`` defaults
     to ``graph.num_steps + graph.depth()``. For many batches, build one
     :class:`TorchIntNetwork` and call its ``run`` instead."""
     return TorchIntNetwork(graph, device).run(inputs, num_steps, record_state)
+
+
+class TorchIntBackend:
+    """The torch integer backend behind :class:`snn2hw.backends.base.Backend` (registry
+    name ``torch-int``): prepares a :class:`TorchIntNetwork` once on ``device``."""
+
+    name = "torch-int"
+    node_kinds = NODE_KINDS
+    records_state = True
+    uses_device = True
+    counts_activity = False
+    splits_batches = True
+
+    def prepare(self, graph: QGraph, device: str = "cpu") -> TorchIntNetwork:
+        check_node_kinds(graph, self.name, self.node_kinds)
+        return TorchIntNetwork(graph, device=device)
+
+    def run(
+        self,
+        graph: QGraph,
+        ints: Any,
+        num_steps: int | None = None,
+        record_state: bool = False,
+        device: str = "cpu",
+    ) -> SimResult:
+        return self.prepare(graph, device).run(ints, num_steps, record_state)
+
+
+BACKEND = TorchIntBackend()

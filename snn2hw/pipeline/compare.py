@@ -18,11 +18,11 @@ from typing import Any
 import numpy as np
 import torch
 
+from snn2hw.backends import registry
+from snn2hw.backends.base import SimResult
 from snn2hw.common.errors import Snn2hwError
 from snn2hw.pipeline.simulate import BackendRun, graph_samples, predictions, run_backend
 from snn2hw.quant.qgraph import LIFNode, QGraph
-
-INTEGER_BACKENDS = ("torch-int", "event", "lava", "onnx")
 
 
 @dataclass
@@ -59,7 +59,7 @@ class Comparison:
     wall_s: dict[str, float]
     divergences: list[Divergence] = field(default_factory=list)
     float_agreement: dict[str, float] = field(default_factory=dict)
-    runs: dict[str, BackendRun] = field(default_factory=dict, repr=False)
+    runs: dict[str, SimResult] = field(default_factory=dict, repr=False)
     energy: dict[str, str] = field(default_factory=dict)  # backend -> energy per inference
 
     @property
@@ -108,7 +108,7 @@ class Comparison:
 
 
 def _first_divergence(
-    graph: QGraph, ref: BackendRun, other: BackendRun
+    graph: QGraph, ref: SimResult, other: SimResult
 ) -> tuple[int, int, str, int] | None:
     best = None
     for lif in graph.lif_nodes:
@@ -167,21 +167,18 @@ def compare(
     activity, and measured (NVML) for the torch paths when they ran on a CUDA device."""
     qgraph_path = Path(qgraph_path)
     graph = QGraph.load(qgraph_path)
-    unknown = [b for b in backends if b not in (*INTEGER_BACKENDS, "float")]
+    integer = registry.names()
+    unknown = [b for b in backends if b not in (*integer, "float")]
     if unknown:
-        raise Snn2hwError(
-            f"unknown backend(s) {unknown}; known: float, {', '.join(INTEGER_BACKENDS)}"
-        )
-    ints_backends = [b for b in backends if b in INTEGER_BACKENDS]
+        raise Snn2hwError(f"unknown backend(s) {unknown}; known: float, {', '.join(integer)}")
+    ints_backends = [b for b in backends if b in integer]
     if not ints_backends:
-        raise Snn2hwError("compare needs at least one integer backend (torch-int, event, lava)")
+        raise Snn2hwError(f"compare needs at least one integer backend ({', '.join(integer)})")
     smp = graph_samples(graph, samples)
     n_steps = graph.num_steps + graph.depth()
-    runs: dict[str, BackendRun] = {}
-    for b in ints_backends:
-        runs[b] = run_backend(
-            b, graph, smp.ints, num_steps=n_steps, device=device if b == "torch-int" else "cpu"
-        )
+    runs: dict[str, SimResult] = {}
+    for b in ints_backends:  # run_backend hands ``device`` only to backends that use one
+        runs[b] = run_backend(b, graph, smp.ints, num_steps=n_steps, device=device)
     ref = runs[ints_backends[0]]
     agreement: dict[str, dict[str, float]] = {}
     divergences: list[Divergence] = []
@@ -199,9 +196,8 @@ def compare(
             r1 = run_backend(ref.backend, graph, x1, num_steps=n_steps, record_state=True)
             r2 = run_backend(b, graph, x1, num_steps=n_steps, record_state=True)
 
-            def at(run: BackendRun, what: str, layer=layer, step=step, neuron=neuron) -> int:
-                arr = getattr(run, what)[layer]
-                return int(arr[step, 0].reshape(-1)[neuron])
+            def at(trace: dict[str, np.ndarray], layer=layer, step=step, neuron=neuron) -> int:
+                return int(trace[layer][step, 0].reshape(-1)[neuron])
 
             divergences.append(
                 Divergence(
@@ -215,8 +211,8 @@ def compare(
                         int(ref.spikes[layer][step, sample].reshape(-1)[neuron]),
                         int(runs[b].spikes[layer][step, sample].reshape(-1)[neuron]),
                     ),
-                    (at(r1, "u"), at(r2, "u")) if r1.u and r2.u else None,
-                    (at(r1, "v"), at(r2, "v")) if r1.v and r2.v else None,
+                    (at(r1.u), at(r2.u)) if r1.u and r2.u else None,
+                    (at(r1.v), at(r2.v)) if r1.v and r2.v else None,
                 )
             )
     accuracy: dict[str, float | None] = {}

@@ -1,39 +1,29 @@
 """Run a quantized graph on one integer backend over samples; ``snn2hw simulate``.
 
-Backends: ``torch-int`` (snn2hw.backends.torch_int), ``event`` (snn2hw.backends.event),
-``lava`` (snn2hw.backends.lava, needs lava-nc). All take the same integer input frames
-and return spikes per LIF layer ``[N, B, ...]``.
+Backends come from :mod:`snn2hw.backends.registry` (``torch-int``, ``event``, ``lava``,
+``onnx``). All take the same integer input frames and return a
+:class:`snn2hw.backends.base.SimResult` (spikes per LIF layer ``[N, B, ...]``).
+:func:`run_backend` dispatches by name, feeds the samples in batches where the backend
+allows it and joins the batches with :meth:`SimResult.concat`.
 """
 
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
-from typing import Any
 
 import numpy as np
 
+from snn2hw.backends import registry
+from snn2hw.backends.base import SimResult
 from snn2hw.common.errors import Snn2hwError
+from snn2hw.common.readout import classify
 from snn2hw.pipeline.samples import Samples, SampleSpec, load_samples
 from snn2hw.quant.inputs import InputFormat
 from snn2hw.quant.qgraph import QGraph
 
-BACKENDS = ("torch-int", "event", "lava", "onnx")
-
-
-@dataclass
-class _Spikes:
-    spikes: dict[str, np.ndarray]
-
-
-@dataclass
-class BackendRun:
-    backend: str
-    spikes: dict[str, np.ndarray]
-    u: dict[str, np.ndarray] | None = None
-    v: dict[str, np.ndarray] | None = None
-    wall_s: float = 0.0
-    stats: dict[str, Any] = field(default_factory=dict)  # activity counters (event backend)
+# Former name of SimResult, kept for callers that import it from here (chip.energy,
+# reporting.report, tests/chip): same class, same constructor.
+BackendRun = SimResult
 
 
 def run_backend(
@@ -45,61 +35,23 @@ def run_backend(
     device: str = "cpu",
     record_state: bool = False,
     batch_size: int = 64,
-) -> BackendRun:
-    """Run ``graph`` on backend ``name`` over integer frames ``[F, B, ...]`` in batches."""
-    if name not in BACKENDS:
-        raise Snn2hwError(f"unknown backend '{name}'; known: {', '.join(BACKENDS)}")
+) -> SimResult:
+    """Run ``graph`` on backend ``name`` over integer frames ``[F, B, ...]``: in batches of
+    ``batch_size`` where the backend splits batches, else all at once. ``device`` only
+    reaches backends that use one (torch-int); ``wall_s`` covers preparation and every
+    batch. Unknown names and unsupported node kinds are refused before any work."""
+    backend = registry.get(name)
     t0 = time.perf_counter()
-    parts: list[Any] = []
-    if name == "torch-int":
-        from snn2hw.backends.torch_int import TorchIntNetwork
-
-        net = TorchIntNetwork(graph, device=device)
-        for i in range(0, ints.shape[1], batch_size):
-            parts.append(net.run(ints[:, i : i + batch_size], num_steps, record_state))
-    elif name == "event":
-        from snn2hw.backends import event
-
-        for i in range(0, ints.shape[1], batch_size):
-            parts.append(event.run(graph, ints[:, i : i + batch_size], num_steps, record_state))
-    elif name == "onnx":
-        import tempfile
-        from pathlib import Path
-
-        from snn2hw.backends.onnx_runtime import OnnxIntRunner
-        from snn2hw.exporters.onnx_int import export_qgraph_onnx
-
-        with tempfile.TemporaryDirectory() as tmp:
-            path = Path(tmp) / "step.onnx"
-            export_qgraph_onnx(graph, path)
-            runner = OnnxIntRunner(path)
-            parts.append(_Spikes(runner.run(ints, num_steps)))
-    else:
-        from snn2hw.backends import lava as lava_backend
-
-        parts.append(lava_backend.run(graph, ints, num_steps=num_steps, record_state=record_state))
-    wall = time.perf_counter() - t0
-
-    def cat(attr: str) -> dict[str, np.ndarray] | None:
-        first = getattr(parts[0], attr, None)
-        if first is None:
-            return None
-        return {k: np.concatenate([getattr(p, attr)[k] for p in parts], axis=1) for k in first}
-
-    stats: dict[str, Any] = {}
-    if name == "event":
-        for key in ("synops", "synops_dense", "neuron_updates", "spike_counts"):
-            stats[key] = {k: sum(getattr(p, key)[k] for p in parts) for k in getattr(parts[0], key)}
-        stats["macs_dense"] = dict(parts[0].macs_dense)
-        stats["peak_fanin"] = {k: max(p.peak_fanin[k] for p in parts) for k in parts[0].peak_fanin}
-    return BackendRun(name, cat("spikes"), cat("u"), cat("v"), wall, stats)
+    prepared = backend.prepare(graph, device if backend.uses_device else "cpu")
+    step = batch_size if backend.splits_batches else max(1, ints.shape[1])
+    starts = range(0, ints.shape[1], step) or range(1)  # no samples: the backend says so
+    parts = [prepared.run(ints[:, i : i + step], num_steps, record_state) for i in starts]
+    return SimResult.concat(parts, wall_s=time.perf_counter() - t0)
 
 
 def predictions(graph: QGraph, spikes: dict[str, np.ndarray]) -> np.ndarray:
     """Argmax of the output layer's spike counts over all steps (ties: lowest index)."""
-    src = graph.source_of_output(graph.output_nodes[0].name)
-    counts = spikes[src].sum(axis=0).reshape(spikes[src].shape[1], -1)
-    return counts.argmax(axis=1)
+    return classify(spikes[graph.source_of_output(graph.output_nodes[0].name)])
 
 
 def graph_samples(graph: QGraph, n: int | None, split: str = "test") -> Samples:
@@ -111,7 +63,7 @@ def graph_samples(graph: QGraph, n: int | None, split: str = "test") -> Samples:
     return load_samples(spec, InputFormat.from_dict(meta["input_format"]), split, n)
 
 
-def layer_summary(graph: QGraph, run: BackendRun) -> dict[str, dict[str, float]]:
+def layer_summary(graph: QGraph, run: SimResult) -> dict[str, dict[str, float]]:
     """Per LIF layer: spikes per sample, rate, and (event backend) SynOps per sample."""
     out: dict[str, dict[str, float]] = {}
     for lif in graph.lif_nodes:
@@ -121,10 +73,9 @@ def layer_summary(graph: QGraph, run: BackendRun) -> dict[str, dict[str, float]]
             "spikes_per_sample": float(s.sum()) / n_samples,
             "rate": float(s.mean()),
         }
-        if run.stats:
-            row["synops_per_sample"] = float(run.stats["synops"][lif.name].sum()) / n_samples
-            row["synops_dense_per_sample"] = (
-                float(run.stats["synops_dense"][lif.name].sum()) / n_samples
-            )
+        if run.counters is not None:
+            c = run.counters
+            row["synops_per_sample"] = float(c.synops[lif.name].sum()) / n_samples
+            row["synops_dense_per_sample"] = float(c.synops_dense[lif.name].sum()) / n_samples
         out[lif.name] = row
     return out

@@ -12,9 +12,9 @@ import pytest
 import torch
 from qgraph_builders import dense, lif, make_graph  # noqa: E402
 
+from snn2hw.backends.base import SimResult
 from snn2hw.backends.torch_int import (
     TorchIntNetwork,
-    TorchIntResult,
     lif_step,
     prepare_dense_weight,
     run,
@@ -503,7 +503,7 @@ def test_predictions_argmax_of_spike_counts_ties_lowest_index():
     spk = np.zeros((4, 3, 5), np.uint8)
     spk[:, 0, 3] = 1  # sample 0: class 3
     spk[:2, 1, [1, 4]] = 1  # sample 1: tie between 1 and 4
-    res = TorchIntResult({"h": np.zeros((4, 3, 16), np.uint8), "o": spk}, None, None, "cpu", 0)
+    res = SimResult("torch-int", {"h": np.zeros((4, 3, 16), np.uint8), "o": spk})
     assert res.predictions(g).tolist() == [3, 1, 0]  # sample 2: all zero -> 0
 
 

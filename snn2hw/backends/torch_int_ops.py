@@ -1,0 +1,239 @@
+"""Arithmetic of the torch integer backend (:mod:`snn2hw.backends.torch_int`).
+
+Holds the docs/qgraph.md integer notation on int64 tensors (``rtz``, ``shift``, ``wrap24``),
+the Dense weight preparation, the LIF step and the prepared synaptic operators (dense,
+conv, sumpool, flatten) with their exactness bounds. Split from ``torch_int.py`` (which
+keeps the exactness argument in its docstring, the network and its time loop) to keep each
+module readable; it is part of the same backend.
+
+May import: torch, numpy, ``snn2hw.common``, ``snn2hw.quant``. Never another backend
+(event, lava, onnx) nor pipeline, chip, training, reporting or cli.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from snn2hw.common.errors import GraphError
+from snn2hw.quant.qgraph import ConvNode, DenseNode, SumPoolNode
+
+__all__ = [
+    "ACT_SHIFT",
+    "U_SPAN",
+    "ConvOp",
+    "DenseOp",
+    "FlattenOp",
+    "Op",
+    "SumPoolOp",
+    "lif_step",
+    "prepare_dense_weight",
+]
+
+_U_MAX = 2**23  # u wraps when > +2^23 or <= -2^23 (docs/qgraph.md, LIF step)
+U_SPAN = 2**24
+_V_MAX = 2**23 - 1  # v saturates to +-(2^23 - 1)
+_DECAY_SHIFT = 12  # decays are 12-bit fractions of 4096
+ACT_SHIFT = 6  # synaptic input and threshold are left-aligned by 6 bits
+_F64_EXACT = 2**53  # every integer of magnitude <= 2^53 is a float64
+_F32_EXACT = 2**24
+_F32_OPERAND_MAX = 256  # exact even under TF32 / bfloat16 operand rounding
+
+
+# ----- arithmetic (docs/qgraph.md "Notation") ----------------------------------------------
+def _rtz(x: torch.Tensor, k: int) -> torch.Tensor:
+    """rtz(x, k) = sign(x) * (|x| >> k): shift toward zero (not floor)."""
+    return torch.sign(x) * (x.abs() >> k)
+
+
+def _shift(x: torch.Tensor, e: int) -> torch.Tensor:
+    """shift(x, e) = x << e if e >= 0 else x >> -e; >> on int64 is arithmetic (floor)."""
+    if e > 0:
+        return x << e
+    if e < 0:
+        return x >> -e
+    return x
+
+
+def _wrap24(x: torch.Tensor) -> torch.Tensor:
+    """wrap24(x) = ((x + 2^23) mod 2^24) - 2^23; the mask is a mod for two's complement."""
+    return ((x + _U_MAX) & (U_SPAN - 1)) - _U_MAX
+
+
+def _shift_bound(bound: int, e: int) -> int:
+    """Largest |shift(x, e)| for |x| <= bound (floor of a negative rounds away from 0)."""
+    return bound << e if e >= 0 else -((-bound) >> -e)
+
+
+def prepare_dense_weight(weight: np.ndarray, num_weight_bits: int) -> np.ndarray:
+    """Dense weight preparation, once per layer (docs/qgraph.md, SPEC.md §2).
+
+    1. sign mode: EXCITATORY if min(W) >= 0 (all-zero included), INHIBITORY if max(W) <= 0,
+       else MIXED;
+    2. clip: MIXED [-256, 255], EXCITATORY [0, 255], INHIBITORY [-255, 0];
+    3. truncate: k = 8 - num_weight_bits + (1 if MIXED); W' = (W >> k) << k (floor), and for
+       INHIBITORY W' = -(((-W) >> k) << k).  Mixed [7, -7] becomes [6, -8].
+
+    Returns int64 W' with the shape of ``weight``.
+    """
+    w = np.asarray(weight, dtype=np.int64)
+    if w.size == 0 or w.min() >= 0:
+        return (np.clip(w, 0, 255) >> (8 - num_weight_bits)) << (8 - num_weight_bits)
+    if w.max() <= 0:
+        k = 8 - num_weight_bits
+        return -(((-np.clip(w, -255, 0)) >> k) << k)
+    k = 8 - num_weight_bits + 1
+    return (np.clip(w, -256, 255) >> k) << k
+
+
+def lif_step(
+    u: torch.Tensor,
+    v: torch.Tensor,
+    a: torch.Tensor | int,
+    du: int,
+    dv: int,
+    bias: torch.Tensor | int,
+    vth: int,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """One Loihi CUBA LIF step on int64 tensors (docs/qgraph.md "LIF step", SPEC.md §1).
+
+    ``a`` is the summed synaptic input, ``bias = bias_mant << bias_exp``. Returns the new
+    ``(u, v, spikes)``; spikes are bool. Equations::
+
+        u = rtz(u * (4096 - (du + 1)), 12) + (a << 6)
+        u = u - 2^24 if u > 2^23;  u = u + 2^24 if u <= -2^23     # +2^23 is kept
+        v = rtz(v * (4096 - dv), 12) + u + b
+        v = clip(v, -(2^23 - 1), 2^23 - 1)
+        s = v > (vth << 6)                                        # strict
+        v = 0 where s                                             # u is not reset
+    """
+    if isinstance(a, torch.Tensor):
+        a = a << ACT_SHIFT
+    else:
+        a = int(a) << ACT_SHIFT
+    # du + 1: Lava's hidden offset; du = -1 means no current decay.
+    u = _rtz(u * (4096 - (du + 1)), _DECAY_SHIFT) + a
+    # Docs define a single conditional correction, not a modulo (as Lava's np.where pair).
+    u = torch.where(u > _U_MAX, u - U_SPAN, u)
+    u = torch.where(u <= -_U_MAX, u + U_SPAN, u)
+    v = _rtz(v * (4096 - dv), _DECAY_SHIFT) + u + bias
+    v = v.clamp(-_V_MAX, _V_MAX)
+    s = v > (vth << ACT_SHIFT)
+    v = v.masked_fill(s, 0)
+    return u, v, s
+
+
+# ----- synaptic operators -----------------------------------------------------------------
+class Op:
+    """A prepared synaptic operator: integer tensor [B, *in] -> int64 tensor [B, *out]."""
+
+    def __init__(self, name: str, in_bound: int) -> None:
+        self.name = name
+        self.in_bound = in_bound  # largest |value| this operator can receive
+        self.acc_bound = in_bound  # largest |partial sum| it can form
+        self.out_bound = in_bound  # largest |value| it can emit
+        self.dtype: torch.dtype | None = None  # float type of the linear op; None: no math
+
+    def _pick_dtype(self, kind: str) -> None:
+        """Choose float32/float64 from the proven partial-sum bound (see the docstring of
+        :mod:`snn2hw.backends.torch_int`)."""
+        if self.acc_bound >= _F64_EXACT:
+            raise GraphError(
+                f"node '{self.name}' ({kind}): partial sums can reach {self.acc_bound} "
+                f"(>= 2^53), which torch integer mode cannot compute exactly; "
+                "reduce weights, weight_exp or input payload bits"
+            )
+        f32_ok = self.acc_bound < _F32_EXACT and self.in_bound <= _F32_OPERAND_MAX
+        self.dtype = torch.float32 if f32_ok else torch.float64
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+
+class DenseOp(Op):
+    """shift(W' @ x, weight_exp); input read C-order flattened; no saturation."""
+
+    def __init__(self, node: DenseNode, in_bound: int, device: torch.device) -> None:
+        super().__init__(node.name, in_bound)
+        w = prepare_dense_weight(node.weight, node.num_weight_bits)
+        row_abs = int(np.abs(w).sum(axis=1).max()) if w.size else 0
+        self.acc_bound = row_abs * in_bound
+        self._pick_dtype("dense")
+        self.weight_exp = int(node.weight_exp)
+        self.out_bound = _shift_bound(self.acc_bound, self.weight_exp)
+        # Stored transposed so each step is one [B, N_in] @ [N_in, N_out].
+        self.wt = torch.as_tensor(w.T.copy(), dtype=self.dtype, device=device)
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        xf = x.reshape(x.shape[0], -1).to(self.dtype)
+        acc = torch.mm(xf, self.wt).round_().to(torch.int64)
+        return _shift(acc, self.weight_exp)  # floor of the SUM, not of each product
+
+
+class ConvOp(Op):
+    """wrap24(shift(conv2d(x, W), weight_exp)), PyTorch cross-correlation, zero padding."""
+
+    def __init__(self, node: ConvNode, in_bound: int, device: torch.device) -> None:
+        super().__init__(node.name, in_bound)
+        w = np.asarray(node.weight, dtype=np.int64)  # used as stored: no clip, no truncation
+        c_out, c_in_g, kh, kw = (int(s) for s in w.shape)
+        per_out = np.abs(w).reshape(c_out, -1).sum(axis=1)
+        self.acc_bound = int(per_out.max()) * in_bound if w.size else 0
+        self._pick_dtype("conv")
+        self.weight_exp = int(node.weight_exp)
+        self.out_bound = min(_shift_bound(self.acc_bound, self.weight_exp), _U_MAX)
+        self.groups = int(node.groups)
+        self.in_shape = tuple(int(s) for s in node.input_shape)
+        self.out_shape = tuple(int(s) for s in node.out_shape)
+        self.kernel = (kh, kw)
+        self.stride = tuple(int(s) for s in node.stride)
+        self.padding = tuple(int(s) for s in node.padding)
+        self.dilation = tuple(int(s) for s in node.dilation)
+        # unfold orders its rows (c, i, j) with c slowest, matching W.reshape per group.
+        self.w = torch.as_tensor(
+            w.reshape(self.groups, c_out // self.groups, c_in_g * kh * kw),
+            dtype=self.dtype,
+            device=device,
+        )
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        b = x.shape[0]
+        xf = x.reshape(b, *self.in_shape).to(self.dtype)
+        cols = F.unfold(xf, self.kernel, self.dilation, self.padding, self.stride)
+        cols = cols.reshape(b, self.groups, -1, cols.shape[-1])
+        acc = torch.matmul(self.w, cols)  # [B, G, C_out/G, L]: exact integer GEMM
+        acc = acc.round_().to(torch.int64).reshape(b, *self.out_shape)
+        return _wrap24(_shift(acc, self.weight_exp))
+
+
+class SumPoolOp(Op):
+    """Per-channel window sums with zero padding, exact, no shift, no wrap."""
+
+    def __init__(self, node: SumPoolNode, in_bound: int) -> None:
+        super().__init__(node.name, in_bound)
+        kh, kw = (int(s) for s in node.kernel_size)
+        self.acc_bound = kh * kw * in_bound
+        self._pick_dtype("sumpool")
+        self.out_bound = self.acc_bound
+        self.in_shape = tuple(int(s) for s in node.input_shape)
+        self.kernel = (kh, kw)
+        self.stride = tuple(int(s) for s in node.stride)
+        ph, pw = (int(s) for s in node.padding)
+        # Explicit F.pad: avg_pool2d refuses padding larger than half the kernel.
+        self.pad = (pw, pw, ph, ph)
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        xf = x.reshape(x.shape[0], *self.in_shape).to(self.dtype)
+        if any(self.pad):
+            xf = F.pad(xf, self.pad)
+        # divisor_override=1 turns the average into the plain window sum.
+        s = F.avg_pool2d(xf, self.kernel, self.stride, divisor_override=1)
+        return s.round_().to(torch.int64)
+
+
+class FlattenOp(Op):
+    """C-order reshape to 1-D; no arithmetic."""
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        return x.reshape(x.shape[0], -1)
