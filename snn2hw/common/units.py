@@ -6,6 +6,10 @@ The one place where decay constants change representation (SPEC.md §1, §5):
 * current: Loihi ``du`` (-1..4095) <-> per-step factor ``alpha = 1 - (du + 1)/4096``
   (the ``+ 1`` is Loihi's hidden ``ds_offset``; ``du = 4095`` means no synaptic memory)
 * continuous time: ``dv = 4096 · dt/tau`` (forward Euler, as NIR exporters use it)
+
+The float functions return unrounded register values; :func:`du_register` and
+:func:`dv_register` round them to the integers a chip stores (used by quantization,
+:mod:`snn2hw.quant.formats`). This module imports nothing from snn2hw.
 """
 
 from __future__ import annotations
@@ -16,6 +20,11 @@ DECAY_SCALE = 4096  # 12-bit decay denominators
 ACT_SHIFT = 6  # Loihi shifts activations and thresholds left by 6 bits
 
 
+def _decay_steps(factor: float) -> float:
+    """``4096 · (1 - factor)``: the decay of a per-step factor in 1/4096 units."""
+    return DECAY_SCALE * (1.0 - factor)
+
+
 def beta_from_dv(dv: float) -> float:
     """Per-step voltage decay factor for Loihi ``dv``."""
     return 1.0 - dv / DECAY_SCALE
@@ -23,7 +32,7 @@ def beta_from_dv(dv: float) -> float:
 
 def dv_from_beta(beta: float) -> float:
     """Loihi ``dv`` (unrounded) giving per-step voltage decay factor ``beta``."""
-    return DECAY_SCALE * (1.0 - beta)
+    return _decay_steps(beta)
 
 
 def alpha_from_du(du: float) -> float:
@@ -33,7 +42,18 @@ def alpha_from_du(du: float) -> float:
 
 def du_from_alpha(alpha: float) -> float:
     """Loihi ``du`` (unrounded) giving per-step current decay factor ``alpha``."""
-    return DECAY_SCALE * (1.0 - alpha) - 1.0
+    return _decay_steps(alpha) - 1.0
+
+
+def du_register(alpha: float) -> int:
+    """Integer Loihi ``du`` for current decay ``alpha``: ``round(4096(1 - alpha)) - 1``
+    (the hidden ``+ 1`` stays outside the rounding, so every register value inverts)."""
+    return int(round(_decay_steps(alpha))) - 1
+
+
+def dv_register(beta: float) -> int:
+    """Integer Loihi ``dv`` for voltage decay ``beta``: ``round(4096(1 - beta))``."""
+    return int(round(_decay_steps(beta)))
 
 
 def dv_from_tau(tau: float, dt: float) -> float:

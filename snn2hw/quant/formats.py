@@ -2,6 +2,10 @@
 
 Used by post-training quantization (:mod:`snn2hw.quant.ptq`) and by quantization-aware
 fine-tuning (:mod:`snn2hw.training.qat`), so both round exactly alike (SPEC.md §1, §2, §5).
+The decay formulas themselves are defined once, in :mod:`snn2hw.common.units`; the
+register ranges in :mod:`snn2hw.quant.nodes`.
+
+Dependencies: numpy, :mod:`snn2hw.common`, :mod:`snn2hw.quant.nodes`.
 """
 
 from __future__ import annotations
@@ -10,8 +14,8 @@ import math
 
 import numpy as np
 
-from snn2hw.common.units import DECAY_SCALE
-from snn2hw.quant.qgraph import (
+from snn2hw.common.units import ACT_SHIFT, du_register, dv_register
+from snn2hw.quant.nodes import (
     BIAS_EXP_MAX,
     BIAS_MANT_MAX,
     DECAY_MAX,
@@ -57,14 +61,10 @@ def choose_weight_exp(vth_int: float, m: float, limit: int) -> int:
     return int(min(max(e, WEIGHT_EXP_MIN), WEIGHT_EXP_MAX))
 
 
-def du_from_alpha(alpha: float) -> int:
-    """Loihi ``du`` for current decay ``alpha`` (``alpha = 1 - (du+1)/4096``)."""
-    return int(round(DECAY_SCALE * (1.0 - alpha))) - 1
-
-
-def dv_from_beta(beta: float) -> int:
-    """Loihi ``dv`` for voltage decay ``beta`` (``beta = 1 - dv/4096``)."""
-    return int(round(DECAY_SCALE * (1.0 - beta)))
+du_from_alpha = du_register
+"""Integer Loihi ``du`` for current decay ``alpha`` (``alpha = 1 - (du+1)/4096``)."""
+dv_from_beta = dv_register
+"""Integer Loihi ``dv`` for voltage decay ``beta`` (``beta = 1 - dv/4096``)."""
 
 
 def decay_in_range(du: int, dv: int) -> str | None:
@@ -93,3 +93,6 @@ def split_bias(b_int: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 BIAS_INT_MAX = BIAS_MANT_MAX << BIAS_EXP_MAX
+ACT_SCALE = float(1 << ACT_SHIFT)
+"""64: synaptic input, bias units and threshold are left-aligned by ``ACT_SHIFT`` bits
+(``u += a << 6``, ``s = v > vth << 6``), so a bias of ``x`` thresholds is ``64 · vth · x``."""

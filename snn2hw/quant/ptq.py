@@ -20,6 +20,18 @@ For every spiking neuron node ``L`` (SPEC.md §5), with per-step parameters from
   steady-state for CUBA layers — reported as an approximation).
 
 Everything that cannot be represented raises :class:`QuantizationError` naming the node.
+
+:func:`quantize` is a short sequence of steps, each a function below: analyse the graph
+(:mod:`snn2hw.quant.nir_paths`) -> per layer: decays (:func:`_layer_decays`), normalized
+weights, biases and calibration currents (:func:`normalize_layer`), threshold from the
+bounds (:func:`_choose_threshold`), integer bias (:func:`_quantize_bias`) and weights
+(:func:`_quantize_path_weights`), QGraph nodes (:func:`_emit_paths`) -> assemble and
+validate the QGraph (:func:`_assemble_graph`). The number formats themselves are in
+:mod:`snn2hw.quant.formats`.
+
+Dependencies: nir, numpy, torch, :mod:`snn2hw.common`, :mod:`snn2hw.nir.discretize` and
+``snn2hw.quant``; never backends, pipeline, chip, training or the CLI (QAT and export
+call :func:`quantize`, not the other way round).
 """
 
 from __future__ import annotations
@@ -31,11 +43,12 @@ from typing import Any
 import nir
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from snn2hw.common.errors import GraphError, QuantizationError
-from snn2hw.nir.discretize import DiscreteNeuron, is_neuron
+from snn2hw.common.units import ACT_SHIFT
+from snn2hw.nir.discretize import DiscreteNeuron
 from snn2hw.quant.formats import (
+    ACT_SCALE,
     BIAS_INT_MAX,
     choose_weight_exp,
     decay_in_range,
@@ -45,40 +58,33 @@ from snn2hw.quant.formats import (
     split_bias,
     weight_limit,
 )
-from snn2hw.quant.qgraph import (
+from snn2hw.quant.nir_paths import PathPlan, Structure, port_shape
+from snn2hw.quant.nodes import (
+    U_V_BITS,
     VTH_MAX,
+    WEIGHT_EXP_MAX,
     ConvNode,
     DenseNode,
     FlattenNode,
     InputNode,
     LIFNode,
+    Node,
     OutputNode,
-    QGraph,
     SumPoolNode,
 )
-
-WRAP_SAFE = 2**16  # |vth · u_norm| bound: half of the 2^17 at which u can wrap in one step
-_SYNAPSE_TYPES = (
-    nir.Affine,
-    nir.Linear,
-    nir.Conv2d,
-    nir.SumPool2d,
-    nir.AvgPool2d,
-    nir.Flatten,
-    nir.Scale,
+from snn2hw.quant.normalize import (
+    Calibration,
+    NormalizedLayer,
+    max_u_norm,
+    normalize_layer,
+    threshold_span,
 )
+from snn2hw.quant.qgraph import QGraph
 
+__all__ = ["WRAP_SAFE", "LayerReport", "PathPlan", "QuantResult", "quantize"]
 
-@dataclass
-class PathPlan:
-    """One synapse path into a neuron, in float, before rounding."""
-
-    source: str
-    ops: list[dict[str, Any]]  # structural ops (sumpool/flatten) applied before the weighted op
-    weighted: dict[str, Any]  # {"kind": "dense"|"conv", "weight": float array, conv geometry}
-    bias: np.ndarray | None  # synaptic bias per output neuron (float, before gain)
-    scale: float
-    names: list[str]  # NIR node names along the path (for messages)
+# |vth · u_norm| bound: half of the 2^17 at which u (24 bits, input << 6) can wrap in one step
+WRAP_SAFE = 2 ** (U_V_BITS - 1 - ACT_SHIFT - 1)
 
 
 @dataclass
@@ -118,272 +124,7 @@ class QuantResult:
         }
 
 
-def _shape(t: Any) -> tuple[int, ...]:
-    return tuple(int(v) for v in np.atleast_1d(np.asarray(t)).tolist())
-
-
-def _port_shape(types: dict[str, Any] | None) -> tuple[int, ...] | None:
-    if not types:
-        return None
-    val = next(iter(types.values()))
-    return _shape(val) if val is not None else None
-
-
-def _pair(v: Any) -> tuple[int, int]:
-    a = np.atleast_1d(np.asarray(v)).astype(int).tolist()
-    return (a[0], a[0]) if len(a) == 1 else (a[0], a[1])
-
-
-class _Structure:
-    """The NIR graph seen as spike sources, neurons and the synapse paths between them."""
-
-    def __init__(self, graph: nir.NIRGraph) -> None:
-        self.graph = graph
-        self.nodes = graph.nodes
-        self.preds: dict[str, list[str]] = {n: [] for n in self.nodes}
-        self.succs: dict[str, list[str]] = {n: [] for n in self.nodes}
-        for s, d in graph.edges:
-            self.preds[d].append(s)
-            self.succs[s].append(d)
-        inputs = [n for n, v in self.nodes.items() if isinstance(v, nir.Input)]
-        if len(inputs) != 1:
-            raise GraphError(f"need exactly one Input node to deploy, found {len(inputs)}")
-        self.input = inputs[0]
-        self.neurons = [n for n, v in self.nodes.items() if is_neuron(v)]
-        for n in self.neurons:
-            v = self.nodes[n]
-            if not isinstance(v, (nir.LIF, nir.CubaLIF, nir.IF)):
-                raise QuantizationError(
-                    f"node '{n}' ({type(v).__name__}) is a non-spiking readout; Loihi LIF layers "
-                    "must spike. Replace it by a LIF/CubaLIF/IF layer or drop it before export"
-                )
-        for n, v in self.nodes.items():
-            if not isinstance(v, (nir.Input, nir.Output, *_SYNAPSE_TYPES)) and not is_neuron(v):
-                raise QuantizationError(
-                    f"node '{n}' ({type(v).__name__}) cannot be lowered to Loihi; supported: "
-                    "Input, Output, Affine, Linear, Scale, Conv2d, SumPool2d, AvgPool2d, Flatten, "
-                    "LIF, CubaLIF, IF"
-                )
-        self.order = self._topo_order()
-
-    def _topo_order(self) -> list[str]:
-        """Sources (input, neurons) in an order where feed-forward sources come first."""
-        seen: dict[str, int] = {}
-        order: list[str] = []
-
-        def visit(n: str) -> None:
-            state = seen.get(n, 0)
-            if state:
-                return  # visited, or on the stack (a recurrent edge)
-            seen[n] = 1
-            for p in self.preds[n]:
-                visit(p)
-            seen[n] = 2
-            order.append(n)
-
-        for n in self.nodes:
-            visit(n)
-        return [n for n in order if n == self.input or n in self.neurons]
-
-    def paths(self, neuron: str) -> list[list[str]]:
-        out: list[list[str]] = []
-
-        def walk(n: str, tail: list[str]) -> None:
-            if n == self.input or n in self.neurons:
-                out.append([n, *tail])
-                return
-            if isinstance(self.nodes[n], nir.Output):
-                raise GraphError(f"node '{n}' (Output) feeds another node")
-            if not self.preds[n]:
-                raise GraphError(f"node '{n}' ({type(self.nodes[n]).__name__}) has no input edge")
-            if len(self.preds[n]) > 1:
-                raise QuantizationError(
-                    f"node '{n}' sums several inputs before a neuron; only neurons may sum inputs"
-                )
-            if n in tail:
-                raise GraphError(f"loop through '{n}' that contains no neuron")
-            walk(self.preds[n][0], [n, *tail])
-
-        for p in self.preds[neuron]:
-            walk(p, [])
-        return out
-
-
-def _plan_path(struct: _Structure, path: list[str], target_shape: tuple[int, ...]) -> PathPlan:
-    source, ops_names = path[0], path[1:]
-    structural: list[dict[str, Any]] = []
-    weighted: dict[str, Any] | None = None
-    bias: np.ndarray | None = None
-    scale = 1.0
-    for name in ops_names:
-        node = struct.nodes[name]
-        if isinstance(node, (nir.Affine, nir.Linear)):
-            w = np.asarray(node.weight, dtype=np.float64)
-            b = np.asarray(node.bias, dtype=np.float64) if isinstance(node, nir.Affine) else None
-            if weighted is None:
-                weighted = {"kind": "dense", "weight": w * scale, "name": name}
-                bias = None if b is None else b
-                scale = 1.0
-            elif weighted["kind"] == "dense":  # fuse consecutive linear maps
-                weighted["weight"] = w @ weighted["weight"] * scale
-                bias = (w @ bias if bias is not None else 0.0) + (b if b is not None else 0.0)
-                bias = None if np.isscalar(bias) else bias
-                scale = 1.0
-            else:
-                raise QuantizationError(
-                    f"path {' -> '.join(path)}: a linear map after a convolution with no neuron "
-                    "in between is not supported"
-                )
-        elif isinstance(node, nir.Conv2d):
-            if weighted is not None:
-                raise QuantizationError(f"path {' -> '.join(path)}: two weighted ops in one hop")
-            in_shape = _port_shape(node.input_type)
-            if in_shape is None or len(in_shape) != 3:
-                raise GraphError(f"node '{name}' (Conv2d) has no (C, H, W) input shape")
-            pad = node.padding
-            if isinstance(pad, str):
-                raise QuantizationError(
-                    f"node '{name}' (Conv2d): string padding '{pad}' unsupported"
-                )
-            weighted = {
-                "kind": "conv",
-                "weight": np.asarray(node.weight, np.float64) * scale,
-                "input_shape": in_shape,
-                "stride": _pair(node.stride),
-                "padding": _pair(pad),
-                "dilation": _pair(node.dilation),
-                "groups": int(node.groups),
-                "name": name,
-            }
-            b = np.asarray(node.bias, dtype=np.float64)
-            bias = b if b.size else None
-            scale = 1.0
-        elif isinstance(node, (nir.SumPool2d, nir.AvgPool2d)):
-            if weighted is not None:
-                raise QuantizationError(f"path {' -> '.join(path)}: pooling after a weighted op")
-            k = _pair(node.kernel_size)
-            in_shape = _port_shape(node.input_type)
-            if in_shape is None or len(in_shape) != 3:
-                in_shape = _node_out_shape(struct, path, name, before=True)
-            structural.append(
-                {
-                    "kind": "sumpool",
-                    "name": name,
-                    "input_shape": in_shape,
-                    "kernel_size": k,
-                    "stride": _pair(node.stride),
-                    "padding": _pair(node.padding),
-                }
-            )
-            if isinstance(node, nir.AvgPool2d):
-                scale /= k[0] * k[1]
-        elif isinstance(node, nir.Flatten):
-            in_shape = _port_shape(node.input_type) or _node_out_shape(struct, path, name, True)
-            if weighted is None:
-                structural.append({"kind": "flatten", "name": name, "input_shape": in_shape})
-        elif isinstance(node, nir.Scale):
-            s = np.asarray(node.scale, dtype=np.float64)
-            if not np.allclose(s, s.flat[0]):
-                raise QuantizationError(f"node '{name}' (Scale): only uniform scales are supported")
-            if weighted is None:
-                scale *= float(s.flat[0])
-            else:
-                weighted["weight"] = weighted["weight"] * float(s.flat[0])
-                bias = None if bias is None else bias * float(s.flat[0])
-        else:
-            raise QuantizationError(f"node '{name}' ({type(node).__name__}) inside a synapse path")
-    if weighted is None:  # direct connection: an identity map carries the values
-        n = int(np.prod(target_shape))
-        if len(target_shape) == 3:
-            c = target_shape[0]
-            weighted = {
-                "kind": "conv",
-                "weight": np.ones((c, 1, 1, 1)) * scale,
-                "input_shape": target_shape,
-                "stride": (1, 1),
-                "padding": (0, 0),
-                "dilation": (1, 1),
-                "groups": c,
-                "name": f"{path[-1]}.identity",
-            }
-        else:
-            weighted = {
-                "kind": "dense",
-                "weight": np.eye(n) * scale,
-                "name": f"{path[-1]}.identity",
-            }
-    elif scale != 1.0:
-        weighted["weight"] = weighted["weight"] * scale
-    return PathPlan(source, structural, weighted, bias, 1.0, path)
-
-
-def _node_out_shape(
-    struct: _Structure, path: list[str], name: str, before: bool
-) -> tuple[int, ...]:
-    idx = path.index(name)
-    prev = struct.nodes[path[idx - 1]]
-    shp = _port_shape(getattr(prev, "output_type", None))
-    if shp is None:
-        raise GraphError(f"node '{name}': cannot infer its input shape")
-    return shp
-
-
-def _out_neuron_count_shape(weighted: dict[str, Any], in_shape: tuple[int, ...]) -> tuple[int, ...]:
-    if weighted["kind"] == "dense":
-        return (int(weighted["weight"].shape[0]),)
-    c, h, w = weighted["input_shape"]
-    kh, kw = weighted["weight"].shape[2:]
-    (sh, sw), (ph, pw), (dh, dw) = weighted["stride"], weighted["padding"], weighted["dilation"]
-    return (
-        int(weighted["weight"].shape[0]),
-        (h + 2 * ph - dh * (kh - 1) - 1) // sh + 1,
-        (w + 2 * pw - dw * (kw - 1) - 1) // sw + 1,
-    )
-
-
-def _per_channel(arr: np.ndarray, shape: tuple[int, ...], what: str, node: str) -> np.ndarray:
-    """Per-output-row values: per neuron for flat layers, per channel for (C, H, W)."""
-    a = np.broadcast_to(arr, shape)
-    if len(shape) == 1:
-        return np.asarray(a, dtype=np.float64)
-    flat = a.reshape(shape[0], -1)
-    if not np.allclose(flat, flat[:, :1], rtol=1e-9, atol=0):
-        raise QuantizationError(
-            f"node '{node}': {what} varies within a channel; conv layers need it per channel"
-        )
-    return flat[:, 0].astype(np.float64)
-
-
-def _apply_structural(x: torch.Tensor, ops: list[dict[str, Any]]) -> torch.Tensor:
-    t, b = x.shape[:2]
-    for op in ops:
-        if op["kind"] == "flatten":
-            x = x.reshape(t, b, -1)
-        else:
-            kh, kw = op["kernel_size"]
-            z = x.reshape(t * b, *op["input_shape"])
-            z = F.pad(z, (op["padding"][1],) * 2 + (op["padding"][0],) * 2)
-            z = F.avg_pool2d(z, (kh, kw), op["stride"], divisor_override=1)
-            x = z.reshape(t, b, *z.shape[1:])
-    return x
-
-
-def _apply_weighted(x: torch.Tensor, weighted: dict[str, Any], w: np.ndarray) -> torch.Tensor:
-    t, b = x.shape[:2]
-    wt = torch.as_tensor(w, dtype=torch.float64)
-    if weighted["kind"] == "dense":
-        return x.reshape(t, b, -1).to(torch.float64) @ wt.T
-    z = x.reshape(t * b, *weighted["input_shape"]).to(torch.float64)
-    y = F.conv2d(
-        z,
-        wt,
-        None,
-        weighted["stride"],
-        weighted["padding"],
-        weighted["dilation"],
-        weighted["groups"],
-    )
-    return y.reshape(t, b, *y.shape[1:])
+# ----- the steps ---------------------------------------------------------------------------
 
 
 def quantize(
@@ -406,220 +147,284 @@ def quantize(
     neuron on calibration data (NIRNet's ``record=True``); input values are in float units
     and are divided by ``input_scale`` (the float value of one integer input unit: 1 for
     spikes, ``x_max / (2^bits - 1)`` for graded input)."""
-    struct = _Structure(graph)
-    notes: list[str] = []
-    nodes: dict[str, Any] = {}
-    edges: list[tuple[str, str]] = []
-    # The importer's inferred input shape (it drops nirtorch's leading batch dimension).
-    in_shape = input_shape or _port_shape(graph.nodes[struct.input].output_type) or _port_shape(
-        graph.nodes[struct.input].input_type
+    struct = Structure(graph)
+    in_node = _input_node(graph, struct, input_shape, input_message_bits)
+    calib = Calibration(records, struct.input, float(input_scale))
+    layers = [
+        _quantize_layer(struct, name, neurons[name], calib)
+        for name in struct.order
+        if name != struct.input
+    ]
+    qg = _assemble_graph(
+        graph,
+        struct,
+        in_node,
+        layers,
+        dt=dt,
+        target=target,
+        num_steps=num_steps,
+        metadata=metadata,
     )
+    notes = [note for layer in layers for note in layer.notes]
+    return QuantResult(qg, [layer.report for layer in layers], notes, float(input_scale))
+
+
+def _input_node(
+    graph: nir.NIRGraph,
+    struct: Structure,
+    input_shape: tuple[int, ...] | None,
+    message_bits: int,
+) -> InputNode:
+    """The QGraph input: the importer's inferred shape if given (it drops nirtorch's
+    leading batch dimension), else the NIR Input node's own."""
+    nir_in = graph.nodes[struct.input]
+    in_shape = input_shape or port_shape(nir_in.output_type) or port_shape(nir_in.input_type)
     if in_shape is None:
         raise GraphError(f"input node '{struct.input}' has no shape")
-    nodes["input"] = InputNode("input", in_shape, int(input_message_bits))
-    name_map = {struct.input: "input"}
-    pending: dict[str, list[tuple[str, list[str], PathPlan, np.ndarray]]] = {}
-    layer_reports: list[LayerReport] = []
-    lifs: dict[str, LIFNode] = {}
+    return InputNode("input", in_shape, int(message_bits))
 
-    def source_values(src: str) -> torch.Tensor:
-        if src not in records:
-            raise GraphError(f"calibration records lack node '{src}'")
-        x = records[src].detach().to(torch.float64)
-        return x / input_scale if src == struct.input else x
 
-    for neuron in [n for n in struct.order if n != struct.input]:
-        dn = neurons[neuron]
-        shape = tuple(dn.shape)
-        theta = dn.vth - dn.v_reset
-        if np.any(theta <= 0):
-            raise QuantizationError(
-                f"node '{neuron}': v_threshold must exceed v_reset (got min "
-                f"{float(theta.min()):.4g}); Loihi resets to 0 below a positive threshold"
+@dataclass
+class _Layer:
+    """Everything one neuron layer contributes to the QGraph and the report."""
+
+    lif: LIFNode
+    synapses: list[tuple[str, Node]]  # (NIR source name, synaptic node), in emission order
+    edges: list[tuple[str, str]]  # NIR source names; the input is renamed on assembly
+    report: LayerReport
+    notes: list[str]  # approximations for QuantResult.notes
+
+
+def _quantize_layer(
+    struct: Structure, neuron: str, dn: DiscreteNeuron, calib: Calibration
+) -> _Layer:
+    """One neuron layer: decays, normalized paths, threshold, bias, weights, nodes."""
+    shape = tuple(dn.shape)
+    theta = threshold_span(neuron, dn)
+    du, dv = _layer_decays(neuron, dn)
+    alpha = float(dn.alpha.flat[0])
+    norm = normalize_layer(struct, neuron, dn, theta, calib)
+    u_max = max_u_norm(norm.current, alpha)
+    v_bias_norm = norm.v_bias / np.broadcast_to(theta, shape)
+    vth, limited_by = _choose_threshold(neuron, v_bias_norm, u_max, norm)
+    mant, exp = _quantize_bias(v_bias_norm, vth)
+    lif = LIFNode(neuron, shape, du=du, dv=dv, vth=vth, bias_mant=mant, bias_exp=exp)
+    synapses, edges, stats = _emit_paths(neuron, norm, vth, calib)
+    lnotes = list(norm.notes)
+    if norm.v_bias.any() and np.any(mant == 0) and np.any(norm.v_bias != 0):
+        lnotes.append("some non-zero biases round to 0")
+    report = LayerReport(
+        name=neuron,
+        nir_type=dn.nir_type,
+        shape=shape,
+        vth=vth,
+        du=du,
+        dv=dv,
+        weight_exps=stats.exps,
+        max_weight=stats.max_weight,
+        zero_weight_fraction=stats.zeros / max(stats.total, 1),
+        u_norm_max=u_max,
+        limited_by=limited_by,
+        notes=lnotes,
+        paths=stats.paths,
+    )
+    return _Layer(lif, synapses, edges, report, _approximation_notes(neuron, dn))
+
+
+def _layer_decays(neuron: str, dn: DiscreteNeuron) -> tuple[int, int]:
+    """The layer's one ``(du, dv)`` pair: all neurons must round to the same registers,
+    and those must fit Loihi's 12-bit decay registers."""
+    du_vals = {du_from_alpha(float(a)) for a in np.unique(dn.alpha)}
+    dv_vals = {dv_from_beta(float(b)) for b in np.unique(dn.beta)}
+    if len(du_vals) > 1 or len(dv_vals) > 1:
+        raise QuantizationError(
+            f"node '{neuron}': time constants differ across neurons (du {sorted(du_vals)[:3]}, "
+            f"dv {sorted(dv_vals)[:3]}); Loihi has one du and one dv per population — "
+            "split the layer or share time constants"
+        )
+    du, dv = du_vals.pop(), dv_vals.pop()
+    why = decay_in_range(du, dv)
+    if why:
+        raise QuantizationError(f"node '{neuron}': {why}")
+    return du, dv
+
+
+def _threshold_bounds(
+    v_bias_norm: np.ndarray, u_max: float, norm: NormalizedLayer
+) -> dict[str, float]:
+    """Upper bounds on the integer threshold, by what imposes them: 17-bit ``vth``, no
+    u wrap on the calibration data (2x margin), bias range, and 8-bit weights with the
+    largest weight exponent on every path."""
+    bounds = {"17-bit threshold": float(VTH_MAX)}
+    if u_max > 0:
+        bounds["u wrap margin on calibration data"] = WRAP_SAFE / u_max
+    bmax = float(np.abs(v_bias_norm).max())
+    if bmax > 0:
+        bounds["bias range"] = BIAS_INT_MAX / (ACT_SCALE * bmax)
+    for plan, mn in zip(norm.plans, norm.weights, strict=True):
+        m = float(np.abs(mn).max())
+        if m > 0:
+            bounds[f"8-bit weights with weight_exp <= {WEIGHT_EXP_MAX} ({plan.names[-1]})"] = (
+                weight_limit(mn) * 2**WEIGHT_EXP_MAX / m
             )
-        du_vals = {du_from_alpha(float(a)) for a in np.unique(dn.alpha)}
-        dv_vals = {dv_from_beta(float(b)) for b in np.unique(dn.beta)}
-        if len(du_vals) > 1 or len(dv_vals) > 1:
-            raise QuantizationError(
-                f"node '{neuron}': time constants differ across neurons (du {sorted(du_vals)[:3]}, "
-                f"dv {sorted(dv_vals)[:3]}); Loihi has one du and one dv per population — "
-                "split the layer or share time constants"
+    return bounds
+
+
+def _choose_threshold(
+    neuron: str, v_bias_norm: np.ndarray, u_max: float, norm: NormalizedLayer
+) -> tuple[int, str]:
+    """The largest integer threshold all bounds allow, and the bound that limits it."""
+    bounds = _threshold_bounds(v_bias_norm, u_max, norm)
+    limited_by = min(bounds, key=bounds.get)
+    vth_int = int(math.floor(bounds[limited_by]))
+    if vth_int < 1:
+        raise QuantizationError(
+            f"node '{neuron}': no integer threshold satisfies the target ({limited_by}); "
+            "weights are too large relative to the threshold"
+        )
+    return vth_int, limited_by
+
+
+def _quantize_bias(v_bias_norm: np.ndarray, vth_int: int) -> tuple[np.ndarray, np.ndarray]:
+    """``bias = round(64 · vth · v_bias / θ')`` as per-neuron ``(mantissa, exponent)``."""
+    b_int = np.round(ACT_SCALE * vth_int * v_bias_norm)
+    return split_bias(b_int)
+
+
+def _quantize_path_weights(mn: np.ndarray, vth_int: int) -> tuple[int, np.ndarray]:
+    """``(weight_exp, W_int)``: the smallest exponent that fits ``vth · Mn · 2^-e`` into
+    8 bits, and the rounded weights on that grid."""
+    m = float(np.abs(mn).max())
+    e = choose_weight_exp(vth_int, m, weight_limit(mn))
+    return e, round_weights(vth_int * mn * 2.0 ** (-e))
+
+
+@dataclass
+class _WeightStats:
+    """Per-layer weight statistics for the :class:`LayerReport`."""
+
+    exps: list[int] = field(default_factory=list)
+    max_weight: int = 0
+    zeros: int = 0
+    total: int = 0
+    paths: list[dict[str, Any]] = field(default_factory=list)
+
+
+def _emit_paths(
+    neuron: str, norm: NormalizedLayer, vth_int: int, calib: Calibration
+) -> tuple[list[tuple[str, Node]], list[tuple[str, str]], _WeightStats]:
+    """Quantize every path's weights into its QGraph nodes: ``(synapses, edges, stats)``
+    with synapses as ``(NIR source, node)`` in emission order."""
+    synapses: list[tuple[str, Node]] = []
+    edges: list[tuple[str, str]] = []
+    stats = _WeightStats()
+    for k, (plan, mn) in enumerate(zip(norm.plans, norm.weights, strict=True)):
+        e, w_int = _quantize_path_weights(mn, vth_int)
+        stats.exps.append(e)
+        stats.paths.append(
+            {
+                "weighted": plan.weighted["name"],
+                "weight_exp": e,
+                "source": plan.source,
+                "row_factor": (
+                    vth_int
+                    * 2.0 ** (-e)
+                    * norm.row_gain
+                    / norm.row_theta
+                    * calib.weight_factor(plan.source)
+                ).tolist(),
+            }
+        )
+        stats.max_weight = max(stats.max_weight, int(np.abs(w_int).max()) if w_int.size else 0)
+        stats.zeros += int((w_int == 0).sum())
+        stats.total += w_int.size
+        prev = plan.source
+        for node in _path_nodes(neuron, k, plan, w_int, e):
+            synapses.append((plan.source, node))
+            edges.append((prev, node.name))
+            prev = node.name
+        edges.append((prev, neuron))
+    return synapses, edges, stats
+
+
+def _path_nodes(
+    neuron: str, k: int, plan: PathPlan, w_int: np.ndarray, weight_exp: int
+) -> list[Node]:
+    """The QGraph synaptic nodes of path ``k`` into ``neuron``, in order: its structural
+    ops, then its weighted op (named ``<neuron>.p<k>.<NIR name>``)."""
+    chain: list[Node] = []
+    for op in plan.ops:
+        nm = f"{neuron}.p{k}.{op['name']}"
+        if op["kind"] == "flatten":
+            chain.append(FlattenNode(nm, tuple(op["input_shape"])))
+        else:
+            chain.append(
+                SumPoolNode(
+                    nm, tuple(op["input_shape"]), op["kernel_size"], op["stride"], op["padding"]
+                )
             )
-        du, dv = du_vals.pop(), dv_vals.pop()
-        why = decay_in_range(du, dv)
-        if why:
-            raise QuantizationError(f"node '{neuron}': {why}")
-        alpha = float(dn.alpha.flat[0])
-        beta = float(dn.beta.flat[0])
-        lnotes: list[str] = []
-        paths = struct.paths(neuron)
-        if not paths:
-            raise GraphError(f"neuron '{neuron}' has no input")
-        plans = [_plan_path(struct, p, shape) for p in paths]
-        g_row = _per_channel(dn.in_gain, shape, "input gain", neuron)
-        th_row = _per_channel(theta, shape, "threshold", neuron)
-        v_bias = np.broadcast_to(dn.v_bias - (1.0 - beta) * dn.v_reset, shape).astype(np.float64)
-        norm_ws = []
-        current = None
-        for plan in plans:
-            w = plan.weighted["weight"]
-            if plan.source == struct.input:
-                w = w * input_scale  # weights act on integer input units
-            out_shape = _out_neuron_count_shape(plan.weighted, shape)
-            if int(np.prod(out_shape)) != int(np.prod(shape)):
-                raise GraphError(
-                    f"path {' -> '.join(plan.names)} produces {list(out_shape)} values but "
-                    f"'{neuron}' has shape {list(shape)}"
-                )
-            rowscale = (g_row / th_row).reshape(-1, *([1] * (w.ndim - 1)))
-            mn = w * rowscale
-            if not np.all(np.isfinite(mn)):
-                raise GraphError(f"path {' -> '.join(plan.names)}: NaN or Inf weights")
-            norm_ws.append(mn)
-            if plan.bias is not None:
-                b = plan.bias
-                if not np.all(np.isfinite(b)):
-                    raise GraphError(f"node '{plan.names[-1]}': NaN or Inf in its bias")
-                b_full = np.broadcast_to(
-                    b.reshape(-1, *([1] * (len(shape) - 1))) if len(shape) > 1 else b, shape
-                )
-                g_full = np.broadcast_to(dn.in_gain, shape)
-                if alpha == 0.0:
-                    v_bias = v_bias + g_full * b_full
-                else:
-                    v_bias = v_bias + g_full * b_full / max(1.0 - alpha, 1e-9)
-                    if np.any(b_full != 0):
-                        lnotes.append(
-                            f"synaptic bias of '{plan.names[-1]}' into a CUBA layer mapped to its "
-                            "steady-state membrane bias (transient differs)"
-                        )
-            x = _apply_structural(source_values(plan.source), plan.ops)
-            c = _apply_weighted(x, plan.weighted, mn).reshape(x.shape[0], x.shape[1], *shape)
-            current = c if current is None else current + c
-        # normalized synaptic current u_norm (u = alpha u + current), for the wrap bound
-        u = torch.zeros_like(current[0])
-        u_max = 0.0
-        for t in range(current.shape[0]):
-            u = alpha * u + current[t]
-            u_max = max(u_max, float(u.abs().max()))
-        v_bias_norm = v_bias / np.broadcast_to(theta, shape)
-        bounds = {"17-bit threshold": float(VTH_MAX)}
-        if u_max > 0:
-            bounds["u wrap margin on calibration data"] = WRAP_SAFE / u_max
-        bmax = float(np.abs(v_bias_norm).max())
-        if bmax > 0:
-            bounds["bias range"] = BIAS_INT_MAX / (64.0 * bmax)
-        for plan, mn in zip(plans, norm_ws, strict=True):
-            m = float(np.abs(mn).max())
-            if m > 0:
-                bounds[f"8-bit weights with weight_exp <= 7 ({plan.names[-1]})"] = (
-                    weight_limit(mn) * 2**7 / m
-                )
-        limited_by = min(bounds, key=bounds.get)
-        vth_int = int(math.floor(bounds[limited_by]))
-        if vth_int < 1:
-            raise QuantizationError(
-                f"node '{neuron}': no integer threshold satisfies the target ({limited_by}); "
-                "weights are too large relative to the threshold"
-            )
-        lif_name = neuron
-        b_int = np.round(64.0 * vth_int * v_bias_norm)
-        mant, exp = split_bias(b_int)
-        lif = LIFNode(lif_name, shape, du=du, dv=dv, vth=vth_int, bias_mant=mant, bias_exp=exp)
-        lifs[neuron] = lif
-        exps, max_w, zeros, total = [], 0, 0, 0
-        path_info: list[dict[str, Any]] = []
-        for k, (plan, mn) in enumerate(zip(plans, norm_ws, strict=True)):
-            m = float(np.abs(mn).max())
-            e = choose_weight_exp(vth_int, m, weight_limit(mn))
-            w_int = round_weights(vth_int * mn * 2.0 ** (-e))
-            exps.append(e)
-            path_info.append(
-                {
-                    "weighted": plan.weighted["name"],
-                    "weight_exp": e,
-                    "source": plan.source,
-                    "row_factor": (
-                        vth_int
-                        * 2.0 ** (-e)
-                        * g_row
-                        / th_row
-                        * (input_scale if plan.source == struct.input else 1.0)
-                    ).tolist(),
-                }
-            )
-            max_w = max(max_w, int(np.abs(w_int).max()) if w_int.size else 0)
-            zeros += int((w_int == 0).sum())
-            total += w_int.size
-            chain: list[str] = []
-            for op in plan.ops:
-                nm = f"{neuron}.p{k}.{op['name']}"
-                if op["kind"] == "flatten":
-                    nodes_op = FlattenNode(nm, tuple(op["input_shape"]))
-                else:
-                    nodes_op = SumPoolNode(
-                        nm, tuple(op["input_shape"]), op["kernel_size"], op["stride"], op["padding"]
-                    )
-                chain.append(nm)
-                pending.setdefault(plan.source, []).append((nm, [], plan, nodes_op))
-            wname = f"{neuron}.p{k}.{plan.weighted['name']}"
-            if plan.weighted["kind"] == "dense":
-                wnode = DenseNode(wname, w_int.reshape(w_int.shape[0], -1), weight_exp=e)
-            else:
-                wnode = ConvNode(
-                    wname,
-                    w_int,
-                    tuple(plan.weighted["input_shape"]),
-                    weight_exp=e,
-                    stride=plan.weighted["stride"],
-                    padding=plan.weighted["padding"],
-                    dilation=plan.weighted["dilation"],
-                    groups=plan.weighted["groups"],
-                )
-            chain.append(wname)
-            pending.setdefault(plan.source, []).append((wname, [], plan, wnode))
-            prev = plan.source
-            for nm in chain:
-                edges.append((prev, nm))
-                prev = nm
-            edges.append((prev, neuron))
-        if v_bias.any() and np.any(mant == 0) and np.any(v_bias != 0):
-            lnotes.append("some non-zero biases round to 0")
-        layer_reports.append(
-            LayerReport(
-                name=neuron,
-                nir_type=dn.nir_type,
-                shape=shape,
-                vth=vth_int,
-                du=du,
-                dv=dv,
-                weight_exps=exps,
-                max_weight=max_w,
-                zero_weight_fraction=zeros / max(total, 1),
-                u_norm_max=u_max,
-                limited_by=limited_by,
-                notes=lnotes,
-                paths=path_info,
+    wname = f"{neuron}.p{k}.{plan.weighted['name']}"
+    if plan.weighted["kind"] == "dense":
+        chain.append(DenseNode(wname, w_int.reshape(w_int.shape[0], -1), weight_exp=weight_exp))
+    else:
+        chain.append(
+            ConvNode(
+                wname,
+                w_int,
+                tuple(plan.weighted["input_shape"]),
+                weight_exp=weight_exp,
+                stride=plan.weighted["stride"],
+                padding=plan.weighted["padding"],
+                dilation=plan.weighted["dilation"],
+                groups=plan.weighted["groups"],
             )
         )
-        if dn.reset != "hard":
-            notes.append(
-                f"'{neuron}': trained with {dn.reset} reset; Loihi resets to 0 (approximation)"
-            )
-        if dn.threshold_op != ">":
-            notes.append(
-                f"'{neuron}': spikes on '{dn.threshold_op}' in the source framework; "
-                "Loihi uses '>' (approximation at exact threshold crossings)"
-            )
-    # Emit nodes in an order where every synapse node follows its source.
-    ordered: dict[str, Any] = {"input": nodes["input"]}
-    name_map.update({n: n for n in lifs})
+    return chain
+
+
+def _approximation_notes(neuron: str, dn: DiscreteNeuron) -> list[str]:
+    """Where the source framework's neuron differs from Loihi's (reset, threshold op)."""
+    notes = []
+    if dn.reset != "hard":
+        notes.append(
+            f"'{neuron}': trained with {dn.reset} reset; Loihi resets to 0 (approximation)"
+        )
+    if dn.threshold_op != ">":
+        notes.append(
+            f"'{neuron}': spikes on '{dn.threshold_op}' in the source framework; "
+            "Loihi uses '>' (approximation at exact threshold crossings)"
+        )
+    return notes
+
+
+def _assemble_graph(
+    graph: nir.NIRGraph,
+    struct: Structure,
+    in_node: InputNode,
+    layers: list[_Layer],
+    *,
+    dt: float,
+    target: str,
+    num_steps: int,
+    metadata: dict[str, Any] | None,
+) -> QGraph:
+    """The validated QGraph: nodes in an order where every synapse node follows its
+    source, the NIR input renamed ``input``, and one output node per NIR Output."""
+    lifs = {layer.lif.name: layer.lif for layer in layers}
+    pending: dict[str, list[Node]] = {}
+    for layer in layers:
+        for src, node in layer.synapses:
+            pending.setdefault(src, []).append(node)
+    ordered: dict[str, Any] = {"input": in_node}
     for src in struct.order:
         if src != struct.input:
             ordered[src] = lifs[src]
-        for nm, _, _, node in pending.get(src, []):
-            ordered[nm] = node
-    edges = [(name_map.get(s, s), name_map.get(d, d)) for s, d in edges]
+        for node in pending.get(src, []):
+            ordered[node.name] = node
+    name_map = {struct.input: "input", **{n: n for n in lifs}}
+    edges = [
+        (name_map.get(s, s), name_map.get(d, d)) for layer in layers for s, d in layer.edges
+    ]
     outputs = [n for n, v in graph.nodes.items() if isinstance(v, nir.Output)]
     if not outputs:
         raise GraphError("the NIR graph has no Output node")
@@ -641,4 +446,4 @@ def quantize(
         metadata=dict(metadata or {}),
     )
     qg.validate()
-    return QuantResult(qg, layer_reports, notes, float(input_scale))
+    return qg

@@ -227,3 +227,33 @@ def test_split_bias_saturates_beyond_the_range() -> None:
     mant, exp = split_bias(np.array([10**9, -(10**9)]))
     np.testing.assert_array_equal(exp, [7, 7])
     assert mant[0] == 4095 and mant[1] in (-4095, -4096)
+
+
+# ----- one decay formula (snn2hw.common.units) ---------------------------------------------
+
+
+def test_integer_decays_are_the_units_registers() -> None:
+    from snn2hw.common import units
+    from snn2hw.quant import formats
+
+    assert formats.du_from_alpha is units.du_register
+    assert formats.dv_from_beta is units.dv_register
+
+
+def test_registers_round_the_unrounded_unit_conversions() -> None:
+    from snn2hw.common.units import (
+        alpha_from_du,
+        beta_from_dv,
+        du_from_alpha,
+        du_register,
+        dv_from_beta,
+        dv_register,
+    )
+
+    for reg in (-1, 0, 1, 818, 2047, 4095):
+        assert du_register(alpha_from_du(reg)) == reg
+        assert du_from_alpha(alpha_from_du(reg)) == pytest.approx(reg)
+    for reg in (0, 1, 205, 410, 4095):
+        assert dv_register(beta_from_dv(reg)) == reg
+        assert dv_from_beta(beta_from_dv(reg)) == pytest.approx(reg)
+    assert dv_register(0.9) == round(dv_from_beta(0.9)) == 410
