@@ -87,11 +87,12 @@ def test_lava_through_the_registry_equals_direct_call():
     assert got.build_s is not None and got.buffer_resets == want.buffer_resets
 
 
-def test_onnx_through_the_registry_equals_torch_int_spikes():
+def test_onnx_through_the_registry_equals_torch_int_spikes_u_and_v():
     g, x = recurrent_graph(), frames(4)
-    got = run_backend("onnx", g, x, record_state=True)  # records no state: ignored
+    got = run_backend("onnx", g, x, record_state=True)
     assert got.backend == "onnx"
-    assert_same(got, torch_int.run(g, x), False)
+    assert_same(got, torch_int.run(g, x, record_state=True), True)
+    assert_same(run_backend("onnx", g, x), torch_int.run(g, x), False)
 
 
 def test_every_backend_agrees_and_predictions_match_the_result_method():
