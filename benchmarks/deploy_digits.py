@@ -15,6 +15,7 @@ import json
 import time
 from pathlib import Path
 
+from snn2hw.cli import integer_accuracy
 from snn2hw.pipeline.compare import compare
 from snn2hw.pipeline.export import export
 from snn2hw.training.config import load_config
@@ -44,7 +45,7 @@ def main() -> None:
         full = compare(exp.qgraph_path, ["torch-int", "event"], 10_000)
         lava = compare(exp.qgraph_path, ["event", "lava"], args.lava_samples)
         qat = finetune(res.best_checkpoint, "loihi", out / "qat.pt", epochs=args.qat_epochs,
-                       progress=False)
+                       progress=False, integer_accuracy=integer_accuracy)
         row = {
             "model": name,
             "train_s": train_s,

@@ -9,6 +9,8 @@ Two formats, chosen by file suffix:
 
 A file that needs real unpickling (for example a whole pickled ``nn.Module``) is refused
 unless the caller passes ``trust_pickle=True`` (CLI: ``--trust-pickle``). Writes are atomic.
+
+May import: ``snn2hw.common`` and ``snn2hw.nn`` (to rebuild the model). Nothing else in snn2hw.
 """
 
 from __future__ import annotations

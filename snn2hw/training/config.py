@@ -3,6 +3,8 @@
 Unknown keys and wrong types are errors that name the section and key (a typo in a
 config must never be silently ignored). The model section is validated when the model is
 built (snn2hw.nn.model).
+
+May import: ``snn2hw.common`` only (export and the CLI read configs through it).
 """
 
 from __future__ import annotations

@@ -1,19 +1,28 @@
 """Quantization-aware fine-tuning: train the float model toward what the chip computes.
 
-Each epoch starts by running post-training quantization (snn2hw.quant.ptq) on the current
-weights, which fixes every layer's integer grid: ``W_int = round(W · row_factor)`` with the
-row factor ``vth · 2^-weight_exp · in_gain / θ'`` (and any folded normalization). During
-the epoch the forward pass uses fake-quantized weights ``round(W · f) / f`` with a
-straight-through gradient (``W + (Q(W) - W).detach()``), and neuron decays rounded to the
-chip's 1/4096 grid (``CubaLIF.quantize_dynamics``). The chip's rounding rules come from
-:mod:`snn2hw.quant.formats`, the same functions PTQ uses.
+Each epoch starts by quantizing the current weights in memory with the functions export
+uses (:func:`snn2hw.training.qgrid.quantize_model`: NIR graph -> calibration ->
+:func:`snn2hw.quant.ptq.quantize`), which fixes every layer's integer grid:
+``W_int = round(W · row_factor)`` with the row factor ``vth · 2^-weight_exp · in_gain / θ'``
+(and any folded normalization). During the epoch (:func:`snn2hw.training.loop.run_epoch`)
+the forward pass uses fake-quantized weights ``round(W · f) / f`` with a straight-through
+gradient (``W + (Q(W) - W).detach()``), and neuron decays rounded to the chip's 1/4096 grid
+(``CubaLIF.quantize_dynamics``). The chip's rounding rules come from
+:mod:`snn2hw.quant.formats`, the same functions PTQ uses. The fine-tuned checkpoint is
+written once, atomically, at the end.
+
+Integer (PTQ / QAT) accuracy needs an export and an integer backend, which training may not
+import: the caller passes them in as ``integer_accuracy`` (the CLI does).
+
+May import: ``snn2hw.nn``, ``snn2hw.data``, ``snn2hw.nir``, ``snn2hw.quant``,
+``snn2hw.common``, other ``snn2hw.training`` modules. Never a backend, ``pipeline``, ``chip``
+or ``cli``.
 """
 
 from __future__ import annotations
 
-import math
-import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -22,26 +31,31 @@ import torch
 from torch.func import functional_call
 from tqdm import tqdm
 
-from snn2hw.nn.layers import TemporalNorm
-from snn2hw.nn.losses import spike_loss
 from snn2hw.nn.model import SpikingNet
 from snn2hw.quant.formats import round_weights
 from snn2hw.training.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
 from snn2hw.training.config import validate_config
+from snn2hw.training.evaluation import evaluate
+from snn2hw.training.loop import EpochData, LossRule, run_epoch
+from snn2hw.training.qgrid import GridEntry, quantize_model
+from snn2hw.training.runtime import (
+    config_num_steps,
+    load_config_dataset,
+    make_encoder,
+    resolve_device,
+    seed_everything,
+)
 
-
-@dataclass
-class GridEntry:
-    param: str  # state-dict name of the weight, e.g. "layers.1.weight"
-    row_factor: torch.Tensor  # per output row
+# (checkpoint, target, test samples or None for all) -> integer accuracy on the test split
+IntegerAccuracy = Callable[[Path, str, "int | None"], float]
 
 
 @dataclass
 class FinetuneResult:
     checkpoint: Path
     float_accuracy: float
-    ptq_accuracy: float
-    qat_accuracy: float
+    ptq_accuracy: float  # NaN when no integer_accuracy was given
+    qat_accuracy: float  # NaN when no integer_accuracy was given
     history: list[dict[str, Any]] = field(default_factory=list)
     seconds: float = 0.0
 
@@ -56,53 +70,6 @@ class FinetuneResult:
         }
 
 
-def _norm_after(model: SpikingNet, module_path: str) -> TemporalNorm | None:
-    """The TemporalNorm directly after ``module_path`` in its Sequential, if any."""
-    parent_path, _, idx = module_path.rpartition(".")
-    parent = model.get_submodule(parent_path) if parent_path else model
-    nxt = str(int(idx) + 1)
-    if hasattr(parent, nxt) and isinstance(getattr(parent, nxt), TemporalNorm):
-        return getattr(parent, nxt)
-    return None
-
-
-def derive_grid(
-    ckpt_path: Path, model: SpikingNet, target: str, calib_samples: int = 128
-) -> list[GridEntry]:
-    """Run PTQ on ``model`` (saved next to ``ckpt_path``) and read back each weight's grid."""
-    import nir
-
-    from snn2hw.pipeline.export import export
-
-    with tempfile.TemporaryDirectory() as tmp:
-        src = load_checkpoint(ckpt_path)
-        tmp_ck = Path(tmp) / "model.pt"
-        save_checkpoint(
-            tmp_ck,
-            Checkpoint(
-                arch=src.arch, state_dict=model.state_dict(), config=src.config, metrics=src.metrics
-            ),
-        )
-        res = export(tmp_ck, target, Path(tmp) / "out", calib_samples=calib_samples)
-        graph = nir.read(str(res.nir_path))
-    meta = {name: getattr(node, "metadata", {}) or {} for name, node in graph.nodes.items()}
-    entries: list[GridEntry] = []
-    for layer in res.report["quantization"]["layers"]:
-        for path in layer["paths"]:
-            mod = meta.get(path["weighted"], {}).get("snn2hw_layer")
-            if isinstance(mod, bytes):
-                mod = mod.decode()
-            if not mod:
-                continue  # identity or foreign node: nothing trainable
-            factor = torch.tensor(path["row_factor"], dtype=torch.float32)
-            norm = _norm_after(model, mod)
-            if norm is not None:
-                scale, _ = norm.affine()
-                factor = factor * scale.detach().float()
-            entries.append(GridEntry(f"{mod}.weight", factor))
-    return entries
-
-
 def fake_quant(w: torch.Tensor, factor: torch.Tensor) -> torch.Tensor:
     """``round(W · f) / f`` per output row with the chip's rounding, straight-through."""
     f = factor.to(w.device).reshape(-1, *([1] * (w.dim() - 1)))
@@ -115,6 +82,19 @@ def _quant_params(model: SpikingNet, grid: list[GridEntry]) -> dict[str, torch.T
     return {g.param: fake_quant(params[g.param], g.row_factor) for g in grid if g.param in params}
 
 
+@dataclass
+class _Job:
+    """The checkpoint being fine-tuned and what its epochs share."""
+
+    ck: Checkpoint
+    cfg: dict[str, Any]
+    model: SpikingNet
+    ds: Any
+    device: torch.device
+    num_steps: int  # steps the model was trained with (export's calibration length)
+    data: EpochData
+
+
 def finetune(
     ckpt_path: str | Path,
     target: str,
@@ -125,104 +105,95 @@ def finetune(
     device: str = "cpu",
     progress: bool = True,
     int_eval_samples: int | None = None,
+    integer_accuracy: IntegerAccuracy | None = None,
 ) -> FinetuneResult:
-    """Fine-tune ``ckpt_path`` for ``target``; report float, PTQ and QAT integer accuracy
-    (torch integer mode on the exported quantized graph)."""
-    from snn2hw.data import load_dataset
-    from snn2hw.training.train import evaluate, make_encoder, resolve_device, seed_everything
+    """Fine-tune ``ckpt_path`` for ``target`` and write the result to ``out_path``; report
+    float accuracy and, with ``integer_accuracy``, PTQ and QAT integer accuracy.
 
+    ``integer_accuracy`` runs at the same points of the seeded sequence as before the
+    split (the PTQ measurement before the first epoch), so results do not depend on who
+    measures."""
     t0 = time.monotonic()
     ckpt_path, out_path = Path(ckpt_path), Path(out_path)
+    job = _load_job(ckpt_path, device)
+    float_acc = evaluate(job.model, job.ds.x_test, job.ds.y_test, encoder=job.data.encoder,
+                         num_steps=job.data.num_steps, device=job.device).accuracy
+    nan = float("nan")
+    ptq_acc = integer_accuracy(ckpt_path, target, int_eval_samples) if integer_accuracy else nan
+    lr = float(lr or job.cfg["train"]["lr"]) * 0.2
+    opt = torch.optim.Adam([p for p in job.model.parameters() if p.requires_grad], lr=lr)
+    rule = LossRule(job.cfg["train"]["loss"], job.cfg["train"]["loss_options"])
+    history: list[dict[str, Any]] = []
+    job.model.set_quantize_dynamics(True)
+    for epoch in range(epochs):
+        history.append(_qat_epoch(job, opt, rule, target, epoch, epochs, progress))
+    job.model.eval()
+    job.model.set_quantize_dynamics(False)
+    _write_result(out_path, job, target, epochs, history)
+    qat_acc = integer_accuracy(out_path, target, int_eval_samples) if integer_accuracy else nan
+    return FinetuneResult(out_path, float_acc, ptq_acc, qat_acc, history, time.monotonic() - t0)
+
+
+def _load_job(ckpt_path: Path, device: str) -> _Job:
+    """Checkpoint, config, seeding, model and data, in the seeded order of a QAT run."""
     ck = load_checkpoint(ckpt_path)
     cfg = validate_config(ck.config or {"model": {"layers": ck.arch["layers"]}}, str(ckpt_path))
     seed = int(cfg["experiment"]["seed"])
     seed_everything(seed)
     dev = resolve_device(device)
     model = ck.build_model(str(ckpt_path)).to(dev)
-    ds = load_dataset(
-        cfg["data"]["dataset"], cfg["data"]["data_dir"] or None, seed=seed, **cfg["data"]["options"]
+    ds = load_config_dataset(cfg)
+    data = EpochData(
+        x=torch.from_numpy(ds.x_train),
+        y=torch.from_numpy(ds.y_train),
+        batch_size=int(cfg["data"]["batch_size"]),
+        encoder=make_encoder(cfg, ds.temporal),
+        num_steps=config_num_steps(cfg, ds),
+        order_gen=torch.Generator().manual_seed(seed + 11),
+        encode_gen=torch.Generator().manual_seed(seed + 12),
     )
-    encoder = make_encoder(cfg, ds.temporal)
-    num_steps = ds.x_train.shape[1] if ds.temporal else int(cfg["train"]["num_steps"])
-    float_acc = evaluate(
-        model, ds.x_test, ds.y_test, encoder=encoder, num_steps=num_steps, device=dev
-    ).accuracy
-    ptq_acc = integer_accuracy(ckpt_path, target, int_eval_samples)
-    lr = float(lr or cfg["train"]["lr"]) * 0.2
-    opt = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=lr)
-    gen = torch.Generator().manual_seed(seed + 11)
-    enc_gen = torch.Generator().manual_seed(seed + 12)
-    bs = int(cfg["data"]["batch_size"])
-    x_tr, y_tr = torch.from_numpy(ds.x_train), torch.from_numpy(ds.y_train)
-    history: list[dict[str, Any]] = []
-    model.set_quantize_dynamics(True)
-    for epoch in range(epochs):
-        model.eval()  # the grid comes from inference-mode statistics
-        save_checkpoint(
-            out_path,
-            Checkpoint(
-                arch=ck.arch,
-                state_dict=model.state_dict(),
-                config=ck.config,
-                metrics=ck.metrics,
-                epoch=ck.epoch,
-            ),
-        )
-        grid = derive_grid(out_path, model, target)
-        model.train()
-        perm = torch.randperm(len(x_tr), generator=gen)
-        n_b = math.ceil(len(perm) / bs)
-        loss_sum = 0.0
-        for b in tqdm(
-            range(n_b), desc=f"qat {epoch + 1}/{epochs}", disable=not progress, leave=False
-        ):
-            idx = perm[b * bs : (b + 1) * bs]
-            xb, yb = x_tr[idx].to(dev), y_tr[idx].to(dev)
-            inp = encoder(xb, num_steps, enc_gen)
-            out = functional_call(model, _quant_params(model, grid), (inp,))
-            loss = spike_loss(cfg["train"]["loss"], out, yb, **cfg["train"]["loss_options"])
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            loss_sum += float(loss.detach()) * len(yb)
-        history.append({"epoch": epoch + 1, "loss": loss_sum / len(perm)})
-        if progress:
-            tqdm.write(f"qat epoch {epoch + 1}/{epochs}: loss {history[-1]['loss']:.4f}")
+    num_steps = int(ck.metrics.get("num_steps", cfg["train"]["num_steps"]))
+    return _Job(ck, cfg, model, ds, dev, num_steps, data)
+
+
+def _qat_epoch(
+    job: _Job, opt: torch.optim.Optimizer, rule: LossRule, target: str, epoch: int,
+    epochs: int, progress: bool,
+) -> dict[str, Any]:
+    """Fix the grid from the current weights (inference-mode statistics), then one epoch
+    through fake-quantized weights."""
+    model = job.model
     model.eval()
-    model.set_quantize_dynamics(False)
-    metrics = dict(ck.metrics)
+    grid = quantize_model(model, job.ck.arch, job.cfg, job.ds, target=target,
+                          num_steps=job.num_steps).grid
+
+    def forward(inp: torch.Tensor):
+        return functional_call(model, _quant_params(model, grid), (inp,), {"record": True})
+
+    stats = run_epoch(model, job.data, opt, rule, device=job.device, forward=forward,
+                      desc=f"qat {epoch + 1}/{epochs}", where=f"QAT epoch {epoch + 1}",
+                      progress=progress, on_nonfinite=lambda: "; nothing written; lower --lr")
+    if progress:
+        tqdm.write(f"qat epoch {epoch + 1}/{epochs}: loss {stats.loss:.4f}")
+    return {"epoch": epoch + 1, "loss": stats.loss}
+
+
+def _write_result(
+    out_path: Path, job: _Job, target: str, epochs: int, history: list[dict[str, Any]]
+) -> None:
+    """The fine-tuned checkpoint, once, atomically (``save_checkpoint``)."""
+    metrics = dict(job.ck.metrics)
     metrics["qat"] = {"target": target, "epochs": epochs, "history": history}
     save_checkpoint(
         out_path,
         Checkpoint(
-            arch=ck.arch,
-            state_dict=model.state_dict(),
-            config=ck.config,
+            arch=job.ck.arch,
+            state_dict=job.model.state_dict(),
+            config=job.ck.config,
             metrics=metrics,
-            epoch=ck.epoch,
+            epoch=job.ck.epoch,
         ),
     )
-    qat_acc = integer_accuracy(out_path, target, int_eval_samples)
-    return FinetuneResult(out_path, float_acc, ptq_acc, qat_acc, history, time.monotonic() - t0)
 
 
-def integer_accuracy(ckpt_path: Path, target: str, samples: int | None = None) -> float:
-    """Export ``ckpt_path`` for ``target`` and measure torch-int accuracy on the test split."""
-    from snn2hw.pipeline.export import export
-    from snn2hw.pipeline.simulate import graph_samples, predictions, run_backend
-
-    with tempfile.TemporaryDirectory() as tmp:
-        res = export(ckpt_path, target, tmp)
-        from snn2hw.quant.qgraph import QGraph
-
-        g = QGraph.load(res.qgraph_path)
-    smp = graph_samples(g, samples)
-    run = run_backend("torch-int", g, smp.ints)
-    return (
-        float((predictions(g, run.spikes) == smp.labels).mean())
-        if smp.labels is not None
-        else float("nan")
-    )
-
-
-__all__ = ["finetune", "fake_quant", "derive_grid", "integer_accuracy", "FinetuneResult"]
+__all__ = ["FinetuneResult", "IntegerAccuracy", "fake_quant", "finetune", "quantize_model"]

@@ -1,131 +1,52 @@
-"""Surrogate-gradient BPTT training and evaluation of :class:`~snn2hw.nn.model.SpikingNet`.
+"""Surrogate-gradient BPTT training of :class:`~snn2hw.nn.model.SpikingNet`.
 
-``train(cfg)`` runs the loop described by a validated config (snn2hw.training.config): data ->
-encoder -> network -> spike loss -> optimizer, with a progress bar per epoch (loss,
-accuracy, spikes per sample), deterministic seeding, atomic checkpoints after every epoch
-(``last.pt``, and ``best.pt`` by test accuracy), ``--resume``, and a hard stop on a
-non-finite loss that keeps the last good checkpoint.
+``train(cfg)`` runs the steps a validated config (snn2hw.training.config) describes: data ->
+model -> optimizer (and scheduler) -> optional ``--resume`` -> epochs of
+:func:`snn2hw.training.loop.run_epoch` (progress bar with loss, accuracy, spikes per sample)
+-> test evaluation and atomic checkpoints after every epoch (``last.pt``, and ``best.pt`` by
+test accuracy). Seeding is deterministic, ``[train].max_minutes`` stops early, and a
+non-finite loss stops with one line while keeping the last good checkpoint.
+
+May import: ``snn2hw.nn``, ``snn2hw.data``, ``snn2hw.common``, other ``snn2hw.training``
+modules. Never a backend, ``pipeline`` or ``cli``.
 """
 
 from __future__ import annotations
 
-import math
-import random
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 from tqdm import tqdm
 
-from snn2hw.common.errors import ConfigError, TrainingError
-from snn2hw.nn.encoders import Encoder
-from snn2hw.nn.losses import spike_loss
+from snn2hw.common.errors import ConfigError
 from snn2hw.nn.model import SpikingNet
 from snn2hw.training.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
 from snn2hw.training.config import model_arch
+from snn2hw.training.evaluation import EvalResult, evaluate
+from snn2hw.training.loop import (
+    EpochData,
+    EpochStats,
+    LossRule,
+    encode_batch,
+    random_shift,
+    run_epoch,
+)
+from snn2hw.training.runtime import (
+    config_num_steps,
+    load_config_dataset,
+    make_encoder,
+    resolve_device,
+    seed_everything,
+)
 
-
-def resolve_device(name: str) -> torch.device:
-    """``auto`` -> CUDA when available, else CPU; ``cuda`` without a GPU is an error."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name == "cuda" and not torch.cuda.is_available():
-        raise ConfigError("device 'cuda' requested but no CUDA GPU is available; use --device cpu")
-    return torch.device(name)
-
-
-def seed_everything(seed: int) -> None:
-    random.seed(seed)
-    np.random.seed(seed)
-    torch.manual_seed(seed)
-
-
-def make_encoder(cfg: dict[str, Any], temporal: bool) -> Encoder:
-    e = cfg["encoder"]
-    kind = "events" if temporal else e["kind"]
-    return Encoder(kind, float(e["gain"]), float(e["threshold"]))
-
-
-def random_shift(x: torch.Tensor, max_shift: int, generator: torch.Generator) -> torch.Tensor:
-    """Translate each image ``[B, C, H, W]`` by a random integer offset in
-    ``[-max_shift, max_shift]`` pixels (zero fill): cheap augmentation for small datasets."""
-    b, _, h, w = x.shape
-    pad = torch.nn.functional.pad(x, (max_shift,) * 4)
-    dy = torch.randint(0, 2 * max_shift + 1, (b,), generator=generator)
-    dx = torch.randint(0, 2 * max_shift + 1, (b,), generator=generator)
-    rows = (dy.view(b, 1) + torch.arange(h).view(1, h)).to(x.device)
-    cols = (dx.view(b, 1) + torch.arange(w).view(1, w)).to(x.device)
-    idx_b = torch.arange(b, device=x.device).view(b, 1, 1)
-    out = pad.permute(0, 2, 3, 1)[idx_b, rows.view(b, h, 1), cols.view(b, 1, w)]
-    return out.permute(0, 3, 1, 2).contiguous()
-
-
-def encode_batch(
-    encoder: Encoder, x: torch.Tensor, num_steps: int, generator: torch.Generator | None
-) -> torch.Tensor:
-    return encoder(x, num_steps, generator)
-
-
-@dataclass
-class EvalResult:
-    accuracy: float
-    num_samples: int
-    spikes_per_sample: float
-    rates: dict[str, float] = field(default_factory=dict)  # mean spikes / neuron / step
-    loss: float = float("nan")
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "accuracy": self.accuracy,
-            "num_samples": self.num_samples,
-            "spikes_per_sample": self.spikes_per_sample,
-            "rates": self.rates,
-            "loss": self.loss,
-        }
-
-
-@torch.no_grad()
-def evaluate(
-    model: SpikingNet,
-    x: np.ndarray,
-    y: np.ndarray,
-    *,
-    encoder: Encoder,
-    num_steps: int,
-    batch_size: int = 256,
-    device: torch.device | str = "cpu",
-    seed: int = 1234,
-    loss_kind: str | None = None,
-    loss_options: dict[str, Any] | None = None,
-) -> EvalResult:
-    """Accuracy (argmax of output spike counts) and per-layer firing rates."""
-    model.eval()
-    device = torch.device(device)
-    gen = torch.Generator().manual_seed(seed)
-    correct, total, spikes, loss_sum = 0, 0, 0.0, 0.0
-    rate_sum: dict[str, float] = {}
-    for i in range(0, len(x), batch_size):
-        xb = torch.from_numpy(x[i : i + batch_size]).to(device)
-        yb = torch.from_numpy(y[i : i + batch_size]).to(device)
-        inp = encode_batch(encoder, xb, num_steps, gen)
-        out, rec = model(inp, record=True)
-        correct += int((out.sum(0).argmax(1) == yb).sum())
-        total += len(yb)
-        for name, s in rec.items():
-            rate_sum[name] = rate_sum.get(name, 0.0) + float(s.mean()) * len(yb)
-            spikes += float(s.sum())
-        if loss_kind:
-            loss_sum += float(spike_loss(loss_kind, out, yb, **(loss_options or {}))) * len(yb)
-    return EvalResult(
-        accuracy=correct / max(total, 1),
-        num_samples=total,
-        spikes_per_sample=spikes / max(total, 1),
-        rates={k: v / max(total, 1) for k, v in rate_sum.items()},
-        loss=loss_sum / max(total, 1) if loss_kind else float("nan"),
-    )
+# Re-exported: these lived here before the training package was split.
+__all__ = [
+    "EvalResult", "TrainResult", "encode_batch", "evaluate", "make_encoder", "random_shift",
+    "resolve_device", "seed_everything", "train",
+]
 
 
 @dataclass
@@ -135,6 +56,32 @@ class TrainResult:
     history: list[dict[str, Any]]
     test: EvalResult
     seconds: float
+
+
+@dataclass
+class _Run:
+    """Everything the epochs of one training run share."""
+
+    cfg: dict[str, Any]
+    ds: Any
+    arch: dict[str, Any]
+    model: SpikingNet
+    device: torch.device
+    num_steps: int
+    opt: torch.optim.Optimizer
+    sched: Any
+    data: EpochData
+    rule: LossRule
+    last_path: Path
+    best_path: Path
+    history: list[dict[str, Any]]
+    best_acc: float = -1.0
+    start_epoch: int = 0
+
+    def test(self, seed: int | None = None) -> EvalResult:
+        kw = {} if seed is None else {"seed": seed}
+        return evaluate(self.model, self.ds.x_test, self.ds.y_test, encoder=self.data.encoder,
+                        num_steps=self.num_steps, device=self.device, **kw)
 
 
 def train(
@@ -153,17 +100,27 @@ def train(
     dev = resolve_device(device or exp["device"])
     out = Path(out_dir or exp["out_dir"] or f"runs/{exp['name']}")
     out.mkdir(parents=True, exist_ok=True)
+    run = _setup(cfg, dataset if dataset is not None else load_config_dataset(cfg), dev, out)
+    if resume:
+        _resume(run, resume)
+    deadline = time.monotonic() + 60 * float(tcfg["max_minutes"]) if tcfg["max_minutes"] else None
+    t0 = time.monotonic()
+    test = None
+    epochs = int(tcfg["epochs"])
+    for epoch in range(run.start_epoch, epochs):
+        test = _train_epoch(run, epoch, epochs, progress)
+        if deadline is not None and time.monotonic() > deadline:
+            if progress:
+                tqdm.write(f"stopping early: [train].max_minutes={tcfg['max_minutes']} reached")
+            break
+    if test is None:  # resumed a finished run
+        test = run.test()
+    return TrainResult(run.last_path, run.best_path, run.history, test, time.monotonic() - t0)
 
-    ds = dataset
-    if ds is None:
-        from snn2hw.data import load_dataset
 
-        ds = load_dataset(
-            cfg["data"]["dataset"],
-            cfg["data"]["data_dir"] or None,
-            seed=seed,
-            **cfg["data"]["options"],
-        )
+def _setup(cfg: dict[str, Any], ds, dev: torch.device, out: Path) -> _Run:
+    """Model, encoder, optimizer, scheduler and the seeded epoch data of a fresh run."""
+    tcfg, seed = cfg["train"], int(cfg["experiment"]["seed"])
     arch = model_arch(cfg, ds.input_shape)
     model = SpikingNet(arch).to(dev)
     if tuple(model.output_shape) != (ds.num_classes,):
@@ -172,136 +129,103 @@ def train(
             f"'{ds.name}' has {ds.num_classes} classes"
         )
     encoder = make_encoder(cfg, ds.temporal)
-    num_steps = ds.x_train.shape[1] if ds.temporal else int(tcfg["num_steps"])
+    num_steps = config_num_steps(cfg, ds)
     opt = _make_optimizer(model, tcfg)
-    epochs = int(tcfg["epochs"])
     sched = (
-        torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=epochs)
+        torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=int(tcfg["epochs"]))
         if tcfg["scheduler"] == "cosine"
         else None
     )
-    start_epoch, history, best_acc = 0, [], -1.0
-    last_path, best_path = out / "last.pt", out / "best.pt"
-    if resume:
-        ck = load_checkpoint(resume)
-        model.load_state_dict(ck.state_dict)
-        if ck.optimizer:
-            opt.load_state_dict(ck.optimizer.get("optimizer", {}))
-            if sched is not None and ck.optimizer.get("scheduler"):
-                sched.load_state_dict(ck.optimizer["scheduler"])
-        start_epoch = ck.epoch
-        history = list(ck.metrics.get("history", []))
-        best_acc = float(ck.metrics.get("best_accuracy", -1.0))
+    data = EpochData(
+        x=torch.from_numpy(ds.x_train),
+        y=torch.from_numpy(ds.y_train),
+        batch_size=int(cfg["data"]["batch_size"]),
+        encoder=encoder,
+        num_steps=num_steps,
+        order_gen=torch.Generator().manual_seed(seed + 1),
+        encode_gen=torch.Generator().manual_seed(seed + 2),
+        augment_shift=int(tcfg["augment_shift"] or 0),
+        augment_gen=torch.Generator().manual_seed(seed + 4),
+    )
+    rule = LossRule(tcfg["loss"], dict(tcfg["loss_options"]), tcfg["grad_clip"] or None)
+    return _Run(cfg, ds, arch, model, dev, num_steps, opt, sched, data, rule,
+                out / "last.pt", out / "best.pt", [])
 
-    gen = torch.Generator().manual_seed(seed + 1)
-    enc_gen = torch.Generator().manual_seed(seed + 2)
-    aug_gen = torch.Generator().manual_seed(seed + 4)
-    bs = int(cfg["data"]["batch_size"])
-    x_tr = torch.from_numpy(ds.x_train)
-    y_tr = torch.from_numpy(ds.y_train)
-    loss_kind, loss_opts = tcfg["loss"], dict(tcfg["loss_options"])
-    deadline = time.monotonic() + 60 * float(tcfg["max_minutes"]) if tcfg["max_minutes"] else None
-    t0 = time.monotonic()
-    test = None
-    for epoch in range(start_epoch, epochs):
-        model.train()
-        perm = torch.randperm(len(x_tr), generator=gen)
-        n_batches = math.ceil(len(perm) / bs)
-        bar = tqdm(
-            range(n_batches),
-            desc=f"epoch {epoch + 1}/{epochs}",
-            disable=not progress,
-            leave=False,
-            dynamic_ncols=True,
+
+def _resume(run: _Run, path: str | Path) -> None:
+    """Continue from a checkpoint: weights, optimizer/scheduler state, epoch, history."""
+    ck = load_checkpoint(path)
+    run.model.load_state_dict(ck.state_dict)
+    if ck.optimizer:
+        run.opt.load_state_dict(ck.optimizer.get("optimizer", {}))
+        if run.sched is not None and ck.optimizer.get("scheduler"):
+            run.sched.load_state_dict(ck.optimizer["scheduler"])
+    run.start_epoch = ck.epoch
+    run.history = list(ck.metrics.get("history", []))
+    run.best_acc = float(ck.metrics.get("best_accuracy", -1.0))
+
+
+def _train_epoch(run: _Run, epoch: int, epochs: int, progress: bool) -> EvalResult:
+    """One epoch: train, step the scheduler, evaluate on the test split, checkpoint."""
+    last = run.last_path
+
+    def keep_note() -> str:
+        kept = last if last.exists() else "none yet"
+        return f"; the last good checkpoint is kept at {kept}; lower [train].lr or check the data"
+
+    stats = run_epoch(run.model, run.data, run.opt, run.rule, device=run.device,
+                      desc=f"epoch {epoch + 1}/{epochs}", where=f"epoch {epoch + 1}",
+                      progress=progress, on_nonfinite=keep_note)
+    if run.sched is not None:
+        run.sched.step()
+    test = run.test(seed=int(run.cfg["experiment"]["seed"]) + 3)
+    record = _epoch_record(epoch, stats, test)
+    run.history.append(record)
+    if progress:
+        tqdm.write(
+            f"epoch {epoch + 1}/{epochs}: loss {record['train_loss']:.4f} "
+            f"train {record['train_accuracy']:.4f} test {test.accuracy:.4f} "
+            f"spikes/sample {test.spikes_per_sample:.1f}"
         )
-        loss_sum, correct, seen, spikes = 0.0, 0, 0, 0.0
-        for b in bar:
-            idx = perm[b * bs : (b + 1) * bs]
-            xb, yb = x_tr[idx].to(dev), y_tr[idx].to(dev)
-            if tcfg["augment_shift"] and xb.dim() == 4:
-                xb = random_shift(xb, int(tcfg["augment_shift"]), aug_gen)
-            inp = encode_batch(encoder, xb, num_steps, enc_gen)
-            outs, rec = model(inp, record=True)
-            loss = spike_loss(loss_kind, outs, yb, **loss_opts)
-            if not torch.isfinite(loss):
-                raise TrainingError(
-                    f"non-finite loss ({float(loss.detach())}) at epoch {epoch + 1}, "
-                    f"batch {b + 1}; the last good checkpoint is kept at "
-                    f"{last_path if last_path.exists() else 'none yet'}"
-                    "; lower [train].lr or check the data"
-                )
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            if tcfg["grad_clip"]:
-                torch.nn.utils.clip_grad_norm_(model.parameters(), float(tcfg["grad_clip"]))
-            opt.step()
-            loss_sum += float(loss.detach()) * len(yb)
-            correct += int((outs.detach().sum(0).argmax(1) == yb).sum())
-            seen += len(yb)
-            spikes += sum(float(s.detach().sum()) for s in rec.values())
-            bar.set_postfix(
-                loss=f"{loss_sum / seen:.4f}",
-                acc=f"{correct / seen:.3f}",
-                spk=f"{spikes / seen:.1f}",
-            )
-        bar.close()
-        if sched is not None:
-            sched.step()
-        test = evaluate(
-            model,
-            ds.x_test,
-            ds.y_test,
-            encoder=encoder,
-            num_steps=num_steps,
-            device=dev,
-            seed=seed + 3,
-        )
-        rec_epoch = {
-            "epoch": epoch + 1,
-            "train_loss": loss_sum / max(seen, 1),
-            "train_accuracy": correct / max(seen, 1),
-            "test_accuracy": test.accuracy,
-            "spikes_per_sample": test.spikes_per_sample,
-        }
-        history.append(rec_epoch)
-        if progress:
-            tqdm.write(
-                f"epoch {epoch + 1}/{epochs}: loss {rec_epoch['train_loss']:.4f} "
-                f"train {rec_epoch['train_accuracy']:.4f} test {test.accuracy:.4f} "
-                f"spikes/sample {test.spikes_per_sample:.1f}"
-            )
-        improved = test.accuracy > best_acc
-        best_acc = max(best_acc, test.accuracy)
-        metrics = {
-            "history": history,
-            "best_accuracy": best_acc,
-            "test": test.to_dict(),
-            "num_steps": num_steps,
-            "dataset": ds.name,
-        }
-        ck = Checkpoint(
-            arch=arch,
-            state_dict=model.state_dict(),
-            config=cfg,
-            epoch=epoch + 1,
-            metrics=metrics,
-            optimizer={
-                "optimizer": opt.state_dict(),
-                "scheduler": sched.state_dict() if sched else None,
-            },
-        )
-        save_checkpoint(last_path, ck)
-        if improved:
-            save_checkpoint(best_path, ck)
-        if deadline is not None and time.monotonic() > deadline:
-            if progress:
-                tqdm.write(f"stopping early: [train].max_minutes={tcfg['max_minutes']} reached")
-            break
-    if test is None:  # resumed a finished run
-        test = evaluate(
-            model, ds.x_test, ds.y_test, encoder=encoder, num_steps=num_steps, device=dev
-        )
-    return TrainResult(last_path, best_path, history, test, time.monotonic() - t0)
+    _save_epoch(run, epoch, test)
+    return test
+
+
+def _epoch_record(epoch: int, stats: EpochStats, test: EvalResult) -> dict[str, Any]:
+    return {
+        "epoch": epoch + 1,
+        "train_loss": stats.loss,
+        "train_accuracy": stats.accuracy,
+        "test_accuracy": test.accuracy,
+        "spikes_per_sample": test.spikes_per_sample,
+    }
+
+
+def _save_epoch(run: _Run, epoch: int, test: EvalResult) -> None:
+    """``last.pt`` after every epoch; ``best.pt`` too when the test accuracy improved."""
+    improved = test.accuracy > run.best_acc
+    run.best_acc = max(run.best_acc, test.accuracy)
+    metrics = {
+        "history": run.history,
+        "best_accuracy": run.best_acc,
+        "test": test.to_dict(),
+        "num_steps": run.num_steps,
+        "dataset": run.ds.name,
+    }
+    ck = Checkpoint(
+        arch=run.arch,
+        state_dict=run.model.state_dict(),
+        config=run.cfg,
+        epoch=epoch + 1,
+        metrics=metrics,
+        optimizer={
+            "optimizer": run.opt.state_dict(),
+            "scheduler": run.sched.state_dict() if run.sched else None,
+        },
+    )
+    save_checkpoint(run.last_path, ck)
+    if improved:
+        save_checkpoint(run.best_path, ck)
 
 
 def _make_optimizer(model: torch.nn.Module, tcfg: dict[str, Any]) -> torch.optim.Optimizer:

@@ -4,6 +4,7 @@ import pytest
 import torch
 from click.testing import CliRunner
 
+import snn2hw.training.loop as loop_mod
 import snn2hw.training.train as train_mod
 from snn2hw.cli import main
 from snn2hw.common.errors import TrainingError
@@ -55,7 +56,7 @@ def test_resume_continues_from_the_saved_epoch(tmp_path):
 
 
 def test_nan_loss_stops_with_one_line_error_and_keeps_last_good_checkpoint(tmp_path, monkeypatch):
-    real = train_mod.spike_loss
+    real = loop_mod.spike_loss
     calls = {"n": 0}
 
     def faulty(*a, **k):  # fault injection: NaN from the second epoch on
@@ -63,7 +64,7 @@ def test_nan_loss_stops_with_one_line_error_and_keeps_last_good_checkpoint(tmp_p
         loss = real(*a, **k)
         return loss * float("nan") if calls["n"] > 23 else loss
 
-    monkeypatch.setattr(train_mod, "spike_loss", faulty)
+    monkeypatch.setattr(loop_mod, "spike_loss", faulty)
     with pytest.raises(TrainingError, match="non-finite loss .* epoch 2") as exc:
         train_mod.train(validate_config(TINY), out_dir=tmp_path, progress=False)
     assert "last.pt" in str(exc.value) and "\n" not in str(exc.value)

@@ -1,0 +1,151 @@
+"""The one training epoch: batches -> (augment) -> encode -> forward -> loss -> backward ->
+step, with running metrics and a progress bar. Used by ``train.train`` (plain BPTT) and by
+``qat.finetune`` (forward through fake-quantized weights).
+
+May import: ``snn2hw.nn``, ``snn2hw.common``. Nothing else in snn2hw.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from tqdm import tqdm
+
+from snn2hw.common.errors import TrainingError
+from snn2hw.common.readout import classify
+from snn2hw.nn.encoders import Encoder
+from snn2hw.nn.losses import spike_loss
+
+# (encoded input [T, B, ...]) -> (output spikes [T, B, classes], {layer: spikes})
+Forward = Callable[[torch.Tensor], tuple[torch.Tensor, dict[str, torch.Tensor]]]
+
+
+def random_shift(x: torch.Tensor, max_shift: int, generator: torch.Generator) -> torch.Tensor:
+    """Translate each image ``[B, C, H, W]`` by a random integer offset in
+    ``[-max_shift, max_shift]`` pixels (zero fill): cheap augmentation for small datasets."""
+    b, _, h, w = x.shape
+    pad = torch.nn.functional.pad(x, (max_shift,) * 4)
+    dy = torch.randint(0, 2 * max_shift + 1, (b,), generator=generator)
+    dx = torch.randint(0, 2 * max_shift + 1, (b,), generator=generator)
+    rows = (dy.view(b, 1) + torch.arange(h).view(1, h)).to(x.device)
+    cols = (dx.view(b, 1) + torch.arange(w).view(1, w)).to(x.device)
+    idx_b = torch.arange(b, device=x.device).view(b, 1, 1)
+    out = pad.permute(0, 2, 3, 1)[idx_b, rows.view(b, h, 1), cols.view(b, 1, w)]
+    return out.permute(0, 3, 1, 2).contiguous()
+
+
+def encode_batch(
+    encoder: Encoder, x: torch.Tensor, num_steps: int, generator: torch.Generator | None
+) -> torch.Tensor:
+    return encoder(x, num_steps, generator)
+
+
+@dataclass
+class EpochData:
+    """The training split and how one epoch walks it (each generator advances per epoch)."""
+
+    x: torch.Tensor
+    y: torch.Tensor
+    batch_size: int
+    encoder: Encoder
+    num_steps: int
+    order_gen: torch.Generator  # sample order
+    encode_gen: torch.Generator  # stochastic encoders
+    augment_shift: int = 0  # random_shift of image batches, 0: off
+    augment_gen: torch.Generator | None = None
+
+
+@dataclass
+class LossRule:
+    """What is minimised and how one step is taken."""
+
+    kind: str
+    options: dict[str, Any] = field(default_factory=dict)
+    grad_clip: float | None = None
+
+
+@dataclass
+class EpochStats:
+    loss: float  # mean training loss per sample
+    accuracy: float  # training accuracy (output decision of snn2hw.common.readout)
+    spikes_per_sample: float
+    samples: int
+
+
+@dataclass
+class _Running:
+    loss_sum: float = 0.0
+    correct: int = 0
+    seen: int = 0
+    spikes: float = 0.0
+
+    def add(self, loss: torch.Tensor, out: torch.Tensor, rec: dict, y: torch.Tensor) -> None:
+        self.loss_sum += float(loss.detach()) * len(y)
+        self.correct += int((classify(out.detach()) == y).sum())
+        self.seen += len(y)
+        self.spikes += sum(float(s.detach().sum()) for s in rec.values())
+
+    def postfix(self) -> dict[str, str]:
+        return {
+            "loss": f"{self.loss_sum / self.seen:.4f}",
+            "acc": f"{self.correct / self.seen:.3f}",
+            "spk": f"{self.spikes / self.seen:.1f}",
+        }
+
+    def stats(self) -> EpochStats:
+        n = max(self.seen, 1)
+        return EpochStats(self.loss_sum / n, self.correct / n, self.spikes / n, self.seen)
+
+
+def _batch(data: EpochData, idx: torch.Tensor, device: torch.device) -> tuple:
+    xb, yb = data.x[idx].to(device), data.y[idx].to(device)
+    if data.augment_shift and xb.dim() == 4:
+        xb = random_shift(xb, int(data.augment_shift), data.augment_gen)
+    return encode_batch(data.encoder, xb, data.num_steps, data.encode_gen), yb
+
+
+def run_epoch(
+    model: torch.nn.Module,
+    data: EpochData,
+    opt: torch.optim.Optimizer,
+    rule: LossRule,
+    *,
+    device: torch.device,
+    forward: Forward | None = None,
+    desc: str = "epoch",
+    where: str | None = None,
+    progress: bool = True,
+    on_nonfinite: Callable[[], str] = lambda: "",
+) -> EpochStats:
+    """One pass over ``data`` in a seeded random order; ``forward`` defaults to
+    ``model(inp, record=True)``. A non-finite loss raises :class:`TrainingError` (one line:
+    ``at {where}, batch N{on_nonfinite()}``) before the optimizer step."""
+    forward = forward or (lambda inp: model(inp, record=True))
+    model.train()
+    perm = torch.randperm(len(data.x), generator=data.order_gen)
+    bs = data.batch_size
+    bar = tqdm(range(math.ceil(len(perm) / bs)), desc=desc, disable=not progress, leave=False,
+               dynamic_ncols=True)
+    run = _Running()
+    for b in bar:
+        inp, yb = _batch(data, perm[b * bs : (b + 1) * bs], device)
+        out, rec = forward(inp)
+        loss = spike_loss(rule.kind, out, yb, **rule.options)
+        if not torch.isfinite(loss):
+            raise TrainingError(
+                f"non-finite loss ({float(loss.detach())}) at {where or desc}, batch {b + 1}"
+                f"{on_nonfinite()}"
+            )
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        if rule.grad_clip:
+            torch.nn.utils.clip_grad_norm_(model.parameters(), float(rule.grad_clip))
+        opt.step()
+        run.add(loss, out, rec, yb)
+        bar.set_postfix(**run.postfix())
+    bar.close()
+    return run.stats()
