@@ -15,9 +15,9 @@ import json
 import time
 from pathlib import Path
 
-from snn2hw.cli import integer_accuracy
 from snn2hw.pipeline.compare import compare
 from snn2hw.pipeline.export import export
+from snn2hw.pipeline.finetune import integer_accuracy
 from snn2hw.training.config import load_config
 from snn2hw.training.qat import finetune
 from snn2hw.training.train import train

@@ -243,25 +243,6 @@ def export(
     )
 
 
-def integer_accuracy(ckpt_path: Path, target: str, samples: int | None = None) -> float:
-    """Export ``ckpt_path`` for ``target`` and measure torch-int accuracy on the test split:
-    the PTQ/QAT figures of ``finetune`` (training itself may not import export or backends)."""
-    import tempfile
-
-    from snn2hw.common.readout import accuracy
-    from snn2hw.pipeline.export import export
-    from snn2hw.pipeline.simulate import graph_samples, predictions, run_backend
-    from snn2hw.quant.qgraph import QGraph
-
-    with tempfile.TemporaryDirectory() as tmp:
-        g = QGraph.load(export(ckpt_path, target, tmp).qgraph_path)
-    smp = graph_samples(g, samples)
-    run = run_backend("torch-int", g, smp.ints)
-    if smp.labels is None:
-        return float("nan")
-    return accuracy(predictions(g, run.spikes), smp.labels)
-
-
 @main.command()
 @click.argument("checkpoint", type=click.Path(dir_okay=False))
 @click.option("--target", default="loihi", show_default=True)
@@ -287,11 +268,10 @@ def finetune(checkpoint, target, out_path, epochs, lr, device, as_json, quiet) -
     Example:
       snn2hw finetune runs/digits_conv/best.pt --target loihi -o runs/digits_conv/qat.pt
     """
-    from snn2hw.training.qat import finetune as run_finetune
+    from snn2hw.pipeline.finetune import finetune as run_finetune
 
     res = run_finetune(
         checkpoint, target, out_path, epochs=epochs, lr=lr, device=device, progress=not quiet,
-        integer_accuracy=integer_accuracy,
     )
     _emit(
         res.to_dict(),

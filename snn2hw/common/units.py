@@ -18,6 +18,7 @@ import math
 
 DECAY_SCALE = 4096  # 12-bit decay denominators
 ACT_SHIFT = 6  # Loihi shifts activations and thresholds left by 6 bits
+DEFAULT_DT = 1e-3  # seconds per step of snn2hw's own models (stored in their NIR metadata)
 
 
 def _decay_steps(factor: float) -> float:

@@ -17,6 +17,9 @@ import torch
 from snn2hw.common.errors import ConfigError
 
 ENCODERS = ("direct", "poisson", "latency", "events")
+# Seed of stochastic encoders when export/QAT/simulate regenerate a graph's samples, so the
+# same frames come back every time.
+SAMPLE_ENCODER_SEED = 20240
 
 
 @dataclass(frozen=True)

@@ -19,10 +19,10 @@ import torch
 from snn2hw.common.atomic_io import atomic_write_text
 from snn2hw.common.errors import DatasetError
 from snn2hw.common.readout import accuracy, classify
+from snn2hw.common.units import DEFAULT_DT
 from snn2hw.pipeline.samples import SampleSpec, load_samples
 from snn2hw.quant.inputs import infer_input_format
 
-DEFAULT_DT = 1e-3  # seconds per step for snn2hw's own models (DESIGN.md conventions)
 FLOAT_EVAL_SAMPLES = 2000  # test samples for the float accuracy in the export report
 
 

@@ -16,9 +16,8 @@ import numpy as np
 import torch
 
 from snn2hw.common.errors import DatasetError
+from snn2hw.nn.encoders import SAMPLE_ENCODER_SEED
 from snn2hw.quant.inputs import InputFormat, to_chip
-
-ENCODER_SEED = 20240
 
 
 @dataclass
@@ -83,7 +82,7 @@ def float_frames(
     if n is not None:
         x, y = x[:n], y[:n]
     enc = Encoder("events" if ds.temporal else spec.encoder, spec.gain, spec.threshold)
-    gen = torch.Generator().manual_seed(ENCODER_SEED)
+    gen = torch.Generator().manual_seed(SAMPLE_ENCODER_SEED)
     frames = enc(torch.from_numpy(x), spec.num_steps, gen)
     return frames.float(), y
 

@@ -21,6 +21,8 @@ from typing import Any
 import nir
 import torch
 
+from snn2hw.common.units import DEFAULT_DT
+from snn2hw.nn.encoders import SAMPLE_ENCODER_SEED
 from snn2hw.nn.layers import TemporalNorm
 from snn2hw.nn.model import SpikingNet
 from snn2hw.quant.inputs import infer_input_format, to_chip
@@ -30,8 +32,6 @@ from snn2hw.training.runtime import make_encoder
 
 # The values snn2hw.pipeline.export uses for a checkpoint (training may not import
 # pipeline; the grid-equality test fails if they drift apart):
-EXPORT_DT = 1e-3  # pipeline.export.DEFAULT_DT: seconds per step of snn2hw's own models
-CALIBRATION_ENCODER_SEED = 20240  # pipeline.samples.ENCODER_SEED
 CALIBRATION_SAMPLES = 128  # export's default calib_samples
 
 
@@ -54,7 +54,7 @@ def calibration_frames(
     """Encoded float frames ``[T, n, ...]`` of the first ``n`` training samples (the
     frames export calibrates on) and the ``x_max`` export gives the input format."""
     enc = make_encoder(cfg, ds.temporal)
-    gen = torch.Generator().manual_seed(CALIBRATION_ENCODER_SEED)
+    gen = torch.Generator().manual_seed(SAMPLE_ENCODER_SEED)
     frames = enc(torch.from_numpy(ds.x_train[:n]), num_steps, gen).float()
     x_max = float(cfg["encoder"]["gain"]) if cfg["encoder"]["kind"] == "direct" else None
     return frames, x_max
@@ -77,7 +77,7 @@ def quantize_model(
 
     state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
     fresh = Checkpoint(arch=arch, state_dict=state).build_model("QAT model").eval()
-    graph = to_nir(fresh, dt=EXPORT_DT)
+    graph = to_nir(fresh, dt=DEFAULT_DT)
     dt, conv, _ = resolve_timing(graph, None, None)
     net = NIRNet(graph, dt, conv, reset=None).eval()
     raw, x_max = calibration_frames(cfg, ds, num_steps, calib_samples)

@@ -10,17 +10,11 @@ import pytest
 import torch
 
 import snn2hw.training.qat as qat_mod
-from snn2hw.pipeline.export import DEFAULT_DT, export
-from snn2hw.pipeline.samples import ENCODER_SEED
+from snn2hw.pipeline.export import export
 from snn2hw.quant.qgraph import QGraph
 from snn2hw.training.checkpoint import load_checkpoint
 from snn2hw.training.config import validate_config
-from snn2hw.training.qgrid import (
-    CALIBRATION_ENCODER_SEED,
-    EXPORT_DT,
-    grid_entries,
-    quantize_model,
-)
+from snn2hw.training.qgrid import grid_entries, quantize_model
 from snn2hw.training.runtime import load_config_dataset
 from snn2hw.training.train import train
 
@@ -78,10 +72,6 @@ def _grid_from_export_files(exp, model):
     if norm is not None and type(norm).__name__ == "TemporalNorm":
         rows["layers.1.weight"] = rows["layers.1.weight"] * norm.affine()[0].detach().float()
     return rows
-
-
-def test_constants_match_export():
-    assert EXPORT_DT == DEFAULT_DT and CALIBRATION_ENCODER_SEED == ENCODER_SEED
 
 
 def test_qat_grid_equals_export_grid(trained, tmp_path):
