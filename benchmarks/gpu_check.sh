@@ -10,9 +10,10 @@ SNN=(python3 -c 'import sys; from snn2hw.cli import main; sys.exit(main())')
 'numpy', numpy.__version__, 'numba', numba.__version__, torch.cuda.get_device_name(0))"; } \
   2>&1 | tee "$OUT/env.txt"
 echo "== 1. CUDA-relevant tests"
-timeout 150 python3 -m pytest -q -p no:cacheprovider --no-header -rs \
-  tests/nn tests/backends/test_torch_int.py tests/nir/test_nir_executor.py 2>&1 \
-  | tail -25 | tee "$OUT/pytest.txt"
+timeout 150 python3 -m pytest -p no:cacheprovider -p no:warnings --no-header -rs \
+  tests/nn tests/backends/test_torch_int.py tests/backends/test_registry.py \
+  tests/nir/test_nir_executor.py tests/pipeline/test_simulate.py tests/pipeline/test_measure.py \
+  2>&1 | tail -8 | tee "$OUT/pytest.txt"
 echo "== 2. fused LIF on CUDA vs CPU numba"
 timeout 100 python3 benchmarks/gpu_check.py --json "$OUT/gpu_check.json" 2>&1 | tail -40 | tee "$OUT/gpu_check.txt"
 echo "== 3. train on CUDA -> export -> compare (torch-int on CUDA vs event) -> measured energy"
