@@ -21,6 +21,7 @@ import torch
 from snn2hw.backends import registry
 from snn2hw.backends.base import SimResult
 from snn2hw.common.errors import Snn2hwError
+from snn2hw.common.tables import markdown_table
 from snn2hw.pipeline.simulate import BackendRun, graph_samples, predictions, run_backend
 from snn2hw.quant.qgraph import LIFNode, QGraph
 
@@ -83,11 +84,12 @@ class Comparison:
         }
 
     def table(self) -> str:
+        """The comparison as a Markdown table: one row per backend, one column per layer."""
         layers = list(next(iter(self.agreement.values()), {}).keys())
         e_col = bool(self.energy)
-        head = ("| backend | accuracy | wall s | samples/s | "
-                + ("energy / inference | " if e_col else "") + " | ".join(layers) + " |")
-        lines = [head, "|" + "---|" * (4 + e_col + len(layers))]
+        header = ["backend", "accuracy", "wall s", "samples/s",
+                  *(["energy / inference"] if e_col else []), *layers]
+        rows = []
         for b in self.backends:
             acc = self.accuracy.get(b)
             agree = self.agreement.get(b, {})
@@ -98,13 +100,10 @@ class Comparison:
             else:
                 cells = [f"{agree.get(layer, float('nan')):.4f}" for layer in layers]
             w = self.wall_s.get(b, float("nan"))
-            lines.append(
-                f"| {b} | {'-' if acc is None else f'{acc:.4f}'} | {w:.3f} | "
-                f"{self.samples / w if w else float('nan'):.1f} | "
-                + (f"{self.energy.get(b, '-')} | " if e_col else "")
-                + " | ".join(cells) + " |"
-            )
-        return "\n".join(lines)
+            rows.append([b, "-" if acc is None else f"{acc:.4f}", f"{w:.3f}",
+                         f"{self.samples / w if w else float('nan'):.1f}",
+                         *([self.energy.get(b, "-")] if e_col else []), *cells])
+        return markdown_table(header, rows)
 
 
 def _first_divergence(

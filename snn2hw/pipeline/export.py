@@ -19,6 +19,7 @@ import torch
 from snn2hw.common.atomic_io import atomic_write_text
 from snn2hw.common.errors import DatasetError
 from snn2hw.common.readout import accuracy, classify
+from snn2hw.common.tables import markdown_table
 from snn2hw.common.units import DEFAULT_DT
 from snn2hw.pipeline.samples import SampleSpec, load_samples
 from snn2hw.quant.inputs import infer_input_format
@@ -264,24 +265,19 @@ def _markdown(r: dict[str, Any], mapping_table: str) -> str:
         *([f"- {a}" for a in r["assumptions"]] or ["- none"]),
         "",
         "## Quantization",
-        "| layer | type | shape | vth | du | dv | weight_exp | max weight | zero weights "
-        "| limited by |",
-        "|---|---|---|---|---|---|---|---|---|---|",
-    ]
-    for lr in r["quantization"]["layers"]:
-        lines.append(
-            f"| {lr['name']} | {lr['nir_type']} | {lr['shape']} | {lr['vth']} | {lr['du']} | "
-            f"{lr['dv']} | {lr['weight_exps']} | {lr['max_weight']} | "
-            f"{lr['zero_weight_fraction']:.1%} | {lr['limited_by']} |"
-        )
-    lines += [
+        markdown_table(
+            ["layer", "type", "shape", "vth", "du", "dv", "weight_exp", "max weight",
+             "zero weights", "limited by"],
+            [[lr["name"], lr["nir_type"], lr["shape"], lr["vth"], lr["du"], lr["dv"],
+              lr["weight_exps"], lr["max_weight"], f"{lr['zero_weight_fraction']:.1%}",
+              lr["limited_by"]] for lr in r["quantization"]["layers"]],
+        ),
         "",
         "## Predicted activity (float path)",
-        "| layer | spikes/neuron/step |",
-        "|---|---|",
+        markdown_table(["layer", "spikes/neuron/step"],
+                       [[k, f"{v:.4f}"] for k, v in r["float_rates"].items()]),
+        "", "## Resources", "```", mapping_table, "```", "",
     ]
-    lines += [f"| {k} | {v:.4f} |" for k, v in r["float_rates"].items()]
-    lines += ["", "## Resources", "```", mapping_table, "```", ""]
     return "\n".join(lines)
 
 
