@@ -105,6 +105,14 @@ class Comparison:
                          *([self.energy.get(b, "-")] if e_col else []), *cells])
         return markdown_table(header, rows)
 
+    def describe(self) -> str:
+        """What ``snn2hw compare`` prints: the table, then each divergence (or agreement)."""
+        lines = [self.table()]
+        lines += [d.describe() for d in self.divergences] or [
+            "integer backends agree on every spike"
+        ]
+        return "\n".join(lines)
+
 
 def _first_divergence(
     graph: QGraph, ref: SimResult, other: SimResult
@@ -317,3 +325,31 @@ def write_comparison(res: Comparison, qgraph_path: Path, out: Path) -> dict[str,
     md += ["", f"![raster]({png.name})", ""]
     atomic_write_text(out / "compare.md", "\n".join(md))
     return {"json": out / "compare.json", "md": out / "compare.md", "png": png}
+
+
+def compare_artifact(
+    artifact: str | Path,
+    backends: list[str],
+    samples: int,
+    *,
+    device: str = "auto",
+    out_dir: str | Path | None = None,
+    report: bool = True,
+    energy_target: str | None = None,
+) -> Comparison:
+    """``snn2hw compare``: :func:`compare` on the graph of ``artifact`` (a .qgraph or an
+    export folder), then compare.json/.md and the raster into ``out_dir`` (default: the
+    graph's folder) and, with ``report``, the deployment report there."""
+    from snn2hw.pipeline.artifacts import qgraph_path
+    from snn2hw.training.runtime import resolve_device
+
+    path = qgraph_path(artifact)
+    res = compare(path, backends, samples, device=str(resolve_device(device)),
+                  energy_target=energy_target)
+    out = Path(out_dir) if out_dir else path.parent
+    write_comparison(res, path, out)
+    if report:
+        from snn2hw.pipeline.report import write_report_for_artifact
+
+        write_report_for_artifact(path, out)
+    return res

@@ -34,6 +34,16 @@ class ExportResult:
     qgraph_path: Path
     report: dict[str, Any] = field(default_factory=dict)
 
+    def describe(self) -> str:
+        """What ``snn2hw export`` prints: the files written and the headline numbers."""
+        r = self.report
+        cores = r["resources"].get("total_cores", "?")
+        return (
+            f"wrote {self.nir_path}, {self.qgraph_path}, {self.out_dir / 'export.md'}\n"
+            f"float accuracy {r['float_accuracy']}; cores {cores}; "
+            f"assumptions: {len(r['assumptions'])} (see export.md)"
+        )
+
 
 def _float_accuracy(out: torch.Tensor, labels: np.ndarray | None) -> float | None:
     if labels is None:
@@ -310,4 +320,26 @@ def export_onnx(
         "float_outputs": float_info.outputs,
     }
     atomic_write_text(res.out_dir / "export.json", json.dumps(res.report, indent=2, default=float))
+    return res
+
+
+def export_artifact(
+    source: str | Path,
+    target: str,
+    out_dir: str | Path,
+    *,
+    report: bool = True,
+    **kwargs: Any,
+) -> ExportResult:
+    """``snn2hw export``: :func:`export_onnx` for target ``onnx``, else :func:`export` for a
+    chip; then, with ``report``, the deployment report next to the quantized graph.
+    ``kwargs`` go to :func:`export` unchanged."""
+    if target == "onnx":
+        res = export_onnx(source, out_dir, **kwargs)
+    else:
+        res = export(source, target, out_dir, **kwargs)
+    if report:
+        from snn2hw.pipeline.report import write_report_for_artifact
+
+        write_report_for_artifact(res.qgraph_path)
     return res
