@@ -1,4 +1,7 @@
-"""The ``snn2hw`` command line (click).
+"""The ``snn2hw`` command line (click): the entry point only.
+
+Each command parses its options, calls one pipeline function (artifact resolution, sample
+specs and output text live in :mod:`snn2hw.pipeline`) and prints the result.
 
 Every command prints a one-line reason and exits non-zero on failure; ``--json`` gives
 machine-readable output where scripts consume it.
@@ -208,39 +211,15 @@ def export(
       snn2hw export net.nir --convention snntorch --inputs x.npy --target loihi
       snn2hw export runs/digits_lif/best.pt --target onnx -o build/onnx/
     """
-    from snn2hw.pipeline.export import export as run_export
-    from snn2hw.pipeline.samples import SampleSpec
+    from snn2hw.pipeline.export import export_artifact
+    from snn2hw.pipeline.samples import spec_from_options
 
-    spec = None
-    if dataset or inputs_file:
-        spec = SampleSpec(
-            dataset=dataset,
-            encoder=encoder,
-            num_steps=num_steps,
-            inputs_file=inputs_file,
-            labels_file=labels_file,
-        )
-    kwargs = dict(dt=dt, convention=convention, reset=reset, spec=spec,
-                  calib_samples=calib_samples, trust_pickle=trust_pickle)
-    if target == "onnx":
-        from snn2hw.pipeline.export import export_onnx
-
-        res = export_onnx(source, out_dir, **kwargs)
-    else:
-        res = run_export(source, target, out_dir, **kwargs)
-    if report:
-        from snn2hw.pipeline.report import write_report_for_artifact
-
-        write_report_for_artifact(res.qgraph_path)
-    r = res.report
-    cores = r["resources"].get("total_cores", "?")
-    _emit(
-        r,
-        as_json,
-        f"wrote {res.nir_path}, {res.qgraph_path}, {res.out_dir / 'export.md'}\n"
-        f"float accuracy {r['float_accuracy']}; cores {cores}; "
-        f"assumptions: {len(r['assumptions'])} (see export.md)",
+    res = export_artifact(
+        source, target, out_dir, report=report, dt=dt, convention=convention, reset=reset,
+        spec=spec_from_options(dataset, inputs_file, labels_file, encoder, num_steps),
+        calib_samples=calib_samples, trust_pickle=trust_pickle,
     )
+    _emit(res.report, as_json, res.describe())
 
 
 @main.command()
@@ -301,42 +280,10 @@ def simulate(qgraph, backend, samples, device, inputs_file, as_json) -> None:
     Example:
       snn2hw simulate build/best.qgraph --backend event --samples 200
     """
-    from snn2hw.pipeline.simulate import graph_samples, layer_summary, predictions, run_backend
-    from snn2hw.quant.qgraph import QGraph
-    from snn2hw.training.train import resolve_device
+    from snn2hw.pipeline.simulate import simulate_artifact
 
-    g = QGraph.load(qgraph)
-    if inputs_file:
-        from snn2hw.pipeline.samples import SampleSpec, load_samples
-        from snn2hw.quant.inputs import InputFormat
-
-        fmt = InputFormat(g.input_node.message_bits, 1.0)
-        smp = load_samples(SampleSpec(inputs_file=inputs_file), fmt, "test", samples)
-    else:
-        smp = graph_samples(g, samples)
-    dev = str(resolve_device(device))
-    run = run_backend(backend, g, smp.ints, device=dev)
-    acc = None
-    if smp.labels is not None:
-        acc = float((predictions(g, run.spikes) == smp.labels).mean())
-    layers = layer_summary(g, run)
-    data = {
-        "backend": backend,
-        "samples": int(smp.ints.shape[1]),
-        "accuracy": acc,
-        "wall_s": run.wall_s,
-        "layers": layers,
-    }
-    lines = [f"{backend}: accuracy {acc} on {data['samples']} samples, {run.wall_s:.2f} s"]
-    for name, row in layers.items():
-        extra = (
-            f", {row['synops_per_sample']:.0f} SynOps/sample" if "synops_per_sample" in row else ""
-        )
-        lines.append(
-            f"  {name}: {row['spikes_per_sample']:.1f} spikes/sample "
-            f"(rate {row['rate']:.4f}){extra}"
-        )
-    _emit(data, as_json, "\n".join(lines))
+    res = simulate_artifact(qgraph, backend, samples, device=device, inputs_file=inputs_file)
+    _emit(res.to_dict(), as_json, res.describe())
 
 
 @main.command()
@@ -364,23 +311,12 @@ def compare(artifact, backends, samples, device, out_dir, report, energy_target,
     Example:
       snn2hw compare build/best.qgraph --backends float,torch-int,event,lava --samples 50
     """
-    from snn2hw.pipeline.compare import compare as run_compare
-    from snn2hw.pipeline.compare import write_comparison
-    from snn2hw.training.train import resolve_device
+    from snn2hw.pipeline.compare import compare_artifact
 
-    path = _qgraph_path(artifact)
     names = [b.strip() for b in backends.split(",") if b.strip()]
-    res = run_compare(path, names, samples, device=str(resolve_device(device)),
-                      energy_target=energy_target)
-    out = Path(out_dir) if out_dir else path.parent
-    write_comparison(res, path, out)
-    if report:
-        from snn2hw.pipeline.report import write_report_for_artifact
-
-        write_report_for_artifact(path, out)
-    lines = [res.table()]
-    lines += [d.describe() for d in res.divergences] or ["integer backends agree on every spike"]
-    _emit(res.to_dict(), as_json, "\n".join(lines))
+    res = compare_artifact(artifact, names, samples, device=device, out_dir=out_dir,
+                           report=report, energy_target=energy_target)
+    _emit(res.to_dict(), as_json, res.describe())
     if not res.integer_equal:
         sys.exit(2)
 
@@ -412,19 +348,10 @@ def energy(artifact, targets_, samples, measure, device, out_dir, as_json) -> No
     Example:
       snn2hw energy build/best.qgraph --target loihi --target loihi2
     """
-    from snn2hw.chip.energy import write_energy
-    from snn2hw.pipeline.energy import energy_for_targets
-    from snn2hw.pipeline.measure import measure_torch_paths
-    from snn2hw.pipeline.simulate import graph_samples
-    from snn2hw.quant.qgraph import QGraph
-    from snn2hw.training.train import resolve_device
+    from snn2hw.pipeline.energy import energy_for_artifact
 
-    path = _qgraph_path(artifact)
-    g = QGraph.load(path)
-    ints = graph_samples(g, samples).ints
-    meas = measure_torch_paths(g, ints, str(resolve_device(device))) if measure else None
-    reports, _ = energy_for_targets(g, list(targets_), inputs=ints, measured=meas)
-    write_energy(reports, Path(out_dir) if out_dir else path.parent)
+    reports = energy_for_artifact(artifact, targets_, samples=samples, measure=measure,
+                                  device=device, out_dir=out_dir)
     data = [r.to_dict() for r in reports]
     _emit({"reports": data}, as_json, "\n\n".join(r.markdown() for r in reports))
 
@@ -445,23 +372,12 @@ def report(artifact, out_dir, targets_, samples) -> None:
     from snn2hw.pipeline.report import write_report_for_artifact
 
     path = write_report_for_artifact(
-        _qgraph_path(artifact),
+        artifact,
         Path(out_dir) if out_dir else None,
         targets=list(targets_),
         samples=samples,
     )
     click.echo(f"wrote {path}")
-
-
-def _qgraph_path(artifact: str) -> Path:
-    """An export folder (its single .qgraph) or a .qgraph file."""
-    p = Path(artifact)
-    if p.is_dir():
-        found = sorted(p.glob("*.qgraph"))
-        if len(found) != 1:
-            raise Snn2hwError(f"{p}: expected exactly one .qgraph file, found {len(found)}")
-        return found[0]
-    return p
 
 
 @main.group(invoke_without_command=True)

@@ -34,6 +34,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from snn2hw.common.errors import GraphError
+from snn2hw.nir.analysis import GraphInfo, analyze
 from snn2hw.nir.discretize import (
     Convention,
     DiscreteNeuron,
@@ -41,7 +42,8 @@ from snn2hw.nir.discretize import (
     is_neuron,
     with_reset,
 )
-from snn2hw.nir.importer import GraphInfo, analyze, as_array, as_ints, conv_geometry, node_metadata
+from snn2hw.nir.fields import as_array, as_ints, node_metadata
+from snn2hw.nir.shapes import conv_geometry
 from snn2hw.nn.functional import LIFState, lif_step
 from snn2hw.nn.fused import lif_multistep
 from snn2hw.nn.surrogate import Surrogate, spike
@@ -480,7 +482,8 @@ def load_nir(
     **kwargs,
 ) -> NIRNet:
     """Read, check and wrap a NIR file in one call (notes in ``net.notes``)."""
-    from snn2hw.nir.importer import read_nir, resolve_timing
+    from snn2hw.nir.importer import read_nir
+    from snn2hw.nir.timing import resolve_timing
 
     graph = read_nir(path)
     dt_val, conv, notes = resolve_timing(graph, dt, convention)

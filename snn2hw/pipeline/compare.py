@@ -21,6 +21,7 @@ import torch
 from snn2hw.backends import registry
 from snn2hw.backends.base import SimResult
 from snn2hw.common.errors import Snn2hwError
+from snn2hw.common.tables import markdown_table
 from snn2hw.pipeline.simulate import BackendRun, graph_samples, predictions, run_backend
 from snn2hw.quant.qgraph import LIFNode, QGraph
 
@@ -83,11 +84,12 @@ class Comparison:
         }
 
     def table(self) -> str:
+        """The comparison as a Markdown table: one row per backend, one column per layer."""
         layers = list(next(iter(self.agreement.values()), {}).keys())
         e_col = bool(self.energy)
-        head = ("| backend | accuracy | wall s | samples/s | "
-                + ("energy / inference | " if e_col else "") + " | ".join(layers) + " |")
-        lines = [head, "|" + "---|" * (4 + e_col + len(layers))]
+        header = ["backend", "accuracy", "wall s", "samples/s",
+                  *(["energy / inference"] if e_col else []), *layers]
+        rows = []
         for b in self.backends:
             acc = self.accuracy.get(b)
             agree = self.agreement.get(b, {})
@@ -98,12 +100,17 @@ class Comparison:
             else:
                 cells = [f"{agree.get(layer, float('nan')):.4f}" for layer in layers]
             w = self.wall_s.get(b, float("nan"))
-            lines.append(
-                f"| {b} | {'-' if acc is None else f'{acc:.4f}'} | {w:.3f} | "
-                f"{self.samples / w if w else float('nan'):.1f} | "
-                + (f"{self.energy.get(b, '-')} | " if e_col else "")
-                + " | ".join(cells) + " |"
-            )
+            rows.append([b, "-" if acc is None else f"{acc:.4f}", f"{w:.3f}",
+                         f"{self.samples / w if w else float('nan'):.1f}",
+                         *([self.energy.get(b, "-")] if e_col else []), *cells])
+        return markdown_table(header, rows)
+
+    def describe(self) -> str:
+        """What ``snn2hw compare`` prints: the table, then each divergence (or agreement)."""
+        lines = [self.table()]
+        lines += [d.describe() for d in self.divergences] or [
+            "integer backends agree on every spike"
+        ]
         return "\n".join(lines)
 
 
@@ -318,3 +325,31 @@ def write_comparison(res: Comparison, qgraph_path: Path, out: Path) -> dict[str,
     md += ["", f"![raster]({png.name})", ""]
     atomic_write_text(out / "compare.md", "\n".join(md))
     return {"json": out / "compare.json", "md": out / "compare.md", "png": png}
+
+
+def compare_artifact(
+    artifact: str | Path,
+    backends: list[str],
+    samples: int,
+    *,
+    device: str = "auto",
+    out_dir: str | Path | None = None,
+    report: bool = True,
+    energy_target: str | None = None,
+) -> Comparison:
+    """``snn2hw compare``: :func:`compare` on the graph of ``artifact`` (a .qgraph or an
+    export folder), then compare.json/.md and the raster into ``out_dir`` (default: the
+    graph's folder) and, with ``report``, the deployment report there."""
+    from snn2hw.pipeline.artifacts import qgraph_path
+    from snn2hw.training.runtime import resolve_device
+
+    path = qgraph_path(artifact)
+    res = compare(path, backends, samples, device=str(resolve_device(device)),
+                  energy_target=energy_target)
+    out = Path(out_dir) if out_dir else path.parent
+    write_comparison(res, path, out)
+    if report:
+        from snn2hw.pipeline.report import write_report_for_artifact
+
+        write_report_for_artifact(path, out)
+    return res

@@ -3,9 +3,11 @@
 The chip package (:mod:`snn2hw.chip.energy`) never runs a simulator; this module turns a
 :class:`~snn2hw.pipeline.simulate.BackendRun` into the plain
 :class:`~snn2hw.chip.energy.RunActivity` it takes (:func:`activity_from_run`), and runs the
-event backend when no run is given (:func:`energy_for_graph`, :func:`energy_for_targets`).
+event backend when no run is given (:func:`energy_for_graph`, :func:`energy_for_targets`);
+:func:`energy_for_artifact` is the whole ``snn2hw energy`` command.
 
-May import: ``snn2hw.chip``, ``snn2hw.quant``, ``snn2hw.common`` and ``snn2hw.pipeline``.
+May import: ``snn2hw.chip``, ``snn2hw.quant``, ``snn2hw.common``, ``snn2hw.pipeline`` and
+``snn2hw.training.runtime`` (device names).
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from snn2hw.pipeline import simulate
 from snn2hw.pipeline.simulate import BackendRun
 from snn2hw.quant.qgraph import QGraph
 
-__all__ = ["activity_from_run", "energy_for_graph", "energy_for_targets"]
+__all__ = ["activity_from_run", "energy_for_artifact", "energy_for_graph", "energy_for_targets"]
 
 
 def activity_from_run(run: BackendRun) -> RunActivity:
@@ -92,3 +94,30 @@ def energy_for_targets(
         reports.append(rep)
     assert run is not None
     return reports, run
+
+
+def energy_for_artifact(
+    artifact: str | Path,
+    targets: Sequence[str | Path],
+    *,
+    samples: int = 100,
+    measure: bool = False,
+    device: str = "auto",
+    out_dir: str | Path | None = None,
+) -> list[EnergyReport]:
+    """``snn2hw energy``: one event run over the first ``samples`` recorded inputs of the
+    graph in ``artifact`` (a .qgraph or an export folder), a report per target, with
+    ``measure`` also the torch paths timed on ``device``; writes energy.json/.md into
+    ``out_dir`` (default: the graph's folder)."""
+    from snn2hw.chip.energy import write_energy
+    from snn2hw.pipeline.artifacts import qgraph_path
+    from snn2hw.pipeline.measure import measure_torch_paths
+    from snn2hw.training.runtime import resolve_device
+
+    path = qgraph_path(artifact)
+    g = QGraph.load(path)
+    ints = simulate.graph_samples(g, samples).ints
+    meas = measure_torch_paths(g, ints, str(resolve_device(device))) if measure else None
+    reports, _ = energy_for_targets(g, list(targets), inputs=ints, measured=meas)
+    write_energy(reports, Path(out_dir) if out_dir else path.parent)
+    return reports

@@ -19,6 +19,7 @@ import torch
 from snn2hw.common.atomic_io import atomic_write_text
 from snn2hw.common.errors import DatasetError
 from snn2hw.common.readout import accuracy, classify
+from snn2hw.common.tables import markdown_table
 from snn2hw.common.units import DEFAULT_DT
 from snn2hw.pipeline.samples import SampleSpec, load_samples
 from snn2hw.quant.inputs import infer_input_format
@@ -32,6 +33,16 @@ class ExportResult:
     nir_path: Path
     qgraph_path: Path
     report: dict[str, Any] = field(default_factory=dict)
+
+    def describe(self) -> str:
+        """What ``snn2hw export`` prints: the files written and the headline numbers."""
+        r = self.report
+        cores = r["resources"].get("total_cores", "?")
+        return (
+            f"wrote {self.nir_path}, {self.qgraph_path}, {self.out_dir / 'export.md'}\n"
+            f"float accuracy {r['float_accuracy']}; cores {cores}; "
+            f"assumptions: {len(r['assumptions'])} (see export.md)"
+        )
 
 
 def _float_accuracy(out: torch.Tensor, labels: np.ndarray | None) -> float | None:
@@ -264,24 +275,19 @@ def _markdown(r: dict[str, Any], mapping_table: str) -> str:
         *([f"- {a}" for a in r["assumptions"]] or ["- none"]),
         "",
         "## Quantization",
-        "| layer | type | shape | vth | du | dv | weight_exp | max weight | zero weights "
-        "| limited by |",
-        "|---|---|---|---|---|---|---|---|---|---|",
-    ]
-    for lr in r["quantization"]["layers"]:
-        lines.append(
-            f"| {lr['name']} | {lr['nir_type']} | {lr['shape']} | {lr['vth']} | {lr['du']} | "
-            f"{lr['dv']} | {lr['weight_exps']} | {lr['max_weight']} | "
-            f"{lr['zero_weight_fraction']:.1%} | {lr['limited_by']} |"
-        )
-    lines += [
+        markdown_table(
+            ["layer", "type", "shape", "vth", "du", "dv", "weight_exp", "max weight",
+             "zero weights", "limited by"],
+            [[lr["name"], lr["nir_type"], lr["shape"], lr["vth"], lr["du"], lr["dv"],
+              lr["weight_exps"], lr["max_weight"], f"{lr['zero_weight_fraction']:.1%}",
+              lr["limited_by"]] for lr in r["quantization"]["layers"]],
+        ),
         "",
         "## Predicted activity (float path)",
-        "| layer | spikes/neuron/step |",
-        "|---|---|",
+        markdown_table(["layer", "spikes/neuron/step"],
+                       [[k, f"{v:.4f}"] for k, v in r["float_rates"].items()]),
+        "", "## Resources", "```", mapping_table, "```", "",
     ]
-    lines += [f"| {k} | {v:.4f} |" for k, v in r["float_rates"].items()]
-    lines += ["", "## Resources", "```", mapping_table, "```", ""]
     return "\n".join(lines)
 
 
@@ -314,4 +320,26 @@ def export_onnx(
         "float_outputs": float_info.outputs,
     }
     atomic_write_text(res.out_dir / "export.json", json.dumps(res.report, indent=2, default=float))
+    return res
+
+
+def export_artifact(
+    source: str | Path,
+    target: str,
+    out_dir: str | Path,
+    *,
+    report: bool = True,
+    **kwargs: Any,
+) -> ExportResult:
+    """``snn2hw export``: :func:`export_onnx` for target ``onnx``, else :func:`export` for a
+    chip; then, with ``report``, the deployment report next to the quantized graph.
+    ``kwargs`` go to :func:`export` unchanged."""
+    if target == "onnx":
+        res = export_onnx(source, out_dir, **kwargs)
+    else:
+        res = export(source, target, out_dir, **kwargs)
+    if report:
+        from snn2hw.pipeline.report import write_report_for_artifact
+
+        write_report_for_artifact(res.qgraph_path)
     return res

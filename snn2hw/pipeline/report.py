@@ -10,18 +10,20 @@ from snn2hw.reporting.report import write_report
 
 
 def write_report_for_artifact(
-    qgraph_path: Path,
+    qgraph_path: str | Path,
     out_dir: Path | None = None,
     *,
     targets: list[str] | None = None,
     samples: int = 50,
 ) -> Path:
-    """Report for an exported graph: reads export.json/compare.json next to it (when
-    present), runs the event simulator for activity and energy, writes ``report/``."""
+    """Report for an exported graph (a .qgraph file or an export folder): reads
+    export.json/compare.json next to it (when present), runs the event simulator for
+    activity and energy, writes ``report/``."""
+    from snn2hw.pipeline.artifacts import qgraph_path as resolve_qgraph
     from snn2hw.pipeline.energy import energy_for_targets
     from snn2hw.quant.qgraph import QGraph
 
-    qgraph_path = Path(qgraph_path)
+    qgraph_path = resolve_qgraph(qgraph_path)
     folder = qgraph_path.parent
     g = QGraph.load(qgraph_path)
     reports, run = energy_for_targets(g, targets or ["loihi", "loihi2"], samples=samples)

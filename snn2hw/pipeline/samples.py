@@ -41,6 +41,26 @@ class SampleSpec:
         return cls(**{k: v for k, v in d.items() if k in cls.__dataclass_fields__})
 
 
+def spec_from_options(
+    dataset: str | None,
+    inputs_file: str | None,
+    labels_file: str | None = None,
+    encoder: str = "direct",
+    num_steps: int = 8,
+) -> SampleSpec | None:
+    """The :class:`SampleSpec` that ``export --dataset/--inputs`` describe; None when neither
+    is given (a checkpoint then brings its own)."""
+    if not (dataset or inputs_file):
+        return None
+    return SampleSpec(
+        dataset=dataset,
+        encoder=encoder,
+        num_steps=num_steps,
+        inputs_file=inputs_file,
+        labels_file=labels_file,
+    )
+
+
 @dataclass
 class Samples:
     frames: torch.Tensor  # float [T, B, *shape] as the float path sees them

@@ -10,6 +10,8 @@ allows it and joins the batches with :meth:`SimResult.concat`.
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
@@ -79,3 +81,64 @@ def layer_summary(graph: QGraph, run: SimResult) -> dict[str, dict[str, float]]:
             row["synops_dense_per_sample"] = float(c.synops_dense[lif.name].sum()) / n_samples
         out[lif.name] = row
     return out
+
+
+@dataclass
+class Simulation:
+    """What ``snn2hw simulate`` reports: accuracy, wall time and activity per LIF layer."""
+
+    backend: str
+    samples: int
+    accuracy: float | None
+    wall_s: float
+    layers: dict[str, dict[str, float]]
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "backend": self.backend,
+            "samples": self.samples,
+            "accuracy": self.accuracy,
+            "wall_s": self.wall_s,
+            "layers": self.layers,
+        }
+
+    def describe(self) -> str:
+        """One line for the run, one per layer (SynOps where the backend counts them)."""
+        lines = [f"{self.backend}: accuracy {self.accuracy} on {self.samples} samples, "
+                 f"{self.wall_s:.2f} s"]
+        for name, row in self.layers.items():
+            extra = (
+                f", {row['synops_per_sample']:.0f} SynOps/sample"
+                if "synops_per_sample" in row else ""
+            )
+            lines.append(
+                f"  {name}: {row['spikes_per_sample']:.1f} spikes/sample "
+                f"(rate {row['rate']:.4f}){extra}"
+            )
+        return "\n".join(lines)
+
+
+def simulate_artifact(
+    qgraph: str | Path,
+    backend: str,
+    samples: int,
+    *,
+    device: str = "auto",
+    inputs_file: str | None = None,
+) -> Simulation:
+    """``snn2hw simulate``: run the graph in ``qgraph`` on ``backend`` over the first
+    ``samples`` of its recorded inputs (or of integer frames from ``inputs_file``)."""
+    from snn2hw.training.runtime import resolve_device
+
+    g = QGraph.load(qgraph)
+    if inputs_file:
+        fmt = InputFormat(g.input_node.message_bits, 1.0)
+        smp = load_samples(SampleSpec(inputs_file=inputs_file), fmt, "test", samples)
+    else:
+        smp = graph_samples(g, samples)
+    dev = str(resolve_device(device))
+    run = run_backend(backend, g, smp.ints, device=dev)
+    acc = None
+    if smp.labels is not None:
+        acc = float((predictions(g, run.spikes) == smp.labels).mean())
+    return Simulation(backend, int(smp.ints.shape[1]), acc, run.wall_s, layer_summary(g, run))

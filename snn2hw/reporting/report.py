@@ -11,17 +11,18 @@ quantized graph (spikes, activity counters) — and writes ``<out_dir>/report/``
 * ``*.png``: the plots (written atomically by :mod:`snn2hw.reporting.plots`).
 
 Every section says in one sentence what it shows; a section whose input is missing says
-"not run" (and which command produces it) instead of failing.
+"not run" (and which command produces it) instead of failing. This module holds the
+sections; the page format (headings, tables, images -> HTML and Markdown) is
+:mod:`snn2hw.reporting.document`.
+
+May import: ``snn2hw.chip``, ``snn2hw.quant``, ``snn2hw.common`` and ``snn2hw.reporting``.
 """
 
 from __future__ import annotations
 
-import base64
-import html
 import json
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -31,8 +32,8 @@ from snn2hw.chip.energy import MEASURED, MODELLED, EnergyReport
 from snn2hw.common.atomic_io import atomic_write_text
 from snn2hw.common.errors import Snn2hwError
 from snn2hw.common.formatting import format_energy, format_time
-from snn2hw.common.tables import markdown_row
 from snn2hw.quant.qgraph import QGraph
+from snn2hw.reporting.document import Doc
 
 __all__ = ["write_report"]
 
@@ -45,119 +46,6 @@ class ActivityRun(Protocol):
     backend: str
     spikes: dict[str, np.ndarray]  # per LIF layer, [steps, samples, ...]
     stats: dict[str, Any]  # activity counters; "synops" per layer when the backend counts
-
-
-# ----- a tiny document model rendered to both HTML and Markdown ---------------------------------
-@dataclass
-class _Doc:
-    blocks: list[tuple[Any, ...]] = field(default_factory=list)
-
-    def h(self, level: int, text: str) -> None:
-        self.blocks.append(("h", level, text))
-
-    def p(self, text: str) -> None:
-        self.blocks.append(("p", text))
-
-    def note(self, text: str) -> None:
-        """A highlighted paragraph ('not run', warnings)."""
-        self.blocks.append(("note", text))
-
-    def ul(self, items: Sequence[str]) -> None:
-        if items:
-            self.blocks.append(("ul", list(items)))
-
-    def table(self, header: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
-        self.blocks.append(("table", list(header), [[str(c) for c in r] for r in rows]))
-
-    def img(self, path: Path, alt: str) -> None:
-        self.blocks.append(("img", path, alt))
-
-    def markdown(self) -> str:
-        out: list[str] = []
-        for b in self.blocks:
-            kind = b[0]
-            if kind == "h":
-                out += ["#" * b[1] + " " + b[2], ""]
-            elif kind == "p":
-                out += [b[1], ""]
-            elif kind == "note":
-                out += [f"> **{b[1]}**", ""]
-            elif kind == "ul":
-                out += [f"- {i}" for i in b[1]] + [""]
-            elif kind == "table":
-                out += [markdown_row(b[1]), "|" + "---|" * len(b[1])]
-                out += [markdown_row(r) for r in b[2]] + [""]
-            elif kind == "img":
-                out += [f"![{b[2]}]({b[1].name})", ""]
-        return "\n".join(out)
-
-    def html(self, title: str) -> str:
-        body: list[str] = []
-        toc: list[str] = []
-        for b in self.blocks:
-            kind = b[0]
-            if kind == "h":
-                anchor = _anchor(b[2])
-                if b[1] == 2:
-                    toc.append(f'<a href="#{anchor}">{html.escape(b[2])}</a>')
-                body.append(f'<h{b[1]} id="{anchor}">{html.escape(b[2])}</h{b[1]}>')
-            elif kind == "p":
-                body.append(f"<p>{_inline(b[1])}</p>")
-            elif kind == "note":
-                body.append(f'<p class="note">{_inline(b[1])}</p>')
-            elif kind == "ul":
-                body.append("<ul>" + "".join(f"<li>{_inline(i)}</li>" for i in b[1]) + "</ul>")
-            elif kind == "table":
-                head = "".join(f"<th>{html.escape(h)}</th>" for h in b[1])
-                # short cells never wrap (numbers, units, flags); long text does
-                rows = "".join(
-                    "<tr>" + "".join(
-                        f'<td{" class=w" if len(c) > 32 else ""}>{html.escape(c)}</td>'
-                        for c in r) + "</tr>"
-                    for r in b[2])
-                body.append(f'<div class="tw"><table><thead><tr>{head}</tr></thead>'
-                            f"<tbody>{rows}</tbody></table></div>")
-            elif kind == "img":
-                data = base64.b64encode(Path(b[1]).read_bytes()).decode("ascii")
-                body.append(f'<figure><img alt="{html.escape(b[2])}" '
-                            f'src="data:image/png;base64,{data}"></figure>')
-        nav = f'<nav>{" · ".join(toc)}</nav>' if toc else ""
-        return (
-            "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
-            f"<title>{html.escape(title)}</title>"
-            '<meta name="viewport" content="width=device-width, initial-scale=1">'
-            f"<style>{_CSS}</style></head><body><main>{nav}{''.join(body)}</main></body>"
-            "</html>\n"
-        )
-
-
-_CSS = """
-body{font-family:system-ui,-apple-system,'Segoe UI',sans-serif;color:#222;background:#fafafa;
-margin:0}main{max-width:1100px;margin:0 auto;padding:1.2em 1.6em 3em;background:#fff}
-h1{font-size:1.6em;margin-bottom:.2em}h2{font-size:1.25em;margin-top:1.8em;
-border-bottom:1px solid #ddd;padding-bottom:.2em}h3{font-size:1.05em;margin-top:1.3em}
-p{line-height:1.45}nav{font-size:.85em;color:#555;margin-bottom:1em;line-height:1.6}
-nav a{color:#3366aa;text-decoration:none}.note{background:#fff6e0;border-left:4px solid #e0a000;
-padding:.4em .8em}.tw{overflow-x:auto}table{border-collapse:collapse;font-size:.82em;
-margin:.5em 0 1em}th,td{border:1px solid #ddd;padding:.25em .55em;text-align:left;
-vertical-align:top;white-space:nowrap}td.w{white-space:normal;min-width:14em}
-th{background:#f0f3f7}tbody tr:nth-child(even){background:#fafbfc}
-figure{margin:.5em 0 1.2em}img{max-width:100%;height:auto;border:1px solid #eee}
-code{background:#f3f3f3;padding:0 .2em}
-"""
-
-
-def _anchor(text: str) -> str:
-    return "".join(c if c.isalnum() else "-" for c in text.lower()).strip("-")
-
-
-def _inline(text: str) -> str:
-    """Escape, then render `code` and **bold** (the only Markdown used in paragraphs)."""
-    s = html.escape(text)
-    parts = s.split("`")
-    s = "".join(f"<code>{p}</code>" if i % 2 else p for i, p in enumerate(parts))
-    parts = s.split("**")
-    return "".join(f"<strong>{p}</strong>" if i % 2 else p for i, p in enumerate(parts))
 
 
 # ----- inputs -----------------------------------------------------------------------------------
@@ -193,7 +81,7 @@ def _bits(b: int | float) -> str:
 
 
 # ----- sections ---------------------------------------------------------------------------------
-def _summary(doc: _Doc, exp: dict[str, Any] | None, cmp_: dict[str, Any] | None,
+def _summary(doc: Doc, exp: dict[str, Any] | None, cmp_: dict[str, Any] | None,
              energies: list[EnergyReport], graph: QGraph | None, run: ActivityRun | None) -> None:
     doc.h(2, "Summary")
     doc.p("The deployment at a glance; the sections below give the details. Numbers are "
@@ -244,7 +132,7 @@ def _summary(doc: _Doc, exp: dict[str, Any] | None, cmp_: dict[str, Any] | None,
         doc.note(f"Nothing to summarise: no export, comparison, energy or run given ({NOT_RUN}).")
 
 
-def _accuracy(doc: _Doc, out: Path, exp: dict[str, Any] | None, cmp_: dict[str, Any] | None,
+def _accuracy(doc: Doc, out: Path, exp: dict[str, Any] | None, cmp_: dict[str, Any] | None,
               why_exp: str, why_cmp: str) -> None:
     from snn2hw.reporting import plots
 
@@ -275,7 +163,7 @@ def _accuracy(doc: _Doc, out: Path, exp: dict[str, Any] | None, cmp_: dict[str, 
         doc.note("; ".join(missing))
 
 
-def _comparison(doc: _Doc, cmp_: dict[str, Any] | None, why: str) -> None:
+def _comparison(doc: Doc, cmp_: dict[str, Any] | None, why: str) -> None:
     doc.h(2, "Backend comparison")
     doc.p("What you are looking at: every integer backend runs the same quantized graph on "
           "the same inputs; each cell is the fraction of (sample, step, neuron) spike values "
@@ -309,7 +197,7 @@ def _comparison(doc: _Doc, cmp_: dict[str, Any] | None, why: str) -> None:
         doc.p(f"The integer backends agree on every spike ({cmp_.get('samples')} samples).")
 
 
-def _activity(doc: _Doc, out: Path, graph: QGraph | None, run: ActivityRun | None,
+def _activity(doc: Doc, out: Path, graph: QGraph | None, run: ActivityRun | None,
               energies: list[EnergyReport], sample: int) -> None:
     from snn2hw.reporting import plots
 
@@ -368,7 +256,7 @@ def _activity(doc: _Doc, out: Path, graph: QGraph | None, run: ActivityRun | Non
                             ylabel="spikes"), "spikes per step")
 
 
-def _energy(doc: _Doc, out: Path, energies: list[EnergyReport]) -> None:
+def _energy(doc: Doc, out: Path, energies: list[EnergyReport]) -> None:
     from snn2hw.reporting import plots
 
     doc.h(2, "Energy and latency")
@@ -400,7 +288,7 @@ def _energy(doc: _Doc, out: Path, energies: list[EnergyReport]) -> None:
             doc.ul(e.notes)
 
 
-def _resources(doc: _Doc, exp: dict[str, Any] | None, why: str) -> None:
+def _resources(doc: Doc, exp: dict[str, Any] | None, why: str) -> None:
     doc.h(2, "Resources")
     doc.p("What you are looking at: how each LIF layer is split over the target's "
           "neuro-cores and what limits it (neurons, input/output axons, synaptic memory per "
@@ -432,7 +320,7 @@ def _resources(doc: _Doc, exp: dict[str, Any] | None, why: str) -> None:
     doc.ul([f"assumed: {a}" for a in res.get("assumptions", [])])
 
 
-def _quantization(doc: _Doc, exp: dict[str, Any] | None, why: str) -> None:
+def _quantization(doc: Doc, exp: dict[str, Any] | None, why: str) -> None:
     doc.h(2, "Quantization")
     doc.p("What you are looking at: the integer parameters chosen for each layer (threshold "
           "vth, current and voltage decays du/dv, weight exponent, largest weight) and the "
@@ -478,7 +366,7 @@ def write_report(
     page_title = title or f"snn2hw deployment report{f': {name}' if name else ''}" + (
         f" on {target}" if target else "")
 
-    doc = _Doc()
+    doc = Doc()
     doc.h(1, page_title)
     doc.p("This page describes one spiking network taken from PyTorch to a neuromorphic chip "
           "by snn2hw: how accurate it stays after quantization, whether the bit-exact "

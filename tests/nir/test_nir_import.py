@@ -207,3 +207,36 @@ def test_unknown_convention_is_refused():
 def test_bad_dt_is_refused():
     with pytest.raises(GraphError, match="positive number of seconds"):
         resolve_timing(_mlp(metadata={"dt": -1.0, "convention": "snn2hw"}))
+
+
+def test_import_modules_keep_their_old_names():
+    """The import job is split over fields/notes/shapes/analysis/timing; every name callers
+    imported from ``snn2hw.nir.importer`` (and ``snn2hw.nir``) is still there, the same object."""
+    import snn2hw.nir as pkg
+    from snn2hw.nir import analysis, fields, importer, notes, shapes, timing
+
+    homes = {
+        analysis: ("SUPPORTED_TYPES", "SUPPORTED_NAMES", "GraphInfo", "analyze", "check_graph"),
+        fields: ("as_array", "as_ints", "meta_value", "graph_metadata", "node_metadata"),
+        notes: ("import_notes",),
+        shapes: ("Shape", "conv_geometry"),
+        timing: ("resolve_timing",),
+    }
+    for module, names in homes.items():
+        for name in names:
+            assert getattr(importer, name) is getattr(module, name), name
+    for name in ("SUPPORTED_TYPES", "GraphInfo", "analyze", "check_graph", "import_notes",
+                 "read_nir", "resolve_timing"):
+        assert getattr(pkg, name) is getattr(importer, name), name
+
+
+def test_read_nir_notes_reach_check_and_timing():
+    """A note recorded while reading travels with the graph into analyze and resolve_timing."""
+    from snn2hw.nir.notes import attach_import_notes, import_notes
+
+    g = _mlp(metadata={"dt": 1e-3, "convention": "snn2hw"})
+    attach_import_notes(g, ["read with a fallback"])
+    assert import_notes(g) == ["read with a fallback"]
+    assert analyze(g).notes[0] == "read with a fallback"
+    assert resolve_timing(g)[2][0] == "read with a fallback"
+    assert import_notes(g) == ["read with a fallback"]  # callers get copies
