@@ -271,9 +271,12 @@ def finetune(checkpoint, target, out_path, epochs, lr, device, as_json, quiet) -
 @click.option("--samples", type=int, default=100, show_default=True)
 @click.option("--device", type=DEVICE, default="auto", help="torch-int only.")
 @click.option("--inputs", "inputs_file", type=click.Path(dir_okay=False), default=None,
-              help="Integer input frames [T, B, ...] (.npy) instead of the exported samples.")
+              help="Integer input frames [T, B, ...] (.npy) instead of the exported samples; "
+              "every frame runs, plus the graph's hop depth.")
+@click.option("--clip-inputs", is_flag=True,
+              help="Clip out-of-range --inputs values instead of refusing them.")
 @click.option("--json", "as_json", is_flag=True)
-def simulate(qgraph, backend, samples, device, inputs_file, as_json) -> None:
+def simulate(qgraph, backend, samples, device, inputs_file, clip_inputs, as_json) -> None:
     """Run a quantized graph on one integer backend: accuracy, spikes and SynOps per layer.
 
     \b
@@ -282,7 +285,8 @@ def simulate(qgraph, backend, samples, device, inputs_file, as_json) -> None:
     """
     from snn2hw.pipeline.simulate import simulate_artifact
 
-    res = simulate_artifact(qgraph, backend, samples, device=device, inputs_file=inputs_file)
+    res = simulate_artifact(qgraph, backend, samples, device=device, inputs_file=inputs_file,
+                            clip_inputs=clip_inputs)
     _emit(res.to_dict(), as_json, res.describe())
 
 

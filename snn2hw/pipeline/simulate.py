@@ -14,13 +14,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import torch
 
 from snn2hw.backends import registry
 from snn2hw.backends.base import SimResult
 from snn2hw.common.errors import Snn2hwError
 from snn2hw.common.readout import classify
-from snn2hw.pipeline.samples import Samples, SampleSpec, load_samples
-from snn2hw.quant.inputs import InputFormat
+from snn2hw.pipeline.samples import Samples, SampleSpec, float_frames, load_samples
+from snn2hw.quant.inputs import InputFormat, check_integer_frames
 from snn2hw.quant.qgraph import QGraph
 
 # Former name of SimResult, kept for callers that import it from here (chip.energy,
@@ -125,20 +126,39 @@ def simulate_artifact(
     *,
     device: str = "auto",
     inputs_file: str | None = None,
+    clip_inputs: bool = False,
 ) -> Simulation:
     """``snn2hw simulate``: run the graph in ``qgraph`` on ``backend`` over the first
-    ``samples`` of its recorded inputs (or of integer frames from ``inputs_file``)."""
+    ``samples`` of its recorded inputs, or of integer frames from ``inputs_file``: those are
+    refused when a value is out of the input's range (unless ``clip_inputs``), and all their
+    frames run, plus the hop depth of the graph so the last frame reaches the output."""
     from snn2hw.training.runtime import resolve_device
 
     g = QGraph.load(qgraph)
+    num_steps = None
     if inputs_file:
-        fmt = InputFormat(g.input_node.message_bits, 1.0)
-        smp = load_samples(SampleSpec(inputs_file=inputs_file), fmt, "test", samples)
+        smp = integer_samples(g, inputs_file, samples, clip=clip_inputs)
+        num_steps = int(smp.ints.shape[0]) + g.depth()
     else:
         smp = graph_samples(g, samples)
     dev = str(resolve_device(device))
-    run = run_backend(backend, g, smp.ints, device=dev)
+    run = run_backend(backend, g, smp.ints, num_steps=num_steps, device=dev)
     acc = None
     if smp.labels is not None:
         acc = float((predictions(g, run.spikes) == smp.labels).mean())
     return Simulation(backend, int(smp.ints.shape[1]), acc, run.wall_s, layer_summary(g, run))
+
+
+def integer_samples(graph: QGraph, inputs_file: str | Path, n: int | None,
+                    *, clip: bool = False) -> Samples:
+    """Integer frames ``[T, B, *input_shape]`` from a ``.npy`` file, checked against the
+    graph's input (shape, integers in range)."""
+    fmt = InputFormat(graph.input_node.message_bits, 1.0)
+    frames, labels = float_frames(SampleSpec(inputs_file=str(inputs_file)), "test", n)
+    raw = frames.numpy()  # float32 holds every in-range integer exactly
+    want = tuple(graph.input_node.shape)
+    if tuple(raw.shape[2:]) != want:
+        raise Snn2hwError(f"{inputs_file}: frames are [T, B, {', '.join(map(str, raw.shape[2:]))}]"
+                          f" but the graph's input is {list(want)}; pass [T, B, *{list(want)}]")
+    ints = check_integer_frames(raw, fmt.message_bits, clip=clip, what=str(inputs_file))
+    return Samples(torch.from_numpy(ints.astype(np.float32)), ints, labels, fmt)

@@ -52,6 +52,34 @@ def infer_input_format(
     return InputFormat(GRADED_BITS, top / (2**GRADED_BITS - 1) if top > 0 else 1.0)
 
 
+def check_integer_frames(
+    frames: np.ndarray, message_bits: int, *, clip: bool = False, what: str = "inputs"
+) -> np.ndarray:
+    """User-supplied integer frames as int64, refused unless every value is an integer the
+    graph's input can carry: 0/1 for binary spikes (``message_bits = 0``), else
+    ``0 .. 2^bits - 1``. With ``clip`` out-of-range values are clipped (non-integers and
+    NaN are still refused). The first offending value is named with its index."""
+    x = np.asarray(frames)
+    hi = 1 if message_bits == 0 else 2**message_bits - 1
+    kind = "binary spikes" if message_bits == 0 else f"{message_bits}-bit graded spikes"
+    if x.dtype.kind not in "biuf":
+        raise GraphError(f"{what}: frames must be numbers, got dtype {x.dtype}")
+    if x.dtype.kind == "f":
+        bad = ~np.isfinite(x) | (x != np.round(x))
+        if bad.any():
+            idx = tuple(int(i) for i in np.argwhere(bad)[0])
+            raise GraphError(f"{what}: value {x[idx]!r} at index {list(idx)} is not an integer; "
+                             f"the graph's input takes integers 0..{hi} ({kind})")
+    out = x.astype(np.int64)
+    bad = (out < 0) | (out > hi)
+    if bad.any() and not clip:
+        idx = tuple(int(i) for i in np.argwhere(bad)[0])
+        raise GraphError(f"{what}: value {int(out[idx])} at index {list(idx)} is outside "
+                         f"0..{hi} ({kind}; {int(bad.sum())} values out of range); pass "
+                         "--clip-inputs to clip them")
+    return np.clip(out, 0, hi)
+
+
 def to_chip(frames: torch.Tensor | np.ndarray, fmt: InputFormat) -> tuple[np.ndarray, torch.Tensor]:
     """``(integer frames, the float frames they stand for)``, both ``[T, B, ...]``."""
     x = torch.as_tensor(frames, dtype=torch.float64)
