@@ -29,8 +29,9 @@ def _copy(tmp_path: Path) -> Path:
 @pytest.mark.parametrize(
     ("module", "bad_import", "expected"),
     [
-        ("chip/mapping.py", "from snn2hw.backends.torch_int import run", "chip may not import"),
-        ("chip/targets.py", "    import snn2hw.pipeline.simulate", "chip may not import"),
+        ("chip/mapping/partition.py", "from snn2hw.backends.torch_int import run",
+         "chip may not import"),
+        ("chip/targets/loading.py", "    import snn2hw.pipeline.simulate", "chip may not import"),
         ("backends/event.py", "from snn2hw.backends.torch_int import lif_step",
          "imports backend module"),
         ("backends/torch_int.py", "from snn2hw.backends import event", "imports backend module"),

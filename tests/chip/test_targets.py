@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 import snn2hw.chip.targets as targets_mod
+import snn2hw.chip.targets.files as target_files
 from snn2hw.chip.targets import (
     REQUIRED_ENERGY,
     REQUIRED_LATENCY,
@@ -16,10 +17,12 @@ from snn2hw.chip.targets import (
     list_targets,
     load_baselines,
     load_target,
+    targets_dir,
 )
 from snn2hw.common.errors import TargetError
 
-LOIHI_TOML = Path(targets_mod.__file__).resolve().parents[2] / "targets" / "loihi.toml"
+REPO = Path(__file__).resolve().parents[2]  # tests/chip/test_targets.py -> the repository
+LOIHI_TOML = REPO / "targets" / "loihi.toml"
 
 
 def broken_copy(tmp_path: Path, old: str, new: str, name: str = "x.toml") -> Path:
@@ -61,6 +64,13 @@ def test_loihi2_loads_with_derived_limits_marked_as_assumptions() -> None:
     assert not r.limits["cores_per_chip"].assumption
     # the formats are Lava's fixed-point model's, and the file says so
     assert "Lava" in t.formats.note
+
+
+def test_targets_dir_is_the_repository_targets_folder() -> None:
+    # the package sits one level deeper than the old module: the folder found must not move
+    assert targets_dir() == REPO / "targets"
+    assert target_files._REPO_TARGETS == REPO / "targets"
+    assert "targets/loihi.toml" in format_target(load_target("loihi"))
 
 
 def test_list_targets_names_the_repo_files_but_not_baselines() -> None:
@@ -228,7 +238,7 @@ def test_targets_dir_falls_back_to_env_when_repo_folder_is_absent(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     broken_copy(tmp_path, 'name = "loihi"', 'name = "elsewhere"', "elsewhere.toml")
-    monkeypatch.setattr(targets_mod, "_REPO_TARGETS", tmp_path / "absent")
+    monkeypatch.setattr(target_files, "_REPO_TARGETS", tmp_path / "absent")
     monkeypatch.setenv(targets_mod.TARGETS_ENV, str(tmp_path))
     assert list_targets() == ["elsewhere"]
     assert load_target("elsewhere").name == "elsewhere"
@@ -256,3 +266,13 @@ def test_target_to_dict_is_json() -> None:
     assert d["energy"]["constants"]["synop_pj"]["value"] == 23.6
     assert d["resources"]["neurons_per_core"]["value"] == 1024
     assert d["formats"]["weight_range_mixed"] == [-256, 255]
+
+
+def test_package_keeps_every_name_the_module_exported() -> None:
+    # snn2hw/chip/targets.py became a package; callers import from snn2hw.chip.targets
+    for name in ("Baselines", "Constant", "ConstantTable", "Formats", "Resources", "Target",
+                 "format_target", "list_targets", "load_baselines", "load_target",
+                 "targets_dir", "TARGETS_ENV", "BASELINES_FILE", "NEURON_MODELS", "UNITS",
+                 "REQUIRED_ENERGY", "REQUIRED_LATENCY", "FORMAT_KEYS", "RESOURCE_KEYS"):
+        assert hasattr(targets_mod, name), name
+        assert name in targets_mod.__all__, name
