@@ -4,7 +4,7 @@
 set -u
 OUT=${1:-build/gpu_check}
 mkdir -p "$OUT"
-export PYTHONUNBUFFERED=1 SNN2HW_EXTERNAL=${SNN2HW_EXTERNAL:-$PWD/../shared/external}
+export PYTHONUNBUFFERED=1
 SNN=(python3 -c 'import sys; from snn2hw.cli import main; sys.exit(main())')
 { nvidia-smi -L; python3 -c "import torch, numpy, numba; print('torch', torch.__version__, \
 'numpy', numpy.__version__, 'numba', numba.__version__, torch.cuda.get_device_name(0))"; } \

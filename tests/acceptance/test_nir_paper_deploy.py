@@ -1,4 +1,4 @@
-"""Acceptance: real third-party NIR graphs (../shared/external/nir-paper) go through the
+"""Acceptance: real third-party NIR graphs (tests/reference_data/nir-paper) go through the
 whole deployment path: import -> quantize for loihi -> Lava, event simulator and torch
 integer mode agree spike for spike."""
 
