@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 
 from snn2hw.backends.base import SimResult, check_node_kinds
-from snn2hw.common.errors import GraphError
+from snn2hw.common.errors import GraphError, MissingDependencyError
 from snn2hw.exporters.onnx_int import (
     FORMAT_VERSION,
     SCAN_FORMAT,
@@ -56,7 +56,11 @@ class OnnxIntRunner:
     onnxruntime intra-op threads (None: its default)."""
 
     def __init__(self, path: str | Path, *, threads: int | None = None) -> None:
-        import onnxruntime as ort
+        try:
+            import onnxruntime as ort
+        except ImportError:
+            raise MissingDependencyError(
+                "onnxruntime is not installed: run `pip install onnxruntime`") from None
 
         path = Path(path)
         if not path.is_file():

@@ -21,7 +21,7 @@ import importlib.util
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from snn2hw.common.errors import Snn2hwError
+from snn2hw.common.errors import MissingDependencyError, Snn2hwError
 from snn2hw.compat.lava_py311 import INSTALL_HINT as LAVA_INSTALL_HINT
 
 if TYPE_CHECKING:  # numpy-free at import: the CLI builds its options from names()
@@ -42,7 +42,7 @@ class UnknownBackendError(Snn2hwError):
     """A backend name that is not in the registry."""
 
 
-class BackendUnavailableError(Snn2hwError, ImportError):
+class BackendUnavailableError(MissingDependencyError):
     """A registered backend whose dependency is not installed."""
 
 

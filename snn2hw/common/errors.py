@@ -40,3 +40,8 @@ class TargetError(Snn2hwError):
 
 class ResourceError(Snn2hwError):
     """A model does not fit the target's resources."""
+
+
+class MissingDependencyError(Snn2hwError, ImportError):
+    """An optional part (lava-nc, onnxruntime, a CUDA GPU) is missing; the message names it
+    and the command that installs it."""

@@ -22,6 +22,8 @@ import importlib.util
 import sys
 from types import ModuleType
 
+from snn2hw.common.errors import MissingDependencyError
+
 PATCHED_MODULE = "lava.magma.compiler.var_model"
 INSTALL_HINT = (
     "Lava is not installed: run `make setup` (or `pip install --no-deps "
@@ -29,7 +31,7 @@ INSTALL_HINT = (
 )
 
 
-class LavaMissingError(ImportError):
+class LavaMissingError(MissingDependencyError):
     """Raised when a Lava backend is requested but lava-nc is not importable."""
 
 

@@ -17,7 +17,7 @@ from pathlib import Path
 
 ALLOWED: dict[str, set[str]] = {
     "common": set(),
-    "compat": set(),
+    "compat": {"common"},
     "nn": {"common"},
     "data": {"common"},
     "nir": {"nn", "common"},
