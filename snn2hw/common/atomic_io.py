@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
 import tempfile
 from collections.abc import Callable, Iterator
@@ -79,3 +80,12 @@ def atomic_write_with(path: str | os.PathLike[str], writer: Callable[[IO[bytes]]
     """Call ``writer(fh)`` on a binary file handle and move the result onto ``path``."""
     with atomic_path(path) as tmp, open(tmp, "wb") as fh:
         writer(fh)
+
+
+def file_sha256(path: str | os.PathLike[str]) -> str:
+    """Hex SHA-256 of a file's bytes (artifacts record it for the files they depend on)."""
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from snn2hw.common.atomic_io import atomic_write_text
+from snn2hw.common.atomic_io import atomic_write_text, file_sha256
 from snn2hw.common.errors import DatasetError
 from snn2hw.common.readout import accuracy, classify
 from snn2hw.common.tables import markdown_table
@@ -91,7 +91,8 @@ def export(
     fmt, calib, rec = _calibrate(net, src.spec, calib_samples)
     neurons = net.discrete_neurons()
     qres = _quantize(src, net, neurons, rec, fmt, calib, tgt, {
-        "source": str(source), "nir_file": nir_path.name, "convention": src.convention.name,
+        "source": str(source), "nir_file": nir_path.name, "nir_sha256": file_sha256(nir_path),
+        "convention": src.convention.name,
         "reset": reset, "samples": src.spec.to_dict(), "input_format": fmt.to_dict(),
         "notes": src.notes,
     })
