@@ -58,7 +58,7 @@ import numpy as np
 from snn2hw.backends.base import SimResult, check_node_kinds
 from snn2hw.backends.lava_lowering import LoweredLif, check_path_int32, lower_path, shift
 from snn2hw.common.errors import GraphError
-from snn2hw.compat.lava_py311 import LavaMissingError, import_lava
+from snn2hw.compat.lava_py311 import LavaMissingError, import_lava, lava_start_method
 from snn2hw.quant.qgraph import InputNode, QGraph
 
 __all__ = ["BACKEND", "NODE_KINDS", "LavaBackend", "LavaMissingError", "LavaNetwork", "run"]
@@ -154,7 +154,6 @@ class LavaNetwork:
         x = self._check_inputs(inputs)
         n_frames, batch = x.shape[0], x.shape[1]
 
-        from lava.magma.core.run_conditions import RunSteps
         from lava.magma.core.run_configs import Loihi2SimCfg
         from lava.proc.io.extractor import Extractor, PyLoihiExtractorModel
 
@@ -172,6 +171,15 @@ class LavaNetwork:
             select_tag="fixed_pt", exception_proc_model_map={Extractor: PyLoihiExtractorModel}
         )
         anchor = net["source"]
+        with lava_start_method():  # fork for Lava's actors only, not the whole program
+            return self._run_built(net, anchor, cfg, x, batch, n_steps, chunk, record_state,
+                                   t_start)
+
+    def _run_built(self, net: dict[str, Any], anchor: Any, cfg: Any, x: np.ndarray, batch: int,
+                   n_steps: int, chunk: int, record_state: bool, t_start: float) -> SimResult:
+        """Compile, stream every sample through and stop the built Lava network."""
+        from lava.magma.core.run_conditions import RunSteps
+
         spk = {lif.node.name: np.zeros((batch, n_steps, lif.size), np.uint8) for lif in self.lifs}
         resets = 0
         u_rec = v_rec = None

@@ -16,10 +16,12 @@ turns a missing lava into a one-line install hint.
 from __future__ import annotations
 
 import ast
+import contextlib
 import importlib.abc
 import importlib.machinery
 import importlib.util
 import sys
+from collections.abc import Iterator
 from types import ModuleType
 
 from snn2hw.common.errors import MissingDependencyError
@@ -122,25 +124,37 @@ def install() -> None:
 
 
 def _import_lava_runtime() -> None:
-    """Import Lava's multiprocessing layer, which calls ``mp.set_start_method('fork')`` at
-    import time and so fails with "context has already been set" if anything in the process
-    already fixed the start method (``get_start_method()`` does that as a side effect).
-    Lava's runtime needs fork: when the method is already fork nothing changes; otherwise
-    it is switched to fork, as importing Lava first would have done."""
+    """Import Lava's multiprocessing layer without letting it change the process.
+
+    That module calls ``mp.set_start_method('fork')`` at import time, which would switch the
+    whole program to fork (unsafe after CUDA initialisation or with threads) and fails with
+    "context has already been set" once anything fixed the method. Here the call is ignored;
+    :func:`lava_start_method` gives Lava fork only while it runs."""
     import multiprocessing as mp
 
     original = mp.set_start_method
-
-    def tolerant(method: str | None, force: bool = False) -> None:
-        if mp.get_start_method(allow_none=True) == method:
-            return
-        original(method, force=True)
-
-    mp.set_start_method = tolerant  # type: ignore[assignment]
+    mp.set_start_method = lambda method=None, force=False: None  # type: ignore[assignment]
     try:
         import lava.magma.runtime.message_infrastructure.multiprocessing  # noqa: F401
     finally:
         mp.set_start_method = original  # type: ignore[assignment]
+
+
+@contextlib.contextmanager
+def lava_start_method() -> Iterator[None]:
+    """Run Lava's runtime (compile, run, stop) inside this block: its actor processes are
+    ``multiprocessing.Process`` objects of the default context and need fork, so the default
+    context uses fork here and whatever it used before afterwards. ``multiprocessing`` has no
+    public way to scope the default start method, hence its one private attribute."""
+    import multiprocessing as mp
+
+    default = mp.context._default_context
+    saved = default._actual_context
+    default._actual_context = mp.get_context("fork")
+    try:
+        yield
+    finally:
+        default._actual_context = saved
 
 
 def import_lava() -> ModuleType:

@@ -2,6 +2,7 @@ import ast
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 
 from snn2hw.compat.lava_py311 import rewrite_instance_defaults
 
@@ -98,3 +99,34 @@ def test_lava_imports_after_the_multiprocessing_start_method_was_fixed():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr[-2000:]
     assert "OK fork" in out.stdout
+
+
+def test_running_lava_leaves_the_programs_start_method_alone():
+    """Importing and running Lava gives its actors fork inside the run only: a program that
+    chose 'spawn' (e.g. after CUDA initialisation) keeps it, and one that chose none still
+    has none; the spikes equal torch integer mode."""
+    code = textwrap.dedent(
+        """
+        import sys
+        import multiprocessing as mp
+        import numpy as np
+        sys.path.insert(0, "tests/backends")
+        from qgraph_builders import dense, lif, make_graph
+        from snn2hw.quant.qgraph import InputNode
+        from snn2hw.backends import lava, torch_int
+        if sys.argv[1] != "none":
+            mp.set_start_method(sys.argv[1])
+        g = make_graph([InputNode("in", (4,)), dense("d", np.full((3, 4), 40)),
+                        lif("l", 3, vth=60)], [("in", "d"), ("d", "l")])
+        x = np.random.default_rng(0).integers(0, 2, size=(6, 2, 4))
+        got = lava.run(g, x).spikes["l"]
+        assert np.array_equal(got, torch_int.run(g, x).spikes["l"]) and got.sum() > 0
+        print("METHOD", mp.get_start_method(allow_none=True))
+        """
+    )
+    root = Path(__file__).resolve().parents[2]
+    for method, want in (("spawn", "spawn"), ("none", "None")):
+        out = subprocess.run([sys.executable, "-c", code, method], capture_output=True,
+                             text=True, timeout=180, cwd=root)
+        assert out.returncode == 0, out.stderr[-2000:]
+        assert f"METHOD {want}" in out.stdout, out.stdout
