@@ -20,6 +20,7 @@ from snn2hw.backends import registry as backend_registry
 from snn2hw.common.errors import Snn2hwError
 
 DEVICE = click.Choice(["auto", "cpu", "cuda"])
+POSITIVE = click.IntRange(min=1)  # counts (samples, epochs, steps): 0 or less is a mistake
 
 
 class _Group(click.Group):
@@ -76,7 +77,7 @@ def main() -> None:
 @click.option(
     "--resume", type=click.Path(dir_okay=False), help="Continue from a checkpoint (last.pt)."
 )
-@click.option("--epochs", type=int, default=None, help="Overrides [train].epochs.")
+@click.option("--epochs", type=POSITIVE, default=None, help="Overrides [train].epochs.")
 @click.option(
     "--data-dir", type=click.Path(file_okay=False), default=None, help="Folder of dataset files."
 )
@@ -94,8 +95,6 @@ def train(config, out_dir, device, resume, epochs, data_dir, as_json, quiet) -> 
 
     cfg = load_config(config)
     if epochs is not None:
-        if epochs < 1:
-            raise click.BadParameter("--epochs must be >= 1")
         cfg["train"]["epochs"] = epochs
     if data_dir:
         cfg["data"]["data_dir"] = data_dir
@@ -119,7 +118,8 @@ def train(config, out_dir, device, resume, epochs, data_dir, as_json, quiet) -> 
 @main.command()
 @click.argument("checkpoint", type=click.Path(dir_okay=False))
 @click.option("--device", type=DEVICE, default="auto")
-@click.option("--samples", type=int, default=None, help="Evaluate on the first N test samples.")
+@click.option("--samples", type=POSITIVE, default=None,
+              help="Evaluate on the first N test samples.")
 @click.option("--data-dir", type=click.Path(file_okay=False), default=None)
 @click.option("--trust-pickle", is_flag=True, help="Allow unpickling (only for files you trust).")
 @click.option("--json", "as_json", is_flag=True)
@@ -149,7 +149,8 @@ def evaluate(checkpoint, device, samples, data_dir, trust_pickle, as_json) -> No
 @click.option(
     "-o", "--out", "out_dir", type=click.Path(file_okay=False), default="build", show_default=True
 )
-@click.option("--dt", type=float, default=None, help="Seconds per step (NIR files store none).")
+@click.option("--dt", type=click.FloatRange(min=0, min_open=True), default=None,
+              help="Seconds per step (NIR files store none).")
 @click.option(
     "--convention",
     default=None,
@@ -180,9 +181,9 @@ def evaluate(checkpoint, device, samples, data_dir, trust_pickle, as_json) -> No
 )
 @click.option("--encoder", default="direct", show_default=True, help="Encoder for --dataset.")
 @click.option(
-    "--num-steps", type=int, default=16, show_default=True, help="Time steps for --dataset."
+    "--num-steps", type=POSITIVE, default=16, show_default=True, help="Time steps for --dataset."
 )
-@click.option("--calib-samples", type=int, default=128, show_default=True)
+@click.option("--calib-samples", type=POSITIVE, default=128, show_default=True)
 @click.option("--trust-pickle", is_flag=True, help="Allow unpickling (only for files you trust).")
 @REPORT_OPTION
 @click.option("--json", "as_json", is_flag=True)
@@ -233,8 +234,9 @@ def export(
     required=True,
     help="Where to write the fine-tuned checkpoint.",
 )
-@click.option("--epochs", type=int, default=5, show_default=True)
-@click.option("--lr", type=float, default=None, help="Default: 0.2 x the training lr.")
+@click.option("--epochs", type=POSITIVE, default=5, show_default=True)
+@click.option("--lr", type=click.FloatRange(min=0, min_open=True), default=None,
+              help="Default: 0.2 x the training lr.")
 @click.option("--device", type=DEVICE, default="auto")
 @click.option("--json", "as_json", is_flag=True)
 @click.option("--quiet", is_flag=True)
@@ -268,7 +270,7 @@ def finetune(checkpoint, target, out_path, epochs, lr, device, as_json, quiet) -
     default="event",
     show_default=True,
 )
-@click.option("--samples", type=int, default=100, show_default=True)
+@click.option("--samples", type=POSITIVE, default=100, show_default=True)
 @click.option("--device", type=DEVICE, default="auto", help="torch-int only.")
 @click.option("--inputs", "inputs_file", type=click.Path(dir_okay=False), default=None,
               help="Integer input frames [T, B, ...] (.npy) instead of the exported samples; "
@@ -299,7 +301,7 @@ def simulate(qgraph, backend, samples, device, inputs_file, clip_inputs, as_json
     help=f"Comma-separated: float, {', '.join(backend_registry.names())} "
     "(the first integer one is the reference).",
 )
-@click.option("--samples", type=int, default=50, show_default=True)
+@click.option("--samples", type=POSITIVE, default=50, show_default=True)
 @click.option("--device", type=DEVICE, default="auto", help="Device of the torch paths.")
 @artifact_out_option("Folder for compare.json/.md and the raster PNG (default: the artifact's).")
 @REPORT_OPTION
@@ -335,7 +337,7 @@ def compare(artifact, backends, samples, device, out_dir, report, energy_target,
     show_default=True,
     help="Target(s); repeat for several (e.g. --target loihi --target loihi2).",
 )
-@click.option("--samples", type=int, default=100, show_default=True)
+@click.option("--samples", type=POSITIVE, default=100, show_default=True)
 @click.option(
     "--measure",
     is_flag=True,
@@ -364,7 +366,7 @@ def energy(artifact, targets_, samples, measure, device, out_dir, as_json) -> No
 @click.argument("artifact", type=click.Path())
 @artifact_out_option("Folder for report/ (default: next to the artifact).")
 @click.option("--target", "targets_", multiple=True, default=("loihi", "loihi2"), show_default=True)
-@click.option("--samples", type=int, default=50, show_default=True)
+@click.option("--samples", type=POSITIVE, default=50, show_default=True)
 def report(artifact, out_dir, targets_, samples) -> None:
     """Write an HTML + Markdown report with plots (rasters, rates, SynOps, energy, accuracy,
     comparison table, resources) for an exported artifact.

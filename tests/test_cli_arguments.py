@@ -1,0 +1,34 @@
+"""Counts and physical quantities on the command line are refused when they make no sense,
+instead of being sliced, ignored or silently replaced."""
+
+from __future__ import annotations
+
+import pytest
+from click.testing import CliRunner
+
+from snn2hw.cli import main
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["simulate", "g.qgraph", "--samples", "-3"],
+        ["simulate", "g.qgraph", "--samples", "0"],
+        ["compare", "g.qgraph", "--samples", "-1"],
+        ["energy", "g.qgraph", "--samples", "0"],
+        ["report", "g.qgraph", "--samples", "0"],
+        ["evaluate", "best.pt", "--samples", "0"],
+        ["finetune", "best.pt", "-o", "x.pt", "--epochs", "0"],
+        ["finetune", "best.pt", "-o", "x.pt", "--lr", "0"],
+        ["train", "c.toml", "--epochs", "0"],
+        ["export", "m.nir", "--dt", "0"],
+        ["export", "m.nir", "--dt", "-0.001"],
+        ["export", "m.nir", "--calib-samples", "0"],
+        ["export", "m.nir", "--num-steps", "0"],
+    ],
+)
+def test_nonsense_values_are_refused_before_any_work(args, tmp_path):
+    with CliRunner().isolated_filesystem(temp_dir=tmp_path):
+        r = CliRunner().invoke(main, args)
+    assert r.exit_code == 2, r.output  # click's usage error
+    assert "Invalid value" in r.output and "Traceback" not in r.output
