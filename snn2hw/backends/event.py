@@ -57,7 +57,7 @@ COLUMN_DENSITY = 0.35
 
 
 def dense_effective_weight(weight: np.ndarray, num_weight_bits: int) -> np.ndarray:
-    """``W'`` of docs/qgraph.md "Dense weight preparation" (SPEC.md §2), int64.
+    """``W'`` of docs/qgraph.md "Dense weight preparation", int64.
 
     sign mode EXCITATORY if ``min(W) >= 0`` (all-zero included), INHIBITORY if
     ``max(W) <= 0``, else MIXED; clip MIXED [-256, 255], EXC [0, 255], INH [-255, 0];
@@ -270,7 +270,7 @@ class _Plan:
                     )
             bm = np.asarray(node.bias_mant).astype(np.int64).ravel()
             be = np.asarray(node.bias_exp).astype(np.int64).ravel()
-            # b = bias_mant << bias_exp (docs/qgraph.md "LIF step"; SPEC.md §1 for exp < 0)
+            # b = bias_mant << bias_exp (docs/qgraph.md "LIF step"; >> for exp < 0)
             bias = np.where(be >= 0, bm << np.maximum(be, 0), bm >> np.maximum(-be, 0))
             self.lifs.append(
                 _Lif(node, size, terms, path_ops, np.ascontiguousarray(bias, dtype=np.int64),

@@ -294,7 +294,7 @@ def identity_scatter(x, out, cnt):
 
 @_jit
 def lif_step(a, cnt, u, v, bias, du, dv, vth, spk, rec):
-    """One LIF step for ``[B, N]`` neurons, docs/qgraph.md "LIF step" (SPEC.md §1).
+    """One LIF step for ``[B, N]`` neurons, docs/qgraph.md "LIF step".
 
     ``a``: summed activation; ``cnt``: fan-in event counts (for ``peak_fanin``); ``u``,
     ``v`` updated in place; ``bias = bias_mant << bias_exp``. Writes spikes to ``spk``

@@ -1,7 +1,7 @@
 """Torch integer mode: batched, bit-exact execution of a quantized graph on CPU or CUDA.
 
 This is snn2hw's "GPU simulation" of Loihi. It implements docs/qgraph.md (the contract;
-arithmetic from SPEC.md §1–2) independently of the event-driven simulator
+arithmetic of Lava's bit-accurate models) independently of the event-driven simulator
 (``snn2hw.backends.event``); the two are tested against each other bit for bit.
 
 State ``u``, ``v`` is int64. The linear synaptic operators (dense matmul, conv, sumpool) run
@@ -118,7 +118,7 @@ def _resolve_device(device: str | torch.device) -> torch.device:
 class TorchIntNetwork:
     """A quantized graph prepared once for batched integer execution on one device.
 
-    Preparation validates the graph, truncates Dense weights (SPEC.md §2), moves weights and
+    Preparation validates the graph, truncates Dense weights (docs/qgraph.md), moves weights and
     biases to ``device``, proves float exactness per operator (module docstring) and picks
     its float type (``op_dtypes``). Stream many batches through :meth:`run`.
     """

@@ -67,7 +67,7 @@ def _shift_bound(bound: int, e: int) -> int:
 
 
 def prepare_dense_weight(weight: np.ndarray, num_weight_bits: int) -> np.ndarray:
-    """Dense weight preparation, once per layer (docs/qgraph.md, SPEC.md §2).
+    """Dense weight preparation, once per layer (docs/qgraph.md "Dense weight preparation").
 
     1. sign mode: EXCITATORY if min(W) >= 0 (all-zero included), INHIBITORY if max(W) <= 0,
        else MIXED;
@@ -96,7 +96,7 @@ def lif_step(
     bias: torch.Tensor | int,
     vth: int,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """One Loihi CUBA LIF step on int64 tensors (docs/qgraph.md "LIF step", SPEC.md §1).
+    """One Loihi CUBA LIF step on int64 tensors (docs/qgraph.md "LIF step").
 
     ``a`` is the summed synaptic input, ``bias = bias_mant << bias_exp``. Returns the new
     ``(u, v, spikes)``; spikes are bool. Equations::

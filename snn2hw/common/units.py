@@ -1,6 +1,6 @@
 """Unit conversions between continuous-time, per-step and Loihi integer parameters.
 
-The one place where decay constants change representation (SPEC.md §1, §5):
+The one place where decay constants change representation (docs/nir.md "Decays"):
 
 * voltage: Loihi ``dv`` (0..4095) <-> per-step factor ``beta = 1 - dv/4096``
 * current: Loihi ``du`` (-1..4095) <-> per-step factor ``alpha = 1 - (du + 1)/4096``

@@ -9,7 +9,7 @@ gets quantized. Per step (``x`` = the summed input current of the node)::
     s = v > vth            (v >= vth when threshold_op == ">=")
     v = v_reset where s    (reset == "hard")   |   v = v - vth where s   ("subtract")
 
-NIR node equations (SPEC.md §4) with ``a = dt/tau`` (Euler) or ``a = 1 - exp(-dt/tau)``
+NIR equations (docs/nir.md "Discretization") with ``a = dt/tau`` (Euler) or ``a = 1 - exp(-dt/tau)``
 (exponential integration, the convention of Sinabs and Rockpool):
 
 * ``LIF(tau, r, v_leak, v_threshold, v_reset)``: ``beta = 1 - a``, ``alpha = 0``,
@@ -38,7 +38,7 @@ from snn2hw.common.errors import GraphError
 
 @dataclass(frozen=True)
 class Convention:
-    """How a framework's NIR export is to be read (SPEC.md §4 table)."""
+    """How a framework's NIR export is to be read (docs/nir.md "Framework conventions")."""
 
     name: str
     dt: float | None  # default dt in seconds, None = must come from metadata or the user

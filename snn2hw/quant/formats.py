@@ -1,7 +1,7 @@
 """Loihi number formats: the one place where float parameters become chip integers.
 
 Used by post-training quantization (:mod:`snn2hw.quant.ptq`) and by quantization-aware
-fine-tuning (:mod:`snn2hw.training.qat`), so both round exactly alike (SPEC.md §1, §2, §5).
+fine-tuning (:mod:`snn2hw.training.qat`), so both round alike (docs/nir.md, docs/qgraph.md).
 The decay formulas themselves are defined once, in :mod:`snn2hw.common.units`; the
 register ranges in :mod:`snn2hw.quant.nodes`.
 
@@ -24,7 +24,7 @@ from snn2hw.quant.nodes import (
 )
 
 # Largest weight magnitude a quantizer emits: mixed-sign matrices lose their lowest bit
-# in Lava's Dense (SPEC.md §2), so they are emitted as even integers in [-254, 254].
+# in Lava's Dense (docs/qgraph.md), so they are emitted as even integers in [-254, 254].
 WEIGHT_MAX_SINGLE_SIGN = 255
 WEIGHT_MAX_MIXED = 254
 

@@ -1,7 +1,7 @@
 """Quantized-graph node kinds, their legal integer ranges and their shapes.
 
 Each node class states in its docstring the integer arithmetic it stands for, restating
-``docs/qgraph.md`` (which builds on SPEC.md §1–2); the backends implement that
+``docs/qgraph.md`` (which cites Lava's models); the backends implement that
 arithmetic, this module does not execute anything. Notation used below:
 ``rtz(x, k) = sign(x) * (|x| >> k)`` (truncation toward zero), ``shift(x, e) = x << e``
 if ``e >= 0`` else ``x >> -e`` (arithmetic, i.e. floor), ``wrap24(x)`` the signed 24-bit
@@ -26,13 +26,13 @@ import numpy as np
 
 from snn2hw.common.units import DECAY_SCALE
 
-# Declared Loihi ranges (SPEC.md §1); checked by snn2hw.quant.validation.
+# Declared Loihi ranges (docs/qgraph.md "Register ranges"); checked by snn2hw.quant.validation.
 U_V_BITS = 24
 DECAY_MAX = DECAY_SCALE - 1  # 12-bit decay registers: 0..4095
 VTH_MAX = 131071  # 17-bit threshold mantissa
 BIAS_MANT_MIN, BIAS_MANT_MAX = -4096, 4095
 BIAS_EXP_MIN, BIAS_EXP_MAX = 0, 7
-WEIGHT_EXP_MIN, WEIGHT_EXP_MAX = -7, 7  # Loihi 1 weight exponent range (SPEC.md §6)
+WEIGHT_EXP_MIN, WEIGHT_EXP_MAX = -7, 7  # docs/sources.md#loihi-arithmetic-formats
 WEIGHT_MIN, WEIGHT_MAX = -256, 255  # 9-bit signed weights as stored
 MESSAGE_BITS_MAX = 24  # graded input payloads
 INT32_MAX = 2**31 - 1
@@ -95,7 +95,7 @@ class InputNode:
 
 @dataclass
 class DenseNode:
-    """Fully connected synapses, Lava ``Dense`` fixed point (SPEC.md §2).
+    """Fully connected synapses, Lava ``Dense`` fixed point (docs/qgraph.md).
 
     ``weight`` is int (N_out, N_in) in [-256, 255]. Weight preparation, once:
 
@@ -205,7 +205,7 @@ class FlattenNode:
 
 @dataclass
 class LIFNode:
-    """Loihi CUBA LIF population, fixed point (SPEC.md §1, Lava ``PyLifModelBitAcc``).
+    """Loihi CUBA LIF population, fixed point (docs/qgraph.md "LIF step", ``PyLifModelBitAcc``).
 
     ``du`` (-1..4095), ``dv`` (0..4095), ``vth`` (0..131071) are one value per
     population; ``bias_mant`` (13-bit signed) and ``bias_exp`` (0..7) are int arrays of

@@ -1,6 +1,6 @@
 """Post-training quantization: a float NIR graph (plus calibration data) -> a QGraph.
 
-For every spiking neuron node ``L`` (SPEC.md §5), with per-step parameters from
+For every spiking node ``L`` (docs/nir.md "Lowering to integers"), with per-step parameters from
 :func:`snn2hw.nir.discretize.discretize_neuron`:
 
 * its incoming synapse paths ``source -> ops -> L`` become QGraph paths; the one weighted

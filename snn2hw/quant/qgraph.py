@@ -4,7 +4,7 @@ A :class:`QGraph` holds integers only (weights, exponents, decays, thresholds, b
 the topology, ``dt`` and the target name. Backends (torch integer mode, the event-driven
 reference simulator, Lava, ONNX) execute it; none of them re-derives quantization.
 Its execution semantics are written down once, in ``docs/qgraph.md`` (which builds on
-SPEC.md §1–2); its on-disk format is described there too.
+Lava's bit-accurate models); its on-disk format is described there too.
 
 This module holds the :class:`QGraph` container and its topology helpers. The rest of
 the contract lives next to it, and every name is re-exported here so

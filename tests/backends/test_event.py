@@ -1,6 +1,6 @@
 """Event-driven reference simulator (snn2hw.backends.event) against docs/qgraph.md.
 
-Three kinds of checks: values pinned by hand from SPEC.md §1-2 / docs/qgraph.md, a plain
+Three kinds of checks: values pinned by hand from docs/qgraph.md, a plain
 time-stepped numpy reference (written here, sharing no code with the simulator) on random
 graphs, and the activity counters against hand counts.
 """
@@ -74,7 +74,7 @@ def activation(g: QGraph, x: np.ndarray, layer: str = "l") -> np.ndarray:
 
 # ------------------------------------------------------------- independent numpy reference
 def ref_weight(w: np.ndarray, bits: int) -> np.ndarray:
-    """SPEC.md §2 weight preparation, written with floor division instead of shifts."""
+    """docs/qgraph.md "Dense weight preparation", written with floor division instead of shifts."""
     w = np.asarray(w, dtype=np.int64)
     if w.min(initial=0) >= 0:
         return (np.clip(w, 0, 255) // 2 ** (8 - bits)) * 2 ** (8 - bits)
@@ -229,7 +229,7 @@ def test_reference_conv_matches_scipy_correlate():
     np.testing.assert_array_equal(ref_conv(x, w), want)
 
 
-# ------------------------------------------------------------------- SPEC pins: dense weights
+# ------------------------------------------------------- pins (docs/qgraph.md): dense weights
 def test_mixed_dense_weights_lose_lowest_bit_7_and_minus7_act_as_6_and_minus8():
     np.testing.assert_array_equal(event.dense_effective_weight(np.array([[7, -7]]), 8),
                                   [[6, -8]])
@@ -289,7 +289,7 @@ def test_graded_payload_multiplies_the_weight_column():
     np.testing.assert_array_equal(a[1, 0], [3 * 6 - 5 * 8, 6])
 
 
-# ---------------------------------------------------------------------- SPEC pins: LIF step
+# ---------------------------------------------------------- pins (docs/qgraph.md): LIF step
 def test_du_zero_current_decays_by_4095_over_4096_toward_zero():
     # du = 0 -> factor 4096 - (0 + 1) = 4095 (the hidden +1): rtz(640*4095, 12) = 639, ...
     r = event.run(dense_probe([[10]], du=0), frames([1]), num_steps=5, record_state=True)

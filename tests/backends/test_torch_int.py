@@ -1,4 +1,4 @@
-"""Torch integer mode against the written semantics (docs/qgraph.md, SPEC.md §1–2).
+"""Torch integer mode against the written semantics (docs/qgraph.md).
 
 Each test builds a tiny graph whose expected integers are worked out by hand or by an
 explicit numpy reference, and observes them through spikes or recorded u/v traces.
@@ -104,7 +104,7 @@ def random_recurrent_graph(seed=0, n_in=20, n_hid=16, n_out=5):
     return make_graph(nodes, edges, out="o", num_steps=12)
 
 
-# ----- Dense weight preparation (SPEC.md §2) ------------------------------------------------
+# ----- Dense weight preparation (docs/qgraph.md) --------------------------------------------
 def test_mixed_sign_dense_7_minus_7_acts_as_6_minus_8():
     g = make_graph(
         [InputNode("x", (1,)), dense("d", [[7], [-7]]), lif("L", 2)],
@@ -139,7 +139,7 @@ def test_single_sign_and_mixed_clip_and_truncation_with_fewer_weight_bits(weight
     assert (res.u["L"][1, 0] // 64).tolist() == expected
 
 
-# ----- LIF arithmetic (SPEC.md §1) ----------------------------------------------------------
+# ----- LIF arithmetic (docs/qgraph.md "LIF step") -----------------------------------------
 def test_du0_current_decays_by_truncation_toward_zero():
     g = make_graph(
         [InputNode("x", (1,)), dense("d", [[10], [-10]]), lif("L", 2, du=0, dv=0)],

@@ -1,5 +1,5 @@
 """Loihi number formats (snn2hw.quant.formats): weights Lava's Dense keeps unchanged
-(SPEC.md §2), weight exponents, decays and bias mantissa/exponent (SPEC.md §1, §5)."""
+(docs/qgraph.md), weight exponents, decays and bias mantissa/exponent (docs/nir.md)."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ from snn2hw.quant.formats import (
 
 
 def lava_dense_weights(w: np.ndarray, num_weight_bits: int = 8) -> np.ndarray:
-    """SPEC.md §2, written out independently: sign mode, clip, LSB truncation (floor)."""
+    """docs/qgraph.md, written out independently: sign mode, clip, LSB truncation (floor)."""
     w = np.asarray(w, dtype=np.int64)
     if w.min() >= 0:
         mode = "exc"
@@ -177,7 +177,7 @@ def test_decays_invert_the_chip_formulas_for_every_register_value() -> None:
 
 
 def test_decays_round_to_nearest_register() -> None:
-    # SPEC §5: dv = round(4096 a_m), du = round(4096 a_s) - 1
+    # docs/nir.md "Decays": dv = round(4096 a_m), du = round(4096 a_s) - 1
     for a in (0.05, 0.2, 1 / 3, 0.001, 0.0123):
         assert dv_from_beta(1.0 - a) == round(4096 * a)
         assert du_from_alpha(1.0 - a) == round(4096 * a) - 1

@@ -1,4 +1,4 @@
-"""Post-training quantization of small hand-built NIR graphs (SPEC.md §5): decays,
+"""Post-training quantization of small hand-built NIR graphs (docs/nir.md): decays,
 thresholds, weight grids, biases, refusals, and agreement of the integer graph with the
 float NIR executor."""
 

@@ -16,7 +16,7 @@ Activity (per inference = per sample, averaged over the run's samples), from a
   on per-neuron spike counts (one message per (spike, destination core)). External inputs
   are injected from off the mesh: their deliveries are counted, their I/O energy is not.
 
-Energy per inference (target constants, SPEC.md §7)::
+Energy per inference (target constants, docs/sources.md#loihi-energy)::
 
     synaptic = SynOps x synop_pj
     neuron   = active x neuron_update_active_pj + inactive x neuron_update_inactive_pj

@@ -3,7 +3,7 @@
 For one LIF layer, every synapse path into it (``QGraph.synapse_paths``) is turned into a
 0/1 sparse matrix, neuron x source neuron, one column block per spike source
 (:class:`SourceBlock`). "Non-zero synapse": for ``dense`` the weight after Lava's sign-mode
-clip and LSB truncation (SPEC.md §2; a mixed-sign weight of 1 is 0 on the chip); for
+clip and LSB truncation (docs/qgraph.md "Dense weight preparation": a mixed-sign 1 is 0); for
 ``conv`` a non-zero kernel tap whose input position lies inside the (unpadded) input;
 ``sumpool`` window taps likewise; ``flatten`` is the identity; a chain of operators (e.g.
 sumpool -> flatten -> dense) is composed into one structural matrix. Big layers are built

@@ -157,7 +157,7 @@ class ConstantTable:
 
 @dataclass(frozen=True)
 class Formats:
-    """Number formats of the target's integer arithmetic (SPEC.md §1-2)."""
+    """Number formats of the target arithmetic (docs/sources.md#loihi-arithmetic-formats)."""
 
     weight_mantissa_bits: int
     weight_exp_min: int
