@@ -10,6 +10,7 @@ machine-readable output where scripts consume it.
 from __future__ import annotations
 
 import json
+import math
 import sys
 from pathlib import Path
 from typing import Any
@@ -51,8 +52,23 @@ def artifact_out_option(help_text: str):
                         default=None, help=help_text)
 
 
+def _json_safe(value: Any) -> Any:
+    """NaN/Inf become null: JSON has no NaN, and scripts reading --json must parse it."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: _json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_json_safe(v) for v in value]
+    return value
+
+
 def _emit(data: dict[str, Any], as_json: bool, human: str) -> None:
-    click.echo(json.dumps(data, indent=2, default=float) if as_json else human)
+    if as_json:
+        text = json.dumps(data, default=float)  # numpy scalars -> float, then NaN -> null
+        click.echo(json.dumps(_json_safe(json.loads(text)), indent=2, allow_nan=False))
+    else:
+        click.echo(human)
 
 
 @click.group(cls=_Group)

@@ -32,3 +32,14 @@ def test_nonsense_values_are_refused_before_any_work(args, tmp_path):
         r = CliRunner().invoke(main, args)
     assert r.exit_code == 2, r.output  # click's usage error
     assert "Invalid value" in r.output and "Traceback" not in r.output
+
+
+def test_json_output_is_strict_json_with_nan_as_null(capsys):
+    import json
+
+    from snn2hw.cli import _emit
+
+    _emit({"accuracy": float("nan"), "rows": [1.0, float("inf")], "n": 3}, True, "")
+    out = capsys.readouterr().out
+    assert "NaN" not in out and "Infinity" not in out
+    assert json.loads(out) == {"accuracy": None, "rows": [1.0, None], "n": 3}

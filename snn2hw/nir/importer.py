@@ -51,6 +51,40 @@ __all__ = [
 ]
 
 
+# Largest total of declared dataset bytes a NIR file may ask us to read (compressed HDF5 can
+# declare gigabytes in a few kB); override with SNN2HW_MAX_NIR_BYTES.
+MAX_NIR_BYTES = 2 * 2**30
+
+
+def _check_declared_size(p: Path) -> None:
+    """Refuse a NIR file whose datasets declare more bytes than :data:`MAX_NIR_BYTES`, before
+    nir reads (and decompresses) any of them."""
+    import h5py
+
+    limit = int(os.environ.get("SNN2HW_MAX_NIR_BYTES", MAX_NIR_BYTES))
+    total = 0
+    biggest = ("", 0)
+
+    def visit(name: str, obj: object) -> None:
+        nonlocal total, biggest
+        if isinstance(obj, h5py.Dataset):
+            size = int(obj.size or 0) * int(obj.dtype.itemsize)
+            total += size
+            biggest = max(biggest, (name, size), key=lambda t: t[1])
+
+    try:
+        with h5py.File(p, "r") as fh:
+            fh.visititems(visit)
+    except Exception as exc:  # noqa: BLE001 - h5py raises OSError, KeyError, RuntimeError
+        raise GraphError(f"{p}: cannot read the NIR file ({_one_line(exc)})") from None
+    if total > limit:
+        raise GraphError(
+            f"{p}: the file declares {total / 2**20:.0f} MiB of arrays (largest '{biggest[0]}', "
+            f"{biggest[1] / 2**20:.0f} MiB), over the {limit / 2**20:.0f} MiB limit; "
+            "set SNN2HW_MAX_NIR_BYTES to allow it"
+        )
+
+
 def read_nir(path: str | os.PathLike[str]) -> nir.NIRGraph:
     """Read a NIR file; every failure is a one-line :class:`GraphError`.
 
@@ -70,6 +104,7 @@ def read_nir(path: str | os.PathLike[str]) -> nir.NIRGraph:
         raise GraphError(f"{p}: cannot open ({exc})") from None
     if not is_hdf5:
         raise GraphError(f"{p} is not a NIR file (NIR files are HDF5; this one is not)")
+    _check_declared_size(p)
     notes: list[str] = []
     try:
         graph = nir.read(p)

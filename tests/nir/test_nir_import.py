@@ -240,3 +240,32 @@ def test_read_nir_notes_reach_check_and_timing():
     assert analyze(g).notes[0] == "read with a fallback"
     assert resolve_timing(g)[2][0] == "read with a fallback"
     assert import_notes(g) == ["read with a fallback"]  # callers get copies
+
+
+def test_a_nir_file_declaring_huge_arrays_is_refused_before_reading(tmp_path, external):
+    import shutil
+
+    import h5py
+
+    from snn2hw.common.errors import GraphError
+    from snn2hw.nir import read_nir
+
+    bomb = tmp_path / "bomb.nir"
+    shutil.copy(external / "nir-paper" / "01_lif" / "lif_norse.nir", bomb)
+    with h5py.File(bomb, "a") as fh:  # a few kB on disk, 4 GiB once decompressed
+        fh.create_dataset("node/nodes/big", shape=(2**32,), dtype="u1", chunks=(2**20,),
+                          compression="gzip")
+    assert bomb.stat().st_size < 1_000_000
+    with pytest.raises(GraphError, match=r"declares 4096 MiB of arrays \(largest 'node/nodes/big'"):
+        read_nir(bomb)
+
+
+def test_the_nir_size_limit_can_be_set(tmp_path, external, monkeypatch):
+    from snn2hw.common.errors import GraphError
+    from snn2hw.nir import read_nir
+
+    path = external / "nir-paper" / "01_lif" / "lif_norse.nir"
+    read_nir(path)
+    monkeypatch.setenv("SNN2HW_MAX_NIR_BYTES", "4")
+    with pytest.raises(GraphError, match="SNN2HW_MAX_NIR_BYTES"):
+        read_nir(path)
