@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import zipfile
 import zlib
 from pathlib import Path
@@ -113,6 +114,7 @@ def load_qgraph(path: str | Path, cls: type[QGraph] | None = None) -> QGraph:
         raise GraphError(f"quantized graph file not found: {path}")
     try:
         with zipfile.ZipFile(path) as zf:
+            _check_sizes(zf, path)
             header = json.loads(zf.read("graph.json"))
             _check_header(header, path)
             nodes = _decode_nodes(zf, header["nodes"], path)
@@ -132,6 +134,25 @@ def load_qgraph(path: str | Path, cls: type[QGraph] | None = None) -> QGraph:
             "re-run `snn2hw export`"
         ) from None
     return g.validate()
+
+
+# Largest total of uncompressed member bytes a .qgraph may declare (a few-MB zip of deflated
+# zeros can declare gigabytes); override with SNN2HW_MAX_QGRAPH_BYTES.
+MAX_QGRAPH_BYTES = 2 * 2**30
+
+
+def _check_sizes(zf: zipfile.ZipFile, path: Path) -> None:
+    """Refuse an archive whose members declare more than the limit, before inflating any."""
+    limit = int(os.environ.get("SNN2HW_MAX_QGRAPH_BYTES", MAX_QGRAPH_BYTES))
+    infos = zf.infolist()
+    total = sum(i.file_size for i in infos)
+    if total > limit:
+        big = max(infos, key=lambda i: i.file_size)
+        raise GraphError(
+            f"{path}: the archive declares {total / 2**20:.0f} MiB uncompressed (largest "
+            f"member {big.filename!r}, {big.file_size / 2**20:.0f} MiB), over the "
+            f"{limit / 2**20:.0f} MiB limit; set SNN2HW_MAX_QGRAPH_BYTES to allow it"
+        )
 
 
 def _check_header(header: Any, path: Path) -> None:

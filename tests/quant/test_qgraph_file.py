@@ -266,3 +266,22 @@ def test_cli_simulate_on_corrupt_qgraph_prints_one_line_error(
 def test_cli_simulate_on_missing_qgraph_prints_one_line_error(tmp_path: Path) -> None:
     result = CliRunner().invoke(main, ["simulate", str(tmp_path / "nope.qgraph")])
     _one_line_error(result)
+
+
+def test_an_archive_declaring_huge_members_is_refused_before_inflating(
+    saved: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import zipfile
+
+    monkeypatch.setenv("SNN2HW_MAX_QGRAPH_BYTES", str(32 * 2**20))
+    bomb = tmp_path / "bomb.qgraph"
+    with zipfile.ZipFile(saved) as src, zipfile.ZipFile(bomb, "w", zipfile.ZIP_DEFLATED) as dst:
+        for info in src.infolist():
+            dst.writestr(info, src.read(info))
+        with dst.open("arrays/zeros.npy", "w") as fh:  # 64 MiB of zeros in ~64 kB
+            block = bytes(2**24)
+            for _ in range(4):
+                fh.write(block)
+    assert bomb.stat().st_size < 2**20
+    with pytest.raises(GraphError, match=r"declares 64 MiB uncompressed .*'arrays/zeros.npy'"):
+        QGraph.load(bomb)
