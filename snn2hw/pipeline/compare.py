@@ -28,6 +28,15 @@ from snn2hw.quant.qgraph import LIFNode, QGraph
 
 @dataclass
 class Divergence:
+    """The first (sample, step, layer, neuron) where backend ``other`` disagrees with the
+    reference backend: earliest step, then sample, then layer order, then neuron.
+
+    ``neuron`` is the C-order flat index in the layer; ``index`` the same neuron as an index
+    into the layer's shape (for multi-dimensional layers, e.g. ``(channel, y, x)``).
+    ``spike``, ``u`` and ``v`` are ``(reference, other)`` at that point; ``u``/``v`` come
+    from re-running that sample on both backends with state recording (after the step's
+    reset) and are None when either backend does not record state."""
+
     sample: int
     step: int
     layer: str
@@ -37,18 +46,40 @@ class Divergence:
     spike: tuple[int, int]
     u: tuple[int, int] | None = None
     v: tuple[int, int] | None = None
+    index: tuple[int, ...] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return dict(vars(self))
 
+    def _pair(self, what: str, pair: tuple[int, int]) -> str:
+        return f"{what} {self.reference}={pair[0]} {self.other}={pair[1]}"
+
     def describe(self) -> str:
+        where = f"neuron {self.neuron}"
+        if self.index is not None and len(self.index) > 1:
+            where += f" (index {tuple(self.index)})"
         s = (
             f"first divergence {self.reference} vs {self.other}: sample {self.sample}, step "
-            f"{self.step}, layer '{self.layer}', neuron {self.neuron}: spike {self.spike}"
+            f"{self.step}, layer '{self.layer}', {where}: {self._pair('spike', self.spike)}"
         )
-        if self.u is not None:
-            s += f", u {self.u}, v {self.v}"
+        if self.u is not None and self.v is not None:
+            s += f", {self._pair('u', self.u)}, {self._pair('v', self.v)}"
+        else:
+            s += " (u/v not recorded by both backends)"
         return s
+
+
+def divergence_table(divergences: list[Divergence]) -> str:
+    """The divergences as a Markdown table (one row per backend that differs)."""
+    def pair(p: tuple[int, int] | None) -> str:
+        return "-" if p is None else f"{p[0]} / {p[1]}"
+
+    header = ["reference / other", "sample", "step", "layer", "neuron", "spike", "u", "v"]
+    rows = [[f"{d.reference} / {d.other}", str(d.sample), str(d.step), d.layer,
+             str(d.neuron) if d.index is None or len(d.index) < 2
+             else f"{d.neuron} {tuple(d.index)}",
+             pair(d.spike), pair(d.u), pair(d.v)] for d in divergences]
+    return markdown_table(header, rows)
 
 
 @dataclass
@@ -220,6 +251,8 @@ def compare(
                     ),
                     (at(r1.u), at(r2.u)) if r1.u and r2.u else None,
                     (at(r1.v), at(r2.v)) if r1.v and r2.v else None,
+                    tuple(int(i) for i in np.unravel_index(
+                        neuron, ref.spikes[layer].shape[2:])),
                 )
             )
     accuracy: dict[str, float | None] = {}
@@ -296,7 +329,9 @@ def write_comparison(res: Comparison, qgraph_path: Path, out: Path) -> dict[str,
             ref.spikes,
             d.sample,
             out / "compare_raster.png",
-            title=f"first divergence: {d.reference} (black) vs {d.other} (red x)",
+            title=(f"first divergence (red circle): sample {d.sample}, step {d.step}, "
+                   f"'{d.layer}' neuron {d.neuron}; {d.reference} (black) vs "
+                   f"{d.other} (red x where it differs)"),
             mark=(d.step, d.layer, d.neuron),
             other=res.runs[d.other].spikes,
         )
@@ -319,9 +354,14 @@ def write_comparison(res: Comparison, qgraph_path: Path, out: Path) -> dict[str,
         f"backend ({ref.backend}). `*` float path: aligned by hop depth, not expected to be exact.",
         "",
     ]
-    md += [f"- {d.describe()}" for d in res.divergences] or [
-        "- integer backends agree on every spike"
-    ]
+    if res.divergences:
+        md += ["## First divergence", "",
+               "Spike, u and v as reference / other at that point (u and v after the "
+               "step's reset, from a re-run of that sample with state recording).", "",
+               divergence_table(res.divergences), ""]
+        md += [f"- {d.describe()}" for d in res.divergences]
+    else:
+        md += ["- integer backends agree on every spike"]
     md += ["", f"![raster]({png.name})", ""]
     atomic_write_text(out / "compare.md", "\n".join(md))
     return {"json": out / "compare.json", "md": out / "compare.md", "png": png}

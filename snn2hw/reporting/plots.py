@@ -21,19 +21,22 @@ def _save(fig, path: Path) -> Path:
     return path
 
 
-def raster(
+MARK_GID = "first-divergence"  # gid of the circle :func:`raster_figure` draws at ``mark``
+
+
+def raster_figure(
     spikes: dict[str, np.ndarray],
     sample: int,
-    path: str | Path,
     *,
     title: str = "",
     mark: tuple[int, str, int] | None = None,
     other: dict[str, np.ndarray] | None = None,
-) -> Path:
-    """Spike raster of every layer for one sample (one panel per layer). ``mark``
-    (step, layer, neuron) circles a divergence; ``other`` overlays a second backend's
-    spikes where they differ (red crosses)."""
+):
+    """The figure of :func:`raster` (not saved). The ``mark`` circle is the one artist with
+    gid :data:`MARK_GID`, in the panel of the marked layer, at (step, neuron)."""
     layers = list(spikes)
+    if mark is not None and mark[1] not in spikes:
+        raise ValueError(f"mark names layer '{mark[1]}', not one of {layers}")
     fig, axes = plt.subplots(
         len(layers), 1, figsize=(8, 1.6 + 1.4 * len(layers)), sharex=True, squeeze=False
     )
@@ -46,13 +49,30 @@ def raster(
             dt_, dn = np.nonzero(o != s)
             ax.scatter(dt_, dn, s=20, marker="x", color="red", label="differs")
         if mark is not None and mark[1] == name:
-            ax.scatter([mark[0]], [mark[2]], s=120, facecolors="none", edgecolors="red")
+            ax.scatter([mark[0]], [mark[2]], s=120, facecolors="none", edgecolors="red",
+                       linewidths=1.5, gid=MARK_GID, zorder=3)
         ax.set_ylabel(f"{name}\n(neuron)", fontsize=8)
         ax.set_ylim(-1, s.shape[1])
         ax.set_xlim(-0.5, s.shape[0] - 0.5)
     axes[-1, 0].set_xlabel("time step")
     fig.suptitle(title or f"spike raster, sample {sample}", fontsize=10)
-    return _save(fig, Path(path))
+    return fig
+
+
+def raster(
+    spikes: dict[str, np.ndarray],
+    sample: int,
+    path: str | Path,
+    *,
+    title: str = "",
+    mark: tuple[int, str, int] | None = None,
+    other: dict[str, np.ndarray] | None = None,
+) -> Path:
+    """Spike raster of every layer for one sample (one panel per layer). ``mark``
+    (step, layer, neuron; neuron as the C-order flat index) circles a divergence in red;
+    ``other`` overlays a second backend's spikes where they differ (red crosses)."""
+    return _save(raster_figure(spikes, sample, title=title, mark=mark, other=other),
+                 Path(path))
 
 
 def bars(
