@@ -59,7 +59,12 @@ __all__ = [
     "ChipLimits",
     "LayerBound",
     "PathBound",
+    "METADATA_KEY",
     "bounds_table",
+    "check_graph",
+    "graph_limits",
+    "limits_to_metadata",
+    "shrink_factor",
     "check_chip_limits",
     "layer_bounds",
     "limits_from_formats",
@@ -459,3 +464,53 @@ def check_chip_limits(graph: Any, limits: ChipLimits = LOIHI1) -> list[LayerBoun
                 "or threshold, or use binary (spike) input (docs/loihi-edges.md)"
             )
     return bounds
+
+
+# ----- what PTQ and the backends call --------------------------------------------------------
+
+METADATA_KEY = "chip_limits"
+"""QGraph metadata entry carrying the target's chip limits (the ``chip_*`` keys of its
+``[formats]``); written by PTQ, read by :func:`check_graph`."""
+
+
+def graph_limits(graph: Any) -> ChipLimits | None:
+    """The chip limits a quantized graph was made for (its metadata), if any."""
+    meta = getattr(graph, "metadata", None) or {}
+    table = meta.get(METADATA_KEY)
+    return limits_from_formats(table) if table else None
+
+
+def limits_to_metadata(limits: ChipLimits) -> dict[str, Any]:
+    """The metadata form of ``limits`` (the ``[formats]`` keys :func:`limits_from_formats`
+    reads)."""
+    return {
+        "chip_accumulator_bits": limits.accumulator_bits,
+        "u_bits": limits.u_bits,
+        "activation_shift": limits.activation_shift,
+        "chip_weight_exp_shift": "per_synapse" if limits.per_synapse_weight_shift else "sum",
+        "chip_u_bias_overflow": "wrap" if limits.u_bias_wraps else "saturate",
+    }
+
+
+def check_graph(graph: Any) -> list[LayerBound]:
+    """What a backend calls before running a graph: :func:`check_chip_limits` with the
+    graph's own chip limits; nothing (``[]``) for a graph made for a target without any."""
+    limits = graph_limits(graph)
+    return [] if limits is None else check_chip_limits(graph, limits)
+
+
+def shrink_factor(bound: LayerBound) -> float:
+    """By how much the layer's threshold (hence weights and bias) must shrink for its
+    accumulator, u and u + bias bounds to fit (1.0 when they already do; 0.0 when no
+    scale helps, e.g. du = -1 with input). Weight-exponent problems (rule 4) are not
+    scale problems: PTQ avoids them with ``weight_exp >= 0``."""
+    lim = bound.limits
+    f = 1.0
+    for val, top in (
+        (bound.acc_abs, lim.acc_range[1]),
+        (max(-bound.u_lo, bound.u_hi), lim.u_range[1]),
+        (bound.ub_abs if lim.u_bias_wraps else 0.0, lim.u_bias_range[1]),
+    ):
+        if val > top:
+            f = min(f, top / val if math.isfinite(val) else 0.0)
+    return f
