@@ -57,7 +57,7 @@ def test_synthetic_activity_counts_every_synapse_of_the_kws_network() -> None:
 
 def _by_hand(rates: dict[str, float], samples: int, seed: int = 0) -> dict[str, float]:
     """Energy per inference (pJ) of the keyword spotter from the synthesized spikes, written
-    out term by term (docs of snn2hw.chip.energy.estimator; docs/sources.md "Energy and latency model"):
+    out term by term (snn2hw.chip.energy.estimator; docs/sources.md "Energy and latency model"):
 
     - every synapse exists (weights even and non-zero, so the mixed-sign truncation keeps
       them), and a spike at step t reaches the next layer at step t + 1: over the 10 steps
