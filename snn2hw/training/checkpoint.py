@@ -28,7 +28,7 @@ import torch
 from snn2hw.common.atomic_io import atomic_write_bytes
 from snn2hw.common.errors import CheckpointError, ConfigError
 
-FORMAT = "snn2hw.training.checkpoint"
+FORMAT = "snn2hw.checkpoint"
 VERSION = 1
 
 
@@ -98,6 +98,9 @@ def load_checkpoint(path: str | Path, *, trust_pickle: bool = False) -> Checkpoi
         raise CheckpointError(f"checkpoint not found: {path}")
     if path.suffix == ".safetensors":
         return _load_safetensors(path)
+    what = _sniff_other_format(path)
+    if what:
+        raise CheckpointError(f"{path}: {what}, not a snn2hw checkpoint")
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
@@ -107,12 +110,43 @@ def load_checkpoint(path: str | Path, *, trust_pickle: bool = False) -> Checkpoi
                 "unpickle untrusted data. If you trust this file, pass --trust-pickle"
             ) from None
         obj = _load_trusted(path)
-    except (RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError) as exc:
+    except Exception as exc:  # noqa: BLE001 - a damaged archive fails in many ways (KeyError,
+        # RuntimeError, EOFError, BadZipFile, ...); each is one corrupt-file message
         raise CheckpointError(
-            f"{path}: corrupt or truncated checkpoint ({_first_line(exc)}); "
-            "retrain or restore it from a backup"
+            f"{path}: corrupt or truncated checkpoint ({type(exc).__name__}: "
+            f"{_first_line(exc)}); retrain or restore it from a backup"
         ) from None
     return _from_object(obj, path)
+
+
+def _sniff_other_format(path: Path) -> str | None:
+    """Name the file when its first bytes say it is something else than a torch checkpoint
+    (so a NIR graph or a config is not reported as "pickled objects")."""
+    with open(path, "rb") as fh:
+        head = fh.read(512)
+    if head.startswith(b"\x89HDF\r\n\x1a\n"):
+        return ("an HDF5 file (a NIR graph or a lava-dl netx network?); export a NIR graph "
+                "with `snn2hw export FILE.nir --target ...`")
+    if head.startswith(b"PK\x03\x04"):
+        try:
+            with zipfile.ZipFile(path) as zf:
+                if "graph.json" in zf.namelist():
+                    return ("a snn2hw quantized graph; run it with `snn2hw simulate` or "
+                            "`snn2hw compare`")
+        except Exception:  # noqa: BLE001 - a damaged zip: torch.load names the damage
+            return None
+        return None
+    if head.startswith(b"\x80"):  # pickle protocol 2+: torch's legacy format
+        return None
+    text = head.lstrip()
+    if text[:1] in (b"#", b"[") or text.startswith(b"name") or b"=" in text.split(b"\n")[0]:
+        try:
+            head.decode("utf-8")
+        except UnicodeDecodeError:
+            return None
+        return ("a text file (a TOML training config?); train it with `snn2hw train FILE`, "
+                "then use the checkpoint it writes")
+    return None
 
 
 def _load_trusted(path: Path) -> Any:

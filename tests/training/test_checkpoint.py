@@ -31,7 +31,7 @@ def test_pt_checkpoint_loads_with_weights_only(tmp_path):
     path = tmp_path / "m.pt"
     save_checkpoint(path, _ckpt())
     obj = torch.load(path, weights_only=True)
-    assert obj["format"] == "snn2hw.training.checkpoint"
+    assert obj["format"] == "snn2hw.checkpoint"
 
 
 def test_corrupt_checkpoint_is_a_one_line_error(tmp_path):
@@ -52,7 +52,7 @@ class Evil:
 
 def test_pickled_objects_are_refused_without_trust_flag(tmp_path):
     path = tmp_path / "evil.pt"
-    torch.save({"format": "snn2hw.training.checkpoint", "payload": Evil()}, path)
+    torch.save({"format": "snn2hw.checkpoint", "payload": Evil()}, path)
     with pytest.raises(CheckpointError, match="--trust-pickle"):
         load_checkpoint(path)
 
@@ -83,3 +83,26 @@ def test_foreign_file_is_not_a_checkpoint(tmp_path):
     raw.write_bytes(pickle.dumps([1, 2]))
     with pytest.raises(CheckpointError):
         load_checkpoint(raw)
+
+
+def test_files_of_other_kinds_are_named_not_called_pickles(tmp_path):
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    nir_file = root / "tests" / "reference_data" / "nir-paper" / "01_lif" / "lif_norse.nir"
+    netx = root / "tests" / "reference_data" / "lava-dl-netx" / "tinynet" / "tiny.net"
+    toml = root / "examples" / "digits_lif.toml"
+    for path, words in ((nir_file, "an HDF5 file"), (netx, "an HDF5 file"),
+                        (toml, "a text file (a TOML training config?)")):
+        with pytest.raises(CheckpointError) as err:
+            load_checkpoint(path)
+        assert words in str(err.value) and "pickle" not in str(err.value), err.value
+    qg = tmp_path / "g.qgraph"
+    import sys
+
+    sys.path.insert(0, str(root / "tests" / "quant"))
+    from qgraph_samples import two_layer_dense_graph
+
+    two_layer_dense_graph().save(qg)
+    with pytest.raises(CheckpointError, match="a snn2hw quantized graph"):
+        load_checkpoint(qg)
