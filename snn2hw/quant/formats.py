@@ -176,28 +176,41 @@ def is_mixed(w: np.ndarray) -> bool:
     return bool(np.any(w > 0) and np.any(w < 0))
 
 
+def _mant_max(f: NumberFormats) -> int:
+    """Largest magnitude a ``weight_mantissa_bits`` mantissa holds (255 for 8 bits)."""
+    return (1 << f.weight_mantissa_bits) - 1
+
+
 def _mixed_limit(f: NumberFormats) -> int:
-    lim = min(-f.weight_range_mixed[0], f.weight_range_mixed[1])
+    lim = min(-f.weight_range_mixed[0], f.weight_range_mixed[1], _mant_max(f))
     return lim - (lim % 2) if f.mixed_sign_lsb_loss else lim
 
 
+def _single_sign_range(f: NumberFormats) -> tuple[int, int]:
+    m = _mant_max(f)
+    return max(f.weight_range_inhibitory[0], -m), min(f.weight_range_excitatory[1], m)
+
+
 def weight_limit(w: np.ndarray, formats: NumberFormats = LOIHI_FORMATS) -> int:
-    """Largest weight magnitude a quantizer emits for ``w``: Loihi 254 for mixed-sign
+    """Largest weight magnitude a quantizer emits for ``w``: within the clip range of its
+    sign mode and at most ``2^weight_mantissa_bits - 1``. Loihi: 254 for mixed-sign
     matrices (they lose their lowest bit in Lava's Dense, SPEC.md §2), 255 otherwise."""
     f = formats
     if is_mixed(w):
         return _mixed_limit(f)
+    lo, hi = _single_sign_range(f)
     if np.any(np.asarray(w) < 0):
-        return -f.weight_range_inhibitory[0]
-    return f.weight_range_excitatory[1]
+        return -lo
+    return hi
 
 
 def round_weights(w_scaled: np.ndarray, formats: NumberFormats = LOIHI_FORMATS) -> np.ndarray:
     """Round scaled float weights to the integers the target's Dense keeps unchanged.
 
     Loihi: mixed-sign matrices round to even integers in [-254, 254] (the mixed-sign LSB
-    loss); single-sign ones to [0, 255] or [-255, 0]. Other targets: their clip ranges
-    (even values only where ``mixed_sign_lsb_loss``). Rounding is half away from zero,
+    loss); single-sign ones to [0, 255] or [-255, 0]. Other targets: their clip ranges,
+    magnitudes at most ``2^weight_mantissa_bits - 1`` (even values only where
+    ``mixed_sign_lsb_loss``). Rounding is half away from zero,
     symmetric in sign."""
     f = formats
     w = np.asarray(w_scaled, dtype=np.float64)
@@ -210,7 +223,7 @@ def round_weights(w_scaled: np.ndarray, formats: NumberFormats = LOIHI_FORMATS) 
         # Still legal if rounding happened to remove one sign: the limit is symmetric.
         return np.clip(q, -lim, lim).astype(np.int64)
     q = np.sign(w) * np.floor(np.abs(w) + 0.5)
-    return np.clip(q, f.weight_range_inhibitory[0], f.weight_range_excitatory[1]).astype(np.int64)
+    return np.clip(q, *_single_sign_range(f)).astype(np.int64)
 
 
 def choose_weight_exp(vth_int: float, m: float, limit: int,
