@@ -25,7 +25,7 @@ the standard library; nothing else of ``snn2hw``.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -195,7 +195,9 @@ class Formats:
     def number_formats(self) -> NumberFormats:
         """These formats as quantization's :class:`~snn2hw.quant.formats.NumberFormats`
         (the data PTQ, QAT, validation and the backends read)."""
-        keys = (*FORMAT_KEYS, *FORMAT_RULE_KEYS)
+        # Only the fields NumberFormats has: keys added to [formats] for other purposes
+        # (e.g. chip limits) are not number formats of the quantized graph.
+        keys = {f.name for f in fields(NumberFormats)}
         return NumberFormats(**{k: getattr(self, k) for k in keys})
 
     @property
