@@ -4,7 +4,8 @@ result type every integer backend returns (docs/qgraph.md "Outputs a backend ret
 Holds: :class:`SimResult` (spikes per LIF layer ``[N, B, ...]``, optional ``u``/``v``
 traces, wall time, and typed backend extras), :class:`ActivityCounters` (the event
 simulator's per-layer activity), the :class:`Backend` and :class:`PreparedRun` protocols,
-:class:`UnsupportedNodeError` and :func:`check_node_kinds`.
+:class:`UnsupportedNodeError` and :func:`check_node_kinds`, :class:`UnsupportedFormatsError`
+and :func:`check_int64_formats` (what every int64 backend needs of the graph's formats).
 
 May import: numpy and ``snn2hw.common``, ``snn2hw.quant`` (types only). It holds no
 arithmetic of any backend; the backend modules import it, never each other, and never
@@ -28,7 +29,9 @@ __all__ = [
     "Backend",
     "PreparedRun",
     "SimResult",
+    "UnsupportedFormatsError",
     "UnsupportedNodeError",
+    "check_int64_formats",
     "check_node_kinds",
 ]
 
@@ -255,6 +258,26 @@ def check_node_kinds(graph: QGraph, backend: str, kinds: Iterable[str]) -> None:
             raise UnsupportedNodeError(
                 f"node '{name}' has kind '{kind}', which backend '{backend}' does not "
                 f"execute (it executes: {', '.join(sorted(allowed))})"
+            )
+
+
+class UnsupportedFormatsError(GraphError):
+    """A graph was made for number formats the chosen backend does not implement."""
+
+
+def check_int64_formats(graph: QGraph, backend: str) -> None:
+    """Refuse formats an int64 implementation of docs/qgraph.md cannot execute exactly:
+    the decay products ``u · (2^decay_bits - du - 1)`` and ``v · (2^decay_bits - dv)`` must
+    stay inside int64, so ``u_bits + decay_bits`` and ``v_bits + decay_bits`` are at most 62
+    (Loihi: 24 + 12). :class:`UnsupportedFormatsError` names the field and its value."""
+    f = graph.formats
+    for key in ("u_bits", "v_bits"):
+        bits = int(getattr(f, key))
+        if bits + f.decay_bits > 62:
+            raise UnsupportedFormatsError(
+                f"backend '{backend}' cannot run target '{graph.target}': {key} {bits} with "
+                f"decay_bits {f.decay_bits} overflows its 64-bit decay products "
+                f"({key} + decay_bits must be <= 62)"
             )
 
 

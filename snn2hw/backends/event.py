@@ -34,8 +34,15 @@ from typing import Any
 import numpy as np
 
 from snn2hw.backends import event_kernels as K
-from snn2hw.backends.base import ActivityCounters, SimResult, check_node_kinds
+from snn2hw.backends.base import (
+    ActivityCounters,
+    SimResult,
+    UnsupportedFormatsError,
+    check_int64_formats,
+    check_node_kinds,
+)
 from snn2hw.common.errors import GraphError
+from snn2hw.quant.formats import LOIHI_FORMATS, NumberFormats
 from snn2hw.quant.qgraph import (
     ConvNode,
     DenseNode,
@@ -56,25 +63,29 @@ NODE_KINDS = frozenset({"input", "dense", "conv", "sumpool", "flatten", "lif", "
 COLUMN_DENSITY = 0.35
 
 
-def dense_effective_weight(weight: np.ndarray, num_weight_bits: int) -> np.ndarray:
+def dense_effective_weight(
+    weight: np.ndarray, num_weight_bits: int, formats: NumberFormats = LOIHI_FORMATS
+) -> np.ndarray:
     """``W'`` of docs/qgraph.md "Dense weight preparation", int64.
 
     sign mode EXCITATORY if ``min(W) >= 0`` (all-zero included), INHIBITORY if
-    ``max(W) <= 0``, else MIXED; clip MIXED [-256, 255], EXC [0, 255], INH [-255, 0];
-    ``k = 8 - num_weight_bits + MIXED``; ``W' = (W >> k) << k`` (floor shifts), for
-    INHIBITORY ``W' = -(((-W) >> k) << k)``. Example: mixed [7, -7] -> [6, -8].
+    ``max(W) <= 0``, else MIXED; clip to that mode's range of the formats (Loihi: MIXED
+    [-256, 255], EXC [0, 255], INH [-255, 0]); ``k = weight_mantissa_bits -
+    num_weight_bits + (MIXED and mixed_sign_lsb_loss)``; ``W' = (W >> k) << k`` (floor
+    shifts), for INHIBITORY ``W' = -(((-W) >> k) << k)``. Loihi: mixed [7, -7] -> [6, -8].
     """
+    f = formats
     w = np.asarray(weight).astype(np.int64)
     if w.size == 0 or w.min() >= 0:
         mixed, inhibitory = 0, False
-        w = np.clip(w, 0, 255)
+        w = np.clip(w, *f.weight_range_excitatory)
     elif w.max() <= 0:
         mixed, inhibitory = 0, True
-        w = np.clip(w, -255, 0)
+        w = np.clip(w, *f.weight_range_inhibitory)
     else:
-        mixed, inhibitory = 1, False
-        w = np.clip(w, -256, 255)
-    k = 8 - int(num_weight_bits) + mixed
+        mixed, inhibitory = int(f.mixed_sign_lsb_loss), False
+        w = np.clip(w, *f.weight_range_mixed)
+    k = f.weight_mantissa_bits - int(num_weight_bits) + mixed
     if inhibitory:
         return -(((-w) >> k) << k)
     return (w >> k) << k
@@ -121,14 +132,16 @@ class _Op:
 
 
 class _DenseOp(_Op):
-    def __init__(self, node: DenseNode) -> None:
+    def __init__(self, node: DenseNode, f: NumberFormats) -> None:
         w = np.ascontiguousarray(node.weight, dtype=np.int64)
         n_out, n_in = w.shape
         self.size_out = n_out
         self.macs = n_out * n_in
         self.weight_exp = int(node.weight_exp)
         # W'^T [N_in, N_out] int16: one event's fan-out is one contiguous row.
-        self.wt, self.nnz_col = K.dense_prepare(w, int(node.num_weight_bits))
+        self.wt, self.nnz_col = K.dense_prepare(
+            w, int(node.num_weight_bits), f.weight_mantissa_bits, *f.weight_range_mixed,
+            *f.weight_range_excitatory, *f.weight_range_inhibitory, int(f.mixed_sign_lsb_loss))
         nnz = int(self.nnz_col.sum())
         density = nnz / w.size if w.size else 0.0
         self.columns = density >= COLUMN_DENSITY
@@ -248,7 +261,7 @@ class _Plan:
                     if isinstance(n, FlattenNode):
                         continue  # values are kept flat C-order: flatten is the identity
                     if name not in self.ops:
-                        self.ops[name] = self._prepare(n)
+                        self.ops[name] = self._prepare(n, graph.formats)
                         self.op_input[name] = prev
                     prev = name
                     weighted.append(name)
@@ -278,14 +291,34 @@ class _Plan:
             )
 
     @staticmethod
-    def _prepare(node: Any) -> _Op:
+    def _prepare(node: Any, f: NumberFormats) -> _Op:
         if isinstance(node, DenseNode):
-            return _DenseOp(node)
+            return _DenseOp(node, f)
         if isinstance(node, ConvNode):
             return _ConvOp(node)
         if isinstance(node, SumPoolNode):
             return _PoolOp(node)
         raise GraphError(f"node '{node.name}' ({node.kind}) cannot sit on a synapse path")
+
+
+def _check_formats(graph: QGraph) -> None:
+    """Formats this int64 implementation executes: decay products inside int64, and
+    stored Dense weights inside the int16 its fan-out rows use."""
+    check_int64_formats(graph, "event")
+    f = graph.formats
+    for key in ("weight_range_mixed", "weight_range_excitatory", "weight_range_inhibitory"):
+        lo, hi = getattr(f, key)
+        if lo < -(2**15) or hi >= 2**15:
+            raise UnsupportedFormatsError(
+                f"backend 'event' cannot run target '{graph.target}': {key} {[lo, hi]} "
+                "exceeds the 16-bit weights of its event kernels"
+            )
+
+
+def _lif_rules(f: NumberFormats) -> tuple[int, ...]:
+    """The LIF kernel's format arguments (``event_kernels.lif_step``)."""
+    return (f.activation_shift, f.decay_bits, f.u_bits, f.u_overflow == "saturate", f.v_bits,
+            f.v_overflow == "saturate", f.threshold_compare == ">=", f.reset == "subtract")
 
 
 def _check_inputs(graph: QGraph, inputs: Any) -> np.ndarray:
@@ -335,6 +368,7 @@ def run(
     """
     t0 = time.perf_counter()
     graph.validate()
+    _check_formats(graph)
     arr = _check_inputs(graph, inputs)
     if num_steps is None:
         num_steps = graph.num_steps + graph.depth()
@@ -346,6 +380,7 @@ def run(
     n_frames, batch = int(arr.shape[0]), int(arr.shape[1])
 
     plan = _Plan(graph)
+    rules = _lif_rules(graph.formats)
     for op in plan.ops.values():
         op.alloc(batch)
     lifs = plan.lifs
@@ -412,7 +447,7 @@ def run(
             nd = L.node
             n_spk, n_act, pk = K.lif_step(
                 a, c, u[name], v[name], L.bias, int(nd.du), int(nd.dv), int(nd.vth), cur[name],
-                spikes[name][n],
+                spikes[name][n], *rules,
             )
             synops[name][n] = syn
             synops_dense[name][n] = syn_all
@@ -473,6 +508,7 @@ class EventBackend:
 
     def prepare(self, graph: QGraph, device: str = "cpu") -> _Prepared:
         check_node_kinds(graph, self.name, self.node_kinds)
+        _check_formats(graph)
         return _Prepared(graph)
 
     def run(

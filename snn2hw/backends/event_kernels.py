@@ -18,10 +18,8 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-# 24-bit u/v constants of docs/qgraph.md ("LIF step").
-_U_HI = 1 << 23  # u > 2^23 wraps down, u == 2^23 is kept
-_U_SPAN = 1 << 24
-_V_MAX = (1 << 23) - 1
+# 24-bit constants of docs/qgraph.md (the conv output wrap; u/v widths are parameters).
+_U_HI = 1 << 23
 _MASK24 = (1 << 24) - 1
 
 _jit = numba.njit(cache=True, nogil=True, boundscheck=False)
@@ -293,18 +291,27 @@ def identity_scatter(x, out, cnt):
 
 
 @_jit
-def lif_step(a, cnt, u, v, bias, du, dv, vth, spk, rec):
+def lif_step(a, cnt, u, v, bias, du, dv, vth, spk, rec, sh, db, u_bits, u_sat, v_bits, v_sat,
+             ge, sub):
     """One LIF step for ``[B, N]`` neurons, docs/qgraph.md "LIF step".
 
     ``a``: summed activation; ``cnt``: fan-in event counts (for ``peak_fanin``); ``u``,
     ``v`` updated in place; ``bias = bias_mant << bias_exp``. Writes spikes to ``spk``
     (int64, read by the next step's synapses) and ``rec`` (uint8 record).
+    The graph's number formats (Loihi in brackets): ``sh`` activation shift (6), ``db``
+    decay bits (12), ``u_bits``/``v_bits`` (24), ``u_sat``/``v_sat`` saturate instead of
+    wrap (False/True), ``ge`` spike on ``>=`` instead of ``>`` (False), ``sub`` subtract
+    the threshold on a spike instead of resetting to 0 (False).
     Returns ``(spikes, active neuron updates, max fan-in)``.
     """
     nb, n = a.shape
-    fu = 4096 - (du + 1)  # the hidden +1 on du
-    fv = 4096 - dv
-    th = vth << 6
+    fu = (1 << db) - (du + 1)  # the hidden +1 on du
+    fv = (1 << db) - dv
+    th = vth << sh
+    u_hi = 1 << (u_bits - 1)
+    u_span = u_hi << 1
+    v_hi = 1 << (v_bits - 1)
+    v_span = v_hi << 1
     n_spk = 0
     n_act = 0
     peak = 0
@@ -319,27 +326,38 @@ def lif_step(a, cnt, u, v, bias, du, dv, vth, spk, rec):
             ci = cnt[b, i]
             if ci > peak:
                 peak = ci
-            # u = rtz(u * (4096 - (du + 1)), 12) + (a << 6)
+            # u = rtz(u * (2^db - (du + 1)), db) + (a << sh)
             p = ui * fu
-            ui = (p >> 12) if p >= 0 else -((-p) >> 12)
-            ui += ai << 6
-            # wrap: u - 2^24 if u > 2^23; u + 2^24 if u <= -2^23 (+2^23 is kept)
-            if ui > _U_HI:
-                ui -= _U_SPAN
-            if ui <= -_U_HI:
-                ui += _U_SPAN
-            # v = clip(rtz(v * (4096 - dv), 12) + u + b, -(2^23 - 1), 2^23 - 1)
+            ui = (p >> db) if p >= 0 else -((-p) >> db)
+            ui += ai << sh
+            if u_sat:  # clip to +-(2^(u_bits-1) - 1)
+                if ui > u_hi - 1:
+                    ui = u_hi - 1
+                elif ui < 1 - u_hi:
+                    ui = 1 - u_hi
+            else:  # wrap: u - 2^n if u > 2^(n-1); u + 2^n if u <= -2^(n-1) (+2^(n-1) kept)
+                if ui > u_hi:
+                    ui -= u_span
+                if ui <= -u_hi:
+                    ui += u_span
+            # v = ovf(rtz(v * (2^db - dv), db) + u + b)
             p = vi * fv
-            vi = ((p >> 12) if p >= 0 else -((-p) >> 12)) + ui + bi
-            if vi > _V_MAX:
-                vi = _V_MAX
-            elif vi < -_V_MAX:
-                vi = -_V_MAX
-            # s = v > (vth << 6) (strict); hard reset of v only
-            if vi > th:
+            vi = ((p >> db) if p >= 0 else -((-p) >> db)) + ui + bi
+            if v_sat:
+                if vi > v_hi - 1:
+                    vi = v_hi - 1
+                elif vi < 1 - v_hi:
+                    vi = 1 - v_hi
+            else:
+                if vi > v_hi:
+                    vi -= v_span
+                if vi <= -v_hi:
+                    vi += v_span
+            # s = v > (vth << sh) (or >=); reset of v only: to 0, or minus the threshold
+            if vi > th or (ge and vi == th):
                 spk[b, i] = 1
                 rec[b, i] = 1
-                vi = 0
+                vi = vi - th if sub else 0
                 n_spk += 1
             else:
                 spk[b, i] = 0
@@ -351,11 +369,13 @@ def lif_step(a, cnt, u, v, bias, du, dv, vth, spk, rec):
 
 
 @_jit
-def dense_prepare(w, num_weight_bits):
+def dense_prepare(w, num_weight_bits, mant_bits=8, mix_lo=-256, mix_hi=255, exc_lo=0,
+                  exc_hi=255, inh_lo=-255, inh_hi=0, lsb_loss=1):
     """``W'`` transposed to int16 ``[N_in, N_out]`` plus non-zeros per input column, in one
     blocked pass over int64 ``w`` ``[N_out, N_in]``. Same rule as
     ``event.dense_effective_weight`` (docs/qgraph.md "Dense weight preparation"): sign mode
-    from min/max, clip, then truncate the low ``k = 8 - num_weight_bits + MIXED`` bits."""
+    from min/max, clip to the formats' range of that mode, then truncate the low
+    ``k = mant_bits - num_weight_bits + (MIXED and lsb_loss)`` bits. Defaults: Loihi."""
     n_out, n_in = w.shape
     lo = 0
     hi = 0
@@ -372,14 +392,14 @@ def dense_prepare(w, num_weight_bits):
     inhibitory = False
     mixed = 0
     if lo >= 0:  # EXCITATORY (all-zero included)
-        clo, chi = 0, 255
+        clo, chi = exc_lo, exc_hi
     elif hi <= 0:  # INHIBITORY
-        clo, chi = -255, 0
+        clo, chi = inh_lo, inh_hi
         inhibitory = True
     else:  # MIXED
-        clo, chi = -256, 255
-        mixed = 1
-    k = 8 - num_weight_bits + mixed
+        clo, chi = mix_lo, mix_hi
+        mixed = lsb_loss
+    k = mant_bits - num_weight_bits + mixed
     sg = -1 if inhibitory else 1  # INHIBITORY truncates -W: W' = -(((-W) >> k) << k)
     wt = np.empty((n_in, n_out), dtype=np.int16)
     nnz_col = np.zeros(n_in, dtype=np.int64)

@@ -55,13 +55,15 @@ from typing import Any
 
 import numpy as np
 
-from snn2hw.backends.base import SimResult, check_node_kinds
+from snn2hw.backends.base import SimResult, UnsupportedFormatsError, check_node_kinds
 from snn2hw.backends.lava_lowering import LoweredLif, check_path_int32, lower_path, shift
 from snn2hw.common.errors import GraphError
 from snn2hw.compat.lava_py311 import LavaMissingError, import_lava, lava_start_method
+from snn2hw.quant.formats import LOIHI_FORMATS
 from snn2hw.quant.qgraph import InputNode, QGraph
 
-__all__ = ["BACKEND", "NODE_KINDS", "LavaBackend", "LavaMissingError", "LavaNetwork", "run"]
+__all__ = ["BACKEND", "NODE_KINDS", "LavaBackend", "LavaMissingError", "LavaNetwork",
+           "check_formats", "run"]
 
 # Every qgraph node kind this backend executes (docs/qgraph.md).
 NODE_KINDS = frozenset({"input", "dense", "conv", "sumpool", "flatten", "lif", "output"})
@@ -69,6 +71,63 @@ NODE_KINDS = frozenset({"input", "dense", "conv", "sumpool", "flatten", "lif", "
 _A_SAFE = 1 << 18  # |a| bound under which Lava's int32 LIF datapath is exact (module doc)
 _EXTRACTOR_BYTES = 1 << 25  # cap on one Extractor's shared-memory buffer (float64 frames)
 _CHUNK_MAX = 1024  # at most this many steps per Lava run() call
+
+
+# What Lava's bit-accurate models implement: field -> the Lava model that fixes it. Arithmetic
+# rules must equal Loihi's; value ranges must lie inside Loihi's (a narrower range is fine).
+_LAVA_RULES = {
+    "weight_mantissa_bits": "PyDenseModelBitAcc",
+    "weight_range_mixed": "PyDenseModelBitAcc",
+    "weight_range_excitatory": "PyDenseModelBitAcc",
+    "weight_range_inhibitory": "PyDenseModelBitAcc",
+    "mixed_sign_lsb_loss": "PyDenseModelBitAcc",
+    "activation_shift": "PyLifModelBitAcc",
+    "u_bits": "PyLifModelBitAcc",
+    "u_overflow": "PyLifModelBitAcc",
+    "v_bits": "PyLifModelBitAcc",
+    "v_overflow": "PyLifModelBitAcc",
+    "decay_bits": "PyLifModelBitAcc",
+    "reset": "PyLifModelBitAcc",
+    "threshold_compare": "PyLifModelBitAcc",
+}
+_LAVA_RANGES = {  # field -> (Lava model, True where the value is an upper bound)
+    "weight_exp_min": ("PyDenseModelBitAcc", False),
+    "weight_exp_max": ("PyDenseModelBitAcc", True),
+    "threshold_bits": ("PyLifModelBitAcc", True),
+    "bias_mant_bits": ("PyLifModelBitAcc", True),
+    "bias_exp_min": ("PyLifModelBitAcc", False),
+    "bias_exp_max": ("PyLifModelBitAcc", True),
+}
+
+
+def check_formats(graph: QGraph) -> None:
+    """Refuse a graph made for number formats Lava's Loihi models do not implement, with
+    :class:`UnsupportedFormatsError` naming every such field, its value and Lava's (e.g.
+    ``u_bits 16: Lava's PyLifModelBitAcc implements 24``). Needs no Lava installed."""
+    f, lava = graph.formats, LOIHI_FORMATS
+    why = []
+    for key, model in _LAVA_RULES.items():
+        mine, theirs = getattr(f, key), getattr(lava, key)
+        if mine != theirs:
+            why.append(f"{key} {_show(mine)}: Lava's {model} implements {_show(theirs)}")
+    for key, (model, upper) in _LAVA_RANGES.items():
+        mine, theirs = getattr(f, key), getattr(lava, key)
+        if (mine > theirs) if upper else (mine < theirs):
+            bound = "at most" if upper else "at least"
+            why.append(f"{key} {mine}: Lava's {model} allows {bound} {theirs}")
+    if why:
+        raise UnsupportedFormatsError(
+            f"backend 'lava' cannot run target '{graph.target}' (Lava implements only the "
+            f"Loihi formats): {'; '.join(why)}"
+        )
+
+
+def _show(val: Any) -> str:
+    if isinstance(val, tuple):
+        return str(list(val))
+    if isinstance(val, str):
+        return repr(val) if val in (">", ">=") else val
+    return str(val).lower() if isinstance(val, bool) else str(val)
 
 
 # ----- the network ---------------------------------------------------------------------------
@@ -83,8 +142,9 @@ class LavaNetwork:
     """
 
     def __init__(self, graph: QGraph) -> None:
-        import_lava()  # fail fast with the install hint
         graph.validate()
+        check_formats(graph)  # before Lava: the reason holds whether or not it is installed
+        import_lava()  # fail fast with the install hint
         self.graph = graph
         self.input: InputNode = graph.input_node
         self.n_in = int(np.prod(self.input.shape))
@@ -408,6 +468,7 @@ class LavaBackend:
 
     def prepare(self, graph: QGraph, device: str = "cpu") -> LavaNetwork:
         check_node_kinds(graph, self.name, self.node_kinds)
+        check_formats(graph)
         return LavaNetwork(graph)
 
     def run(

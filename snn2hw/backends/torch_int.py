@@ -44,10 +44,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from snn2hw.backends.base import SimResult, check_node_kinds
+from snn2hw.backends.base import SimResult, check_int64_formats, check_node_kinds
 from snn2hw.backends.torch_int_ops import (
-    ACT_SHIFT,
-    U_SPAN,
     ConvOp,
     DenseOp,
     FlattenOp,
@@ -125,7 +123,9 @@ class TorchIntNetwork:
 
     def __init__(self, graph: QGraph, device: str | torch.device = "cpu") -> None:
         graph.validate()
+        check_int64_formats(graph, "torch-int")
         self.graph = graph
+        self.formats = graph.formats
         self.device = _resolve_device(device)
         self.input = graph.input_node
         self._ops: dict[str, Op] = {}
@@ -155,8 +155,9 @@ class TorchIntNetwork:
                     bound = self._prepare_op(op_name, bound).out_bound
                 lif.paths.append(_Path(source=p[0], ops=list(p[1:])))
                 a_bound += bound
-            # a << 6 plus decayed u must stay inside int64 (and far from its edge).
-            if (a_bound << ACT_SHIFT) + 4 * U_SPAN >= _INT64_HEADROOM:
+            # a << shift plus decayed u must stay inside int64 (and far from its edge).
+            f = self.formats
+            if (a_bound << f.activation_shift) + 4 * (1 << f.u_bits) >= _INT64_HEADROOM:
                 raise GraphError(
                     f"node '{node.name}' (lif): synaptic input can reach {a_bound}, too large "
                     "for 64-bit integer state; reduce weights or weight_exp upstream"
@@ -174,7 +175,7 @@ class TorchIntNetwork:
         node = self.graph.nodes[name]
         op: Op
         if isinstance(node, DenseNode):
-            op = DenseOp(node, in_bound, self.device)
+            op = DenseOp(node, in_bound, self.device, self.formats)
         elif isinstance(node, ConvNode):
             op = ConvOp(node, in_bound, self.device)
         elif isinstance(node, SumPoolNode):
@@ -296,7 +297,8 @@ class TorchIntNetwork:
                             cache[op_name] = self._ops[op_name](y)
                         y = cache[op_name]
                     a = a + y.reshape(batch, *lif.shape).to(i64)
-                un, vn, s = lif_step(u[lif.name], v[lif.name], a, lif.du, lif.dv, lif.bias, lif.vth)
+                un, vn, s = lif_step(u[lif.name], v[lif.name], a, lif.du, lif.dv, lif.bias, lif.vth,
+                                     self.formats)
                 u[lif.name], v[lif.name] = un, vn
                 spk_rec[lif.name][n] = s
                 if u_rec is not None and v_rec is not None:
@@ -320,10 +322,10 @@ def run(
     device: str = "cpu",
     record_state: bool = False,
 ) -> SimResult:
-    """Run ``graph`` on integer frames ``[F, B, *input_shape]`` with exact Loihi integer
-    arithmetic (docs/qgraph.md). ``device``: "cpu", "cuda" or "auto". ``num_steps`` defaults
-    to ``graph.num_steps + graph.depth()``. For many batches, build one
-    :class:`TorchIntNetwork` and call its ``run`` instead."""
+    """Run ``graph`` on integer frames ``[F, B, *input_shape]`` with exact integer
+    arithmetic in the graph's number formats (docs/qgraph.md). ``device``: "cpu", "cuda"
+    or "auto". ``num_steps`` defaults to ``graph.num_steps + graph.depth()``. For many
+    batches, build one :class:`TorchIntNetwork` and call its ``run`` instead."""
     return TorchIntNetwork(graph, device).run(inputs, num_steps, record_state)
 
 

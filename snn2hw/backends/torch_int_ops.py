@@ -17,6 +17,7 @@ import torch
 import torch.nn.functional as F
 
 from snn2hw.common.errors import GraphError
+from snn2hw.quant.formats import LOIHI_FORMATS, NumberFormats
 from snn2hw.quant.qgraph import ConvNode, DenseNode, SumPoolNode
 
 __all__ = [
@@ -31,10 +32,9 @@ __all__ = [
     "prepare_dense_weight",
 ]
 
+# Loihi's formats (the defaults; a graph's own are QGraph.formats):
 _U_MAX = 2**23  # u wraps when > +2^23 or <= -2^23 (docs/qgraph.md, LIF step)
 U_SPAN = 2**24
-_V_MAX = 2**23 - 1  # v saturates to +-(2^23 - 1)
-_DECAY_SHIFT = 12  # decays are 12-bit fractions of 4096
 ACT_SHIFT = 6  # synaptic input and threshold are left-aligned by 6 bits
 _F64_EXACT = 2**53  # every integer of magnitude <= 2^53 is a float64
 _F32_EXACT = 2**24
@@ -66,25 +66,31 @@ def _shift_bound(bound: int, e: int) -> int:
     return bound << e if e >= 0 else -((-bound) >> -e)
 
 
-def prepare_dense_weight(weight: np.ndarray, num_weight_bits: int) -> np.ndarray:
-    """Dense weight preparation, once per layer (docs/qgraph.md "Dense weight preparation").
+def prepare_dense_weight(
+    weight: np.ndarray, num_weight_bits: int, formats: NumberFormats = LOIHI_FORMATS
+) -> np.ndarray:
+    """Dense weight preparation, once per layer (docs/qgraph.md "Dense weight preparation"),
+    with the graph's formats (Loihi's values in brackets).
 
     1. sign mode: EXCITATORY if min(W) >= 0 (all-zero included), INHIBITORY if max(W) <= 0,
        else MIXED;
-    2. clip: MIXED [-256, 255], EXCITATORY [0, 255], INHIBITORY [-255, 0];
-    3. truncate: k = 8 - num_weight_bits + (1 if MIXED); W' = (W >> k) << k (floor), and for
-       INHIBITORY W' = -(((-W) >> k) << k).  Mixed [7, -7] becomes [6, -8].
+    2. clip to weight_range_mixed / _excitatory / _inhibitory ([-256, 255], [0, 255],
+       [-255, 0]);
+    3. truncate: k = weight_mantissa_bits (8) - num_weight_bits + (1 if MIXED and
+       mixed_sign_lsb_loss); W' = (W >> k) << k (floor), and for INHIBITORY
+       W' = -(((-W) >> k) << k).  Loihi: mixed [7, -7] becomes [6, -8].
 
     Returns int64 W' with the shape of ``weight``.
     """
+    f = formats
     w = np.asarray(weight, dtype=np.int64)
+    k = f.weight_mantissa_bits - num_weight_bits
     if w.size == 0 or w.min() >= 0:
-        return (np.clip(w, 0, 255) >> (8 - num_weight_bits)) << (8 - num_weight_bits)
+        return (np.clip(w, *f.weight_range_excitatory) >> k) << k
     if w.max() <= 0:
-        k = 8 - num_weight_bits
-        return -(((-np.clip(w, -255, 0)) >> k) << k)
-    k = 8 - num_weight_bits + 1
-    return (np.clip(w, -256, 255) >> k) << k
+        return -(((-np.clip(w, *f.weight_range_inhibitory)) >> k) << k)
+    k += int(f.mixed_sign_lsb_loss)
+    return (np.clip(w, *f.weight_range_mixed) >> k) << k
 
 
 def lif_step(
@@ -95,33 +101,51 @@ def lif_step(
     dv: int,
     bias: torch.Tensor | int,
     vth: int,
+    formats: NumberFormats = LOIHI_FORMATS,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """One Loihi CUBA LIF step on int64 tensors (docs/qgraph.md "LIF step").
+    """One CUBA LIF step on int64 tensors (docs/qgraph.md "LIF step") with the
+    graph's number formats; Loihi's by default.
 
     ``a`` is the summed synaptic input, ``bias = bias_mant << bias_exp``. Returns the new
-    ``(u, v, spikes)``; spikes are bool. Equations::
+    ``(u, v, spikes)``; spikes are bool. With ``S = 2^decay_bits``, ``sh`` the activation
+    shift and Loihi's values in brackets::
 
-        u = rtz(u * (4096 - (du + 1)), 12) + (a << 6)
-        u = u - 2^24 if u > 2^23;  u = u + 2^24 if u <= -2^23     # +2^23 is kept
-        v = rtz(v * (4096 - dv), 12) + u + b
-        v = clip(v, -(2^23 - 1), 2^23 - 1)
-        s = v > (vth << 6)                                        # strict
-        v = 0 where s                                             # u is not reset
+        u = rtz(u * (S - (du + 1)), decay_bits) + (a << sh)      # S = 4096, sh = 6
+        u = ovf(u, u_bits, u_overflow)                           # 24 bits, wrap
+        v = rtz(v * (S - dv), decay_bits) + u + b
+        v = ovf(v, v_bits, v_overflow)                           # 24 bits, saturate
+        s = v > (vth << sh)            (or >= : threshold_compare)
+        v = 0 where s                  (or v - (vth << sh): reset = "subtract"); u not reset
+
+    ``ovf(x, n, "wrap")``: ``x - 2^n`` if ``x > 2^(n-1)``, ``x + 2^n`` if
+    ``x <= -2^(n-1)`` (one correction; +2^(n-1) is kept); ``ovf(x, n, "saturate")``:
+    ``clip(x, -(2^(n-1) - 1), 2^(n-1) - 1)``.
     """
+    f = formats
+    sh, db = f.activation_shift, f.decay_bits
     if isinstance(a, torch.Tensor):
-        a = a << ACT_SHIFT
+        a = a << sh
     else:
-        a = int(a) << ACT_SHIFT
+        a = int(a) << sh
     # du + 1: Lava's hidden offset; du = -1 means no current decay.
-    u = _rtz(u * (4096 - (du + 1)), _DECAY_SHIFT) + a
-    # Docs define a single conditional correction, not a modulo (as Lava's np.where pair).
-    u = torch.where(u > _U_MAX, u - U_SPAN, u)
-    u = torch.where(u <= -_U_MAX, u + U_SPAN, u)
-    v = _rtz(v * (4096 - dv), _DECAY_SHIFT) + u + bias
-    v = v.clamp(-_V_MAX, _V_MAX)
-    s = v > (vth << ACT_SHIFT)
-    v = v.masked_fill(s, 0)
+    u = _rtz(u * ((1 << db) - (du + 1)), db) + a
+    u = _overflow(u, f.u_bits, f.u_overflow)
+    v = _rtz(v * ((1 << db) - dv), db) + u + bias
+    v = _overflow(v, f.v_bits, f.v_overflow)
+    th = vth << sh
+    s = v >= th if f.threshold_compare == ">=" else v > th
+    v = v.masked_fill(s, 0) if f.reset == "zero" else torch.where(s, v - th, v)
     return u, v, s
+
+
+def _overflow(x: torch.Tensor, bits: int, rule: str) -> torch.Tensor:
+    """docs/qgraph.md overflow rules: a single conditional wrap correction each way (as
+    Lava's np.where pair, not a modulo), or symmetric saturation."""
+    half = 1 << (bits - 1)
+    if rule == "saturate":
+        return x.clamp(-(half - 1), half - 1)
+    x = torch.where(x > half, x - 2 * half, x)
+    return torch.where(x <= -half, x + 2 * half, x)
 
 
 # ----- synaptic operators -----------------------------------------------------------------
@@ -154,9 +178,10 @@ class Op:
 class DenseOp(Op):
     """shift(W' @ x, weight_exp); input read C-order flattened; no saturation."""
 
-    def __init__(self, node: DenseNode, in_bound: int, device: torch.device) -> None:
+    def __init__(self, node: DenseNode, in_bound: int, device: torch.device,
+                 formats: NumberFormats = LOIHI_FORMATS) -> None:
         super().__init__(node.name, in_bound)
-        w = prepare_dense_weight(node.weight, node.num_weight_bits)
+        w = prepare_dense_weight(node.weight, node.num_weight_bits, formats)
         row_abs = int(np.abs(w).sum(axis=1).max()) if w.size else 0
         self.acc_bound = row_abs * in_bound
         self._pick_dtype("dense")

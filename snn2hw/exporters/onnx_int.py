@@ -43,6 +43,7 @@ from onnx import TensorProto, helper, numpy_helper
 
 from snn2hw.common.atomic_io import atomic_path
 from snn2hw.common.errors import ConfigError, GraphError
+from snn2hw.quant.formats import LOIHI_FORMATS, NumberFormats
 from snn2hw.quant.qgraph import (
     ConvNode,
     DenseNode,
@@ -81,12 +82,11 @@ _KIND_TYPES: dict[str, type] = {  # every QGraph node kind this exporter impleme
 SUPPORTED_KINDS = tuple(_KIND_TYPES)
 MIN_OPSET = 13  # ReduceSum with axes as an input, Clip/Where/LessOrEqual on int64
 
-_U_MAX = 2**23  # u wraps when > +2^23 or <= -2^23 (docs/qgraph.md, LIF step)
+# u/v widths, overflow rules, decay bits, activation shift, reset and comparison are the
+# graph's number formats (QGraph.formats; Loihi: 24-bit u wraps, 24-bit v saturates,
+# 12-bit decays, << 6, reset to 0, strict >).
+_U_MAX = 2**23  # the conv output's wrap24 (Lava Conv), the same for every target
 _U_SPAN = 2**24
-_V_MAX = 2**23 - 1  # v saturates to +-(2^23 - 1)
-_DECAY_ONE = 4096  # decays are 12-bit fractions
-_DECAY_SHIFT = 12
-_ACT_SHIFT = 6  # synaptic input and threshold are left-aligned by 6 bits
 _F32_EXACT = 2**24
 _F32_OPERAND_MAX = 256  # integers <= 256 survive TF32 (11 significant bits) unchanged
 _F64_EXACT = 2**53
@@ -116,20 +116,22 @@ class OnnxExportInfo:
 
 
 # ----- dense weight preparation (docs/qgraph.md "Dense weight preparation") -----------------
-def _prepare_dense_weight(weight: np.ndarray, num_weight_bits: int) -> np.ndarray:
+def _prepare_dense_weight(weight: np.ndarray, num_weight_bits: int,
+                          f: NumberFormats = LOIHI_FORMATS) -> np.ndarray:
     """Sign-mode clip and LSB truncation, written from docs/qgraph.md: EXCITATORY
-    (min >= 0, all-zero included) clips to [0, 255], INHIBITORY (max <= 0) to [-255, 0],
-    MIXED to [-256, 255]; then ``k = 8 - bits (+1 if MIXED)`` LSBs are dropped with floor
-    shifts, mirrored for INHIBITORY."""
+    (min >= 0, all-zero included) clips to ``f.weight_range_excitatory`` (Loihi [0, 255]),
+    INHIBITORY (max <= 0) to ``weight_range_inhibitory`` ([-255, 0]), MIXED to
+    ``weight_range_mixed`` ([-256, 255]); then ``k = weight_mantissa_bits - bits`` (+1 if
+    MIXED and the target loses the mixed-sign LSB) LSBs are dropped with floor shifts,
+    mirrored for INHIBITORY."""
     w = np.asarray(weight, dtype=np.int64)
+    k = f.weight_mantissa_bits - num_weight_bits
     if w.size == 0 or w.min() >= 0:
-        k = 8 - num_weight_bits
-        return (np.clip(w, 0, 255) >> k) << k
+        return (np.clip(w, *f.weight_range_excitatory) >> k) << k
     if w.max() <= 0:
-        k = 8 - num_weight_bits
-        return -(((-np.clip(w, -255, 0)) >> k) << k)
-    k = 8 - num_weight_bits + 1
-    return (np.clip(w, -256, 255) >> k) << k  # numpy >> on int64 is arithmetic (floor)
+        return -(((-np.clip(w, *f.weight_range_inhibitory)) >> k) << k)
+    k += 1 if f.mixed_sign_lsb_loss else 0
+    return (np.clip(w, *f.weight_range_mixed) >> k) << k  # int64 >> is arithmetic (floor)
 
 
 def _shift_bound(bound: int, e: int) -> int:
@@ -265,8 +267,8 @@ def _linear_dtype(requested: str, acc_bound: int, in_bound: int, where: str) -> 
 
 
 def _build_dense(b: _Builder, node: DenseNode, x: _Value, dtype_req: str,
-                 dtypes: dict[str, str]) -> _Value:
-    w = _prepare_dense_weight(node.weight, int(node.num_weight_bits))
+                 dtypes: dict[str, str], f: NumberFormats) -> _Value:
+    w = _prepare_dense_weight(node.weight, int(node.num_weight_bits), f)
     row_abs = int(np.abs(w).sum(axis=1).max()) if w.size else 0
     acc_bound = row_abs * x.bound
     dt = _linear_dtype(dtype_req, acc_bound, x.bound, f"node '{node.name}' (dense)")
@@ -332,35 +334,48 @@ def _build_sumpool(b: _Builder, node: SumPoolNode, x: _Value) -> _Value:
     return _Value(b.reshape(s, (c, oh, ow), hint), (c, oh, ow), kh * kw * x.bound)
 
 
+def _overflow(b: _Builder, x: str, bits: int, rule: str, hint: str, out: str | None = None
+              ) -> str:
+    """docs/qgraph.md overflow of an ``bits``-bit register: ``saturate`` clips to
+    ``+-(2^(bits-1) - 1)``; ``wrap`` applies one conditional correction each way, as
+    written (not a modulo; +2^(bits-1) is kept)."""
+    half = 1 << (bits - 1)
+    if rule == "saturate":
+        return b.op("Clip", [x, b.const(-(half - 1)), b.const(half - 1)], hint, out=out)
+    x2 = b.op("Where", [b.op("Greater", [x, b.const(half)], hint),
+                        b.op("Sub", [x, b.const(2 * half)], hint), x], hint)
+    return b.op("Where", [b.op("LessOrEqual", [x2, b.const(-half)], hint),
+                          b.op("Add", [x2, b.const(2 * half)], hint), x2], hint, out=out)
+
+
 def _build_lif(b: _Builder, node: LIFNode, a: str, u: str, v: str,
-               names: dict[str, str]) -> None:
-    """One LIF step on int64 (docs/qgraph.md "LIF step"); writes the outputs named in
-    ``names`` (``u``, ``v``, ``s``)."""
+               names: dict[str, str], f: NumberFormats) -> None:
+    """One LIF step on int64 (docs/qgraph.md "LIF step") in the graph's formats ``f``;
+    writes the outputs named in ``names`` (``u``, ``v``, ``s``)."""
     hint = node.name
     shape = tuple(int(s) for s in node.shape)
-    du_f = _DECAY_ONE - (int(node.du) + 1)  # du + 1: Lava's offset; du = -1: no decay
-    dv_f = _DECAY_ONE - int(node.dv)
-    a6 = b.op("Mul", [a, b.const(1 << _ACT_SHIFT)], hint)
-    if du_f == 0:  # du = 4095: no synaptic memory, rtz(u * 0) = 0
+    one, db, sh = 1 << f.decay_bits, f.decay_bits, f.activation_shift
+    du_f = one - (int(node.du) + 1)  # du + 1: Lava's offset; du = -1: no decay
+    dv_f = one - int(node.dv)
+    a6 = b.op("Mul", [a, b.const(1 << sh)], hint)
+    if du_f == 0:  # du = 2^db - 1: no synaptic memory, rtz(u * 0) = 0
         u1 = a6
     else:
-        ud = u if du_f == _DECAY_ONE else b.rtz(b.op("Mul", [u, b.const(du_f)], hint),
-                                                _DECAY_SHIFT, hint)
+        ud = u if du_f == one else b.rtz(b.op("Mul", [u, b.const(du_f)], hint), db, hint)
         u1 = b.op("Add", [ud, a6], hint)
-    # One conditional correction each way, as written (not a modulo); +2^23 is kept.
-    u2 = b.op("Where", [b.op("Greater", [u1, b.const(_U_MAX)], hint),
-                        b.op("Sub", [u1, b.const(_U_SPAN)], hint), u1], hint)
-    u3 = b.op("Where", [b.op("LessOrEqual", [u2, b.const(-_U_MAX)], hint),
-                        b.op("Add", [u2, b.const(_U_SPAN)], hint), u2], hint, out=names["u"])
-    vd = v if dv_f == _DECAY_ONE else b.rtz(b.op("Mul", [v, b.const(dv_f)], hint),
-                                            _DECAY_SHIFT, hint)
+    u3 = _overflow(b, u1, f.u_bits, f.u_overflow, hint, out=names["u"])
+    vd = v if dv_f == one else b.rtz(b.op("Mul", [v, b.const(dv_f)], hint), db, hint)
     v1 = b.op("Add", [vd, u3], hint)
     bias = np.asarray(node.bias_mant, np.int64) << np.asarray(node.bias_exp, np.int64)
     if np.any(bias):
         v1 = b.op("Add", [v1, b.const(bias.reshape(shape), hint=f"{hint}/bias")], hint)
-    v2 = b.op("Clip", [v1, b.const(-_V_MAX), b.const(_V_MAX)], hint)
-    s = b.op("Greater", [v2, b.const(int(node.vth) << _ACT_SHIFT)], hint)  # strict
-    b.op("Where", [s, b.const(0), v2], hint, out=names["v"])  # v reset; u is not
+    v2 = _overflow(b, v1, f.v_bits, f.v_overflow, hint)
+    th = int(node.vth) << sh
+    cmp = "GreaterOrEqual" if f.threshold_compare == ">=" else "Greater"
+    s = b.op(cmp, [v2, b.const(th)], hint)
+    # reset of v only (u is not reset): to 0, or minus the threshold
+    v_reset = b.const(0) if f.reset == "zero" else b.op("Sub", [v2, b.const(th)], hint)
+    b.op("Where", [s, v_reset, v2], hint, out=names["v"])
     b.op("Cast", [s], hint, out=names["s"], to=TensorProto.INT64)
 
 
@@ -373,6 +388,20 @@ def _check_kinds(graph: QGraph) -> None:
             raise GraphError(
                 f"ONNX export of node '{name}' ({kind}) is not supported; "
                 f"supported: {', '.join(SUPPORTED_KINDS)}"
+            )
+
+
+def _check_formats(graph: QGraph) -> None:
+    """Refuse formats whose decay products ``u · (2^decay_bits - du - 1)`` (or ``v · ...``)
+    could leave int64: ``u_bits + decay_bits`` and ``v_bits + decay_bits`` at most 62."""
+    f = graph.formats
+    for key in ("u_bits", "v_bits"):
+        bits = int(getattr(f, key))
+        if bits + f.decay_bits > 62:
+            raise GraphError(
+                f"ONNX export cannot run target '{graph.target}': {key} {bits} with "
+                f"decay_bits {f.decay_bits} overflows the 64-bit decay products "
+                f"({key} + decay_bits must be <= 62)"
             )
 
 
@@ -451,7 +480,7 @@ def _build_step(graph: QGraph, linear_dtype: str) -> _Step:
         node = graph.nodes[name]
         x = value_of(graph.predecessors(name)[0])
         if isinstance(node, DenseNode):
-            out = _build_dense(b, node, x, linear_dtype, dtypes)
+            out = _build_dense(b, node, x, linear_dtype, dtypes, graph.formats)
         elif isinstance(node, ConvNode):
             out = _build_conv(b, node, x, linear_dtype, dtypes)
         elif isinstance(node, SumPoolNode):
@@ -472,8 +501,9 @@ def _build_step(graph: QGraph, linear_dtype: str) -> _Step:
             a_bound += val.bound
             terms.append(val.name if val.shape == shape else b.reshape(val.name, shape,
                                                                         node.name))
-        # a << 6 plus the decayed state must stay far inside int64.
-        if (a_bound << _ACT_SHIFT) + 4 * _U_SPAN >= _INT64_SAFE:
+        # a << shift plus the decayed state must stay far inside int64.
+        fm = graph.formats
+        if (a_bound << fm.activation_shift) + 4 * (1 << fm.u_bits) >= _INT64_SAFE:
             raise GraphError(
                 f"node '{node.name}' (lif): synaptic input can reach {a_bound}, too large for "
                 "64-bit integer state; reduce weights or weight_exp upstream"
@@ -483,7 +513,7 @@ def _build_step(graph: QGraph, linear_dtype: str) -> _Step:
             a = b.op("Add", [a, t], node.name)
         _build_lif(b, node, a, io_names["u_in"][node.name], io_names["v_in"][node.name],
                    {"u": io_names["u_out"][node.name], "v": io_names["v_out"][node.name],
-                    "s": io_names["s_out"][node.name]})
+                    "s": io_names["s_out"][node.name]}, fm)
     b.op("Identity", ["x"], inp.name, out=io_names["s_out"][inp.name])
 
     inputs = [vi("x", shapes[inp.name])]
@@ -578,6 +608,7 @@ def export_qgraph_onnx(
         raise ConfigError(f"linear_dtype {linear_dtype!r} unknown; use one of {_LINEAR_DTYPES}")
     _check_kinds(graph)  # before validate(): name the unsupported node, not a side effect
     graph.validate()
+    _check_formats(graph)
     inp = graph.input_node
     step = _build_step(graph, linear_dtype)
     meta = {
@@ -587,6 +618,7 @@ def export_qgraph_onnx(
         "depth": str(int(graph.depth())),
         "dt": repr(float(graph.dt)),
         "target": str(graph.target),
+        "formats": json.dumps(graph.formats.to_dict()),
         "input": inp.name,
         "input_shape": json.dumps(list(step.shapes[inp.name])),
         "message_bits": str(int(inp.message_bits)),

@@ -188,7 +188,7 @@ def _quantize(src: _Source, net: Any, neurons: dict, rec: dict, fmt: Any, calib:
         src.graph, neurons, rec, dt=src.dt, target=tgt.name,
         num_steps=int(calib.frames.shape[0]), input_scale=fmt.unit,
         input_message_bits=fmt.message_bits, input_shape=tuple(net.input_shape),
-        metadata=metadata,
+        metadata=metadata, formats=tgt.number_formats,
     )
     if fmt.message_bits > _max_message_bits(tgt):
         qres.notes.append(

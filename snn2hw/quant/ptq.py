@@ -9,15 +9,24 @@ For every spiking node ``L`` (docs/nir.md "Lowering to integers"), with per-step
   where ``θ'_i = v_threshold_i - v_reset_i`` (the reset is shifted to 0) and ``scale`` the
   path's constant factors (AvgPool 1/k², Scale, the input's integer unit);
 * one integer threshold ``vth`` per layer is chosen as large as the constraints allow
-  (most resolution for threshold, bias and decays): ``vth <= 131071``; no u wrap on the
-  calibration data with a 2x margin (``vth · max|u_norm| <= 2^16``); the bias fits
-  13-bit mantissa << 7; every path's weights fit 8 bits with ``weight_exp <= 7``;
-* per path, ``weight_exp`` is the smallest exponent that fits ``vth · Mn · 2^-e`` into 8
-  bits (even values for mixed-sign matrices), and ``W_int = round(vth · Mn · 2^-e)``;
-* ``du = round(4096(1 - alpha)) - 1``, ``dv = round(4096(1 - beta))`` (one per layer);
-* ``bias = round(64 · vth · (v_bias - (1 - beta) v_reset + g·b_syn) / θ')`` split into
-  mantissa and exponent, where ``b_syn`` are Affine/Conv biases (exact for alpha = 0,
-  steady-state for CUBA layers — reported as an approximation).
+  (most resolution for threshold, bias and decays): ``vth <= 2^threshold_bits - 1``; no u
+  overflow on the calibration data with a 2x margin
+  (``vth · max|u_norm| <= 2^(u_bits - 2 - activation_shift)``); the bias fits its
+  mantissa << ``bias_exp_max``; every path's weights fit the weight range with
+  ``weight_exp <= weight_exp_max``;
+* per path, ``weight_exp`` is the smallest exponent that fits ``vth · Mn · 2^-e`` into the
+  weight range (even values for mixed-sign matrices where the target loses their LSB), and
+  ``W_int = round(vth · Mn · 2^-e)``;
+* ``du = round(S(1 - alpha)) - 1``, ``dv = round(S(1 - beta))`` with ``S = 2^decay_bits``
+  (one per layer);
+* ``bias = round(2^activation_shift · vth · (v_bias - (1 - beta) v_reset + g·b_syn) / θ')``
+  split into mantissa and exponent, where ``b_syn`` are Affine/Conv biases (exact for
+  alpha = 0, steady-state for CUBA layers — reported as an approximation).
+
+All of those ranges come from the target's :class:`~snn2hw.quant.formats.NumberFormats`
+(``formats=``; Loihi's by default: 17-bit threshold, 13-bit bias mantissa << 7, 8-bit
+weights with ``weight_exp <= 7``, 12-bit decays, 24-bit u with activations << 6), and the
+graph records them (``QGraph.formats``).
 
 Everything that cannot be represented raises :class:`QuantizationError` naming the node.
 
@@ -45,11 +54,10 @@ import numpy as np
 import torch
 
 from snn2hw.common.errors import GraphError, QuantizationError
-from snn2hw.common.units import ACT_SHIFT
 from snn2hw.nir.discretize import DiscreteNeuron
 from snn2hw.quant.formats import (
-    ACT_SCALE,
-    BIAS_INT_MAX,
+    LOIHI_FORMATS,
+    NumberFormats,
     choose_weight_exp,
     decay_in_range,
     du_from_alpha,
@@ -60,9 +68,6 @@ from snn2hw.quant.formats import (
 )
 from snn2hw.quant.nir_paths import PathPlan, Structure, port_shape
 from snn2hw.quant.nodes import (
-    U_V_BITS,
-    VTH_MAX,
-    WEIGHT_EXP_MAX,
     ConvNode,
     DenseNode,
     FlattenNode,
@@ -83,8 +88,9 @@ from snn2hw.quant.qgraph import QGraph
 
 __all__ = ["WRAP_SAFE", "LayerReport", "PathPlan", "QuantResult", "quantize"]
 
-# |vth · u_norm| bound: half of the 2^17 at which u (24 bits, input << 6) can wrap in one step
-WRAP_SAFE = 2 ** (U_V_BITS - 1 - ACT_SHIFT - 1)
+# Loihi's |vth · u_norm| bound: half of the 2^17 at which u (24 bits, input << 6) can wrap
+# in one step; other targets: NumberFormats.u_wrap_safe
+WRAP_SAFE = LOIHI_FORMATS.u_wrap_safe
 
 
 @dataclass
@@ -139,8 +145,11 @@ def quantize(
     input_message_bits: int = 0,
     metadata: dict[str, Any] | None = None,
     input_shape: tuple[int, ...] | None = None,
+    formats: NumberFormats | None = None,
 ) -> QuantResult:
     """Quantize a float NIR graph for a Loihi-style target.
+
+    ``formats``: the target's number formats (``Target.number_formats``); Loihi's if None.
 
     ``neurons``: per-step parameters of every neuron node (NIRNet.discrete_neurons()).
     ``records``: float outputs ``[T, B, ...]`` of the input node and of every spiking
@@ -150,8 +159,9 @@ def quantize(
     struct = Structure(graph)
     in_node = _input_node(graph, struct, input_shape, input_message_bits)
     calib = Calibration(records, struct.input, float(input_scale))
+    fmts = LOIHI_FORMATS if formats is None else formats
     layers = [
-        _quantize_layer(struct, name, neurons[name], calib)
+        _quantize_layer(struct, name, neurons[name], calib, fmts)
         for name in struct.order
         if name != struct.input
     ]
@@ -164,6 +174,7 @@ def quantize(
         target=target,
         num_steps=num_steps,
         metadata=metadata,
+        formats=fmts,
     )
     notes = [note for layer in layers for note in layer.notes]
     return QuantResult(qg, [layer.report for layer in layers], notes, float(input_scale))
@@ -196,20 +207,20 @@ class _Layer:
 
 
 def _quantize_layer(
-    struct: Structure, neuron: str, dn: DiscreteNeuron, calib: Calibration
+    struct: Structure, neuron: str, dn: DiscreteNeuron, calib: Calibration, f: NumberFormats
 ) -> _Layer:
     """One neuron layer: decays, normalized paths, threshold, bias, weights, nodes."""
     shape = tuple(dn.shape)
     theta = threshold_span(neuron, dn)
-    du, dv = _layer_decays(neuron, dn)
+    du, dv = _layer_decays(neuron, dn, f)
     alpha = float(dn.alpha.flat[0])
     norm = normalize_layer(struct, neuron, dn, theta, calib)
     u_max = max_u_norm(norm.current, alpha)
     v_bias_norm = norm.v_bias / np.broadcast_to(theta, shape)
-    vth, limited_by = _choose_threshold(neuron, v_bias_norm, u_max, norm)
-    mant, exp = _quantize_bias(v_bias_norm, vth)
+    vth, limited_by = _choose_threshold(neuron, v_bias_norm, u_max, norm, f)
+    mant, exp = _quantize_bias(v_bias_norm, vth, f)
     lif = LIFNode(neuron, shape, du=du, dv=dv, vth=vth, bias_mant=mant, bias_exp=exp)
-    synapses, edges, stats = _emit_paths(neuron, norm, vth, calib)
+    synapses, edges, stats = _emit_paths(neuron, norm, vth, calib, f)
     lnotes = list(norm.notes)
     if norm.v_bias.any() and np.any(mant == 0) and np.any(norm.v_bias != 0):
         lnotes.append("some non-zero biases round to 0")
@@ -228,14 +239,14 @@ def _quantize_layer(
         notes=lnotes,
         paths=stats.paths,
     )
-    return _Layer(lif, synapses, edges, report, _approximation_notes(neuron, dn))
+    return _Layer(lif, synapses, edges, report, _approximation_notes(neuron, dn, f))
 
 
-def _layer_decays(neuron: str, dn: DiscreteNeuron) -> tuple[int, int]:
+def _layer_decays(neuron: str, dn: DiscreteNeuron, f: NumberFormats) -> tuple[int, int]:
     """The layer's one ``(du, dv)`` pair: all neurons must round to the same registers,
-    and those must fit Loihi's 12-bit decay registers."""
-    du_vals = {du_from_alpha(float(a)) for a in np.unique(dn.alpha)}
-    dv_vals = {dv_from_beta(float(b)) for b in np.unique(dn.beta)}
+    and those must fit the target's decay registers (Loihi: 12 bits)."""
+    du_vals = {du_from_alpha(float(a), f) for a in np.unique(dn.alpha)}
+    dv_vals = {dv_from_beta(float(b), f) for b in np.unique(dn.beta)}
     if len(du_vals) > 1 or len(dv_vals) > 1:
         raise QuantizationError(
             f"node '{neuron}': time constants differ across neurons (du {sorted(du_vals)[:3]}, "
@@ -243,38 +254,39 @@ def _layer_decays(neuron: str, dn: DiscreteNeuron) -> tuple[int, int]:
             "split the layer or share time constants"
         )
     du, dv = du_vals.pop(), dv_vals.pop()
-    why = decay_in_range(du, dv)
+    why = decay_in_range(du, dv, f)
     if why:
         raise QuantizationError(f"node '{neuron}': {why}")
     return du, dv
 
 
 def _threshold_bounds(
-    v_bias_norm: np.ndarray, u_max: float, norm: NormalizedLayer
+    v_bias_norm: np.ndarray, u_max: float, norm: NormalizedLayer, f: NumberFormats
 ) -> dict[str, float]:
-    """Upper bounds on the integer threshold, by what imposes them: 17-bit ``vth``, no
-    u wrap on the calibration data (2x margin), bias range, and 8-bit weights with the
-    largest weight exponent on every path."""
-    bounds = {"17-bit threshold": float(VTH_MAX)}
+    """Upper bounds on the integer threshold, by what imposes them: the threshold bits,
+    no u overflow on the calibration data (2x margin), bias range, and the weight range
+    with the largest weight exponent on every path."""
+    bounds = {f"{f.threshold_bits}-bit threshold": float(f.vth_max)}
     if u_max > 0:
-        bounds["u wrap margin on calibration data"] = WRAP_SAFE / u_max
+        bounds[f"u {f.u_overflow} margin on calibration data"] = f.u_wrap_safe / u_max
     bmax = float(np.abs(v_bias_norm).max())
     if bmax > 0:
-        bounds["bias range"] = BIAS_INT_MAX / (ACT_SCALE * bmax)
+        bounds["bias range"] = f.bias_int_max / (f.act_scale * bmax)
+    wbits, emax = f.weight_mantissa_bits, f.weight_exp_max
     for plan, mn in zip(norm.plans, norm.weights, strict=True):
         m = float(np.abs(mn).max())
         if m > 0:
-            bounds[f"8-bit weights with weight_exp <= {WEIGHT_EXP_MAX} ({plan.names[-1]})"] = (
-                weight_limit(mn) * 2**WEIGHT_EXP_MAX / m
+            bounds[f"{wbits}-bit weights with weight_exp <= {emax} ({plan.names[-1]})"] = (
+                weight_limit(mn, f) * 2.0**emax / m
             )
     return bounds
 
 
 def _choose_threshold(
-    neuron: str, v_bias_norm: np.ndarray, u_max: float, norm: NormalizedLayer
+    neuron: str, v_bias_norm: np.ndarray, u_max: float, norm: NormalizedLayer, f: NumberFormats
 ) -> tuple[int, str]:
     """The largest integer threshold all bounds allow, and the bound that limits it."""
-    bounds = _threshold_bounds(v_bias_norm, u_max, norm)
+    bounds = _threshold_bounds(v_bias_norm, u_max, norm, f)
     limited_by = min(bounds, key=bounds.get)
     vth_int = int(math.floor(bounds[limited_by]))
     if vth_int < 1:
@@ -285,18 +297,21 @@ def _choose_threshold(
     return vth_int, limited_by
 
 
-def _quantize_bias(v_bias_norm: np.ndarray, vth_int: int) -> tuple[np.ndarray, np.ndarray]:
-    """``bias = round(64 · vth · v_bias / θ')`` as per-neuron ``(mantissa, exponent)``."""
-    b_int = np.round(ACT_SCALE * vth_int * v_bias_norm)
-    return split_bias(b_int)
+def _quantize_bias(v_bias_norm: np.ndarray, vth_int: int, f: NumberFormats
+                   ) -> tuple[np.ndarray, np.ndarray]:
+    """``bias = round(2^activation_shift · vth · v_bias / θ')`` (Loihi: 64) as per-neuron
+    ``(mantissa, exponent)``."""
+    b_int = np.round(f.act_scale * vth_int * v_bias_norm)
+    return split_bias(b_int, f)
 
 
-def _quantize_path_weights(mn: np.ndarray, vth_int: int) -> tuple[int, np.ndarray]:
+def _quantize_path_weights(mn: np.ndarray, vth_int: int, f: NumberFormats
+                           ) -> tuple[int, np.ndarray]:
     """``(weight_exp, W_int)``: the smallest exponent that fits ``vth · Mn · 2^-e`` into
-    8 bits, and the rounded weights on that grid."""
+    the target's weight range, and the rounded weights on that grid."""
     m = float(np.abs(mn).max())
-    e = choose_weight_exp(vth_int, m, weight_limit(mn))
-    return e, round_weights(vth_int * mn * 2.0 ** (-e))
+    e = choose_weight_exp(vth_int, m, weight_limit(mn, f), f)
+    return e, round_weights(vth_int * mn * 2.0 ** (-e), f)
 
 
 @dataclass
@@ -311,7 +326,7 @@ class _WeightStats:
 
 
 def _emit_paths(
-    neuron: str, norm: NormalizedLayer, vth_int: int, calib: Calibration
+    neuron: str, norm: NormalizedLayer, vth_int: int, calib: Calibration, f: NumberFormats
 ) -> tuple[list[tuple[str, Node]], list[tuple[str, str]], _WeightStats]:
     """Quantize every path's weights into its QGraph nodes: ``(synapses, edges, stats)``
     with synapses as ``(NIR source, node)`` in emission order."""
@@ -319,7 +334,7 @@ def _emit_paths(
     edges: list[tuple[str, str]] = []
     stats = _WeightStats()
     for k, (plan, mn) in enumerate(zip(norm.plans, norm.weights, strict=True)):
-        e, w_int = _quantize_path_weights(mn, vth_int)
+        e, w_int = _quantize_path_weights(mn, vth_int, f)
         stats.exps.append(e)
         stats.paths.append(
             {
@@ -339,7 +354,7 @@ def _emit_paths(
         stats.zeros += int((w_int == 0).sum())
         stats.total += w_int.size
         prev = plan.source
-        for node in _path_nodes(neuron, k, plan, w_int, e):
+        for node in _path_nodes(neuron, k, plan, w_int, e, f.weight_mantissa_bits):
             synapses.append((plan.source, node))
             edges.append((prev, node.name))
             prev = node.name
@@ -348,7 +363,7 @@ def _emit_paths(
 
 
 def _path_nodes(
-    neuron: str, k: int, plan: PathPlan, w_int: np.ndarray, weight_exp: int
+    neuron: str, k: int, plan: PathPlan, w_int: np.ndarray, weight_exp: int, weight_bits: int
 ) -> list[Node]:
     """The QGraph synaptic nodes of path ``k`` into ``neuron``, in order: its structural
     ops, then its weighted op (named ``<neuron>.p<k>.<NIR name>``)."""
@@ -365,7 +380,8 @@ def _path_nodes(
             )
     wname = f"{neuron}.p{k}.{plan.weighted['name']}"
     if plan.weighted["kind"] == "dense":
-        chain.append(DenseNode(wname, w_int.reshape(w_int.shape[0], -1), weight_exp=weight_exp))
+        chain.append(DenseNode(wname, w_int.reshape(w_int.shape[0], -1), weight_exp=weight_exp,
+                               num_weight_bits=weight_bits))
     else:
         chain.append(
             ConvNode(
@@ -382,17 +398,21 @@ def _path_nodes(
     return chain
 
 
-def _approximation_notes(neuron: str, dn: DiscreteNeuron) -> list[str]:
-    """Where the source framework's neuron differs from Loihi's (reset, threshold op)."""
+def _approximation_notes(neuron: str, dn: DiscreteNeuron, f: NumberFormats) -> list[str]:
+    """Where the source framework's neuron differs from the target's (reset, threshold
+    op; Loihi: reset to 0, strict '>')."""
     notes = []
-    if dn.reset != "hard":
+    target_reset = {"zero": "hard", "subtract": "subtract"}[f.reset]
+    if dn.reset != target_reset:
+        what = "resets to 0" if f.reset == "zero" else "subtracts the threshold"
         notes.append(
-            f"'{neuron}': trained with {dn.reset} reset; Loihi resets to 0 (approximation)"
+            f"'{neuron}': trained with {dn.reset} reset; the target {what} (approximation)"
         )
-    if dn.threshold_op != ">":
+    if dn.threshold_op != f.threshold_compare:
         notes.append(
             f"'{neuron}': spikes on '{dn.threshold_op}' in the source framework; "
-            "Loihi uses '>' (approximation at exact threshold crossings)"
+            f"the target uses '{f.threshold_compare}' (approximation at exact threshold "
+            "crossings)"
         )
     return notes
 
@@ -407,6 +427,7 @@ def _assemble_graph(
     target: str,
     num_steps: int,
     metadata: dict[str, Any] | None,
+    formats: NumberFormats,
 ) -> QGraph:
     """The validated QGraph: nodes in an order where every synapse node follows its
     source, the NIR input renamed ``input``, and one output node per NIR Output."""
@@ -444,6 +465,7 @@ def _assemble_graph(
         target=target,
         num_steps=int(num_steps),
         metadata=dict(metadata or {}),
+        formats=formats,
     )
     qg.validate()
     return qg

@@ -1,8 +1,11 @@
 """The quantized graph: the single contract between all integer backends.
 
 A :class:`QGraph` holds integers only (weights, exponents, decays, thresholds, biases),
-the topology, ``dt`` and the target name. Backends (torch integer mode, the event-driven
-reference simulator, Lava, ONNX) execute it; none of them re-derives quantization.
+the topology, ``dt``, the target name and the target's number formats
+(:class:`~snn2hw.quant.formats.NumberFormats`: the ranges its values must lie in and the
+arithmetic rules, such as u / v widths, overflow and reset, its backends execute).
+Backends (torch integer mode, the event-driven reference simulator, Lava, ONNX) execute
+it; none of them re-derives quantization.
 Its execution semantics are written down once, in ``docs/qgraph.md`` (which builds on
 Lava's bit-accurate models); its on-disk format is described there too.
 
@@ -27,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from snn2hw.common.errors import GraphError
+from snn2hw.quant.formats import LOIHI_FORMATS, NumberFormats
 from snn2hw.quant.nodes import (
     BIAS_EXP_MAX,
     BIAS_EXP_MIN,
@@ -73,7 +77,9 @@ __all__ = [
     "FlattenNode",
     "InputNode",
     "LIFNode",
+    "LOIHI_FORMATS",
     "Node",
+    "NumberFormats",
     "OutputNode",
     "QGraph",
     "SumPoolNode",
@@ -90,7 +96,9 @@ class QGraph:
     ``nodes`` is ordered (insertion order is a valid topological order ignoring recurrent
     edges); ``edges`` are (src, dst) names. ``num_steps`` is the number of input frames the
     graph was calibrated for; backends run ``num_steps + depth()`` steps by default so the
-    last frame reaches the output despite the hop delays.
+    last frame reaches the output despite the hop delays. ``formats`` are the number
+    formats of the target the graph was made for (Loihi's by default); validation checks
+    the node values against them and the backends execute their arithmetic rules.
     """
 
     nodes: dict[str, Node]
@@ -99,6 +107,7 @@ class QGraph:
     target: str
     num_steps: int
     metadata: dict[str, Any] = field(default_factory=dict)
+    formats: NumberFormats = LOIHI_FORMATS
 
     # ----- topology helpers -------------------------------------------------------------
     def predecessors(self, name: str) -> list[str]:

@@ -1,8 +1,16 @@
-"""The ``.qgraph`` file (docs/qgraph.md "On-disk format", version 1): save and load.
+"""The ``.qgraph`` file (docs/qgraph.md "On-disk format", versions 1 and 2): save and load.
 
 One ZIP archive holding ``graph.json`` (a header: format name, version, ``dt``, target,
-``num_steps``, metadata, edges, and one JSON object per node with its fields) and
-``arrays/<ref>.npy`` (the int64 array fields, written with ``allow_pickle=False``).
+``num_steps``, the target's number ``formats``, metadata, edges, and one JSON object per
+node with its fields) and ``arrays/<ref>.npy`` (the int64 array fields, written with
+``allow_pickle=False``).
+
+Versions: a graph whose formats execute like Loihi's (every field of
+:data:`~snn2hw.quant.formats.ARITHMETIC_FIELDS` equal) is written as version 1, which
+readers from before formats were recorded still execute correctly (they ignore the
+``formats`` key); any other graph is written as version 2, which those readers refuse
+instead of running it with Loihi arithmetic. A file without ``formats`` (older writers)
+loads with :data:`~snn2hw.quant.formats.LOIHI_FORMATS`.
 
 Loading never unpickles; a foreign format field, a newer version, an unknown node kind,
 a truncated or bit-flipped archive (the ZIP CRC and deflate checks), a missing member or
@@ -28,6 +36,7 @@ import numpy as np
 
 from snn2hw.common.atomic_io import atomic_write_bytes
 from snn2hw.common.errors import GraphError
+from snn2hw.quant.formats import ARITHMETIC_FIELDS, LOIHI_FORMATS, NumberFormats
 from snn2hw.quant.nodes import NODE_TYPES, Node
 
 if TYPE_CHECKING:
@@ -36,7 +45,8 @@ if TYPE_CHECKING:
 __all__ = ["ARRAY_FIELDS", "FORMAT_NAME", "FORMAT_VERSION", "load_qgraph", "save_qgraph"]
 
 FORMAT_NAME = "snn2hw.qgraph"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+"""Newest version written and read (2: formats that differ from Loihi's arithmetic)."""
 ARRAY_FIELDS = {"dense": ("weight",), "conv": ("weight",), "lif": ("bias_mant", "bias_exp")}
 """Per node kind: the fields stored as ``.npy`` members instead of JSON values."""
 
@@ -64,12 +74,15 @@ def save_qgraph(g: QGraph, path: str | Path) -> None:
 
 def _encode(g: QGraph) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
     """The JSON header and the int64 arrays (by reference name) of ``g``."""
+    loihi_like = all(getattr(g.formats, k) == getattr(LOIHI_FORMATS, k)
+                     for k in ARITHMETIC_FIELDS)
     header: dict[str, Any] = {
         "format": FORMAT_NAME,
-        "version": FORMAT_VERSION,
+        "version": 1 if loihi_like else FORMAT_VERSION,
         "dt": float(g.dt),
         "target": g.target,
         "num_steps": int(g.num_steps),
+        "formats": g.formats.to_dict(),
         "metadata": _jsonable(g.metadata),
         "edges": [list(e) for e in g.edges],
         "nodes": [],
@@ -125,6 +138,7 @@ def load_qgraph(path: str | Path, cls: type[QGraph] | None = None) -> QGraph:
                 target=str(header["target"]),
                 num_steps=int(header["num_steps"]),
                 metadata=dict(header.get("metadata", {})),
+                formats=_decode_formats(header, path),
             )
     except GraphError:
         raise
@@ -166,6 +180,16 @@ def _check_header(header: Any, path: Path) -> None:
             f"{path}: quantized graph format version {header.get('version')} is newer "
             f"than this snn2hw supports ({FORMAT_VERSION}); upgrade snn2hw"
         )
+
+
+def _decode_formats(header: dict[str, Any], path: Path) -> NumberFormats:
+    """The recorded number formats; Loihi's for files written before they were recorded."""
+    if "formats" not in header:
+        if int(header.get("version", 1)) >= 2:
+            raise GraphError(f"{path}: quantized graph version {header['version']} lacks "
+                             "its number formats")
+        return LOIHI_FORMATS
+    return NumberFormats.from_dict(header["formats"], f"{path}: formats")
 
 
 def _decode_nodes(zf: zipfile.ZipFile, records: list[Any], path: Path) -> dict[str, Node]:

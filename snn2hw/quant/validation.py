@@ -5,11 +5,14 @@ naming the offending node (or edge).
   input node, edges between existing nodes stored in topological order (only an edge
   into a LIF that closes a loop may point backwards), node names match their keys,
   every node fed, shapes agree on every edge, outputs read spikes, at least one output;
-* node level (:func:`validate_node`): integer fields, geometry, and the declared Loihi
-  integer ranges of :mod:`snn2hw.quant.nodes` (decays, 17-bit threshold, 13-bit bias
-  mantissa and 3-bit exponent, 9-bit weights, weight exponents, message bits).
+* node level (:func:`validate_node`): integer fields, geometry, and the integer ranges of
+  the graph's number formats (``QGraph.formats``, :class:`~snn2hw.quant.formats.NumberFormats`;
+  Loihi: decays 0..4095, 17-bit threshold, 13-bit bias mantissa and exponent 0..7, 9-bit
+  stored weights, weight exponents -7..7, ``num_weight_bits`` up to the mantissa bits) and
+  the graded input payload (at most 24 bits, :data:`~snn2hw.quant.nodes.MESSAGE_BITS_MAX`).
 
-Dependencies: numpy, :mod:`snn2hw.common` and :mod:`snn2hw.quant.nodes`; the graph type
+Dependencies: numpy, :mod:`snn2hw.common`, :mod:`snn2hw.quant.nodes` and
+:mod:`snn2hw.quant.formats`; the graph type
 is only used for annotations (no import of :mod:`snn2hw.quant.qgraph` at run time).
 """
 
@@ -21,18 +24,9 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from snn2hw.common.errors import GraphError
+from snn2hw.quant.formats import LOIHI_FORMATS, NumberFormats
 from snn2hw.quant.nodes import (
-    BIAS_EXP_MAX,
-    BIAS_EXP_MIN,
-    BIAS_MANT_MAX,
-    BIAS_MANT_MIN,
-    DECAY_MAX,
     MESSAGE_BITS_MAX,
-    VTH_MAX,
-    WEIGHT_EXP_MAX,
-    WEIGHT_EXP_MIN,
-    WEIGHT_MAX,
-    WEIGHT_MIN,
     ConvNode,
     DenseNode,
     InputNode,
@@ -59,10 +53,13 @@ def validate_graph(g: QGraph) -> QGraph:
     """Check shapes, integer ranges and topology of ``g``; returns ``g``."""
     _check_globals(g)
     _check_edges(g)
+    formats = getattr(g, "formats", None)
+    if not isinstance(formats, NumberFormats):
+        raise GraphError(f"quantized graph formats must be NumberFormats, got {formats!r}")
     for name, node in g.nodes.items():
         if node.name != name:
             raise GraphError(f"node stored under '{name}' calls itself '{node.name}'")
-        validate_node(node)
+        validate_node(node, formats)
         _check_node_inputs(g, name, node)
     if not g.output_nodes:
         raise GraphError("quantized graph has no output node")
@@ -129,8 +126,8 @@ def _check_node_inputs(g: QGraph, name: str, node: Node) -> None:
 # ----- node level --------------------------------------------------------------------------
 
 
-def validate_node(node: Node) -> None:
-    """Check one node's field types, geometry and integer ranges."""
+def validate_node(node: Node, formats: NumberFormats = LOIHI_FORMATS) -> None:
+    """Check one node's field types, geometry and integer ranges (those of ``formats``)."""
 
     def bad(msg: str) -> GraphError:
         return GraphError(f"node '{node.name}' ({node.kind}): {msg}")
@@ -138,11 +135,12 @@ def validate_node(node: Node) -> None:
     _check_common_fields(node, bad)
     for kind, check in _KIND_CHECKS.items():
         if isinstance(node, kind):
-            check(node, bad)
+            check(node, bad, formats)
             return
 
 
 _Bad = Callable[[str], GraphError]
+_F = NumberFormats
 
 
 def _check_common_fields(node: Node, bad: _Bad) -> None:
@@ -174,35 +172,40 @@ def _int_array(arr: Any, what: str, bad: _Bad) -> np.ndarray:
     return a
 
 
-def _check_weight_range(w: np.ndarray, bad: _Bad, what: str) -> None:
-    """Stored weights are 9-bit signed; ``what`` names the range in the message."""
-    if w.size and (w.min() < WEIGHT_MIN or w.max() > WEIGHT_MAX):
-        raise bad(f"weights span [{w.min()}, {w.max()}], outside {what}")
+def _check_weight_range(w: np.ndarray, bad: _Bad, f: _F) -> None:
+    """Stored weights lie in the union of the target's clip ranges (Loihi: 9-bit signed,
+    [-256, 255])."""
+    lo, hi = f.weight_stored_range
+    if w.size and (w.min() < lo or w.max() > hi):
+        raise bad(f"weights span [{w.min()}, {w.max()}], outside [{lo}, {hi}] (the "
+                  "target's stored weight range, formats.weight_range_*)")
 
 
-def _check_weight_exp(node: DenseNode | ConvNode, bad: _Bad) -> None:
-    if not WEIGHT_EXP_MIN <= node.weight_exp <= WEIGHT_EXP_MAX:
-        raise bad(f"weight_exp={node.weight_exp} outside {WEIGHT_EXP_MIN}..{WEIGHT_EXP_MAX}")
+def _check_weight_exp(node: DenseNode | ConvNode, bad: _Bad, f: _F) -> None:
+    if not f.weight_exp_min <= node.weight_exp <= f.weight_exp_max:
+        raise bad(f"weight_exp={node.weight_exp} outside {f.weight_exp_min}..{f.weight_exp_max} "
+                  "(formats.weight_exp_min/max)")
 
 
-def _check_input(node: InputNode, bad: _Bad) -> None:
+def _check_input(node: InputNode, bad: _Bad, f: _F) -> None:
     if not node.shape or any(s <= 0 for s in node.shape):
         raise bad(f"invalid shape {list(node.shape)}")
     if not 0 <= node.message_bits <= MESSAGE_BITS_MAX:
         raise bad(f"message_bits={node.message_bits} outside 0..{MESSAGE_BITS_MAX}")
 
 
-def _check_dense(node: DenseNode, bad: _Bad) -> None:
+def _check_dense(node: DenseNode, bad: _Bad, f: _F) -> None:
     w = _int_array(node.weight, "weight", bad)
     if w.ndim != 2:
         raise bad(f"weight must be 2-D (N_out, N_in), got shape {list(w.shape)}")
-    if not 1 <= node.num_weight_bits <= 8:
-        raise bad(f"num_weight_bits={node.num_weight_bits} outside 1..8")
-    _check_weight_range(w, bad, f"the 9-bit range [{WEIGHT_MIN}, {WEIGHT_MAX}]")
-    _check_weight_exp(node, bad)
+    if not 1 <= node.num_weight_bits <= f.weight_mantissa_bits:
+        raise bad(f"num_weight_bits={node.num_weight_bits} outside 1..{f.weight_mantissa_bits} "
+                  "(formats.weight_mantissa_bits)")
+    _check_weight_range(w, bad, f)
+    _check_weight_exp(node, bad, f)
 
 
-def _check_conv(node: ConvNode, bad: _Bad) -> None:
+def _check_conv(node: ConvNode, bad: _Bad, f: _F) -> None:
     w = _int_array(node.weight, "weight", bad)
     if w.ndim != 4:
         raise bad(f"weight must be 4-D (C_out, C_in/groups, kH, kW), got {list(w.shape)}")
@@ -215,40 +218,43 @@ def _check_conv(node: ConvNode, bad: _Bad) -> None:
         )
     if w.shape[0] % node.groups:
         raise bad(f"C_out={w.shape[0]} not divisible by groups={node.groups}")
-    _check_weight_range(w, bad, f"[{WEIGHT_MIN}, {WEIGHT_MAX}]")
-    _check_weight_exp(node, bad)
+    _check_weight_range(w, bad, f)
+    _check_weight_exp(node, bad, f)
     if any(s <= 0 for s in node.out_shape):
         raise bad(f"output shape {list(node.out_shape)} is empty")
 
 
-def _check_sumpool(node: SumPoolNode, bad: _Bad) -> None:
+def _check_sumpool(node: SumPoolNode, bad: _Bad, f: _F) -> None:
     if len(node.input_shape) != 3:
         raise bad(f"input_shape must be (C, H, W), got {list(node.input_shape)}")
     if any(s <= 0 for s in node.out_shape):
         raise bad(f"output shape {list(node.out_shape)} is empty")
 
 
-def _check_lif(node: LIFNode, bad: _Bad) -> None:
-    if not 0 <= node.dv <= DECAY_MAX:
-        raise bad(f"dv={node.dv} outside 0..{DECAY_MAX}")
-    if not -1 <= node.du <= DECAY_MAX:
-        raise bad(f"du={node.du} outside -1..{DECAY_MAX}")
-    if not 0 <= node.vth <= VTH_MAX:
-        raise bad(f"vth={node.vth} outside 0..{VTH_MAX} (17 bits)")
+def _check_lif(node: LIFNode, bad: _Bad, f: _F) -> None:
+    dmax = f.decay_max
+    if not 0 <= node.dv <= dmax:
+        raise bad(f"dv={node.dv} outside 0..{dmax} ({f.decay_bits}-bit decay)")
+    if not -1 <= node.du <= dmax:
+        raise bad(f"du={node.du} outside -1..{dmax} ({f.decay_bits}-bit decay)")
+    if not 0 <= node.vth <= f.vth_max:
+        raise bad(f"vth={node.vth} outside 0..{f.vth_max} ({f.threshold_bits} bits)")
     bm = _int_array(node.bias_mant, "bias_mant", bad)
     be = _int_array(node.bias_exp, "bias_exp", bad)
     for arr, what in ((bm, "bias_mant"), (be, "bias_exp")):
         if arr.shape != tuple(node.shape):
             raise bad(f"{what} has shape {list(arr.shape)}, expected {list(node.shape)}")
-    if bm.size and (bm.min() < BIAS_MANT_MIN or bm.max() > BIAS_MANT_MAX):
-        raise bad(f"bias_mant spans [{bm.min()}, {bm.max()}], outside 13-bit signed range")
-    if be.size and (be.min() < BIAS_EXP_MIN or be.max() > BIAS_EXP_MAX):
+    m_lo, m_hi = f.bias_mant_range
+    if bm.size and (bm.min() < m_lo or bm.max() > m_hi):
+        raise bad(f"bias_mant spans [{bm.min()}, {bm.max()}], outside the "
+                  f"{f.bias_mant_bits}-bit signed range {m_lo}..{m_hi}")
+    if be.size and (be.min() < f.bias_exp_min or be.max() > f.bias_exp_max):
         raise bad(
-            f"bias_exp spans [{be.min()}, {be.max()}], outside {BIAS_EXP_MIN}..{BIAS_EXP_MAX}"
+            f"bias_exp spans [{be.min()}, {be.max()}], outside {f.bias_exp_min}..{f.bias_exp_max}"
         )
 
 
-_KIND_CHECKS: dict[type, Callable[[Any, _Bad], None]] = {
+_KIND_CHECKS: dict[type, Callable[[Any, _Bad, _F], None]] = {
     InputNode: _check_input,
     DenseNode: _check_dense,
     ConvNode: _check_conv,

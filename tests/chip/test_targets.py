@@ -276,3 +276,29 @@ def test_package_keeps_every_name_the_module_exported() -> None:
                  "REQUIRED_ENERGY", "REQUIRED_LATENCY", "FORMAT_KEYS", "RESOURCE_KEYS"):
         assert hasattr(targets_mod, name), name
         assert name in targets_mod.__all__, name
+
+
+def test_generic_target_loads_and_reads_its_rule_keys() -> None:
+    t = load_target("generic4")
+    assert "generic4" in list_targets()
+    assert (t.formats.reset, t.formats.threshold_compare) == ("subtract", ">")
+    assert t.number_formats.u_bits == 16 and t.bits_per_synapse == 4 + 8
+    assert not t.energy.available and not t.latency.available
+    assert all(c.assumption for c in t.resources.limits.values())
+    text = format_target(t)
+    assert "v -= vth << 4 on a spike" in text and "16-bit, saturate" in text
+    assert json.loads(json.dumps(t.to_dict()))["formats"]["reset"] == "subtract"
+
+
+def test_rule_keys_default_to_loihi_and_bad_values_are_named(tmp_path: Path) -> None:
+    t = load_target("loihi")
+    assert (t.formats.reset, t.formats.threshold_compare) == ("zero", ">")
+    path = broken_copy(tmp_path, "u_bits = 24", 'u_bits = 24\nreset = "soft"')
+    with pytest.raises(TargetError, match=r"formats\.reset .* is not one of 'zero', 'subtract'"):
+        load_target(path)
+
+
+def test_resource_model_uses_the_formats_weight_bits(tmp_path: Path) -> None:
+    path = broken_copy(tmp_path, "weight_mantissa_bits = 8", "weight_mantissa_bits = 4")
+    t = load_target(path)
+    assert t.bits_per_synapse == 4 + 10 and t.resources.bits_per_synapse == 18

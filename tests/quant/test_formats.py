@@ -233,11 +233,13 @@ def test_split_bias_saturates_beyond_the_range() -> None:
 
 
 def test_integer_decays_are_the_units_registers() -> None:
+    """With Loihi's 12-bit decays the formats' registers are the units' (one formula)."""
     from snn2hw.common import units
     from snn2hw.quant import formats
 
-    assert formats.du_from_alpha is units.du_register
-    assert formats.dv_from_beta is units.dv_register
+    for x in np.linspace(0.0, 1.0, 4097 * 3):
+        assert formats.du_from_alpha(float(x)) == units.du_register(float(x))
+        assert formats.dv_from_beta(float(x)) == units.dv_register(float(x))
 
 
 def test_registers_round_the_unrounded_unit_conversions() -> None:

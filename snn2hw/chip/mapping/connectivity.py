@@ -140,7 +140,8 @@ class _Ops:
         node = self.graph.nodes[name]
         if isinstance(node, DenseNode):
             if name not in self._dense:
-                wp = effective_dense_weight(np.asarray(node.weight), node.num_weight_bits)
+                wp = effective_dense_weight(np.asarray(node.weight), node.num_weight_bits,
+                                           self.graph.formats)
                 self._dense[name] = sp.csr_matrix((wp != 0).astype(np.int32))
             return self._dense[name][start:stop]
         if isinstance(node, ConvNode):

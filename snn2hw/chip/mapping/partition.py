@@ -11,10 +11,11 @@ Model (Loihi 1 style, limits from ``targets/<name>.toml`` ``[resources]``):
   core it reaches (one spike message per destination core); summed over the core.
   External inputs are injected from off the neuro-core mesh and use no output axons here.
 * **Synaptic memory** of a core: non-zero synapses into its neurons x ``bits_per_synapse``,
-  where ``bits_per_synapse = synapse_weight_bits + synapse_index_bits`` (Loihi 1: 8 + 10
-  = 18). This is an ASSUMED, simplified model of Loihi's compressed synapse formats: every
-  non-zero synapse is stored explicitly as weight + target-compartment index; conv weight
-  sharing is not credited.
+  where ``bits_per_synapse`` is the target's weight bits (``[formats]
+  weight_mantissa_bits``) plus ``[resources] synapse_index_bits`` (Loihi 1: 8 + 10 = 18;
+  ``Target.bits_per_synapse``). This is an ASSUMED, simplified model of Loihi's
+  compressed synapse formats: every non-zero synapse is stored explicitly as weight +
+  target-compartment index; conv weight sharing is not credited.
 
 Greedy contiguous, O(neurons) per layer: extend the current core neuron by neuron while
 every limit still holds, else open a new core. Every limit is monotone in the range, so
@@ -140,7 +141,7 @@ def _limits(target: Target) -> _Limits:
         input_axons=r.input_axons_per_core,
         output_axons=r.output_axons_per_core,
         memory_bits=r.synaptic_memory_bits_per_core,
-        bits_per_synapse=r.bits_per_synapse,
+        bits_per_synapse=target.bits_per_synapse,
     )
 
 

@@ -19,7 +19,9 @@ Modules, one job each:
 
 Every problem raises :class:`~snn2hw.common.errors.TargetError` naming the file and the key.
 
-May import: ``snn2hw.common`` only (and the standard library).
+May import: ``snn2hw.common`` and ``snn2hw.quant.formats`` (a target's formats become the
+:class:`~snn2hw.quant.formats.NumberFormats` quantization and the backends read,
+``Target.number_formats``), and the standard library.
 """
 
 from snn2hw.chip.targets.display import format_target
@@ -27,6 +29,7 @@ from snn2hw.chip.targets.files import BASELINES_FILE, TARGETS_ENV, list_targets,
 from snn2hw.chip.targets.loading import load_baselines, load_target
 from snn2hw.chip.targets.schema import (
     FORMAT_KEYS,
+    FORMAT_RULE_KEYS,
     NEURON_MODELS,
     REQUIRED_ENERGY,
     REQUIRED_LATENCY,
@@ -43,6 +46,7 @@ from snn2hw.chip.targets.schema import (
 __all__ = [
     "BASELINES_FILE",
     "FORMAT_KEYS",
+    "FORMAT_RULE_KEYS",
     "NEURON_MODELS",
     "REQUIRED_ENERGY",
     "REQUIRED_LATENCY",

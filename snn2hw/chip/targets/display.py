@@ -46,6 +46,9 @@ def format_target(target: Target) -> str:
         ("message bits", "0 (binary spikes)" if f.max_message_bits == 0
          else f"up to {f.max_message_bits} (graded spikes)"),
         ("synaptic delay", f"0..{f.max_synaptic_delay} steps"),
+        ("reset", "v = 0 on a spike" if f.reset == "zero"
+         else f"v -= vth << {f.activation_shift} on a spike"),
+        ("spike condition", f"v {f.threshold_compare} (vth << {f.activation_shift})"),
     ]
     lines += [f"  {k:<22}{v}" for k, v in rows]
     if f.note:
@@ -56,8 +59,8 @@ def format_target(target: Target) -> str:
         lines.append(f"  {key:<32}{_num(c.value):>12}{_flags(c)}  {c.source}")
         if c.note:
             lines.append(f"  {'':<32}{'':>12}  note: {c.note}")
-    lines.append(f"  {'bits per synapse (model)':<32}{r.bits_per_synapse:>12}  "
-                 "synapse_weight_bits + synapse_index_bits")
+    lines.append(f"  {'bits per synapse (model)':<32}{target.bits_per_synapse:>12}  "
+                 "formats.weight_mantissa_bits + synapse_index_bits")
 
     for table in (target.energy, target.latency):
         lines += ["", table.name.capitalize()]

@@ -17,6 +17,7 @@ from snn2hw.chip.targets.schema import (
     _ENERGY_UNITS,
     _TIME_UNITS,
     FORMAT_KEYS,
+    FORMAT_RULE_KEYS,
     NEURON_MODELS,
     REQUIRED_ENERGY,
     REQUIRED_LATENCY,
@@ -50,9 +51,11 @@ def load_target(name_or_path: str | Path) -> Target:
                                             f"known: {', '.join(NEURON_MODELS)}")
 
     fmt = rd.table(data, "formats")
-    rd.no_unknown(fmt, "formats", set(FORMAT_KEYS) | {"source", "note"})
+    rd.no_unknown(fmt, "formats", set(FORMAT_KEYS) | set(FORMAT_RULE_KEYS) | {"source", "note"})
     fvals = {k: rd.value(fmt, k, "formats", kind, lo, hi)
              for k, (kind, lo, hi) in FORMAT_KEYS.items()}
+    fvals.update({k: rd.value(fmt, k, "formats", allowed, default=default)
+                  for k, (allowed, default) in FORMAT_RULE_KEYS.items()})
     for lo_key, hi_key in (("weight_exp_min", "weight_exp_max"), ("bias_exp_min", "bias_exp_max")):
         if fvals[lo_key] > fvals[hi_key]:
             raise rd.bad(f"formats.{lo_key}", f"= {fvals[lo_key]} is larger than "

@@ -8,7 +8,8 @@ file; code changes only for a genuinely new kind of neuron or connection.
 Schema (see ``targets/loihi.toml`` for a complete example)::
 
     [target]     name, description, neuron_model, source
-    [formats]    source, note, plus the keys of :data:`FORMAT_KEYS`
+    [formats]    source, note, plus the keys of :data:`FORMAT_KEYS` and, optionally, those
+                 of :data:`FORMAT_RULE_KEYS` (reset and spike comparison; Loihi's if absent)
     [resources]  source, note, plus one table per key of :data:`RESOURCE_KEYS`:
                  {value, source, assumption = false, note = ""}
     [energy]     available, note, source; when available, one table per constant
@@ -16,19 +17,21 @@ Schema (see ``targets/loihi.toml`` for a complete example)::
 
 Constant names end in their unit (``_pj``, ``_nj``, ``_uj``, ``_mj``, ``_ns``, ``_us``).
 
-May import: ``snn2hw.common``, the sibling ``files`` (path display in messages) and the
-standard library; nothing else of ``snn2hw``.
+May import: ``snn2hw.common``, ``snn2hw.quant.formats`` (the :class:`NumberFormats` handed
+to quantization and the backends), the sibling ``files`` (path display in messages) and
+the standard library; nothing else of ``snn2hw``.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
 from snn2hw.chip.targets.files import _display
 from snn2hw.common.errors import TargetError
+from snn2hw.quant.formats import COMPARE_RULES, RESET_RULES, NumberFormats
 
 # Neuron models that have code behind them (the integer backends); a new model is code.
 NEURON_MODELS = ("loihi_cuba_lif",)
@@ -80,6 +83,12 @@ FORMAT_KEYS: dict[str, tuple[Any, int | None, int | None]] = {
     "bias_exp_max": ("int", -31, 31),
     "max_message_bits": ("int", 0, 32),
     "max_synaptic_delay": ("int", 0, 2**16),
+}
+
+# Optional [formats] keys: key -> (allowed strings, default = Loihi's rule)
+FORMAT_RULE_KEYS: dict[str, tuple[tuple[str, ...], str]] = {
+    "reset": (RESET_RULES, "zero"),  # on a spike: v = 0, or v -= vth << activation_shift
+    "threshold_compare": (COMPARE_RULES, ">"),  # s = v > (vth << shift), or >=
 }
 
 # key -> (lo, hi) of the integer value
@@ -178,8 +187,18 @@ class Formats:
     bias_exp_max: int
     max_message_bits: int
     max_synaptic_delay: int
+    reset: str = "zero"
+    threshold_compare: str = ">"
     source: str = ""
     note: str = ""
+
+    def number_formats(self) -> NumberFormats:
+        """These formats as quantization's :class:`~snn2hw.quant.formats.NumberFormats`
+        (the data PTQ, QAT, validation and the backends read)."""
+        # Only the fields NumberFormats has: keys added to [formats] for other purposes
+        # (e.g. chip limits) are not number formats of the quantized graph.
+        keys = {f.name for f in fields(NumberFormats)}
+        return NumberFormats(**{k: getattr(self, k) for k in keys})
 
     @property
     def decay_max(self) -> int:
@@ -216,13 +235,15 @@ class Resources:
 
     @property
     def bits_per_synapse(self) -> int:
-        """Synaptic-memory model: bits one non-zero synapse occupies (weight + index)."""
+        """``synapse_weight_bits + synapse_index_bits`` as written in ``[resources]``; the
+        resource model uses :attr:`Target.bits_per_synapse` (the formats' weight bits)."""
         return self.synapse_weight_bits + self.synapse_index_bits
 
 
 @dataclass(frozen=True)
 class Target:
-    """A loaded, validated target description."""
+    """A loaded, validated target description. ``number_formats`` is what quantization,
+    validation and the backends read (``formats.number_formats()``)."""
 
     name: str
     description: str
@@ -235,6 +256,17 @@ class Target:
     latency: ConstantTable
     raw: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
+    @property
+    def bits_per_synapse(self) -> int:
+        """Synaptic-memory model: bits one non-zero synapse occupies, the target's weight
+        bits (``formats.weight_mantissa_bits``) plus ``resources.synapse_index_bits``."""
+        return self.formats.weight_mantissa_bits + self.resources.synapse_index_bits
+
+    @property
+    def number_formats(self) -> NumberFormats:
+        """The target's ``[formats]`` as :class:`~snn2hw.quant.formats.NumberFormats`."""
+        return self.formats.number_formats()
+
     def to_dict(self) -> dict[str, Any]:
         """JSON-friendly description (for ``--json``)."""
 
@@ -245,7 +277,7 @@ class Target:
                 "constants": {k: vars(c) for k, c in table.constants.items()},
             }
 
-        fmt = {k: getattr(self.formats, k) for k in FORMAT_KEYS}
+        fmt = {k: getattr(self.formats, k) for k in (*FORMAT_KEYS, *FORMAT_RULE_KEYS)}
         return {
             "name": self.name,
             "description": self.description,
@@ -254,7 +286,7 @@ class Target:
             "path": str(self.path),
             "formats": {k: list(v) if isinstance(v, tuple) else v for k, v in fmt.items()},
             "resources": {k: vars(c) for k, c in self.resources.limits.items()},
-            "bits_per_synapse": self.resources.bits_per_synapse,
+            "bits_per_synapse": self.bits_per_synapse,
             "energy": consts(self.energy),
             "latency": consts(self.latency),
         }
