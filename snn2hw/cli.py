@@ -118,6 +118,8 @@ def train(config, out_dir, device, resume, epochs, data_dir, as_json, quiet) -> 
     data = {
         "checkpoint": str(res.checkpoint),
         "best_checkpoint": str(res.best_checkpoint),
+        "best_epoch": res.best_epoch,
+        "val": res.val.to_dict() if res.val else None,
         "test": res.test.to_dict(),
         "epochs": len(res.history),
         "seconds": res.seconds,
@@ -125,8 +127,11 @@ def train(config, out_dir, device, resume, epochs, data_dir, as_json, quiet) -> 
     _emit(
         data,
         as_json,
-        f"test accuracy {res.test.accuracy:.4f} ({res.test.num_samples} samples), "
-        f"{res.test.spikes_per_sample:.1f} spikes/sample, {res.seconds:.1f} s\n"
+        f"best.pt: epoch {res.best_epoch}, chosen by validation accuracy "
+        f"{res.val.accuracy if res.val else float('nan'):.4f}\n"
+        f"test accuracy {res.test.accuracy:.4f} ({res.test.num_samples} test samples, "
+        f"measured once for best.pt), {res.test.spikes_per_sample:.1f} spikes/sample, "
+        f"{res.seconds:.1f} s\n"
         f"checkpoints: {res.checkpoint} (last), {res.best_checkpoint} (best)",
     )
 
@@ -134,13 +139,15 @@ def train(config, out_dir, device, resume, epochs, data_dir, as_json, quiet) -> 
 @main.command()
 @click.argument("checkpoint", type=click.Path(dir_okay=False))
 @click.option("--device", type=DEVICE, default="auto")
-@click.option("--samples", type=POSITIVE, default=None,
-              help="Evaluate on the first N test samples.")
+@click.option("--samples", type=POSITIVE, default=None, help="Evaluate on the first N samples.")
+@click.option("--split", type=click.Choice(["test", "val"]), default="test", show_default=True,
+              help="test, or val: the validation split training selected best.pt on.")
 @click.option("--data-dir", type=click.Path(file_okay=False), default=None)
 @click.option("--trust-pickle", is_flag=True, help="Allow unpickling (only for files you trust).")
 @click.option("--json", "as_json", is_flag=True)
-def evaluate(checkpoint, device, samples, data_dir, trust_pickle, as_json) -> None:
-    """Accuracy and mean spikes per neuron per step, per layer, on the test split.
+def evaluate(checkpoint, device, samples, split, data_dir, trust_pickle, as_json) -> None:
+    """Accuracy and mean spikes per neuron per step, per layer, on the test split
+    (--split val: the validation split).
 
     \b
     Example:
@@ -149,9 +156,11 @@ def evaluate(checkpoint, device, samples, data_dir, trust_pickle, as_json) -> No
     from snn2hw.training.evaluation import evaluate_checkpoint
 
     res = evaluate_checkpoint(
-        checkpoint, device=device, samples=samples, data_dir=data_dir, trust_pickle=trust_pickle
+        checkpoint, device=device, samples=samples, data_dir=data_dir, trust_pickle=trust_pickle,
+        split=split,
     )
-    lines = [f"accuracy {res.accuracy:.4f} on {res.num_samples} test samples"]
+    lines = [f"accuracy {res.accuracy:.4f} on {res.num_samples} {split} samples "
+             f"(one sample = {100 / max(res.num_samples, 1):.2f} pp)"]
     lines += [f"  layer {k}: {v:.4f} spikes/neuron/step" for k, v in res.rates.items()]
     _emit(res.to_dict(), as_json, "\n".join(lines))
 
@@ -274,7 +283,9 @@ def finetune(checkpoint, target, out_path, epochs, lr, device, as_json, quiet) -
         res.to_dict(),
         as_json,
         f"float {res.float_accuracy:.4f} | PTQ {res.ptq_accuracy:.4f} | QAT {res.qat_accuracy:.4f}"
-        f" (integer accuracy on {target}); wrote {res.checkpoint}",
+        f" (integer accuracy on {target}; all of {checkpoint} on the same {res.test_samples} "
+        f"test samples, one sample = {100 / max(res.test_samples, 1):.2f} pp); "
+        f"wrote {res.checkpoint}",
     )
 
 

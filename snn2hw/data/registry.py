@@ -10,7 +10,7 @@ from pathlib import Path
 
 from snn2hw.common.errors import DatasetError
 from snn2hw.data import cifar, digits, idx, mnist1d, mnist5k, nmnist, synthetic
-from snn2hw.data.base import Dataset, resolve_data_dir
+from snn2hw.data.base import Dataset, resolve_data_dir, validation_fraction
 
 #: Loader signature: ``loader(data_dir, seed, **options) -> Dataset``; options keyword-only.
 Loader = Callable[..., Dataset]
@@ -66,14 +66,19 @@ def load_dataset(
     data_dir: str | os.PathLike[str] | None = None,
     *,
     seed: int = 0,
+    val_fraction: float = 0.0,
     **options: object,
 ) -> Dataset:
     """Load a data set by name.
 
     ``data_dir`` (default ``$SNN2HW_DATA_DIR`` or ``./data``) is read only by the file-based
     data sets (mnist, fashion-mnist, cifar10, nmnist). ``seed`` fixes the train/test split
-    where the data set has no official one. ``options`` are data-set specific (see each
-    loader); unknown names raise :class:`DatasetError`.
+    where the data set has no official one. ``val_fraction`` > 0 gives a validation split:
+    the loader's official one if it has one, else that fraction of the training data,
+    stratified and fixed by ``seed`` (:meth:`Dataset.with_validation`); ``x_train`` is then
+    the rest and the test split is unchanged. 0 (default): no validation split.
+    ``options`` are data-set specific (see each loader); unknown names raise
+    :class:`DatasetError`.
     """
     if not isinstance(name, str):
         raise DatasetError(f"dataset name must be a string, got {name!r}")
@@ -89,8 +94,11 @@ def load_dataset(
         raise DatasetError(f"{key}: unknown option(s) {', '.join(unknown)}; {takes}")
     if isinstance(seed, bool) or not isinstance(seed, int):
         raise DatasetError(f"{key}: seed must be an integer, got {seed!r}")
+    if val_fraction:
+        val_fraction = validation_fraction(key, val_fraction)
     directory: Path | None = resolve_data_dir(data_dir) if entry.uses_files else None
-    return entry.loader(directory, seed, **options)
+    ds = entry.loader(directory, seed, **options)
+    return ds.with_validation(val_fraction, seed) if val_fraction else ds
 
 
 register_dataset("digits", digits.DESCRIPTION, digits.load)

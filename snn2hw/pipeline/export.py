@@ -159,6 +159,7 @@ def _checkpoint_spec(ck: Any, source: Path) -> SampleSpec:
         data_dir=cfg["data"]["data_dir"] or None,
         data_options=cfg["data"]["options"],
         split_seed=cfg["experiment"]["seed"],
+        val_fraction=float(cfg["data"]["val_fraction"]),  # calibrate on the training part
         encoder=cfg["encoder"]["kind"],
         gain=float(cfg["encoder"]["gain"]),
         threshold=float(cfg["encoder"]["threshold"]),

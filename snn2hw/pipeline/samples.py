@@ -26,6 +26,9 @@ class SampleSpec:
     data_dir: str | None = None
     data_options: dict[str, Any] | None = None
     split_seed: int = 0
+    # Validation share carved out of the training data with split_seed (a checkpoint's
+    # [data].val_fraction): "train" samples are then the training part only, as in training.
+    val_fraction: float = 0.0
     encoder: str = "direct"
     gain: float = 1.0
     threshold: float = 0.05
@@ -72,7 +75,8 @@ class Samples:
 def float_frames(
     spec: SampleSpec, split: str, n: int | None
 ) -> tuple[torch.Tensor, np.ndarray | None]:
-    """Encoded float frames ``[T, B, ...]`` and labels for the first ``n`` samples."""
+    """Encoded float frames ``[T, B, ...]`` and labels for the first ``n`` samples of
+    ``split`` ("train": the training part, "val" or "test")."""
     if spec.inputs_file:
         path = Path(spec.inputs_file)
         if not path.is_file():
@@ -96,9 +100,10 @@ def float_frames(
     from snn2hw.nn.encoders import Encoder
 
     ds = load_dataset(
-        spec.dataset, spec.data_dir or None, seed=spec.split_seed, **(spec.data_options or {})
+        spec.dataset, spec.data_dir or None, seed=spec.split_seed,
+        val_fraction=spec.val_fraction, **(spec.data_options or {})
     )
-    x, y = (ds.x_test, ds.y_test) if split == "test" else (ds.x_train, ds.y_train)
+    x, y = ds.split(split)
     if n is not None:
         x, y = x[:n], y[:n]
     enc = Encoder("events" if ds.temporal else spec.encoder, spec.gain, spec.threshold)

@@ -1,8 +1,11 @@
 """Training: the BPTT loop, evaluation, safe checkpoints, validated TOML configs and
 quantization-aware fine-tuning (QAT).
 
+Evaluation protocol: a validation split carved from the training data selects ``best.pt``;
+the test split is read once, after training, for the reported checkpoint.
+
 Modules: ``config`` (TOML schema), ``checkpoint`` (safe files), ``runtime`` (device, seeding,
-dataset, encoder), ``loop`` (the one training epoch), ``evaluation`` (test metrics),
+dataset, encoder), ``loop`` (the one training epoch), ``evaluation`` (val/test metrics),
 ``train`` (``snn2hw train``), ``qgrid`` (PTQ of a model in memory, as export does it) and
 ``qat`` (``snn2hw finetune``).
 

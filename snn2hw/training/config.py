@@ -28,6 +28,7 @@ SCHEMA: dict[str, dict[str, tuple[tuple[type, ...], Any]]] = {
         "dataset": ((str,), "digits"),
         "data_dir": ((str,), ""),
         "batch_size": ((int,), 64),
+        "val_fraction": ((int, float), 0.1),  # of the training data; selection uses it
         "options": ((dict,), {}),
     },
     "encoder": {
@@ -114,6 +115,11 @@ def validate_config(raw: dict[str, Any], source: str = "config") -> dict[str, An
         raise ConfigError(f"{source}: [experiment].device must be one of {DEVICES}")
     if cfg["data"]["batch_size"] < 1:
         raise ConfigError(f"{source}: [data].batch_size must be >= 1")
+    if not 0.0 < cfg["data"]["val_fraction"] <= 0.5:
+        raise ConfigError(
+            f"{source}: [data].val_fraction must be in (0, 0.5] (model selection needs a "
+            f"validation split), got {cfg['data']['val_fraction']}"
+        )
     return cfg
 
 

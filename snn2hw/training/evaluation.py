@@ -1,7 +1,13 @@
-"""Evaluation of a :class:`~snn2hw.nn.model.SpikingNet` on a test split: accuracy (the output
+"""Evaluation of a :class:`~snn2hw.nn.model.SpikingNet` on one split: accuracy (the output
 decision of :mod:`snn2hw.common.readout`), spikes per sample, per-layer firing rates and an
 optional loss. :func:`evaluate` works on arrays; :func:`evaluate_checkpoint` rebuilds model
-and data from a checkpoint (``snn2hw evaluate``).
+and data from a checkpoint (``snn2hw evaluate``: the test split by default, ``--split val``
+for validation). Every :class:`EvalResult` names its split.
+
+How much an accuracy on n samples can be trusted: one sample is worth ``1/n``
+(:func:`sample_worth`), the binomial standard error is ``sqrt(p (1 - p) / n)``
+(:func:`binomial_se`), and two accuracies on the same n samples that differ by fewer than two
+samples are reported as not distinguishable (:func:`distinguishable`).
 
 May import: ``snn2hw.nn``, ``snn2hw.data``, ``snn2hw.common``, other ``snn2hw.training``
 modules. Never a backend, ``pipeline`` or ``cli``.
@@ -16,6 +22,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from snn2hw.common.errors import ConfigError
 from snn2hw.common.readout import accuracy, classify
 from snn2hw.nn.encoders import Encoder
 from snn2hw.nn.losses import spike_loss
@@ -30,6 +37,30 @@ from snn2hw.training.runtime import (
     resolve_device,
 )
 
+#: Added to the experiment seed for the encoder of every float evaluation (val and test),
+#: so training, ``snn2hw evaluate`` and QAT encode the same samples identically.
+EVAL_SEED_OFFSET = 3
+
+
+def eval_seed(cfg: dict[str, Any]) -> int:
+    return int(cfg["experiment"]["seed"]) + EVAL_SEED_OFFSET
+
+
+def sample_worth(n: int) -> float:
+    """What one sample is worth in accuracy on ``n`` samples (``1/n``)."""
+    return 1.0 / n if n else float("nan")
+
+
+def binomial_se(p: float, n: int) -> float:
+    """Binomial standard error ``sqrt(p (1 - p) / n)`` of an accuracy ``p`` on ``n`` samples."""
+    return float(np.sqrt(p * (1.0 - p) / n)) if n else float("nan")
+
+
+def distinguishable(a: float, b: float, n: int, min_samples: int = 2) -> bool:
+    """Whether accuracies ``a`` and ``b`` on the same ``n`` samples differ by at least
+    ``min_samples`` samples (fewer: "not distinguishable")."""
+    return round(abs(a - b) * n) >= min_samples
+
 
 @dataclass
 class EvalResult:
@@ -38,11 +69,15 @@ class EvalResult:
     spikes_per_sample: float
     rates: dict[str, float] = field(default_factory=dict)  # mean spikes / neuron / step
     loss: float = float("nan")
+    split: str = "test"  # which split the numbers come from: "val" or "test" (or "train")
 
     def to_dict(self) -> dict[str, Any]:
         return {
+            "split": self.split,
             "accuracy": self.accuracy,
             "num_samples": self.num_samples,
+            "sample_worth": sample_worth(self.num_samples),
+            "binomial_se": binomial_se(self.accuracy, self.num_samples),
             "spikes_per_sample": self.spikes_per_sample,
             "rates": self.rates,
             "loss": self.loss,
@@ -62,8 +97,10 @@ def evaluate(
     seed: int = 1234,
     loss_kind: str | None = None,
     loss_options: dict[str, Any] | None = None,
+    split: str = "test",
 ) -> EvalResult:
-    """Accuracy (argmax of output spike counts) and per-layer firing rates."""
+    """Accuracy (argmax of output spike counts) and per-layer firing rates of ``x, y``;
+    ``split`` only labels the result (say which split ``x, y`` are)."""
     model.eval()
     device = torch.device(device)
     gen = torch.Generator().manual_seed(seed)
@@ -88,6 +125,7 @@ def evaluate(
         spikes_per_sample=spikes / n,
         rates={k: v / n for k, v in rate_sum.items()},
         loss=loss_sum / n if loss_kind else float("nan"),
+        split=split,
     )
 
 
@@ -98,15 +136,20 @@ def evaluate_checkpoint(
     samples: int | None = None,
     data_dir: str | None = None,
     trust_pickle: bool = False,
+    split: str = "test",
 ) -> EvalResult:
-    """Load ``path`` safely, rebuild its model and data pipeline, report test metrics."""
+    """Load ``path`` safely, rebuild its model and data pipeline, report the metrics of
+    ``split``: ``"test"`` (default) or ``"val"`` (the validation split training selected
+    on, carved with the checkpoint's own config and seed)."""
+    if split not in ("val", "test"):
+        raise ConfigError(f"split must be 'val' or 'test', got {split!r}")
     ck = load_checkpoint(path, trust_pickle=trust_pickle)
     cfg = validate_config(ck.config or {"model": {"layers": ck.arch["layers"]}}, str(path))
     model = ck.build_model(str(path))
     dev = resolve_device(device)
     model.to(dev)
     ds = load_config_dataset(cfg, data_dir)
-    x, y = ds.x_test, ds.y_test
+    x, y = ds.split(split)
     if samples is not None:
         x, y = x[:samples], y[:samples]
     return evaluate(
@@ -116,5 +159,6 @@ def evaluate_checkpoint(
         encoder=make_encoder(cfg, ds.temporal),
         num_steps=config_num_steps(cfg, ds),
         device=dev,
-        seed=cfg["experiment"]["seed"] + 3,
+        seed=eval_seed(cfg),
+        split=split,
     )

@@ -14,6 +14,14 @@ written once, atomically, at the end.
 Integer (PTQ / QAT) accuracy needs an export and an integer backend, which training may not
 import: the caller passes them in as ``integer_accuracy`` (the CLI does).
 
+Evaluation protocol: QAT trains on the training part of the data (the validation split that
+selected the source checkpoint is carved out as in training) for a fixed number of epochs and
+keeps the last weights; nothing is selected, so no split is read during the epochs. After
+them the test split is read once per figure, all on the same first ``int_eval_samples`` test
+samples (all when None): float (the source checkpoint's weights, the training evaluation
+encoder), PTQ (the source checkpoint exported) and QAT (the result exported). The QAT
+checkpoint keeps the source's val/test metrics under ``metrics["source"]``, never as its own.
+
 May import: ``snn2hw.nn``, ``snn2hw.data``, ``snn2hw.nir``, ``snn2hw.quant``,
 ``snn2hw.common``, other ``snn2hw.training`` modules. Never a backend, ``pipeline``, ``chip``
 or ``cli``.
@@ -35,7 +43,7 @@ from snn2hw.nn.model import SpikingNet
 from snn2hw.quant.formats import round_weights
 from snn2hw.training.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
 from snn2hw.training.config import validate_config
-from snn2hw.training.evaluation import evaluate
+from snn2hw.training.evaluation import eval_seed, evaluate, sample_worth
 from snn2hw.training.loop import EpochData, LossRule, run_epoch
 from snn2hw.training.qgrid import GridEntry, quantize_model
 from snn2hw.training.runtime import (
@@ -46,22 +54,30 @@ from snn2hw.training.runtime import (
     seed_everything,
 )
 
-# (checkpoint, target, test samples or None for all) -> integer accuracy on the test split
+# (checkpoint, target, test samples or None for all) -> integer accuracy on the first
+# that many samples of the test split
 IntegerAccuracy = Callable[[Path, str, "int | None"], float]
 
 
 @dataclass
 class FinetuneResult:
     checkpoint: Path
-    float_accuracy: float
+    float_accuracy: float  # the source checkpoint, float, on the test samples below
     ptq_accuracy: float  # NaN when no integer_accuracy was given
     qat_accuracy: float  # NaN when no integer_accuracy was given
     history: list[dict[str, Any]] = field(default_factory=list)
     seconds: float = 0.0
+    source: Path | None = None  # the checkpoint float and PTQ are measured on
+    test_samples: int = 0  # n: all three accuracies are on the first n test samples
+    split: str = "test"
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "checkpoint": str(self.checkpoint),
+            "source_checkpoint": str(self.source) if self.source else None,
+            "split": self.split,
+            "test_samples": self.test_samples,
+            "sample_worth": sample_worth(self.test_samples),
             "float_accuracy": self.float_accuracy,
             "ptq_accuracy": self.ptq_accuracy,
             "qat_accuracy": self.qat_accuracy,
@@ -108,18 +124,12 @@ def finetune(
     integer_accuracy: IntegerAccuracy | None = None,
 ) -> FinetuneResult:
     """Fine-tune ``ckpt_path`` for ``target`` and write the result to ``out_path``; report
-    float accuracy and, with ``integer_accuracy``, PTQ and QAT integer accuracy.
-
-    ``integer_accuracy`` runs at the same points of the seeded sequence as before the
-    split (the PTQ measurement before the first epoch), so results do not depend on who
-    measures."""
+    float accuracy and, with ``integer_accuracy``, PTQ and QAT integer accuracy — all three
+    on the same first ``int_eval_samples`` test samples, measured once each after the
+    epochs (float and PTQ on ``ckpt_path``, QAT on ``out_path``)."""
     t0 = time.monotonic()
     ckpt_path, out_path = Path(ckpt_path), Path(out_path)
     job = _load_job(ckpt_path, device)
-    float_acc = evaluate(job.model, job.ds.x_test, job.ds.y_test, encoder=job.data.encoder,
-                         num_steps=job.data.num_steps, device=job.device).accuracy
-    nan = float("nan")
-    ptq_acc = integer_accuracy(ckpt_path, target, int_eval_samples) if integer_accuracy else nan
     lr = float(lr or job.cfg["train"]["lr"]) * 0.2
     opt = torch.optim.Adam([p for p in job.model.parameters() if p.requires_grad], lr=lr)
     rule = LossRule(job.cfg["train"]["loss"], job.cfg["train"]["loss_options"])
@@ -129,9 +139,18 @@ def finetune(
         history.append(_qat_epoch(job, opt, rule, target, epoch, epochs, progress))
     job.model.eval()
     job.model.set_quantize_dynamics(False)
-    _write_result(out_path, job, target, epochs, history)
+    _write_result(out_path, job, target, epochs, history, ckpt_path)
+    # The test split, once per figure, after training: nothing above read it.
+    x, y = job.ds.x_test[:int_eval_samples], job.ds.y_test[:int_eval_samples]
+    source_model = job.ck.build_model(str(ckpt_path)).to(job.device)
+    float_acc = evaluate(source_model, x, y, encoder=job.data.encoder,
+                         num_steps=job.data.num_steps, device=job.device,
+                         seed=eval_seed(job.cfg)).accuracy
+    nan = float("nan")
+    ptq_acc = integer_accuracy(ckpt_path, target, int_eval_samples) if integer_accuracy else nan
     qat_acc = integer_accuracy(out_path, target, int_eval_samples) if integer_accuracy else nan
-    return FinetuneResult(out_path, float_acc, ptq_acc, qat_acc, history, time.monotonic() - t0)
+    return FinetuneResult(out_path, float_acc, ptq_acc, qat_acc, history,
+                          time.monotonic() - t0, ckpt_path, len(y))
 
 
 def _load_job(ckpt_path: Path, device: str) -> _Job:
@@ -179,11 +198,16 @@ def _qat_epoch(
 
 
 def _write_result(
-    out_path: Path, job: _Job, target: str, epochs: int, history: list[dict[str, Any]]
+    out_path: Path, job: _Job, target: str, epochs: int, history: list[dict[str, Any]],
+    source: Path,
 ) -> None:
-    """The fine-tuned checkpoint, once, atomically (``save_checkpoint``)."""
+    """The fine-tuned checkpoint, once, atomically (``save_checkpoint``). The source's
+    split metrics move under ``metrics["source"]``: they describe other weights."""
     metrics = dict(job.ck.metrics)
-    metrics["qat"] = {"target": target, "epochs": epochs, "history": history}
+    moved = {k: metrics.pop(k) for k in ("val", "test", "selection", "history") if k in metrics}
+    metrics["source"] = {"checkpoint": str(source), "epoch": job.ck.epoch, **moved}
+    metrics["qat"] = {"target": target, "epochs": epochs, "history": history,
+                      "data": "train (validation carved out); fixed epochs, last weights kept"}
     save_checkpoint(
         out_path,
         Checkpoint(

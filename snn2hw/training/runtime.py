@@ -42,15 +42,23 @@ def make_encoder(cfg: dict[str, Any], temporal: bool) -> Encoder:
 
 
 def load_config_dataset(cfg: dict[str, Any], data_dir: str | None = None):
-    """The dataset of a validated config, split with the experiment seed."""
+    """The dataset of a validated config, split with the experiment seed: train (the
+    training part), val (``[data].val_fraction`` of the training data, or the data set's
+    official validation split) and test."""
     from snn2hw.data import load_dataset
 
     return load_dataset(
         cfg["data"]["dataset"],
         data_dir or cfg["data"]["data_dir"] or None,
         seed=cfg["experiment"]["seed"],
+        val_fraction=float(cfg["data"]["val_fraction"]),
         **cfg["data"]["options"],
     )
+
+
+def config_validation(cfg: dict[str, Any], ds):
+    """``ds`` with the config's validation split (a no-op when it already has one)."""
+    return ds.with_validation(float(cfg["data"]["val_fraction"]), int(cfg["experiment"]["seed"]))
 
 
 def config_num_steps(cfg: dict[str, Any], ds) -> int:

@@ -3,9 +3,17 @@
 ``train(cfg)`` runs the steps a validated config (snn2hw.training.config) describes: data ->
 model -> optimizer (and scheduler) -> optional ``--resume`` -> epochs of
 :func:`snn2hw.training.loop.run_epoch` (progress bar with loss, accuracy, spikes per sample)
--> test evaluation and atomic checkpoints after every epoch (``last.pt``, and ``best.pt`` by
-test accuracy). Seeding is deterministic, ``[train].max_minutes`` stops early, and a
-non-finite loss stops with one line while keeping the last good checkpoint.
+-> validation evaluation and atomic checkpoints after every epoch (``last.pt``, and ``best.pt``
+when the validation accuracy improved) -> after the last epoch, one evaluation of ``best.pt``
+on the test split, written into ``best.pt`` and returned. Seeding is deterministic,
+``[train].max_minutes`` stops early, and a non-finite loss stops with one line while keeping
+the last good checkpoint.
+
+Protocol: the validation split is ``[data].val_fraction`` of the training data (stratified,
+seeded; :meth:`snn2hw.data.Dataset.with_validation`), or the data set's official one. Model
+selection reads validation only; the test split is read once, at the end, for the
+checkpoint that is reported. Checkpoint metrics name their split: ``history[*].val_*``,
+``val`` and ``selection`` (validation) and ``test`` (only in ``best.pt``, after training).
 
 May import: ``snn2hw.nn``, ``snn2hw.data``, ``snn2hw.common``, other ``snn2hw.training``
 modules. Never a backend, ``pipeline`` or ``cli``.
@@ -25,7 +33,7 @@ from snn2hw.common.errors import ConfigError
 from snn2hw.nn.model import SpikingNet
 from snn2hw.training.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
 from snn2hw.training.config import model_arch
-from snn2hw.training.evaluation import EvalResult, evaluate
+from snn2hw.training.evaluation import EvalResult, eval_seed, evaluate
 from snn2hw.training.loop import (
     EpochData,
     EpochStats,
@@ -36,6 +44,7 @@ from snn2hw.training.loop import (
 )
 from snn2hw.training.runtime import (
     config_num_steps,
+    config_validation,
     load_config_dataset,
     make_encoder,
     resolve_device,
@@ -51,11 +60,13 @@ __all__ = [
 
 @dataclass
 class TrainResult:
-    checkpoint: Path
-    best_checkpoint: Path
+    checkpoint: Path  # last.pt
+    best_checkpoint: Path  # best.pt: the reported checkpoint, selected on validation
     history: list[dict[str, Any]]
-    test: EvalResult
+    test: EvalResult  # best.pt on the test split, measured once after training
     seconds: float
+    val: EvalResult | None = None  # best.pt on the validation split
+    best_epoch: int = 0
 
 
 @dataclass
@@ -75,13 +86,17 @@ class _Run:
     last_path: Path
     best_path: Path
     history: list[dict[str, Any]]
-    best_acc: float = -1.0
+    best_acc: float = -1.0  # best validation accuracy so far
+    best_epoch: int = 0
+    best_val: dict[str, Any] | None = None
     start_epoch: int = 0
 
-    def test(self, seed: int | None = None) -> EvalResult:
-        kw = {} if seed is None else {"seed": seed}
-        return evaluate(self.model, self.ds.x_test, self.ds.y_test, encoder=self.data.encoder,
-                        num_steps=self.num_steps, device=self.device, **kw)
+    def evaluate(self, split: str) -> EvalResult:
+        """The current model on ``split`` ("val" or "test") with the evaluation encoder seed."""
+        x, y = (self.ds.x_val, self.ds.y_val) if split == "val" else (self.ds.x_test,
+                                                                        self.ds.y_test)
+        return evaluate(self.model, x, y, encoder=self.data.encoder, num_steps=self.num_steps,
+                        device=self.device, seed=eval_seed(self.cfg), split=split)
 
 
 def train(
@@ -100,22 +115,47 @@ def train(
     dev = resolve_device(device or exp["device"])
     out = Path(out_dir or exp["out_dir"] or f"runs/{exp['name']}")
     out.mkdir(parents=True, exist_ok=True)
-    run = _setup(cfg, dataset if dataset is not None else load_config_dataset(cfg), dev, out)
+    ds = config_validation(cfg, dataset if dataset is not None else load_config_dataset(cfg))
+    run = _setup(cfg, ds, dev, out)
     if resume:
         _resume(run, resume)
     deadline = time.monotonic() + 60 * float(tcfg["max_minutes"]) if tcfg["max_minutes"] else None
     t0 = time.monotonic()
-    test = None
     epochs = int(tcfg["epochs"])
     for epoch in range(run.start_epoch, epochs):
-        test = _train_epoch(run, epoch, epochs, progress)
+        _train_epoch(run, epoch, epochs, progress)
         if deadline is not None and time.monotonic() > deadline:
             if progress:
                 tqdm.write(f"stopping early: [train].max_minutes={tcfg['max_minutes']} reached")
             break
-    if test is None:  # resumed a finished run
-        test = run.test()
-    return TrainResult(run.last_path, run.best_path, run.history, test, time.monotonic() - t0)
+    test, val = _final_test(run)
+    if progress:
+        tqdm.write(
+            f"best.pt = epoch {run.best_epoch} (by validation accuracy {val.accuracy:.4f}, "
+            f"{val.num_samples} val); test accuracy {test.accuracy:.4f} on {test.num_samples} "
+            "test samples (measured once)"
+        )
+    return TrainResult(run.last_path, run.best_path, run.history, test,
+                       time.monotonic() - t0, val, run.best_epoch)
+
+
+def _final_test(run: _Run) -> tuple[EvalResult, EvalResult]:
+    """The one test evaluation: ``best.pt``'s weights on the test split, recorded in
+    ``best.pt`` (``metrics["test"]``) next to its validation metrics."""
+    ck = load_checkpoint(run.best_path)
+    run.model.load_state_dict(ck.state_dict)
+    test = run.evaluate("test")
+    val = ck.metrics.get("val") or {}
+    ck.metrics["test"] = test.to_dict()
+    save_checkpoint(run.best_path, ck)
+    val_res = EvalResult(
+        accuracy=float(val.get("accuracy", float("nan"))),
+        num_samples=int(val.get("num_samples", 0)),
+        spikes_per_sample=float(val.get("spikes_per_sample", float("nan"))),
+        rates=dict(val.get("rates", {})),
+        split="val",
+    )
+    return test, val_res
 
 
 def _setup(cfg: dict[str, Any], ds, dev: torch.device, out: Path) -> _Run:
@@ -162,11 +202,15 @@ def _resume(run: _Run, path: str | Path) -> None:
             run.sched.load_state_dict(ck.optimizer["scheduler"])
     run.start_epoch = ck.epoch
     run.history = list(ck.metrics.get("history", []))
-    run.best_acc = float(ck.metrics.get("best_accuracy", -1.0))
+    # Only a validation-selected best counts (older checkpoints selected on test: start over).
+    sel = ck.metrics.get("selection") or {}
+    if sel.get("split") == "val":
+        run.best_acc = float(sel.get("best_val_accuracy", -1.0))
+        run.best_epoch = int(sel.get("best_epoch", 0))
 
 
 def _train_epoch(run: _Run, epoch: int, epochs: int, progress: bool) -> EvalResult:
-    """One epoch: train, step the scheduler, evaluate on the test split, checkpoint."""
+    """One epoch: train, step the scheduler, evaluate on the validation split, checkpoint."""
     last = run.last_path
 
     def keep_note() -> str:
@@ -178,37 +222,44 @@ def _train_epoch(run: _Run, epoch: int, epochs: int, progress: bool) -> EvalResu
                       progress=progress, on_nonfinite=keep_note)
     if run.sched is not None:
         run.sched.step()
-    test = run.test(seed=int(run.cfg["experiment"]["seed"]) + 3)
-    record = _epoch_record(epoch, stats, test)
+    val = run.evaluate("val")
+    record = _epoch_record(epoch, stats, val)
     run.history.append(record)
     if progress:
         tqdm.write(
             f"epoch {epoch + 1}/{epochs}: loss {record['train_loss']:.4f} "
-            f"train {record['train_accuracy']:.4f} test {test.accuracy:.4f} "
-            f"spikes/sample {test.spikes_per_sample:.1f}"
+            f"train {record['train_accuracy']:.4f} val {val.accuracy:.4f} "
+            f"spikes/sample {val.spikes_per_sample:.1f}"
         )
-    _save_epoch(run, epoch, test)
-    return test
+    _save_epoch(run, epoch, val)
+    return val
 
 
-def _epoch_record(epoch: int, stats: EpochStats, test: EvalResult) -> dict[str, Any]:
+def _epoch_record(epoch: int, stats: EpochStats, val: EvalResult) -> dict[str, Any]:
     return {
         "epoch": epoch + 1,
         "train_loss": stats.loss,
         "train_accuracy": stats.accuracy,
-        "test_accuracy": test.accuracy,
-        "spikes_per_sample": test.spikes_per_sample,
+        "val_accuracy": val.accuracy,
+        "val_spikes_per_sample": val.spikes_per_sample,
     }
 
 
-def _save_epoch(run: _Run, epoch: int, test: EvalResult) -> None:
-    """``last.pt`` after every epoch; ``best.pt`` too when the test accuracy improved."""
-    improved = test.accuracy > run.best_acc
-    run.best_acc = max(run.best_acc, test.accuracy)
+def _save_epoch(run: _Run, epoch: int, val: EvalResult) -> None:
+    """``last.pt`` after every epoch; ``best.pt`` too when the validation accuracy improved
+    (ties keep the earlier epoch). Neither holds a test number yet."""
+    improved = val.accuracy > run.best_acc
+    if improved:
+        run.best_acc, run.best_epoch = val.accuracy, epoch + 1
+    sizes = run.ds.split_sizes()
     metrics = {
         "history": run.history,
-        "best_accuracy": run.best_acc,
-        "test": test.to_dict(),
+        "val": val.to_dict(),
+        "selection": {"split": "val", "metric": "accuracy", "best_epoch": run.best_epoch,
+                      "best_val_accuracy": run.best_acc},
+        "splits": {**sizes, "val_fraction": float(run.cfg["data"]["val_fraction"]),
+                   "seed": int(run.cfg["experiment"]["seed"]),
+                   "val_source": run.ds.info.get("validation", {}).get("source", "dataset")},
         "num_steps": run.num_steps,
         "dataset": run.ds.name,
     }
