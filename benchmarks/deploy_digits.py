@@ -23,10 +23,10 @@ from typing import Any
 
 from snn2hw.pipeline.compare import compare
 from snn2hw.pipeline.export import export
+from snn2hw.pipeline.finetune import finetune
 from snn2hw.pipeline.finetune import integer_accuracy as export_integer_accuracy
 from snn2hw.training.config import load_config
 from snn2hw.training.evaluation import binomial_se, distinguishable, sample_worth
-from snn2hw.training.qat import finetune
 from snn2hw.training.train import train
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"

@@ -22,6 +22,7 @@ import numpy as np
 
 from snn2hw.common.errors import GraphError
 from snn2hw.common.readout import decide
+from snn2hw.quant.bounds import check_graph
 from snn2hw.quant.qgraph import QGraph
 
 __all__ = [
@@ -259,6 +260,9 @@ def check_node_kinds(graph: QGraph, backend: str, kinds: Iterable[str]) -> None:
                 f"node '{name}' has kind '{kind}', which backend '{backend}' does not "
                 f"execute (it executes: {', '.join(sorted(allowed))})"
             )
+    # a graph quantized for a chip with limits (its metadata) must provably stay inside
+    # them: ChipLimitError naming the layer and the limit (docs/loihi-edges.md)
+    check_graph(graph)
 
 
 class UnsupportedFormatsError(GraphError):

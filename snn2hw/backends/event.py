@@ -42,6 +42,7 @@ from snn2hw.backends.base import (
     check_node_kinds,
 )
 from snn2hw.common.errors import GraphError
+from snn2hw.quant.bounds import check_graph as check_chip_limits_of
 from snn2hw.quant.formats import LOIHI_FORMATS, NumberFormats
 from snn2hw.quant.qgraph import (
     ConvNode,
@@ -369,6 +370,7 @@ def run(
     t0 = time.perf_counter()
     graph.validate()
     _check_formats(graph)
+    check_chip_limits_of(graph)  # a graph made for a chip with limits must stay inside them
     arr = _check_inputs(graph, inputs)
     if num_steps is None:
         num_steps = graph.num_steps + graph.depth()

@@ -183,6 +183,7 @@ def _calibrate(net: Any, spec: SampleSpec, calib_samples: int) -> tuple[Any, Any
 def _quantize(src: _Source, net: Any, neurons: dict, rec: dict, fmt: Any, calib: Any, tgt: Any,
               metadata: dict[str, Any]) -> Any:
     """PTQ of the float graph for the target, plus the note on graded input spikes."""
+    from snn2hw.quant.bounds import limits_from_formats
     from snn2hw.quant.ptq import quantize
 
     qres = quantize(
@@ -190,6 +191,7 @@ def _quantize(src: _Source, net: Any, neurons: dict, rec: dict, fmt: Any, calib:
         num_steps=int(calib.frames.shape[0]), input_scale=fmt.unit,
         input_message_bits=fmt.message_bits, input_shape=tuple(net.input_shape),
         metadata=metadata, formats=tgt.number_formats,
+        chip_limits=limits_from_formats(tgt.raw.get("formats", {})),
     )
     if fmt.message_bits > _max_message_bits(tgt):
         qres.notes.append(

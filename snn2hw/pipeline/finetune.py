@@ -36,5 +36,11 @@ def finetune(checkpoint: str | Path, target: str, out_path: str | Path,
              **kwargs: Any) -> Any:
     """:func:`snn2hw.training.qat.finetune` with PTQ/QAT accuracy from :func:`integer_accuracy`
     (keyword arguments as there)."""
+    from snn2hw.chip.targets import load_target
+    from snn2hw.quant.bounds import limits_from_formats
+
+    tgt = load_target(target)  # the grid QAT trains on is the one export quantizes to
     kwargs.setdefault("integer_accuracy", integer_accuracy)
+    kwargs.setdefault("formats", tgt.number_formats)
+    kwargs.setdefault("chip_limits", limits_from_formats(tgt.raw.get("formats", {})))
     return _train_finetune(checkpoint, target, out_path, **kwargs)

@@ -39,7 +39,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-import torch
 
 from snn2hw.common.errors import GraphError
 from snn2hw.common.units import ACT_SHIFT, DECAY_SCALE
@@ -297,6 +296,8 @@ def _dense_interval(
 
 
 def _conv(node: ConvNode, w: np.ndarray, x: np.ndarray) -> np.ndarray:
+    import torch  # lazy: importing the bounds (the event backend does) must not load torch
+
     t = torch.from_numpy(x.astype(np.float64).reshape(1, *node.input_shape))
     y = torch.nn.functional.conv2d(
         t,

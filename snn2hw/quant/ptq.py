@@ -55,6 +55,7 @@ import torch
 
 from snn2hw.common.errors import GraphError, QuantizationError
 from snn2hw.nir.discretize import DiscreteNeuron
+from snn2hw.quant.bounds import ChipLimits, layer_bounds, limits_to_metadata, shrink_factor
 from snn2hw.quant.formats import (
     LOIHI_FORMATS,
     NumberFormats,
@@ -146,6 +147,7 @@ def quantize(
     metadata: dict[str, Any] | None = None,
     input_shape: tuple[int, ...] | None = None,
     formats: NumberFormats | None = None,
+    chip_limits: ChipLimits | None = None,
 ) -> QuantResult:
     """Quantize a float NIR graph for a Loihi-style target.
 
@@ -155,27 +157,56 @@ def quantize(
     ``records``: float outputs ``[T, B, ...]`` of the input node and of every spiking
     neuron on calibration data (NIRNet's ``record=True``); input values are in float units
     and are divided by ``input_scale`` (the float value of one integer input unit: 1 for
-    spikes, ``x_max / (2^bits - 1)`` for graded input)."""
+    spikes, ``x_max / (2^bits - 1)`` for graded input).
+
+    ``chip_limits`` (the target's ``chip_*`` formats, :mod:`snn2hw.quant.bounds`): every
+    layer's worst-case synaptic sum, ``u`` and ``u + bias`` must stay where Lava's model
+    and the chip agree. Weight exponents are then kept ``>= 0`` (edge rule 4) and a
+    layer whose proven bound crosses a limit is re-quantized with its threshold (hence
+    weights and bias) scaled down until it fits; the limits go into the graph's
+    metadata so the backends re-check them."""
     struct = Structure(graph)
     in_node = _input_node(graph, struct, input_shape, input_message_bits)
     calib = Calibration(records, struct.input, float(input_scale))
     fmts = LOIHI_FORMATS if formats is None else formats
-    layers = [
-        _quantize_layer(struct, name, neurons[name], calib, fmts)
-        for name in struct.order
-        if name != struct.input
-    ]
-    qg = _assemble_graph(
-        graph,
-        struct,
-        in_node,
-        layers,
-        dt=dt,
-        target=target,
-        num_steps=num_steps,
-        metadata=metadata,
-        formats=fmts,
-    )
+    meta = dict(metadata or {})
+    if chip_limits is not None:
+        meta["chip_limits"] = limits_to_metadata(chip_limits)
+    caps: dict[str, int] = {}
+    min_exp = 0 if chip_limits is not None and chip_limits.per_synapse_weight_shift else None
+    for _ in range(16):
+        layers = [
+            _quantize_layer(struct, name, neurons[name], calib, fmts, caps.get(name), min_exp)
+            for name in struct.order
+            if name != struct.input
+        ]
+        qg = _assemble_graph(
+            graph,
+            struct,
+            in_node,
+            layers,
+            dt=dt,
+            target=target,
+            num_steps=num_steps,
+            metadata=meta,
+            formats=fmts,
+        )
+        if chip_limits is None:
+            break
+        bad = [b for b in layer_bounds(qg, chip_limits) if not b.ok]
+        if not bad:
+            break
+        for b in bad:
+            vth = int(qg.nodes[b.name].vth)
+            caps[b.name] = int(math.floor(vth * min(shrink_factor(b), 0.999)))
+            if caps[b.name] < 1:
+                raise QuantizationError(
+                    f"node '{b.name}': no threshold keeps it inside the chip's limits: "
+                    + "; ".join(b.violations())
+                )
+    else:
+        raise QuantizationError(f"could not fit layers {[b.name for b in bad]} into the "
+                                "chip's limits")
     notes = [note for layer in layers for note in layer.notes]
     return QuantResult(qg, [layer.report for layer in layers], notes, float(input_scale))
 
@@ -207,7 +238,13 @@ class _Layer:
 
 
 def _quantize_layer(
-    struct: Structure, neuron: str, dn: DiscreteNeuron, calib: Calibration, f: NumberFormats
+    struct: Structure,
+    neuron: str,
+    dn: DiscreteNeuron,
+    calib: Calibration,
+    f: NumberFormats,
+    vth_cap: int | None = None,
+    min_exp: int | None = None,
 ) -> _Layer:
     """One neuron layer: decays, normalized paths, threshold, bias, weights, nodes."""
     shape = tuple(dn.shape)
@@ -217,10 +254,10 @@ def _quantize_layer(
     norm = normalize_layer(struct, neuron, dn, theta, calib)
     u_max = max_u_norm(norm.current, alpha)
     v_bias_norm = norm.v_bias / np.broadcast_to(theta, shape)
-    vth, limited_by = _choose_threshold(neuron, v_bias_norm, u_max, norm, f)
+    vth, limited_by = _choose_threshold(neuron, v_bias_norm, u_max, norm, f, vth_cap)
     mant, exp = _quantize_bias(v_bias_norm, vth, f)
     lif = LIFNode(neuron, shape, du=du, dv=dv, vth=vth, bias_mant=mant, bias_exp=exp)
-    synapses, edges, stats = _emit_paths(neuron, norm, vth, calib, f)
+    synapses, edges, stats = _emit_paths(neuron, norm, vth, calib, f, min_exp)
     lnotes = list(norm.notes)
     if norm.v_bias.any() and np.any(mant == 0) and np.any(norm.v_bias != 0):
         lnotes.append("some non-zero biases round to 0")
@@ -283,10 +320,19 @@ def _threshold_bounds(
 
 
 def _choose_threshold(
-    neuron: str, v_bias_norm: np.ndarray, u_max: float, norm: NormalizedLayer, f: NumberFormats
+    neuron: str,
+    v_bias_norm: np.ndarray,
+    u_max: float,
+    norm: NormalizedLayer,
+    f: NumberFormats,
+    vth_cap: int | None = None,
 ) -> tuple[int, str]:
     """The largest integer threshold all bounds allow, and the bound that limits it."""
     bounds = _threshold_bounds(v_bias_norm, u_max, norm, f)
+    if vth_cap is not None:
+        bounds["chip limits: worst-case synaptic sum, u, u + bias (docs/loihi-edges.md)"] = (
+            float(vth_cap)
+        )
     limited_by = min(bounds, key=bounds.get)
     vth_int = int(math.floor(bounds[limited_by]))
     if vth_int < 1:
@@ -305,12 +351,15 @@ def _quantize_bias(v_bias_norm: np.ndarray, vth_int: int, f: NumberFormats
     return split_bias(b_int, f)
 
 
-def _quantize_path_weights(mn: np.ndarray, vth_int: int, f: NumberFormats
-                           ) -> tuple[int, np.ndarray]:
-    """``(weight_exp, W_int)``: the smallest exponent that fits ``vth · Mn · 2^-e`` into
-    the target's weight range, and the rounded weights on that grid."""
+def _quantize_path_weights(
+    mn: np.ndarray, vth_int: int, f: NumberFormats, min_exp: int | None = None
+) -> tuple[int, np.ndarray]:
+    """``(weight_exp, W_int)``: the smallest exponent (at least ``min_exp``) that fits
+    ``vth · Mn · 2^-e`` into the target's weight range, and the rounded weights on that grid."""
     m = float(np.abs(mn).max())
     e = choose_weight_exp(vth_int, m, weight_limit(mn, f), f)
+    if min_exp is not None:
+        e = max(e, min_exp)
     return e, round_weights(vth_int * mn * 2.0 ** (-e), f)
 
 
@@ -326,7 +375,12 @@ class _WeightStats:
 
 
 def _emit_paths(
-    neuron: str, norm: NormalizedLayer, vth_int: int, calib: Calibration, f: NumberFormats
+    neuron: str,
+    norm: NormalizedLayer,
+    vth_int: int,
+    calib: Calibration,
+    f: NumberFormats,
+    min_exp: int | None = None,
 ) -> tuple[list[tuple[str, Node]], list[tuple[str, str]], _WeightStats]:
     """Quantize every path's weights into its QGraph nodes: ``(synapses, edges, stats)``
     with synapses as ``(NIR source, node)`` in emission order."""
@@ -334,7 +388,7 @@ def _emit_paths(
     edges: list[tuple[str, str]] = []
     stats = _WeightStats()
     for k, (plan, mn) in enumerate(zip(norm.plans, norm.weights, strict=True)):
-        e, w_int = _quantize_path_weights(mn, vth_int, f)
+        e, w_int = _quantize_path_weights(mn, vth_int, f, min_exp)
         stats.exps.append(e)
         stats.paths.append(
             {

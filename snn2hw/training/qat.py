@@ -40,7 +40,8 @@ from torch.func import functional_call
 from tqdm import tqdm
 
 from snn2hw.nn.model import SpikingNet
-from snn2hw.quant.formats import round_weights
+from snn2hw.quant.bounds import ChipLimits
+from snn2hw.quant.formats import LOIHI_FORMATS, NumberFormats, round_weights
 from snn2hw.training.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
 from snn2hw.training.config import validate_config
 from snn2hw.training.evaluation import eval_seed, evaluate, sample_worth
@@ -86,16 +87,21 @@ class FinetuneResult:
         }
 
 
-def fake_quant(w: torch.Tensor, factor: torch.Tensor) -> torch.Tensor:
-    """``round(W · f) / f`` per output row with the chip's rounding, straight-through."""
+def fake_quant(w: torch.Tensor, factor: torch.Tensor,
+               formats: NumberFormats | None = None) -> torch.Tensor:
+    """``round(W · f) / f`` per output row with the target's rounding (Loihi's by default),
+    straight-through."""
     f = factor.to(w.device).reshape(-1, *([1] * (w.dim() - 1)))
-    q = torch.from_numpy(round_weights((w.detach() * f).cpu().double().numpy())).to(w)
+    fmts = LOIHI_FORMATS if formats is None else formats
+    q = torch.from_numpy(round_weights((w.detach() * f).cpu().double().numpy(), fmts)).to(w)
     return w + (q / f - w).detach()
 
 
-def _quant_params(model: SpikingNet, grid: list[GridEntry]) -> dict[str, torch.Tensor]:
+def _quant_params(model: SpikingNet, grid: list[GridEntry],
+                  formats: NumberFormats | None = None) -> dict[str, torch.Tensor]:
     params = dict(model.named_parameters())
-    return {g.param: fake_quant(params[g.param], g.row_factor) for g in grid if g.param in params}
+    return {g.param: fake_quant(params[g.param], g.row_factor, formats)
+            for g in grid if g.param in params}
 
 
 @dataclass
@@ -122,11 +128,15 @@ def finetune(
     progress: bool = True,
     int_eval_samples: int | None = None,
     integer_accuracy: IntegerAccuracy | None = None,
+    formats: NumberFormats | None = None,
+    chip_limits: ChipLimits | None = None,
 ) -> FinetuneResult:
     """Fine-tune ``ckpt_path`` for ``target`` and write the result to ``out_path``; report
     float accuracy and, with ``integer_accuracy``, PTQ and QAT integer accuracy — all three
     on the same first ``int_eval_samples`` test samples, measured once each after the
-    epochs (float and PTQ on ``ckpt_path``, QAT on ``out_path``)."""
+    epochs (float and PTQ on ``ckpt_path``, QAT on ``out_path``). ``formats`` and
+    ``chip_limits``: the target's number formats and chip limits, so the grid QAT trains
+    on is the one export will quantize to (the caller reads them from the target file)."""
     t0 = time.monotonic()
     ckpt_path, out_path = Path(ckpt_path), Path(out_path)
     job = _load_job(ckpt_path, device)
@@ -136,7 +146,8 @@ def finetune(
     history: list[dict[str, Any]] = []
     job.model.set_quantize_dynamics(True)
     for epoch in range(epochs):
-        history.append(_qat_epoch(job, opt, rule, target, epoch, epochs, progress))
+        history.append(_qat_epoch(job, opt, rule, target, epoch, epochs, progress,
+                                  formats, chip_limits))
     job.model.eval()
     job.model.set_quantize_dynamics(False)
     _write_result(out_path, job, target, epochs, history, ckpt_path)
@@ -177,17 +188,20 @@ def _load_job(ckpt_path: Path, device: str) -> _Job:
 
 def _qat_epoch(
     job: _Job, opt: torch.optim.Optimizer, rule: LossRule, target: str, epoch: int,
-    epochs: int, progress: bool,
+    epochs: int, progress: bool, formats: NumberFormats | None = None,
+    chip_limits: ChipLimits | None = None,
 ) -> dict[str, Any]:
     """Fix the grid from the current weights (inference-mode statistics), then one epoch
     through fake-quantized weights."""
     model = job.model
     model.eval()
     grid = quantize_model(model, job.ck.arch, job.cfg, job.ds, target=target,
-                          num_steps=job.num_steps).grid
+                          num_steps=job.num_steps, formats=formats,
+                          chip_limits=chip_limits).grid
 
     def forward(inp: torch.Tensor):
-        return functional_call(model, _quant_params(model, grid), (inp,), {"record": True})
+        return functional_call(model, _quant_params(model, grid, formats), (inp,),
+                               {"record": True})
 
     stats = run_epoch(model, job.data, opt, rule, device=job.device, forward=forward,
                       desc=f"qat {epoch + 1}/{epochs}", where=f"QAT epoch {epoch + 1}",

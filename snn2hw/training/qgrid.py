@@ -25,6 +25,7 @@ from snn2hw.common.units import DEFAULT_DT
 from snn2hw.nn.encoders import SAMPLE_ENCODER_SEED
 from snn2hw.nn.layers import TemporalNorm
 from snn2hw.nn.model import SpikingNet
+from snn2hw.quant.bounds import ChipLimits
 from snn2hw.quant.formats import NumberFormats
 from snn2hw.quant.inputs import infer_input_format, to_chip
 from snn2hw.quant.ptq import QuantResult
@@ -71,6 +72,7 @@ def quantize_model(
     num_steps: int,
     calib_samples: int = CALIBRATION_SAMPLES,
     formats: NumberFormats | None = None,
+    chip_limits: ChipLimits | None = None,
 ) -> ModelQuant:
     """PTQ of ``model``'s current weights for ``target``, as export would quantize a
     checkpoint of them. ``num_steps``: the checkpoint's ``metrics["num_steps"]``."""
@@ -98,6 +100,7 @@ def quantize_model(
         input_message_bits=fmt.message_bits,
         input_shape=tuple(net.input_shape),
         formats=formats,  # the target's NumberFormats; None: Loihi's
+        chip_limits=chip_limits,  # the target's chip limits; None: none checked
     )
     return ModelQuant(graph, result, grid_entries(result, graph, model))
 

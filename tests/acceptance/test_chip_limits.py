@@ -4,11 +4,10 @@ layer the worst-case synaptic input sum ``|a << 6|`` against the 2^21 accumulato
 ``u`` and ``u + bias`` against 24 bits, and no negative weight exponent where the chip's
 per-synapse shift and Lava's shift of the sum could differ.
 
-This holds once PTQ enforces the limits (ENFORCE.patch: the ``chip_*`` keys in
-targets/loihi.toml drive :func:`snn2hw.quant.ptq.quantize`). Until then the graphs that
-leave the range are strict xfails: graded 8-bit input into 64 pixels sums far past 2^21,
-and the NIR-paper CNN and RNN reach 2.2-9.6x 2^21 with binary input (PTQ sizes vth from
-calibration data, not from the worst case). The Norse LIF graph is inside today.
+PTQ enforces the limits (the ``chip_*`` keys in targets/loihi.toml drive
+:func:`snn2hw.quant.ptq.quantize`). Before it did, graded 8-bit input into 64 pixels summed
+far past 2^21, and the NIR-paper CNN and RNN reached 2.2-9.6x 2^21 with binary input (PTQ
+sized vth from calibration data, not from the worst case).
 
 The digits models train for one epoch on CPU (the point is the bound, not accuracy;
 ``-s`` prints the per-layer table and the event-simulator accuracy). The mnist5k
@@ -31,20 +30,14 @@ from snn2hw.training.config import load_config
 from snn2hw.training.train import train
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
-ENFORCED = limits_from_formats(load_target("loihi").raw["formats"]) is not None
-NOT_YET = pytest.mark.xfail(
-    not ENFORCED, strict=True,
-    reason="PTQ does not yet keep the worst case inside the chip's limits (ENFORCE.patch)",
-)
 
-# Today (without enforcement) these layers are outside; with it, all are inside.
-DIGITS = [
-    pytest.param("digits_lif", marks=NOT_YET),  # graded input: |q| 5.4x 2^21 (lif1)
-    pytest.param("digits_srm", marks=NOT_YET),  # weight_exp -6 (rule 4), |q| 2.0x (srm2)
-    pytest.param("digits_conv", marks=NOT_YET),
-    pytest.param("digits_spikeseq", marks=NOT_YET),
-    pytest.param("digits_resnet", marks=NOT_YET),
-]
+def test_loihi_declares_the_chip_limits():
+    assert limits_from_formats(load_target("loihi").raw["formats"]) is not None
+
+
+# Before PTQ enforced the limits these were outside (digits_lif's graded input: |q| 5.4x
+# 2^21 in lif1; digits_srm: weight_exp -6, edge rule 4, and |q| 2.0x in srm2).
+DIGITS = ["digits_lif", "digits_srm", "digits_conv", "digits_spikeseq", "digits_resnet"]
 
 
 def _report(name: str, g: QGraph) -> list:
@@ -85,7 +78,7 @@ def test_nir_paper_norse_lif_inside_chip_limits(tmp_path, external):
     _assert_inside(_report("nir-paper 01_lif (norse)", g))
 
 
-@NOT_YET  # today: |q| 2.2x 2^21 (lif2), u + bias 1.08x 2^23
+# before enforcement: |q| 2.2x 2^21 (lif2), u + bias 1.08x 2^23
 def test_nir_paper_snntorch_braille_rnn_inside_chip_limits(tmp_path, external):
     x = np.load(external / "nir-paper/03_rnn/braille_test0_input_T256x12.npy")
     g = _nir_paper(tmp_path, external / "nir-paper/03_rnn/braille_noDelay_bias_zero.nir",
@@ -93,7 +86,7 @@ def test_nir_paper_snntorch_braille_rnn_inside_chip_limits(tmp_path, external):
     _assert_inside(_report("nir-paper 03_rnn (snnTorch braille)", g))
 
 
-@NOT_YET  # today: |q| up to 9.6x 2^21, u + bias 2.4x 2^23 (binary input, weight_exp 4-6)
+# before enforcement: |q| up to 9.6x 2^21, u + bias 2.4x 2^23 (binary input, weight_exp 4-6)
 def test_nir_paper_sinabs_cnn_inside_chip_limits(tmp_path, external):
     from snn2hw.data import make_synthetic_events
 

@@ -10,13 +10,20 @@ import pytest
 import torch
 
 import snn2hw.training.qat as qat_mod
+from snn2hw.chip.targets import load_target
 from snn2hw.pipeline.export import export
+from snn2hw.quant.bounds import limits_from_formats
 from snn2hw.quant.qgraph import QGraph
 from snn2hw.training.checkpoint import load_checkpoint
 from snn2hw.training.config import validate_config
 from snn2hw.training.qgrid import grid_entries, quantize_model
 from snn2hw.training.runtime import load_config_dataset
 from snn2hw.training.train import train
+
+_LOIHI = load_target("loihi")
+# What pipeline.finetune passes: the target's formats and chip limits, as export uses them.
+LOIHI_RULES = {"formats": _LOIHI.number_formats,
+               "chip_limits": limits_from_formats(_LOIHI.raw["formats"])}
 
 MLP_NORM = {  # SRM neurons and a norm folded into the first weights
     "experiment": {"name": "qat_mlp", "seed": 0, "device": "cpu"},
@@ -81,7 +88,7 @@ def test_qat_grid_equals_export_grid(trained, tmp_path):
     cfg = validate_config(ck.config)
     model = ck.build_model().eval()
     mq = quantize_model(model, ck.arch, cfg, load_config_dataset(cfg), target="loihi",
-                        num_steps=int(ck.metrics["num_steps"]))
+                        num_steps=int(ck.metrics["num_steps"]), **LOIHI_RULES)
     ours = mq.result.to_dict()["layers"]
     theirs = exp.report["quantization"]["layers"]
     assert [lr["name"] for lr in ours] == [lr["name"] for lr in theirs] and ours
@@ -110,7 +117,7 @@ def test_grid_entries_skip_nodes_without_a_module(trained):
     cfg = validate_config(ck.config)
     model = ck.build_model().eval()
     mq = quantize_model(model, ck.arch, cfg, load_config_dataset(cfg), target="loihi",
-                        num_steps=int(ck.metrics["num_steps"]))
+                        num_steps=int(ck.metrics["num_steps"]), **LOIHI_RULES)
     for node in mq.graph.nodes.values():
         if isinstance(node.metadata, dict):
             node.metadata.pop("snn2hw_layer", None)

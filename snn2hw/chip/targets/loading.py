@@ -16,6 +16,7 @@ from snn2hw.chip.targets.files import BASELINES_FILE, _read_toml, _resolve, targ
 from snn2hw.chip.targets.schema import (
     _ENERGY_UNITS,
     _TIME_UNITS,
+    CHIP_LIMIT_KEYS,
     FORMAT_KEYS,
     FORMAT_RULE_KEYS,
     NEURON_MODELS,
@@ -51,7 +52,10 @@ def load_target(name_or_path: str | Path) -> Target:
                                             f"known: {', '.join(NEURON_MODELS)}")
 
     fmt = rd.table(data, "formats")
-    rd.no_unknown(fmt, "formats", set(FORMAT_KEYS) | set(FORMAT_RULE_KEYS) | {"source", "note"})
+    known = set(FORMAT_KEYS) | set(FORMAT_RULE_KEYS) | set(CHIP_LIMIT_KEYS)
+    rd.no_unknown(fmt, "formats", known | {"source", "note"})
+    for key, kind in CHIP_LIMIT_KEYS.items():  # optional; read by snn2hw.quant.bounds
+        rd.value(fmt, key, "formats", kind, *((1, 64) if kind == "int" else ()), default=None)
     fvals = {k: rd.value(fmt, k, "formats", kind, lo, hi)
              for k, (kind, lo, hi) in FORMAT_KEYS.items()}
     fvals.update({k: rd.value(fmt, k, "formats", allowed, default=default)

@@ -63,6 +63,16 @@ REQUIRED_LATENCY = ("spike_within_tile_ns", "hop_ew_ns", "hop_ns_ns")
 _BIG = 2**40  # generous upper bound for counts; catches nonsense such as 1e20, not real chips
 
 # key -> (kind, lo, hi); kind "int", "bool", "pair" (two ints), or a tuple of allowed strings
+# Optional [formats] keys: where the silicon departs from Lava's model (docs/loihi-edges.md);
+# snn2hw.quant.bounds reads them from the raw table (limits_from_formats).
+CHIP_LIMIT_KEYS: dict[str, Any] = {
+    "chip_accumulator_bits": "int",
+    "chip_u_bias_overflow": ("wrap", "saturate"),
+    "chip_u_wrap": ("twos_complement", "lava"),
+    "chip_weight_exp_shift": ("per_synapse", "sum"),
+    "chip_limits_source": "str",
+}
+
 FORMAT_KEYS: dict[str, tuple[Any, int | None, int | None]] = {
     "weight_mantissa_bits": ("int", 1, 16),
     "weight_exp_min": ("int", -31, 0),
