@@ -27,9 +27,9 @@ from snn2hw.cli import main
         ["export", "m.nir", "--num-steps", "0"],
     ],
 )
-def test_nonsense_values_are_refused_before_any_work(args, tmp_path):
-    with CliRunner().isolated_filesystem(temp_dir=tmp_path):
-        r = CliRunner().invoke(main, args)
+def test_nonsense_values_are_refused_before_any_work(args, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    r = CliRunner().invoke(main, args)
     assert r.exit_code == 2, r.output  # click's usage error
     assert "Invalid value" in r.output and "Traceback" not in r.output
 
