@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import math
+import signal
 import sys
 from pathlib import Path
 from typing import Any
@@ -24,10 +25,16 @@ DEVICE = click.Choice(["auto", "cpu", "cuda"])
 POSITIVE = click.IntRange(min=1)  # counts (samples, epochs, steps): 0 or less is a mistake
 
 
+def _terminate(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt
+
+
 class _Group(click.Group):
     """Turns snn2hw errors into one-line messages with exit code 1."""
 
     def invoke(self, ctx: click.Context) -> Any:
+        # SIGTERM ends a run like Ctrl-C: cleanup code runs, so no temporary file is left.
+        signal.signal(signal.SIGTERM, _terminate)
         try:
             return super().invoke(ctx)
         except Snn2hwError as exc:

@@ -86,6 +86,7 @@ def export(
     out.mkdir(parents=True, exist_ok=True)
     tgt = load_target(target)
     nir_path = out / f"{source.stem}.nir"
+    _remove_previous_export(out, source.stem)
     src = _read_source(source, nir_path, dt, convention, spec, trust_pickle)
     net = NIRNet(src.graph, src.dt, src.convention, reset=reset).eval()
     fmt, calib, rec = _calibrate(net, src.spec, calib_samples)
@@ -120,6 +121,14 @@ def export(
     qres.graph.metadata["float_accuracy"] = float_acc
     _write_outputs(out, qres.graph, qpath, report, mapping)
     return ExportResult(out, nir_path, qpath, report)
+
+
+def _remove_previous_export(out: Path, stem: str) -> None:
+    """Delete a previous export's quantized graph and report before writing the new NIR
+    file: an interrupted re-export then leaves no ``.qgraph`` at all rather than an old one
+    beside a new ``.nir`` (the ``.qgraph`` is written last, and records its NIR's SHA-256)."""
+    for name in (f"{stem}.qgraph", "export.json", "export.md"):
+        (out / name).unlink(missing_ok=True)
 
 
 def _read_source(source: Path, nir_path: Path, dt: float | None, convention: str | None,
