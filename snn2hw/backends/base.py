@@ -26,6 +26,7 @@ from snn2hw.quant.bounds import check_graph
 from snn2hw.quant.qgraph import QGraph
 
 __all__ = [
+    "PreparingBackend",
     "ActivityCounters",
     "Backend",
     "PreparedRun",
@@ -329,3 +330,22 @@ class Backend(Protocol):
         """Run ``graph`` on integer frames ``[F, B, *input_shape]`` for ``num_steps`` steps
         (default ``graph.num_steps + graph.depth()``)."""
         ...
+
+
+class PreparingBackend:
+    """Shared glue of the backend classes: ``run`` is ``prepare`` then one run. Only the
+    plumbing is shared; each backend's arithmetic stays its own (docs/qgraph.md)."""
+
+    def prepare(self, graph: QGraph, device: str = "cpu") -> PreparedRun:
+        raise NotImplementedError
+
+    def run(
+        self,
+        graph: QGraph,
+        ints: Any,
+        num_steps: int | None = None,
+        record_state: bool = False,
+        device: str = "cpu",
+    ) -> SimResult:
+        """Prepare ``graph`` and run it once on ``ints`` (see :class:`Backend`)."""
+        return self.prepare(graph, device).run(ints, num_steps, record_state)

@@ -36,6 +36,7 @@ import numpy as np
 from snn2hw.backends import event_kernels as K
 from snn2hw.backends.base import (
     ActivityCounters,
+    PreparingBackend,
     SimResult,
     UnsupportedFormatsError,
     check_int64_formats,
@@ -497,7 +498,7 @@ class _Prepared:
         return run(self.graph, ints, num_steps, record_state)
 
 
-class EventBackend:
+class EventBackend(PreparingBackend):
     """The event-driven simulator behind :class:`snn2hw.backends.base.Backend` (registry
     name ``event``); the only backend that counts activity (``SimResult.counters``)."""
 
@@ -513,15 +514,6 @@ class EventBackend:
         _check_formats(graph)
         return _Prepared(graph)
 
-    def run(
-        self,
-        graph: QGraph,
-        ints: Any,
-        num_steps: int | None = None,
-        record_state: bool = False,
-        device: str = "cpu",
-    ) -> SimResult:
-        return self.prepare(graph, device).run(ints, num_steps, record_state)
 
 
 BACKEND = EventBackend()

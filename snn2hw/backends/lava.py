@@ -55,7 +55,12 @@ from typing import Any
 
 import numpy as np
 
-from snn2hw.backends.base import SimResult, UnsupportedFormatsError, check_node_kinds
+from snn2hw.backends.base import (
+    PreparingBackend,
+    SimResult,
+    UnsupportedFormatsError,
+    check_node_kinds,
+)
 from snn2hw.backends.lava_lowering import LoweredLif, check_path_int32, lower_path, shift
 from snn2hw.common.errors import GraphError
 from snn2hw.compat.lava_py311 import LavaMissingError, import_lava, lava_start_method
@@ -454,7 +459,7 @@ def run(
     return LavaNetwork(graph).run(inputs, num_steps, record_state)
 
 
-class LavaBackend:
+class LavaBackend(PreparingBackend):
     """The Lava backend behind :class:`snn2hw.backends.base.Backend` (registry name
     ``lava``): every sample of a call streams through ONE Lava network, so callers pass
     all samples at once (``splits_batches = False``)."""
@@ -471,15 +476,6 @@ class LavaBackend:
         check_formats(graph)
         return LavaNetwork(graph)
 
-    def run(
-        self,
-        graph: QGraph,
-        ints: Any,
-        num_steps: int | None = None,
-        record_state: bool = False,
-        device: str = "cpu",
-    ) -> SimResult:
-        return self.prepare(graph, device).run(ints, num_steps, record_state)
 
 
 BACKEND = LavaBackend()

@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from snn2hw.backends.base import SimResult, check_node_kinds
+from snn2hw.backends.base import PreparingBackend, SimResult, check_node_kinds
 from snn2hw.common.errors import GraphError, MissingDependencyError
 from snn2hw.exporters.onnx_int import (
     FORMAT_VERSION,
@@ -196,7 +196,7 @@ class _Prepared:
         return SimResult(OnnxBackend.name, res.spikes, u, v, time.perf_counter() - t0)
 
 
-class OnnxBackend:
+class OnnxBackend(PreparingBackend):
     """The integer ONNX model under onnxruntime behind :class:`snn2hw.backends.base.Backend`
     (registry name ``onnx``); all samples in one call, on the CPU."""
 
@@ -211,9 +211,6 @@ class OnnxBackend:
         check_node_kinds(graph, self.name, self.node_kinds)
         return _Prepared(graph)
 
-    def run(self, graph: QGraph, ints: Any, num_steps: int | None = None,
-            record_state: bool = False, device: str = "cpu") -> SimResult:
-        return self.prepare(graph, device).run(ints, num_steps, record_state)
 
 
 BACKEND = OnnxBackend()

@@ -39,12 +39,16 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from typing import Any
 
 import numpy as np
 import torch
 
-from snn2hw.backends.base import SimResult, check_int64_formats, check_node_kinds
+from snn2hw.backends.base import (
+    PreparingBackend,
+    SimResult,
+    check_int64_formats,
+    check_node_kinds,
+)
 from snn2hw.backends.torch_int_ops import (
     ConvOp,
     DenseOp,
@@ -329,7 +333,7 @@ def run(
     return TorchIntNetwork(graph, device).run(inputs, num_steps, record_state)
 
 
-class TorchIntBackend:
+class TorchIntBackend(PreparingBackend):
     """The torch integer backend behind :class:`snn2hw.backends.base.Backend` (registry
     name ``torch-int``): prepares a :class:`TorchIntNetwork` once on ``device``."""
 
@@ -344,15 +348,6 @@ class TorchIntBackend:
         check_node_kinds(graph, self.name, self.node_kinds)
         return TorchIntNetwork(graph, device=device)
 
-    def run(
-        self,
-        graph: QGraph,
-        ints: Any,
-        num_steps: int | None = None,
-        record_state: bool = False,
-        device: str = "cpu",
-    ) -> SimResult:
-        return self.prepare(graph, device).run(ints, num_steps, record_state)
 
 
 BACKEND = TorchIntBackend()
