@@ -21,6 +21,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from snn2hw.common.examples import examples_dir
 from snn2hw.pipeline.compare import compare
 from snn2hw.pipeline.export import export
 from snn2hw.pipeline.finetune import finetune
@@ -29,7 +30,7 @@ from snn2hw.training.config import load_config
 from snn2hw.training.evaluation import binomial_se, distinguishable, sample_worth
 from snn2hw.training.train import train
 
-EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+EXAMPLES = examples_dir()
 
 
 def measure(cfg: dict[str, Any], out: Path, *, qat_epochs: int = 3, lava_samples: int = 50,

@@ -18,7 +18,7 @@ echo "== 2. fused LIF on CUDA vs CPU numba"
 timeout 100 python3 benchmarks/gpu_check.py --json "$OUT/gpu_check.json" 2>&1 | tail -40 | tee "$OUT/gpu_check.txt"
 echo "== 3. train on CUDA -> export -> compare (torch-int on CUDA vs event) -> measured energy"
 for cfg in digits_lif digits_conv; do
-  /usr/bin/time -f "train $cfg: %e s wall" timeout 90 "${SNN[@]}" train "examples/$cfg.toml" \
+  /usr/bin/time -f "train $cfg: %e s wall" timeout 90 "${SNN[@]}" train "$cfg" \
     --device cuda --epochs 3 --out "build/gpu/$cfg" --quiet 2>&1 | tail -3
   timeout 45 "${SNN[@]}" export "build/gpu/$cfg/best.pt" --target loihi -o "build/gpu/$cfg/export" 2>&1 | tail -3
   timeout 45 "${SNN[@]}" compare "build/gpu/$cfg/export" --backends float,torch-int,event --samples 100 \

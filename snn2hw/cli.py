@@ -86,13 +86,13 @@ def main() -> None:
 
     \b
     Quick start:
-      snn2hw train examples/digits_lif.toml
+      snn2hw train digits_lif
       snn2hw evaluate runs/digits_lif/best.pt
     """
 
 
 @main.command()
-@click.argument("config", type=click.Path(dir_okay=False))
+@click.argument("config")
 @click.option(
     "--out", "out_dir", type=click.Path(file_okay=False), help="Run folder (default runs/<name>)."
 )
@@ -109,14 +109,18 @@ def main() -> None:
 def train(config, out_dir, device, resume, epochs, data_dir, as_json, quiet) -> None:
     """Train a spiking network with surrogate-gradient BPTT.
 
+    CONFIG is a TOML file or the name of a bundled example config (digits_lif,
+    digits_conv, digits_srm, digits_spikeseq, digits_resnet, mnist5k_lif, mnist5k_conv).
+
     \b
     Example:
-      snn2hw train examples/digits_lif.toml --out runs/digits_lif
+      snn2hw train digits_lif --out runs/digits_lif
     """
+    from snn2hw.common.examples import resolve_config
     from snn2hw.training.config import load_config
     from snn2hw.training.train import train as run_train
 
-    cfg = load_config(config)
+    cfg = load_config(resolve_config(config))
     if epochs is not None:
         cfg["train"]["epochs"] = epochs
     if data_dir:

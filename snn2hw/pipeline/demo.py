@@ -14,10 +14,10 @@ from typing import Any
 import click
 
 from snn2hw.common.atomic_io import atomic_write_text
+from snn2hw.common.examples import examples_dir
 from snn2hw.training.config import load_config
 from snn2hw.training.train import train
 
-EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 COMPARE_SAMPLES = 50
 
 
@@ -33,8 +33,8 @@ def run_demo(out: Path, device: str = "auto") -> dict[str, Any]:
 
     t0 = time.monotonic()
     n = 5
-    cfg = load_config(EXAMPLES / "digits_lif.toml")
-    _step(1, n, "training the digits LIF MLP (examples/digits_lif.toml)")
+    cfg = load_config(examples_dir() / "digits_lif.toml")
+    _step(1, n, "training the digits LIF MLP (bundled config digits_lif)")
     res = train(cfg, out_dir=out / "train", device=device)
     click.echo(f"      float test accuracy {res.test.accuracy:.4f} in {res.seconds:.0f} s")
 

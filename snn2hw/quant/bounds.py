@@ -121,8 +121,9 @@ LOIHI1 = ChipLimits()
 
 def limits_from_formats(formats: Mapping[str, Any] | Any) -> ChipLimits | None:
     """The chip limits a target's ``[formats]`` declares (``chip_accumulator_bits`` and
-    friends, see targets/loihi.toml), or ``None`` when it declares none (a target that
-    is only Lava's model). Accepts the raw table or an object with those attributes."""
+    friends, see snn2hw/chip/targets/data/loihi.toml), or ``None`` when it declares none
+    (a target that is only Lava's model). Accepts the raw table or an object with those
+    attributes."""
 
     def get(key: str, default: Any = None) -> Any:
         if isinstance(formats, Mapping):

@@ -1,11 +1,12 @@
 """Target number formats, and the one place where float parameters become chip integers.
 
-:class:`NumberFormats` is the ``[formats]`` table of a target file (``targets/*.toml``) as
-plain data: quant may not import ``snn2hw.chip``, so ``snn2hw.chip.targets`` builds a
+:class:`NumberFormats` is the ``[formats]`` table of a target file
+(``snn2hw/chip/targets/data/*.toml``) as plain data: quant may not import ``snn2hw.chip``,
+so ``snn2hw.chip.targets`` builds a
 ``NumberFormats`` from the TOML (``Target.number_formats``) and passes it in. A quantized
 graph records the formats it was made for (``QGraph.formats``); :data:`LOIHI_FORMATS` are
-Lava's Loihi fixed-point models (``targets/loihi.toml``), the default of every function here
-and of graph files written before formats were recorded.
+Lava's Loihi fixed-point models (``snn2hw/chip/targets/data/loihi.toml``), the default of every
+function here and of graph files written before formats were recorded.
 
 Used by post-training quantization (:mod:`snn2hw.quant.ptq`) and by quantization-aware
 fine-tuning (:mod:`snn2hw.training.qat`), so both round exactly alike (docs/qgraph.md, docs/nir.md).
@@ -160,7 +161,7 @@ class NumberFormats:
 
 
 LOIHI_FORMATS = NumberFormats()
-"""Lava's Loihi fixed-point models (``targets/loihi.toml`` [formats]); the default."""
+"""Lava's Loihi fixed-point models (bundled ``loihi.toml`` [formats]); the default."""
 
 ARITHMETIC_FIELDS = (
     "weight_mantissa_bits", "weight_range_mixed", "weight_range_excitatory",

@@ -4,7 +4,7 @@ layer the worst-case synaptic input sum ``|a << 6|`` against the 2^21 accumulato
 ``u`` and ``u + bias`` against 24 bits, and no negative weight exponent where the chip's
 per-synapse shift and Lava's shift of the sum could differ.
 
-PTQ enforces the limits (the ``chip_*`` keys in targets/loihi.toml drive
+PTQ enforces the limits (the ``chip_*`` keys in snn2hw/chip/targets/data/loihi.toml drive
 :func:`snn2hw.quant.ptq.quantize`). Before it did, graded 8-bit input into 64 pixels summed
 far past 2^21, and the NIR-paper CNN and RNN reached 2.2-9.6x 2^21 with binary input (PTQ
 sized vth from calibration data, not from the worst case).
@@ -16,12 +16,11 @@ examples are left out: their data set and training take minutes.
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pytest
 
 from snn2hw.chip.targets import load_target
+from snn2hw.common.examples import examples_dir
 from snn2hw.pipeline.export import export
 from snn2hw.pipeline.samples import SampleSpec
 from snn2hw.quant.bounds import bounds_table, layer_bounds, limits_from_formats
@@ -29,7 +28,7 @@ from snn2hw.quant.qgraph import QGraph
 from snn2hw.training.config import load_config
 from snn2hw.training.train import train
 
-EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
+EXAMPLES = examples_dir()
 
 def test_loihi_declares_the_chip_limits():
     assert limits_from_formats(load_target("loihi").raw["formats"]) is not None

@@ -6,17 +6,16 @@ accuracy; full-length figures come from benchmarks/deploy_digits.py)."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 
+from snn2hw.common.examples import examples_dir
 from snn2hw.pipeline.compare import compare
 from snn2hw.pipeline.export import export
 from snn2hw.training.config import load_config
 from snn2hw.training.train import train
 
 pytestmark = pytest.mark.lava
-EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
+EXAMPLES = examples_dir()
 
 
 @pytest.mark.parametrize("name", ["digits_lif", "digits_srm", "digits_conv"])

@@ -1,26 +1,25 @@
 """Acceptance: a digits model exported for the generic low-precision target
-(``targets/generic4.toml``: 4-bit weights, 16-bit saturating state, subtractive reset)
-runs identically on torch-int, the event simulator and ONNX, and Lava's Loihi models
-refuse it naming the formats they lack.
+(``snn2hw/chip/targets/data/generic4.toml``: 4-bit weights, 16-bit saturating state,
+subtractive reset) runs identically on torch-int, the event simulator and ONNX, and Lava's
+Loihi models refuse it naming the formats they lack.
 
 Training is shortened to two epochs (the point is the deployment path); the measured
 figures are in docs/qgraph.md ("Number formats")."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 
 from snn2hw.backends.base import UnsupportedFormatsError
 from snn2hw.chip.targets import load_target
+from snn2hw.common.examples import examples_dir
 from snn2hw.pipeline.compare import compare
 from snn2hw.pipeline.export import export
 from snn2hw.quant.qgraph import DenseNode, QGraph
 from snn2hw.training.config import load_config
 from snn2hw.training.train import train
 
-EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
+EXAMPLES = examples_dir()
 
 
 def test_digits_on_the_generic_target(tmp_path) -> None:

@@ -14,6 +14,7 @@ import torch
 from click.testing import CliRunner
 
 from snn2hw.cli import main
+from snn2hw.common.examples import examples_dir
 from snn2hw.nir import NIRNet, read_nir, resolve_timing
 from snn2hw.pipeline.compare import compare
 from snn2hw.pipeline.simulate import graph_samples
@@ -21,7 +22,7 @@ from snn2hw.quant.qgraph import QGraph
 from snn2hw.training.config import load_config
 from snn2hw.training.train import train
 
-EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
+EXAMPLES = examples_dir()
 
 
 def test_onnx_export_of_a_trained_conv_net_matches_torch_int_and_float(tmp_path):

@@ -3,7 +3,7 @@ against the published Loihi figure.
 
 The modelled figure is recomputed here by hand: from the synthesized spikes alone (not the
 synthesizer's counters), the mapping's core placement written out, and the Loihi Table 2
-constants as literals (checked against targets/loihi.toml), then compared with the
+constants as literals (checked against snn2hw/chip/targets/data/loihi.toml), then compared with the
 library's figure to 1e-9 relative (float summation order only: everything is determined by
 the seed). The headline numbers are also pinned as literals (README: 3.35 uJ, 37 uJ)."""
 

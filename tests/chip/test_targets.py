@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 from pathlib import Path
 
@@ -22,11 +23,12 @@ from snn2hw.chip.targets import (
 from snn2hw.common.errors import TargetError
 
 REPO = Path(__file__).resolve().parents[2]  # tests/chip/test_targets.py -> the repository
-LOIHI_TOML = REPO / "targets" / "loihi.toml"
+BUNDLED = REPO / "snn2hw" / "chip" / "targets" / "data"
+LOIHI_TOML = BUNDLED / "loihi.toml"
 
 
 def broken_copy(tmp_path: Path, old: str, new: str, name: str = "x.toml") -> Path:
-    """Write targets/loihi.toml with ``old`` replaced by ``new`` (which must occur)."""
+    """Write the bundled loihi.toml with ``old`` replaced by ``new`` (which must occur)."""
     text = LOIHI_TOML.read_text(encoding="utf-8")
     assert old in text, old
     path = tmp_path / name
@@ -66,11 +68,11 @@ def test_loihi2_loads_with_derived_limits_marked_as_assumptions() -> None:
     assert "Lava" in t.formats.note
 
 
-def test_targets_dir_is_the_repository_targets_folder() -> None:
-    # the package sits one level deeper than the old module: the folder found must not move
-    assert targets_dir() == REPO / "targets"
-    assert target_files._REPO_TARGETS == REPO / "targets"
-    assert "targets/loihi.toml" in format_target(load_target("loihi"))
+def test_targets_dir_is_the_bundled_package_data_folder(monkeypatch) -> None:
+    monkeypatch.delenv(targets_mod.TARGETS_ENV, raising=False)
+    assert targets_dir() == BUNDLED
+    assert target_files.search_path() == [BUNDLED]
+    assert "snn2hw/chip/targets/data/loihi.toml" in format_target(load_target("loihi"))
 
 
 def test_list_targets_names_the_repo_files_but_not_baselines() -> None:
@@ -234,16 +236,35 @@ def test_missing_section_is_named(tmp_path: Path) -> None:
         load_target(path)
 
 
-def test_targets_dir_falls_back_to_env_when_repo_folder_is_absent(
+def test_env_folders_add_targets_that_take_precedence_over_bundled_ones(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    broken_copy(tmp_path, 'name = "loihi"', 'name = "elsewhere"', "elsewhere.toml")
-    monkeypatch.setattr(target_files, "_REPO_TARGETS", tmp_path / "absent")
-    monkeypatch.setenv(targets_mod.TARGETS_ENV, str(tmp_path))
-    assert list_targets() == ["elsewhere"]
+    first, second = tmp_path / "first", tmp_path / "second"
+    first.mkdir()
+    second.mkdir()
+    broken_copy(second, 'name = "loihi"', 'name = "elsewhere"', "elsewhere.toml")
+    # a user loihi.toml shadows the bundled one (in a checkout too), first folder first
+    cores = 'value = 128\nsource = "Davies et al. 2018: 128'
+    broken_copy(first, cores, 'value = 64\nsource = "x', "loihi.toml")
+    broken_copy(second, cores, 'value = 32\nsource = "x', "loihi.toml")
+    (second / "baselines.toml").write_text(
+        (BUNDLED / "baselines.toml").read_text(encoding="utf-8"), encoding="utf-8"
+    )
+    monkeypatch.setenv(targets_mod.TARGETS_ENV, f"{first}{os.pathsep}{second}")
+    names = list_targets()
+    assert {"elsewhere", "loihi", "loihi2", "generic4"} <= set(names)
+    assert "baselines" not in names
     assert load_target("elsewhere").name == "elsewhere"
+    assert load_target("loihi").path == first / "loihi.toml"
+    assert load_target("loihi").resources.cores_per_chip == 64
+    assert load_target("loihi2").path == BUNDLED / "loihi2.toml"  # not shadowed
+    assert load_baselines().path == second / "baselines.toml"
     monkeypatch.delenv(targets_mod.TARGETS_ENV)
-    with pytest.raises(TargetError, match="SNN2HW_TARGETS_DIR"):
+    assert load_target("loihi").path == BUNDLED / "loihi.toml"
+    with pytest.raises(TargetError, match="unknown target 'elsewhere'.*SNN2HW_TARGETS_DIR"):
+        load_target("elsewhere")
+    monkeypatch.setenv(targets_mod.TARGETS_ENV, str(tmp_path / "absent"))
+    with pytest.raises(TargetError, match="SNN2HW_TARGETS_DIR.*is not a folder"):
         list_targets()
 
 

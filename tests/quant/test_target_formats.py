@@ -1,9 +1,10 @@
 """A target's ``[formats]`` drive quantization, validation, the file and the backends.
 
-A copy of ``targets/loihi.toml`` with one field changed quantizes to a graph that follows
-that field; the generic low-precision target (``targets/generic4.toml``) runs identically
-on torch-int, event and ONNX, and Lava refuses it naming the fields; graph files written
-before formats were recorded load as Loihi."""
+A copy of ``snn2hw/chip/targets/data/loihi.toml`` with one field changed quantizes to a graph
+that follows that field; the generic low-precision target
+(``snn2hw/chip/targets/data/generic4.toml``) runs identically on torch-int, event and
+ONNX, and Lava refuses it naming the fields; graph files written before
+formats were recorded load as Loihi."""
 
 from __future__ import annotations
 
@@ -20,17 +21,18 @@ from snn2hw.backends import event, torch_int
 from snn2hw.backends.base import UnsupportedFormatsError
 from snn2hw.backends.lava import check_formats
 from snn2hw.chip.targets import load_target
+from snn2hw.chip.targets.files import bundled_targets_dir
 from snn2hw.common.errors import GraphError
 from snn2hw.quant.formats import ARITHMETIC_FIELDS, LOIHI_FORMATS, NumberFormats
 from snn2hw.quant.ptq import QuantResult, quantize
 from snn2hw.quant.qgraph import DenseNode, LIFNode, QGraph
 
-TARGETS = Path(__file__).resolve().parents[2] / "targets"
+TARGETS = bundled_targets_dir()
 DT = 1e-3
 
 
 def target_copy(tmp_path: Path, base: str = "loihi", **changes: str) -> Path:
-    """``targets/<base>.toml`` with ``key = value`` lines of ``[formats]`` replaced."""
+    """The bundled ``<base>.toml`` with ``key = value`` lines of ``[formats]`` replaced."""
     text = (TARGETS / f"{base}.toml").read_text(encoding="utf-8")
     for key, value in changes.items():
         text, n = re.subn(rf"(?m)^{key} = .*$", f"{key} = {value}", text)

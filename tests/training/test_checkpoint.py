@@ -91,7 +91,7 @@ def test_files_of_other_kinds_are_named_not_called_pickles(tmp_path):
     root = Path(__file__).resolve().parents[2]
     nir_file = root / "tests" / "reference_data" / "nir-paper" / "01_lif" / "lif_norse.nir"
     netx = root / "tests" / "reference_data" / "lava-dl-netx" / "tinynet" / "tiny.net"
-    toml = root / "examples" / "digits_lif.toml"
+    toml = root / "snn2hw" / "examples" / "digits_lif.toml"
     for path, words in ((nir_file, "an HDF5 file"), (netx, "an HDF5 file"),
                         (toml, "a text file (a TOML training config?)")):
         with pytest.raises(CheckpointError) as err:

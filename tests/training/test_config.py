@@ -1,6 +1,7 @@
 import pytest
 
 from snn2hw.common.errors import ConfigError
+from snn2hw.common.examples import examples_dir
 from snn2hw.training.config import load_config, validate_config
 
 LAYERS = [{"type": "flatten"}, {"type": "linear", "out": 10}, {"type": "neuron"}]
@@ -43,7 +44,6 @@ def test_bad_toml_and_missing_file(tmp_path):
 
 
 def test_shipped_examples_are_valid():
-    from pathlib import Path
 
-    for path in sorted((Path(__file__).parents[2] / "examples").glob("*.toml")):
+    for path in sorted(examples_dir().glob("*.toml")):
         load_config(path)

@@ -1,9 +1,10 @@
 """Energy per inference of a quantized graph on a target chip, from counted activity.
 
 Everything in this package is a *model* built from counted activity and published
-per-operation constants (``targets/<name>.toml`` ``[energy]``/``[latency]``,
-``targets/baselines.toml``); measuring (wall time, GPU energy through NVML) lives in
-``snn2hw.pipeline.measure``. Every output says which numbers are modelled and which measured.
+per-operation constants (``snn2hw/chip/targets/data/<name>.toml`` ``[energy]``/``[latency]``,
+``snn2hw/chip/targets/data/baselines.toml``); measuring (wall time, GPU energy through
+NVML) lives in ``snn2hw.pipeline.measure``. Every output says which numbers are modelled
+and which measured.
 
 Activity (per inference = per sample, averaged over the run's samples), from a
 :class:`~snn2hw.chip.energy.activity.RunActivity` (the event backend's counters, built by

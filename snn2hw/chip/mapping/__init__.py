@@ -1,7 +1,7 @@
 """Resource mapping: place each LIF layer of a quantized graph onto a target's neuro-cores.
 
-Model (Loihi 1 style, limits from ``targets/<name>.toml`` ``[resources]``): a core holds a
-contiguous neuron range of ONE layer; it is limited by neurons, input axons (distinct
+Model (Loihi 1 style, limits from ``snn2hw/chip/targets/data/<name>.toml`` ``[resources]``):
+a core holds a contiguous neuron range of ONE layer; it is limited by neurons, input axons (distinct
 source neurons with a non-zero synapse into it), output axons (one per destination core
 of each of its neurons) and synaptic memory (non-zero synapses x ``bits_per_synapse``, an
 ASSUMED simplified model of Loihi's synapse formats). The details are in the docstrings of

@@ -1,6 +1,6 @@
 """Partition: place every LIF layer's neurons on cores within the target's limits.
 
-Model (Loihi 1 style, limits from ``targets/<name>.toml`` ``[resources]``):
+Model (Loihi 1 style, limits from ``snn2hw/chip/targets/data/<name>.toml`` ``[resources]``):
 
 * A core holds neurons of ONE layer, a contiguous range in the layer's C-order flattening,
   at most ``neurons_per_core`` of them.

@@ -1,9 +1,10 @@
-"""Targets are data: load and validate ``targets/*.toml`` chip descriptions.
+"""Targets are data: load and validate ``snn2hw/chip/targets/data/*.toml`` chip descriptions.
 
 A target file describes one chip: its number formats, resource limits and per-operation
 energy and latency constants, each number with the source it comes from (the schema is in
-:mod:`.schema`'s docstring; ``targets/loihi.toml`` is a complete example). Adding a chip
-means adding a file; code changes only for a genuinely new kind of neuron or connection.
+:mod:`.schema`'s docstring; ``snn2hw/chip/targets/data/loihi.toml`` is a complete
+example). Adding a chip means adding a file; code changes only for a genuinely new kind
+of neuron or connection.
 
 Modules, one job each:
 
@@ -11,8 +12,8 @@ Modules, one job each:
   energy / latency constants, units) and the dataclasses of a loaded target
   (:class:`Target`, :class:`Formats`, :class:`Resources`, :class:`ConstantTable`,
   :class:`Constant`, :class:`Baselines`);
-* ``files``: where the files are (the repository's ``targets/`` folder, else
-  ``$SNN2HW_TARGETS_DIR``), target names, reading TOML;
+* ``files``: where the files are (folders of ``$SNN2HW_TARGETS_DIR`` first, then the
+  bundled package data ``data/*.toml``), target names, reading TOML;
 * ``validation``: typed, range-checked access to parsed TOML and sourced constant tables;
 * ``loading``: :func:`load_target`, :func:`load_baselines`;
 * ``display``: :func:`format_target`.

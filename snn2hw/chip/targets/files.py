@@ -1,9 +1,13 @@
-"""Finding and reading target files: the targets folder, target names, TOML parsing.
+"""Finding and reading target files: the search path, target names, TOML parsing.
 
-Where the files are: the repository's ``targets/`` folder next to the ``snn2hw`` package
-(this file is ``snn2hw/chip/targets/files.py``, so the repository root is
-``Path(__file__).resolve().parents[3]``); if that folder does not exist (an installed wheel
-does not ship it), the folder named by the environment variable ``SNN2HW_TARGETS_DIR``.
+Where the files are (the search path, first match wins):
+
+1. every folder named by the environment variable ``SNN2HW_TARGETS_DIR`` (several may be
+   given, separated by ``os.pathsep``), in that order: user target files, which take
+   precedence over the bundled ones of the same name (also in a source checkout);
+2. the bundled targets, package data of ``snn2hw`` (``snn2hw/chip/targets/data/*.toml``),
+   read with :mod:`importlib.resources` so that an installed wheel finds them.
+
 Any file can also be loaded by path.
 
 May import: ``snn2hw.common`` and the standard library; nothing else of ``snn2hw``.
@@ -13,45 +17,77 @@ from __future__ import annotations
 
 import os
 import tomllib
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
 from snn2hw.common.errors import TargetError
 
 TARGETS_ENV = "SNN2HW_TARGETS_DIR"
-# snn2hw/chip/targets/files.py -> parents: targets, chip, snn2hw, <repository root>
-_REPO_ROOT = Path(__file__).resolve().parents[3]
-_REPO_TARGETS = _REPO_ROOT / "targets"
 BASELINES_FILE = "baselines.toml"
+BUNDLED_SUBDIR = "data"
+
+
+def bundled_targets_dir() -> Path:
+    """The folder of the target files shipped with the package (package data).
+
+    ``importlib.resources`` gives a real folder for a package installed from a wheel or
+    a checkout; a package imported from a zip archive is not supported.
+    """
+    folder = resources.files(__package__) / BUNDLED_SUBDIR
+    return Path(str(folder))
+
+
+def user_targets_dirs() -> list[Path]:
+    """The folders named by ``$SNN2HW_TARGETS_DIR`` (``os.pathsep``-separated), in order."""
+    env = os.environ.get(TARGETS_ENV, "")
+    dirs: list[Path] = []
+    for part in env.split(os.pathsep):
+        if not part.strip():
+            continue
+        path = Path(part).expanduser()
+        if not path.is_dir():
+            raise TargetError(f"{TARGETS_ENV}: {part} is not a folder")
+        dirs.append(path)
+    return dirs
+
+
+def search_path() -> list[Path]:
+    """Folders searched for a target given by name: user folders first, then bundled."""
+    return [*user_targets_dirs(), bundled_targets_dir()]
 
 
 def targets_dir() -> Path:
-    """The folder holding the target files (repo ``targets/``, else ``$SNN2HW_TARGETS_DIR``)."""
-    if _REPO_TARGETS.is_dir():
-        return _REPO_TARGETS
-    env = os.environ.get(TARGETS_ENV)
-    if env:
-        path = Path(env).expanduser()
-        if path.is_dir():
+    """The bundled targets folder (kept for callers that want one folder; see
+    :func:`search_path` for where names are looked up)."""
+    return bundled_targets_dir()
+
+
+def find_target_file(filename: str) -> Path | None:
+    """The first ``filename`` on the search path, or ``None``."""
+    for folder in search_path():
+        path = folder / filename
+        if path.is_file():
             return path
-        raise TargetError(f"{TARGETS_ENV}={env} is not a folder")
-    raise TargetError(
-        f"no targets folder: {_REPO_TARGETS} does not exist and {TARGETS_ENV} is not set; "
-        "point it at a folder of target .toml files"
-    )
+    return None
 
 
 def list_targets() -> list[str]:
-    """Names of the targets in :func:`targets_dir` (file stems, sorted; baselines excluded)."""
-    return sorted(p.stem for p in targets_dir().glob("*.toml") if p.name != BASELINES_FILE)
+    """Names of the targets on the search path (file stems, sorted; baselines excluded)."""
+    names = {
+        p.stem for folder in search_path() for p in folder.glob("*.toml")
+        if p.name != BASELINES_FILE
+    }
+    return sorted(names)
 
 
 def _display(path: Path) -> str:
-    """Path as shown in messages: ``targets/x.toml`` for repo files, else as given."""
+    """Path as shown in messages: ``<bundled>/x.toml`` for bundled files, else as given."""
     try:
-        return str(path.resolve().relative_to(_REPO_ROOT))
-    except ValueError:
+        rel = path.resolve().relative_to(bundled_targets_dir().resolve())
+    except (ValueError, OSError):
         return str(path)
+    return f"snn2hw/chip/targets/data/{rel.as_posix()}"
 
 
 def _resolve(name_or_path: str | Path) -> Path:
@@ -61,14 +97,14 @@ def _resolve(name_or_path: str | Path) -> Path:
         if not path.is_file():
             raise TargetError(f"target file {path} does not exist")
         return path
-    folder = targets_dir()
-    path = folder / f"{text}.toml"
-    if text == Path(BASELINES_FILE).stem or not path.is_file():
+    found = None if text == Path(BASELINES_FILE).stem else find_target_file(f"{text}.toml")
+    if found is None:
         known = ", ".join(list_targets()) or "(none)"
         raise TargetError(
-            f"unknown target '{text}'; known targets: {known} (or pass a path to a .toml file)"
+            f"unknown target '{text}'; known targets: {known} (or pass a path to a .toml "
+            f"file, or add a folder of target files with {TARGETS_ENV})"
         )
-    return path
+    return found
 
 
 def _read_toml(path: Path) -> dict[str, Any]:
@@ -84,4 +120,3 @@ def _read_toml(path: Path) -> dict[str, Any]:
     except tomllib.TOMLDecodeError as exc:
         # tomllib's message ends with "(at line L, column C)"
         raise TargetError(f"{disp}: TOML syntax error: {exc}") from None
-

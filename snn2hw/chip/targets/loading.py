@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from snn2hw.chip.targets.files import BASELINES_FILE, _read_toml, _resolve, targets_dir
+from snn2hw.chip.targets.files import BASELINES_FILE, _read_toml, _resolve, find_target_file
 from snn2hw.chip.targets.schema import (
     _ENERGY_UNITS,
     _TIME_UNITS,
@@ -108,8 +108,13 @@ def load_target(name_or_path: str | Path) -> Target:
 
 
 def load_baselines(path: str | Path | None = None) -> Baselines:
-    """Load ``targets/baselines.toml`` (or ``path``): groups of sourced constants."""
-    file = Path(path) if path is not None else targets_dir() / BASELINES_FILE
+    """Load ``baselines.toml`` (or ``path``): groups of sourced constants.
+
+    Without ``path``, the first ``baselines.toml`` on the targets search path (a user
+    folder of ``$SNN2HW_TARGETS_DIR``, else the bundled one).
+    """
+    found = find_target_file(BASELINES_FILE) if path is None else None
+    file = Path(path) if path is not None else (found or Path(BASELINES_FILE))
     if not file.is_file():
         raise TargetError(f"baselines file {file} does not exist")
     data = _read_toml(file)

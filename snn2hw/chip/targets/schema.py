@@ -5,7 +5,7 @@ A target file describes one chip: its number formats (``[formats]``), resource l
 ``[latency]``), each number with the source it comes from. Adding a chip means adding a
 file; code changes only for a genuinely new kind of neuron or connection.
 
-Schema (see ``targets/loihi.toml`` for a complete example)::
+Schema (see ``snn2hw/chip/targets/data/loihi.toml`` for a complete example)::
 
     [target]     name, description, neuron_model, source
     [formats]    source, note, plus the keys of :data:`FORMAT_KEYS` and, optionally, those
@@ -304,7 +304,7 @@ class Target:
 
 @dataclass(frozen=True)
 class Baselines:
-    """Groups of baseline constants (``targets/baselines.toml``)."""
+    """Groups of baseline constants (``snn2hw/chip/targets/data/baselines.toml``)."""
 
     groups: dict[str, ConstantTable] = field(hash=False)
     path: Path

@@ -1,7 +1,7 @@
 """Validating parsed TOML: typed, range-checked access to keys and sourced constant tables.
 
 Every problem raises :class:`~snn2hw.common.errors.TargetError` naming the file and the
-dotted key (``formats.u_bits in targets/x.toml must be an integer, ...``).
+dotted key (``formats.u_bits in snn2hw/chip/targets/data/x.toml must be an integer, ...``).
 
 May import: ``snn2hw.common``, the sibling ``files`` and ``schema`` modules and the standard
 library; nothing else of ``snn2hw``.
