@@ -4,11 +4,14 @@ Two formats, chosen by file suffix:
 
 * ``.pt`` — ``torch.save`` of a dict holding only tensors and plain Python data
   (``format``, ``version``, ``arch``, ``config``, ``state_dict``, ``epoch``, ``metrics``,
-  optionally ``optimizer``); loaded with ``torch.load(weights_only=True)``.
+  optionally ``optimizer`` and ``rng``: the random-number states at the end of the saved
+  epoch, as uint8/int64 tensors and plain numbers, so ``--resume`` continues bit-identically);
+  loaded with ``torch.load(weights_only=True)``.
 * ``.safetensors`` — the weights, with ``arch``/``config``/``metrics`` as JSON metadata.
 
 A file that needs real unpickling (for example a whole pickled ``nn.Module``) is refused
 unless the caller passes ``trust_pickle=True`` (CLI: ``--trust-pickle``). Writes are atomic.
+Weights that are not finite (NaN/inf, e.g. saved from a diverged run) are refused on load.
 
 May import: ``snn2hw.common`` and ``snn2hw.nn`` (to rebuild the model). Nothing else in snn2hw.
 """
@@ -40,6 +43,7 @@ class Checkpoint:
     epoch: int = 0
     metrics: dict[str, Any] = field(default_factory=dict)
     optimizer: dict[str, Any] | None = None
+    rng: dict[str, Any] | None = None  # random-number states (snn2hw.training.runtime.rng_state)
 
     def build_model(self, source: str = "checkpoint"):
         """Instantiate the :class:`~snn2hw.nn.model.SpikingNet` and load the weights."""
@@ -49,6 +53,7 @@ class Checkpoint:
             model = SpikingNet(self.arch)
         except ConfigError as exc:
             raise CheckpointError(f"{source}: unknown or invalid architecture: {exc}") from None
+        check_finite(self.state_dict, source)
         missing, unexpected = model.load_state_dict(self.state_dict, strict=False)
         if missing or unexpected:
             raise CheckpointError(
@@ -86,6 +91,8 @@ def save_checkpoint(path: str | Path, ckpt: Checkpoint) -> None:
     }
     if ckpt.optimizer is not None:
         payload["optimizer"] = ckpt.optimizer
+    if ckpt.rng is not None:
+        payload["rng"] = ckpt.rng
     buf = io.BytesIO()
     torch.save(payload, buf)
     atomic_write_bytes(path, buf.getvalue())
@@ -162,6 +169,7 @@ def _from_object(obj: Any, path: Path) -> Checkpoint:
     from snn2hw.nn.model import SpikingNet
 
     if isinstance(obj, SpikingNet):  # only reachable with trust_pickle
+        check_finite(obj.state_dict(), str(path))
         return Checkpoint(arch=obj.arch, state_dict=obj.state_dict())
     if isinstance(obj, torch.nn.Module):
         raise CheckpointError(
@@ -180,6 +188,8 @@ def _from_object(obj: Any, path: Path) -> Checkpoint:
     for key in ("arch", "state_dict"):
         if not isinstance(obj.get(key), dict):
             raise CheckpointError(f"{path}: checkpoint is missing its '{key}' table")
+    check_finite(obj["state_dict"], str(path))
+    rng = obj.get("rng")
     return Checkpoint(
         arch=obj["arch"],
         state_dict=obj["state_dict"],
@@ -187,7 +197,22 @@ def _from_object(obj: Any, path: Path) -> Checkpoint:
         epoch=int(obj.get("epoch", 0)),
         metrics=obj.get("metrics") or {},
         optimizer=obj.get("optimizer"),
+        rng=rng if isinstance(rng, dict) else None,
     )
+
+
+def check_finite(state: dict[str, Any], source: str) -> None:
+    """Refuse weights holding NaN or inf (a diverged run): evaluated, they classify at chance
+    and look like a bad model instead of a broken file."""
+    for name, t in state.items():
+        if isinstance(t, torch.Tensor) and t.is_floating_point() and not bool(
+            torch.isfinite(t).all()
+        ):
+            bad = int((~torch.isfinite(t)).sum())
+            raise CheckpointError(
+                f"{source}: weight '{name}' has {bad} non-finite value(s) (NaN/inf); the run "
+                "that wrote it diverged: retrain (lower [train].lr) or use an earlier checkpoint"
+            )
 
 
 def _load_safetensors(path: Path) -> Checkpoint:
@@ -206,6 +231,7 @@ def _load_safetensors(path: Path) -> Checkpoint:
         ) from None
     if meta.get("format") != FORMAT:
         raise CheckpointError(f"{path}: safetensors file has no snn2hw architecture metadata")
+    check_finite(state, str(path))
     try:
         return Checkpoint(
             arch=json.loads(meta["arch"]),

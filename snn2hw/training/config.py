@@ -107,6 +107,14 @@ def validate_config(raw: dict[str, Any], source: str = "config") -> dict[str, An
             raise ConfigError(f"{source}: [train].{key} must be >= 1, got {t[key]}")
     if not t["lr"] > 0:
         raise ConfigError(f"{source}: [train].lr must be > 0, got {t['lr']}")
+    for key, meaning in (("grad_clip", "0 turns clipping off"),
+                         ("max_minutes", "0 means no time limit"),
+                         ("weight_decay", "0 turns it off"),
+                         ("augment_shift", "0 turns it off")):
+        if not t[key] >= 0:  # also refuses NaN
+            raise ConfigError(
+                f"{source}: [train].{key} must be >= 0 ({meaning}), got {t[key]}"
+            )
     if t["optimizer"] not in OPTIMIZERS:
         raise ConfigError(f"{source}: [train].optimizer must be one of {OPTIMIZERS}")
     if t["scheduler"] not in SCHEDULERS:

@@ -1,5 +1,7 @@
 """The one training epoch: batches -> (augment) -> encode -> forward -> loss -> backward ->
-step, with running metrics and a progress bar. Used by ``train.train`` (plain BPTT) and by
+step, with running metrics and a progress bar — drawn only when stderr is a terminal: in a log
+file or a pipe every redraw would be a line, so there the callers print one line per epoch
+(:func:`progress_line`) and nothing else. Used by ``train.train`` (plain BPTT) and by
 ``qat.finetune`` (forward through fake-quantized weights).
 
 May import: ``snn2hw.nn``, ``snn2hw.common``. Nothing else in snn2hw.
@@ -8,6 +10,7 @@ May import: ``snn2hw.nn``, ``snn2hw.common``. Nothing else in snn2hw.
 from __future__ import annotations
 
 import math
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -22,6 +25,23 @@ from snn2hw.nn.losses import spike_loss
 
 # (encoded input [T, B, ...]) -> (output spikes [T, B, classes], {layer: spikes})
 Forward = Callable[[torch.Tensor], tuple[torch.Tensor, dict[str, torch.Tensor]]]
+
+
+def on_terminal() -> bool:
+    """True when stderr (where tqdm draws) is an interactive terminal."""
+    try:
+        return bool(sys.stderr.isatty())
+    except (AttributeError, ValueError):  # replaced or closed stream
+        return False
+
+
+def progress_line(message: str) -> None:
+    """One finished line of progress (an epoch, a stage) on stdout; above a live bar on a
+    terminal, a plain flushed line elsewhere."""
+    if on_terminal():
+        tqdm.write(message)
+    else:
+        print(message, flush=True)
 
 
 def random_shift(x: torch.Tensor, max_shift: int, generator: torch.Generator) -> torch.Tensor:
@@ -128,8 +148,8 @@ def run_epoch(
     model.train()
     perm = torch.randperm(len(data.x), generator=data.order_gen)
     bs = data.batch_size
-    bar = tqdm(range(math.ceil(len(perm) / bs)), desc=desc, disable=not progress, leave=False,
-               dynamic_ncols=True)
+    bar = tqdm(range(math.ceil(len(perm) / bs)), desc=desc,
+               disable=not (progress and on_terminal()), leave=False, dynamic_ncols=True)
     run = _Running()
     for b in bar:
         inp, yb = _batch(data, perm[b * bs : (b + 1) * bs], device)

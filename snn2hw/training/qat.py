@@ -37,17 +37,18 @@ from typing import Any
 
 import torch
 from torch.func import functional_call
-from tqdm import tqdm
 
+from snn2hw.common.errors import ConfigError
 from snn2hw.nn.model import SpikingNet
 from snn2hw.quant.bounds import ChipLimits
 from snn2hw.quant.formats import LOIHI_FORMATS, NumberFormats, round_weights
 from snn2hw.training.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
 from snn2hw.training.config import validate_config
 from snn2hw.training.evaluation import eval_seed, evaluate, sample_worth
-from snn2hw.training.loop import EpochData, LossRule, run_epoch
+from snn2hw.training.loop import EpochData, LossRule, progress_line, run_epoch
 from snn2hw.training.qgrid import GridEntry, quantize_model
 from snn2hw.training.runtime import (
+    check_output_path,
     config_num_steps,
     load_config_dataset,
     make_encoder,
@@ -138,7 +139,14 @@ def finetune(
     ``chip_limits``: the target's number formats and chip limits, so the grid QAT trains
     on is the one export will quantize to (the caller reads them from the target file)."""
     t0 = time.monotonic()
-    ckpt_path, out_path = Path(ckpt_path), Path(out_path)
+    if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1:
+        raise ConfigError(f"finetune: epochs must be an integer >= 1, got {epochs!r}")
+    if lr is not None and not float(lr) > 0:
+        raise ConfigError(f"finetune: lr must be > 0, got {lr!r}")
+    if int_eval_samples is not None and int_eval_samples < 1:
+        raise ConfigError(f"finetune: int_eval_samples must be >= 1, got {int_eval_samples!r}")
+    ckpt_path = Path(ckpt_path)
+    out_path = check_output_path(out_path, "fine-tuned checkpoint")  # before any work
     job = _load_job(ckpt_path, device)
     lr = float(lr or job.cfg["train"]["lr"]) * 0.2
     opt = torch.optim.Adam([p for p in job.model.parameters() if p.requires_grad], lr=lr)
@@ -207,7 +215,7 @@ def _qat_epoch(
                       desc=f"qat {epoch + 1}/{epochs}", where=f"QAT epoch {epoch + 1}",
                       progress=progress, on_nonfinite=lambda: "; nothing written; lower --lr")
     if progress:
-        tqdm.write(f"qat epoch {epoch + 1}/{epochs}: loss {stats.loss:.4f}")
+        progress_line(f"qat epoch {epoch + 1}/{epochs}: loss {stats.loss:.4f}")
     return {"epoch": epoch + 1, "loss": stats.loss}
 
 

@@ -3,8 +3,9 @@
 ``train(cfg)`` runs the steps a validated config (snn2hw.training.config) describes: data ->
 model -> optimizer (and scheduler) -> optional ``--resume`` -> epochs of
 :func:`snn2hw.training.loop.run_epoch` (progress bar with loss, accuracy, spikes per sample)
--> validation evaluation and atomic checkpoints after every epoch (``last.pt``, and ``best.pt``
-when the validation accuracy improved) -> after the last epoch, one evaluation of ``best.pt``
+-> validation evaluation and atomic checkpoints after every epoch (``last.pt`` with every
+random-number state, so a ``--resume`` is bit-identical; ``best.pt`` when the validation
+accuracy improved) -> after the last epoch, one evaluation of ``best.pt``
 on the test split, written into ``best.pt`` and returned. Seeding is deterministic,
 ``[train].max_minutes`` stops early, and a non-finite loss stops with one line while keeping
 the last good checkpoint.
@@ -27,7 +28,6 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from tqdm import tqdm
 
 from snn2hw.common.errors import ConfigError
 from snn2hw.nn.model import SpikingNet
@@ -39,16 +39,20 @@ from snn2hw.training.loop import (
     EpochStats,
     LossRule,
     encode_batch,
+    progress_line,
     random_shift,
     run_epoch,
 )
 from snn2hw.training.runtime import (
+    check_output_path,
     config_num_steps,
     config_validation,
     load_config_dataset,
     make_encoder,
     resolve_device,
+    rng_state,
     seed_everything,
+    set_rng_state,
 )
 
 # Re-exported: these lived here before the training package was split.
@@ -113,12 +117,13 @@ def train(
     seed = int(exp["seed"])
     seed_everything(seed)
     dev = resolve_device(device or exp["device"])
-    out = Path(out_dir or exp["out_dir"] or f"runs/{exp['name']}")
+    out = check_output_path(out_dir or exp["out_dir"] or f"runs/{exp['name']}",
+                            "run folder", folder=True)
     out.mkdir(parents=True, exist_ok=True)
     ds = config_validation(cfg, dataset if dataset is not None else load_config_dataset(cfg))
     run = _setup(cfg, ds, dev, out)
     if resume:
-        _resume(run, resume)
+        _resume(run, resume, progress)
     deadline = time.monotonic() + 60 * float(tcfg["max_minutes"]) if tcfg["max_minutes"] else None
     t0 = time.monotonic()
     epochs = int(tcfg["epochs"])
@@ -126,11 +131,11 @@ def train(
         _train_epoch(run, epoch, epochs, progress)
         if deadline is not None and time.monotonic() > deadline:
             if progress:
-                tqdm.write(f"stopping early: [train].max_minutes={tcfg['max_minutes']} reached")
+                progress_line(f"stopping early: [train].max_minutes={tcfg['max_minutes']} reached")
             break
     test, val = _final_test(run)
     if progress:
-        tqdm.write(
+        progress_line(
             f"best.pt = epoch {run.best_epoch} (by validation accuracy {val.accuracy:.4f}, "
             f"{val.num_samples} val); test accuracy {test.accuracy:.4f} on {test.num_samples} "
             "test samples (measured once)"
@@ -192,14 +197,27 @@ def _setup(cfg: dict[str, Any], ds, dev: torch.device, out: Path) -> _Run:
                 out / "last.pt", out / "best.pt", [])
 
 
-def _resume(run: _Run, path: str | Path) -> None:
-    """Continue from a checkpoint: weights, optimizer/scheduler state, epoch, history."""
+def _generators(run: _Run) -> dict[str, torch.Generator | None]:
+    """The run's own generators, by the names ``last.pt`` stores their states under."""
+    return {"order": run.data.order_gen, "encode": run.data.encode_gen,
+            "augment": run.data.augment_gen}
+
+
+def _resume(run: _Run, path: str | Path, progress: bool = True) -> None:
+    """Continue from a checkpoint: weights, optimizer/scheduler state, epoch, history and
+    every random-number state (so the resumed run is bit-identical to an uninterrupted one;
+    a checkpoint written before those were saved resumes, but not bit-identically)."""
     ck = load_checkpoint(path)
     run.model.load_state_dict(ck.state_dict)
     if ck.optimizer:
         run.opt.load_state_dict(ck.optimizer.get("optimizer", {}))
         if run.sched is not None and ck.optimizer.get("scheduler"):
             run.sched.load_state_dict(ck.optimizer["scheduler"])
+    if ck.rng:
+        set_rng_state(ck.rng, _generators(run))
+    elif progress:
+        progress_line(f"note: {path} holds no random-number states (an older checkpoint); "
+                      "resuming, but not bit-identically to an uninterrupted run")
     run.start_epoch = ck.epoch
     run.history = list(ck.metrics.get("history", []))
     # Only a validation-selected best counts (older checkpoints selected on test: start over).
@@ -226,7 +244,7 @@ def _train_epoch(run: _Run, epoch: int, epochs: int, progress: bool) -> EvalResu
     record = _epoch_record(epoch, stats, val)
     run.history.append(record)
     if progress:
-        tqdm.write(
+        progress_line(
             f"epoch {epoch + 1}/{epochs}: loss {record['train_loss']:.4f} "
             f"train {record['train_accuracy']:.4f} val {val.accuracy:.4f} "
             f"spikes/sample {val.spikes_per_sample:.1f}"
@@ -273,6 +291,7 @@ def _save_epoch(run: _Run, epoch: int, val: EvalResult) -> None:
             "optimizer": run.opt.state_dict(),
             "scheduler": run.sched.state_dict() if run.sched else None,
         },
+        rng=rng_state(_generators(run)),
     )
     save_checkpoint(run.last_path, ck)
     if improved:
