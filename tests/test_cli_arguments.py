@@ -43,3 +43,13 @@ def test_json_output_is_strict_json_with_nan_as_null(capsys):
     out = capsys.readouterr().out
     assert "NaN" not in out and "Infinity" not in out
     assert json.loads(out) == {"accuracy": None, "rows": [1.0, None], "n": 3}
+
+
+def test_train_json_is_parseable_while_progress_is_shown(tmp_path):
+    import json
+
+    r = CliRunner().invoke(main, ["train", "digits_lif", "--epochs", "1", "--device", "cpu",
+                                  "--out", str(tmp_path / "run"), "--json"])
+    assert r.exit_code == 0, r.output
+    data = json.loads(r.stdout)  # progress lines went to stderr
+    assert data["test"]["split"] == "test" and "epoch 1/1" in r.stderr

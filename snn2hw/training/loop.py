@@ -36,12 +36,13 @@ def on_terminal() -> bool:
 
 
 def progress_line(message: str) -> None:
-    """One finished line of progress (an epoch, a stage) on stdout; above a live bar on a
-    terminal, a plain flushed line elsewhere."""
+    """One finished line of progress (an epoch, a stage) on stderr, so stdout carries only
+    results (``--json`` stays parseable); above a live bar on a terminal, a plain flushed
+    line elsewhere."""
     if on_terminal():
-        tqdm.write(message)
+        tqdm.write(message, file=sys.stderr)
     else:
-        print(message, flush=True)
+        print(message, file=sys.stderr, flush=True)
 
 
 def random_shift(x: torch.Tensor, max_shift: int, generator: torch.Generator) -> torch.Tensor:

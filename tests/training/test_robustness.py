@@ -87,19 +87,19 @@ def test_resume_from_a_checkpoint_without_rng_states_still_works(tmp_path, monke
     assert load_checkpoint(tmp_path / "old.pt").rng is None
     res = train_mod.train(validate_config(DROPOUT), out_dir=tmp_path, resume=tmp_path / "old.pt")
     assert [h["epoch"] for h in res.history] == [1, 2, 3, 4]
-    assert "not bit-identically" in capsys.readouterr().out
+    assert "not bit-identically" in capsys.readouterr().err
 
 
 def test_progress_off_a_terminal_is_one_line_per_epoch(tmp_path, capsys):
     assert not loop_mod.on_terminal()  # capsys: not a TTY, like a log file or a pipe
     cfg = {**DROPOUT, "train": {**DROPOUT["train"], "epochs": 3}}
     train_mod.train(validate_config(cfg), out_dir=tmp_path)  # progress on
-    out, err = capsys.readouterr()
-    assert "\r" not in out + err and "\x1b" not in out + err
-    epoch_lines = [ln for ln in out.splitlines() if ln.startswith("epoch ")]
+    results, progress = capsys.readouterr()  # stdout is for results (--json), stderr progress
+    assert "\r" not in progress and "\x1b" not in progress
+    epoch_lines = [ln for ln in progress.splitlines() if ln.startswith("epoch ")]
     assert [ln.split(":")[0] for ln in epoch_lines] == ["epoch 1/3", "epoch 2/3", "epoch 3/3"]
-    assert len(out.splitlines()) == 4  # three epochs and the best.pt/test line
-    assert err == ""
+    assert len(progress.splitlines()) == 4  # three epochs and the best.pt/test line
+    assert results == ""
 
 
 def test_progress_bar_is_drawn_on_a_terminal(monkeypatch):
