@@ -38,9 +38,14 @@ class ExportResult:
         """What ``snn2hw export`` prints: the files written and the headline numbers."""
         r = self.report
         cores = r["resources"].get("total_cores", "?")
+        files = [self.nir_path, self.qgraph_path, self.out_dir / "export.md"]
+        onnx = r.get("onnx") or {}
+        files += [Path(onnx[k]) for k in ("integer_step_model", "float_model") if k in onnx]
+        acc = r["float_accuracy"]
+        acc_text = "n/a (no labels)" if acc is None else f"{acc:.4f} (test split, float path)"
         return (
-            f"wrote {self.nir_path}, {self.qgraph_path}, {self.out_dir / 'export.md'}\n"
-            f"float accuracy {r['float_accuracy']}; cores {cores}; "
+            f"wrote {', '.join(str(f) for f in files)}\n"
+            f"float accuracy {acc_text}; cores {cores}; "
             f"assumptions: {len(r['assumptions'])} (see export.md)"
         )
 

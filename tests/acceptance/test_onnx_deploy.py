@@ -37,6 +37,10 @@ def test_onnx_export_of_a_trained_conv_net_matches_torch_int_and_float(tmp_path)
     report = json.loads(r.output)
     int_path, float_path = Path(report["onnx"]["integer_step_model"]), Path(
         report["onnx"]["float_model"])
+    human = CliRunner().invoke(main, ["export", str(ck), "--target", "onnx", "-o", str(out),
+                                      "--no-report"])
+    assert human.exit_code == 0 and str(int_path) in human.output  # lists the .onnx files
+    assert str(float_path) in human.output
     for p in (int_path, float_path):
         onnx.checker.check_model(onnx.load(str(p)), full_check=True)
     qg = out / "best.qgraph"
