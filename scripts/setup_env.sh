@@ -23,7 +23,7 @@ if [ ! -x "$VENV/bin/python" ]; then
 fi
 PIP="$VENV/bin/python -m pip"
 export PIP_DISABLE_PIP_VERSION_CHECK=1
-echo "[setup] installing torch (CPU build) and lava-nc's dependencies"
+echo "[setup] installing torch (CPU build) and lava-nc's dependencies (about 2 minutes on a new machine)"
 $PIP install -q "torch==2.13.0" "numpy>=1.24,<2" "scipy<1.15" "networkx<=2.8.7" \
   "asteval>=0.9.31,<0.10" "scikit-learn>=1.5"
 echo "[setup] installing lava-nc 0.10.0 (--no-deps --ignore-requires-python)"

@@ -88,44 +88,50 @@ def export(
     t0 = time.monotonic()
     source = Path(source)
     out = Path(out_dir)
+    created = not out.exists()
     out.mkdir(parents=True, exist_ok=True)
-    tgt = load_target(target)
-    nir_path = out / f"{source.stem}.nir"
-    _remove_previous_export(out, source.stem)
-    src = _read_source(source, nir_path, dt, convention, spec, trust_pickle)
-    net = NIRNet(src.graph, src.dt, src.convention, reset=reset).eval()
-    fmt, calib, rec = _calibrate(net, src.spec, calib_samples)
-    neurons = net.discrete_neurons()
-    qres = _quantize(src, net, neurons, rec, fmt, calib, tgt, {
-        "source": str(source), "nir_file": nir_path.name, "nir_sha256": file_sha256(nir_path),
-        "convention": src.convention.name,
-        "reset": reset, "samples": src.spec.to_dict(), "input_format": fmt.to_dict(),
-        "notes": src.notes,
-    })
-    calib_check = _integer_rates(qres.graph, calib.ints, rec, neurons)
-    qres.notes += _quality_warnings(calib_check)
-    mapping = map_to_cores(qres.graph, tgt)
-    qpath = out / f"{source.stem}.qgraph"
-    float_acc, rates = _float_test(net, src.spec, fmt, neurons)
-    report = {
-        "source": str(source),
-        "target": tgt.name,
-        "dt": src.dt,
-        "convention": src.convention.name,
-        "assumptions": src.notes + qres.notes,
-        "input_format": fmt.to_dict(),
-        "samples": src.spec.to_dict(),
-        "float_accuracy": float_acc,
-        "float_rates": rates,
-        "quantization": qres.to_dict(),
-        "calibration_rates": calib_check,
-        "resources": mapping.to_dict(),
-        "files": {"nir": str(nir_path), "qgraph": str(qpath)},
-        "seconds": time.monotonic() - t0,
-    }
-    qres.graph.metadata["float_accuracy"] = float_acc
-    _write_outputs(out, qres.graph, qpath, report, mapping)
-    return ExportResult(out, nir_path, qpath, report)
+    try:
+        tgt = load_target(target)
+        nir_path = out / f"{source.stem}.nir"
+        _remove_previous_export(out, source.stem)
+        src = _read_source(source, nir_path, dt, convention, spec, trust_pickle)
+        net = NIRNet(src.graph, src.dt, src.convention, reset=reset).eval()
+        fmt, calib, rec = _calibrate(net, src.spec, calib_samples)
+        neurons = net.discrete_neurons()
+        qres = _quantize(src, net, neurons, rec, fmt, calib, tgt, {
+            "source": str(source), "nir_file": nir_path.name, "nir_sha256": file_sha256(nir_path),
+            "convention": src.convention.name,
+            "reset": reset, "samples": src.spec.to_dict(), "input_format": fmt.to_dict(),
+            "notes": src.notes,
+        })
+        calib_check = _integer_rates(qres.graph, calib.ints, rec, neurons)
+        qres.notes += _quality_warnings(calib_check)
+        mapping = map_to_cores(qres.graph, tgt)
+        qpath = out / f"{source.stem}.qgraph"
+        float_acc, rates = _float_test(net, src.spec, fmt, neurons)
+        report = {
+            "source": str(source),
+            "target": tgt.name,
+            "dt": src.dt,
+            "convention": src.convention.name,
+            "assumptions": src.notes + qres.notes,
+            "input_format": fmt.to_dict(),
+            "samples": src.spec.to_dict(),
+            "float_accuracy": float_acc,
+            "float_rates": rates,
+            "quantization": qres.to_dict(),
+            "calibration_rates": calib_check,
+            "resources": mapping.to_dict(),
+            "files": {"nir": str(nir_path), "qgraph": str(qpath)},
+            "seconds": time.monotonic() - t0,
+        }
+        qres.graph.metadata["float_accuracy"] = float_acc
+        _write_outputs(out, qres.graph, qpath, report, mapping)
+        return ExportResult(out, nir_path, qpath, report)
+    except BaseException:  # a failed or interrupted export leaves no empty folder
+        if created and out.is_dir() and not any(out.iterdir()):
+            out.rmdir()
+        raise
 
 
 def _remove_previous_export(out: Path, stem: str) -> None:

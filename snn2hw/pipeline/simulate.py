@@ -9,6 +9,7 @@ allows it and joins the batches with :meth:`SimResult.concat`.
 
 from __future__ import annotations
 
+import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,7 +19,7 @@ import torch
 
 from snn2hw.backends import registry
 from snn2hw.backends.base import SimResult
-from snn2hw.common.errors import Snn2hwError
+from snn2hw.common.errors import ResourceError, Snn2hwError
 from snn2hw.common.readout import classify
 from snn2hw.pipeline.samples import Samples, SampleSpec, float_frames, load_samples
 from snn2hw.quant.inputs import InputFormat, check_integer_frames
@@ -44,12 +45,47 @@ def run_backend(
     reaches backends that use one (torch-int); ``wall_s`` covers preparation and every
     batch. Unknown names and unsupported node kinds are refused before any work."""
     backend = registry.get(name)
+    check_memory(graph, ints, num_steps, record_state)
     t0 = time.perf_counter()
     prepared = backend.prepare(graph, device if backend.uses_device else "cpu")
     step = batch_size if backend.splits_batches else max(1, ints.shape[1])
     starts = range(0, ints.shape[1], step) or range(1)  # no samples: the backend says so
     parts = [prepared.run(ints[:, i : i + step], num_steps, record_state) for i in starts]
     return SimResult.concat(parts, wall_s=time.perf_counter() - t0)
+
+
+def memory_budget() -> int:
+    """Bytes a run may use for its records: ``SNN2HW_MEMORY_BUDGET`` (bytes) or half of the
+    memory the system has available now (``/proc/meminfo``; 8 GiB where unknown)."""
+    env = os.environ.get("SNN2HW_MEMORY_BUDGET")
+    if env:
+        return int(env)
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemAvailable:"):
+                return int(line.split()[1]) * 1024 // 2
+    except OSError:
+        pass
+    return 8 * 2**30
+
+
+def check_memory(graph: QGraph, ints: np.ndarray, num_steps: int | None,
+                 record_state: bool) -> None:
+    """Refuse, before allocating, a run whose per-step records of every LIF neuron and
+    sample (spikes; u and v with ``record_state``) would exceed :func:`memory_budget`."""
+    steps = int(num_steps if num_steps is not None else graph.num_steps + graph.depth())
+    neurons = sum(int(np.prod(n.shape)) for n in graph.lif_nodes)
+    per_value = 1 + (16 if record_state else 0)  # uint8 spikes, int64 u and v
+    need = steps * int(ints.shape[1]) * neurons * per_value
+    budget = memory_budget()
+    if need > budget:
+        fit = max(1, budget // max(1, steps * neurons * per_value))
+        raise ResourceError(
+            f"this run would record {need / 2**30:.1f} GiB ({steps} steps x "
+            f"{ints.shape[1]} samples x {neurons} neurons{' with u and v' if record_state else ''})"
+            f", over the {budget / 2**30:.1f} GiB budget; use --samples {fit} or fewer "
+            "(or set SNN2HW_MEMORY_BUDGET)"
+        )
 
 
 def predictions(graph: QGraph, spikes: dict[str, np.ndarray]) -> np.ndarray:

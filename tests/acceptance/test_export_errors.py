@@ -34,3 +34,12 @@ def test_unknown_target_lists_the_known_ones(tmp_path):
     r = CliRunner().invoke(main, ["export", str(path), "--inputs", str(tmp_path / "x.npy"),
                                   "--target", "truenorth", "-o", str(tmp_path / "out")])
     assert r.exit_code == 1 and "loihi" in r.output and "loihi2" in r.output
+    assert not (tmp_path / "out").exists()  # a failed export leaves no empty folder behind
+
+
+def test_a_failed_export_into_an_existing_folder_keeps_the_folder(tmp_path):
+    path = _nir(tmp_path, 8)
+    (tmp_path / "out").mkdir()
+    r = CliRunner().invoke(main, ["export", str(path), "--inputs", str(tmp_path / "x.npy"),
+                                  "--target", "truenorth", "-o", str(tmp_path / "out")])
+    assert r.exit_code == 1 and (tmp_path / "out").is_dir()

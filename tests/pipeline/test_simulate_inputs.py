@@ -77,3 +77,16 @@ def test_every_given_frame_runs_not_only_the_exported_steps(tmp_path, saved):
     res = simulate_artifact(saved, "event", 1, inputs_file=str(tmp_path / "x.npy"))
     assert res.layers["l"]["spikes_per_sample"] > 0
     assert g.num_steps == 5
+
+
+def test_a_run_over_the_memory_budget_is_refused_before_allocating(tmp_path, saved,
+                                                                   monkeypatch):
+    from snn2hw.common.errors import ResourceError
+
+    x = np.ones((40, 64, 4), np.int64)
+    np.save(tmp_path / "x.npy", x)
+    monkeypatch.setenv("SNN2HW_MEMORY_BUDGET", str(1000))  # 41 steps x 64 x 3 > 1000 bytes
+    with pytest.raises(ResourceError, match=r"over the .* budget; use --samples 8 or fewer"):
+        simulate_artifact(saved, "event", 64, inputs_file=str(tmp_path / "x.npy"))
+    monkeypatch.setenv("SNN2HW_MEMORY_BUDGET", str(10**9))
+    assert simulate_artifact(saved, "event", 64, inputs_file=str(tmp_path / "x.npy")).samples
