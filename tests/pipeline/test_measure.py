@@ -96,11 +96,12 @@ def test_minimum_duration_is_respected_and_counter_used_when_it_advances() -> No
     fn, calls = batch_fn(0.01)
     t0 = time.perf_counter()
     rec = measure_path(fn, batch=4, repeats=3, nvml=(nv, "gpu0"), min_duration_s=0.25)
-    assert time.perf_counter() - t0 >= 0.25
+    t_end = time.perf_counter()
+    assert t_end - t0 >= 0.25
     assert rec["timed_runs"] > 3  # 3 x 10 ms would not reach 0.25 s
     assert rec["timed_s"] >= 0.25
     assert rec["timed_s"] == pytest.approx(rec["wall_s_per_batch"] * rec["timed_runs"])
-    assert calls[-1] - calls[1] >= 0.25 - 0.02  # timed calls span the minimum duration
+    assert t_end - calls[1] >= 0.25  # the timed calls (after the warm-up) span the minimum
     assert "NVML energy counter" in rec["method"] and "0.25 s" in rec["method"]
     # the counter advanced at 50 W over the metered block (a little longer than the runs)
     per_batch_j = rec["energy_j_per_inference"] * 4
