@@ -23,7 +23,7 @@ import numpy as np
 from snn2hw.common.errors import GraphError
 from snn2hw.common.readout import decide
 from snn2hw.quant.bounds import check_graph
-from snn2hw.quant.qgraph import QGraph
+from snn2hw.quant.qgraph import QGraph, max_delay
 
 __all__ = [
     "PreparingBackend",
@@ -34,7 +34,9 @@ __all__ = [
     "UnsupportedFormatsError",
     "UnsupportedNodeError",
     "check_int64_formats",
+    "FEATURES",
     "check_node_kinds",
+    "graph_features",
 ]
 
 Traces = dict[str, np.ndarray]
@@ -250,9 +252,35 @@ class UnsupportedNodeError(GraphError):
     """A graph holds a node kind the chosen backend does not execute."""
 
 
-def check_node_kinds(graph: QGraph, backend: str, kinds: Iterable[str]) -> None:
-    """Refuse, before any work, a graph with a node whose kind ``backend`` does not execute:
-    :class:`UnsupportedNodeError` naming the node, its kind and the backend."""
+FEATURES = ("delay", "multi_spike")
+"""Optional parts of docs/qgraph.md a backend declares it executes: synaptic delays and
+multi-spike (graded) LIF output."""
+
+
+def graph_features(graph: QGraph) -> dict[str, str]:
+    """The optional features ``graph`` uses, each with the first node that uses it."""
+    used: dict[str, str] = {}
+    for name, node in graph.nodes.items():
+        if max_delay(node) > 0:
+            used.setdefault("delay", name)
+        if int(getattr(node, "max_spikes", 1)) > 1:
+            used.setdefault("multi_spike", name)
+    return used
+
+
+def check_node_kinds(graph: QGraph, backend: str, kinds: Iterable[str],
+                     features: Iterable[str] = ()) -> None:
+    """Refuse, before any work, a graph with a node whose kind ``backend`` does not execute,
+    or that uses an optional feature (:data:`FEATURES`) the backend does not declare:
+    :class:`UnsupportedNodeError` naming the node, its kind or feature and the backend."""
+    have = frozenset(features)
+    for feature, name in graph_features(graph).items():
+        if feature not in have:
+            what = {"delay": "synaptic delays", "multi_spike": "multi-spike output"}[feature]
+            raise UnsupportedNodeError(
+                f"node '{name}' uses {what}, which backend '{backend}' does not execute; "
+                "use a backend that does (snn2hw backends) or a graph without them"
+            )
     allowed = frozenset(kinds)
     for name, node in graph.nodes.items():
         kind = str(getattr(node, "kind", type(node).__name__))
@@ -300,7 +328,9 @@ class Backend(Protocol):
     """An integer backend: an independent execution of docs/qgraph.md.
 
     ``name``: registry name; ``node_kinds``: the qgraph node kinds it executes (a graph
-    with any other kind is refused up front); ``records_state``: can return ``u``/``v``
+    with any other kind is refused up front); ``features``: the optional parts of
+    docs/qgraph.md it executes (:data:`FEATURES`; a graph using another is refused);
+    ``records_state``: can return ``u``/``v``
     (a backend without it ignores ``record_state`` and returns ``u = v = None``);
     ``uses_device``: honours ``device`` (the others always run on the CPU);
     ``counts_activity``: fills :attr:`SimResult.counters`; ``splits_batches``: a caller
@@ -310,6 +340,7 @@ class Backend(Protocol):
 
     name: str
     node_kinds: frozenset[str]
+    features: frozenset[str]
     records_state: bool
     uses_device: bool
     counts_activity: bool
@@ -335,6 +366,8 @@ class Backend(Protocol):
 class PreparingBackend:
     """Shared glue of the backend classes: ``run`` is ``prepare`` then one run. Only the
     plumbing is shared; each backend's arithmetic stays its own (docs/qgraph.md)."""
+
+    features: frozenset[str] = frozenset()
 
     def prepare(self, graph: QGraph, device: str = "cpu") -> PreparedRun:
         raise NotImplementedError

@@ -510,7 +510,7 @@ class EventBackend(PreparingBackend):
     splits_batches = True
 
     def prepare(self, graph: QGraph, device: str = "cpu") -> _Prepared:
-        check_node_kinds(graph, self.name, self.node_kinds)
+        check_node_kinds(graph, self.name, self.node_kinds, self.features)
         _check_formats(graph)
         return _Prepared(graph)
 

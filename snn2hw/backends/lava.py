@@ -472,7 +472,7 @@ class LavaBackend(PreparingBackend):
     splits_batches = False
 
     def prepare(self, graph: QGraph, device: str = "cpu") -> LavaNetwork:
-        check_node_kinds(graph, self.name, self.node_kinds)
+        check_node_kinds(graph, self.name, self.node_kinds, self.features)
         check_formats(graph)
         return LavaNetwork(graph)
 

@@ -208,7 +208,7 @@ class OnnxBackend(PreparingBackend):
     splits_batches = False
 
     def prepare(self, graph: QGraph, device: str = "cpu") -> _Prepared:
-        check_node_kinds(graph, self.name, self.node_kinds)
+        check_node_kinds(graph, self.name, self.node_kinds, self.features)
         return _Prepared(graph)
 
 

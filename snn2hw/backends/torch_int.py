@@ -345,7 +345,7 @@ class TorchIntBackend(PreparingBackend):
     splits_batches = True
 
     def prepare(self, graph: QGraph, device: str = "cpu") -> TorchIntNetwork:
-        check_node_kinds(graph, self.name, self.node_kinds)
+        check_node_kinds(graph, self.name, self.node_kinds, self.features)
         return TorchIntNetwork(graph, device=device)
 
 

@@ -53,6 +53,7 @@ from snn2hw.quant.qgraph import (
     OutputNode,
     QGraph,
     SumPoolNode,
+    max_delay,
 )
 
 __all__ = [
@@ -388,6 +389,11 @@ def _check_kinds(graph: QGraph) -> None:
             raise GraphError(
                 f"ONNX export of node '{name}' ({kind}) is not supported; "
                 f"supported: {', '.join(SUPPORTED_KINDS)}"
+            )
+        if max_delay(node) > 0 or int(getattr(node, "max_spikes", 1)) > 1:
+            raise GraphError(
+                f"ONNX export of node '{name}' ({kind}): synaptic delays and multi-spike "
+                "output are not supported by the ONNX exporter yet"
             )
 
 

@@ -63,6 +63,7 @@ __all__ = [
     "SumPoolNode",
     "as_shape",
     "conv_out_size",
+    "max_delay",
     "node_in_shape",
     "node_out_shape",
 ]
@@ -115,6 +116,9 @@ class DenseNode:
     weight: np.ndarray
     weight_exp: int = 0
     num_weight_bits: int = 8
+    delay: int | np.ndarray = 0
+    """Extra steps on top of the one-step hop: an int for every synapse, or an int array of
+    ``weight``'s shape (per synapse); docs/qgraph.md "Synaptic delays"."""
     kind: str = "dense"
 
     @property
@@ -145,6 +149,8 @@ class ConvNode:
     padding: tuple[int, int] = (0, 0)
     dilation: tuple[int, int] = (1, 1)
     groups: int = 1
+    delay: int = 0
+    """Extra steps on top of the one-step hop, the same for every synapse of the node."""
     kind: str = "conv"
 
     @property
@@ -220,6 +226,9 @@ class LIFNode:
         s = v > (vth << 6)                                       # strict threshold
         v = 0 where s                                            # reset to 0; u is NOT reset
 
+    These are Loihi's rules; the graph's formats may choose ``>=`` and reset by subtraction,
+    and ``max_spikes > 1`` makes the output a count (docs/qgraph.md "Multi-spike output").
+
     The per-step decay factors are ``alpha = 1 - (du + 1)/4096`` and
     ``beta = 1 - dv/4096`` (:mod:`snn2hw.common.units`)."""
 
@@ -230,6 +239,9 @@ class LIFNode:
     vth: int
     bias_mant: np.ndarray
     bias_exp: np.ndarray
+    max_spikes: int = 1
+    """Largest payload one neuron emits per step: 1 is a binary spike; above 1 the neuron is
+    multi-spike (graded), docs/qgraph.md "Multi-spike output"."""
     kind: str = "lif"
 
 
@@ -270,3 +282,11 @@ def node_in_shape(node: Node) -> tuple[int, ...]:
     if isinstance(node, InputNode):
         return ()
     return node.in_shape
+
+
+def max_delay(node: Node) -> int:
+    """Largest synaptic delay ``node`` adds on top of the hop (0 for nodes without one)."""
+    d = getattr(node, "delay", 0)
+    if isinstance(d, np.ndarray):
+        return int(d.max()) if d.size else 0
+    return int(d)

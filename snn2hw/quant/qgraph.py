@@ -52,6 +52,7 @@ from snn2hw.quant.nodes import (
     OutputNode,
     SumPoolNode,
     as_shape,
+    max_delay,
     node_in_shape,
     node_out_shape,
 )
@@ -84,6 +85,7 @@ __all__ = [
     "QGraph",
     "SumPoolNode",
     "as_shape",
+    "max_delay",
     "node_in_shape",
     "node_out_shape",
 ]
@@ -162,17 +164,22 @@ class QGraph:
         return paths
 
     def depth(self) -> int:
-        """Longest feed-forward chain of hops from the input to any output (recurrent
-        edges ignored): the number of extra steps needed to flush the last frame."""
+        """Longest feed-forward chain of hops from the input to any output, counting
+        synaptic delays (recurrent edges ignored): the number of extra steps needed to flush
+        the last frame."""
         best: dict[str, int] = {}
         for name, node in self.nodes.items():  # nodes are in topological order
             if isinstance(node, InputNode):
                 best[name] = 0
                 continue
             preds = [p for p in self.predecessors(name) if p in best]
-            d = max((best[p] for p in preds), default=0)
+            d = max((best[p] for p in preds), default=0) + max_delay(node)
             best[name] = d + 1 if isinstance(node, LIFNode) else d
         return max((best[n.name] for n in self.output_nodes), default=max(best.values(), default=0))
+
+    def has_delays(self) -> bool:
+        """Whether any synaptic operator carries a non-zero delay."""
+        return any(max_delay(n) > 0 for n in self.nodes.values())
 
     def _reachable(self, start: str, goal: str) -> bool:
         """Whether ``goal`` can be reached from ``start`` along edges."""

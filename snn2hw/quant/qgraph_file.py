@@ -91,7 +91,10 @@ def _encode(g: QGraph) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
     for name, node in g.nodes.items():
         rec: dict[str, Any] = {}
         for key, val in vars(node).items():
-            if key in ARRAY_FIELDS.get(node.kind, ()):
+            # per-synapse delays are an array; a connection-wide delay stays a JSON int
+            as_array = key in ARRAY_FIELDS.get(node.kind, ()) or (
+                key == "delay" and isinstance(val, np.ndarray))
+            if as_array:
                 ref = f"{len(arrays):04d}_{name}.{key}"
                 arrays[ref] = np.ascontiguousarray(val, dtype=np.int64)
                 rec[key] = {"array": ref}

@@ -203,6 +203,30 @@ def _check_dense(node: DenseNode, bad: _Bad, f: _F) -> None:
                   "(formats.weight_mantissa_bits)")
     _check_weight_range(w, bad, f)
     _check_weight_exp(node, bad, f)
+    _check_delay(node.delay, w.shape, bad, f)
+
+
+def _check_delay(delay: Any, weight_shape: tuple[int, ...], bad: _Bad, f: _F) -> None:
+    """A delay is an int or (dense only) an int array of the weight's shape, each value in
+    ``0..formats.max_synaptic_delay`` (docs/qgraph.md "Synaptic delays")."""
+    if isinstance(delay, np.ndarray):
+        d = _int_array(delay, "delay", bad)
+        if d.shape != tuple(weight_shape):
+            raise bad(f"delay has shape {list(d.shape)}, expected the weight's "
+                      f"{list(weight_shape)}")
+    elif isinstance(delay, bool) or not isinstance(delay, (int, np.integer)):
+        raise bad(f"delay must be an integer or an integer array, got {type(delay).__name__}")
+    else:
+        d = np.asarray(int(delay))
+    if d.size == 0:
+        return
+    lo, hi = int(d.min()), int(d.max())
+    if lo < 0:
+        raise bad(f"delay {lo} is negative")
+    if hi > f.max_synaptic_delay:
+        where = ("the target has no synaptic delays" if f.max_synaptic_delay == 0
+                 else f"the target's limit is {f.max_synaptic_delay} (max_synaptic_delay)")
+        raise bad(f"delay {hi} exceeds what the target allows: {where}")
 
 
 def _check_conv(node: ConvNode, bad: _Bad, f: _F) -> None:
@@ -220,6 +244,7 @@ def _check_conv(node: ConvNode, bad: _Bad, f: _F) -> None:
         raise bad(f"C_out={w.shape[0]} not divisible by groups={node.groups}")
     _check_weight_range(w, bad, f)
     _check_weight_exp(node, bad, f)
+    _check_delay(node.delay, (), bad, f)
     if any(s <= 0 for s in node.out_shape):
         raise bad(f"output shape {list(node.out_shape)} is empty")
 
@@ -252,6 +277,24 @@ def _check_lif(node: LIFNode, bad: _Bad, f: _F) -> None:
         raise bad(
             f"bias_exp spans [{be.min()}, {be.max()}], outside {f.bias_exp_min}..{f.bias_exp_max}"
         )
+    _check_max_spikes(node, bad, f)
+
+
+def _check_max_spikes(node: LIFNode, bad: _Bad, f: _F) -> None:
+    """``max_spikes > 1`` (multi-spike output) needs graded messages wide enough for the
+    count and a threshold of at least 1 (the count divides by it)."""
+    n = node.max_spikes
+    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
+        raise bad(f"max_spikes must be an integer >= 1, got {n!r}")
+    if n == 1:
+        return
+    bits = int(n).bit_length()
+    if bits > f.max_message_bits:
+        raise bad(f"multi-spike output (max_spikes={n}) needs {bits}-bit graded spikes; the "
+                  f"target carries {f.max_message_bits} (max_message_bits): use a target "
+                  "with graded spikes (e.g. loihi2) or single spikes")
+    if node.vth < 1:
+        raise bad("multi-spike output needs vth >= 1")
 
 
 _KIND_CHECKS: dict[type, Callable[[Any, _Bad, _F], None]] = {
