@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import signal
 import sys
 from pathlib import Path
@@ -80,7 +81,11 @@ def _emit(data: dict[str, Any], as_json: bool, human: str) -> None:
 
 @click.group(cls=_Group)
 @click.version_option(package_name="snn2hw")
-def main() -> None:
+@click.option("--targets-dir", "targets_dirs", multiple=True,
+              type=click.Path(file_okay=False, exists=True),
+              help="A folder of user target files (*.toml), searched before the bundled "
+                   "ones; repeatable. Same as $SNN2HW_TARGETS_DIR.")
+def main(targets_dirs: tuple[str, ...] = ()) -> None:
     """snn2hw: train spiking networks, quantize them for neuromorphic chips, export to NIR,
     simulate bit-accurately and estimate energy.
 
@@ -89,6 +94,11 @@ def main() -> None:
       snn2hw train digits_lif
       snn2hw evaluate runs/digits_lif/best.pt
     """
+    if targets_dirs:  # ahead of the environment's folders; child processes inherit it
+        from snn2hw.chip.targets.files import TARGETS_ENV
+
+        old = [p for p in os.environ.get(TARGETS_ENV, "").split(os.pathsep) if p]
+        os.environ[TARGETS_ENV] = os.pathsep.join([*targets_dirs, *old])
 
 
 @main.command()
@@ -172,7 +182,8 @@ def evaluate(checkpoint, device, samples, split, data_dir, trust_pickle, as_json
     )
     lines = [f"accuracy {res.accuracy:.4f} on {res.num_samples} {split} samples "
              f"(one sample = {100 / max(res.num_samples, 1):.2f} pp)"]
-    lines += [f"  layer {k}: {v:.4f} spikes/neuron/step" for k, v in res.rates.items()]
+    lines += [f"  {res.layers.get(k, f'layer {k}')}: {v:.4f} spikes/neuron/step"
+              for k, v in res.rates.items()]
     _emit(res.to_dict(), as_json, "\n".join(lines))
 
 
@@ -274,9 +285,11 @@ def export(
 @click.option("--lr", type=click.FloatRange(min=0, min_open=True), default=None,
               help="Default: 0.2 x the training lr.")
 @click.option("--device", type=DEVICE, default="auto")
+@click.option("--trust-pickle", is_flag=True, help="Allow unpickling (only for files you trust).")
 @click.option("--json", "as_json", is_flag=True)
 @click.option("--quiet", is_flag=True)
-def finetune(checkpoint, target, out_path, epochs, lr, device, as_json, quiet) -> None:
+def finetune(checkpoint, target, out_path, epochs, lr, device, trust_pickle, as_json,
+             quiet) -> None:
     """Quantization-aware fine-tuning toward the target's integer arithmetic.
 
     Reports float, PTQ and QAT accuracy (torch integer mode on the exported graph).
@@ -289,6 +302,7 @@ def finetune(checkpoint, target, out_path, epochs, lr, device, as_json, quiet) -
 
     res = run_finetune(
         checkpoint, target, out_path, epochs=epochs, lr=lr, device=device, progress=not quiet,
+        trust_pickle=trust_pickle,
     )
     _emit(
         res.to_dict(),
@@ -402,7 +416,8 @@ def energy(artifact, targets_, samples, measure, device, out_dir, as_json) -> No
 
 @main.command()
 @click.argument("artifact", type=click.Path())
-@artifact_out_option("Folder for report/ (default: next to the artifact).")
+@artifact_out_option("Folder for report/ (default: next to the artifact); a folder named "
+                     "report is used as it is.")
 @click.option("--target", "targets_", multiple=True, default=("loihi", "loihi2"), show_default=True)
 @click.option("--samples", type=POSITIVE, default=50, show_default=True)
 def report(artifact, out_dir, targets_, samples) -> None:
@@ -457,6 +472,27 @@ def demo(out_dir, device) -> None:
     from snn2hw.pipeline.demo import run_demo
 
     run_demo(Path(out_dir), device=device)
+
+
+@main.command("install-lava")
+@click.option("--dry-run", is_flag=True, help="Print the pip commands instead of running them.")
+def install_lava(dry_run) -> None:
+    """Install lava-nc 0.10.0 into this Python (it declares python<3.11, so plain pip and
+    the snn2hw[lava] extra cannot; docs/lava.md "Version and installation").
+
+    \b
+    Example:
+      snn2hw install-lava
+    """
+    import shlex
+    import subprocess
+
+    from snn2hw.compat.lava_install import install_commands
+
+    for cmd in install_commands():
+        click.echo(shlex.join(cmd))
+        if not dry_run and subprocess.run(cmd).returncode != 0:
+            raise Snn2hwError(f"`{shlex.join(cmd)}` failed; see pip's message above")
 
 
 if __name__ == "__main__":  # pragma: no cover

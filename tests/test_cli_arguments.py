@@ -53,3 +53,22 @@ def test_train_json_is_parseable_while_progress_is_shown(tmp_path):
     assert r.exit_code == 0, r.output
     data = json.loads(r.stdout)  # progress lines went to stderr
     assert data["test"]["split"] == "test" and "epoch 1/1" in r.stderr
+
+
+class _Evil:
+    def __reduce__(self):
+        return (print, ("unpickled",))
+
+
+@pytest.mark.parametrize("args", [["evaluate", "{}"], ["export", "{}", "--target", "loihi"],
+                                  ["finetune", "{}", "-o", "out.pt"]])
+def test_the_trust_pickle_hint_names_a_flag_the_command_has(args, tmp_path, monkeypatch):
+    import torch
+
+    monkeypatch.chdir(tmp_path)
+    torch.save({"payload": _Evil()}, tmp_path / "evil.pt")
+    r = CliRunner().invoke(main, [a.format("evil.pt") for a in args])
+    assert r.exit_code == 1 and "--trust-pickle" in r.output, r.output
+    assert "unpickled" not in r.output
+    help_text = CliRunner().invoke(main, [args[0], "--help"]).output
+    assert "--trust-pickle" in help_text

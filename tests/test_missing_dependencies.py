@@ -36,7 +36,8 @@ def test_lava_missing_is_one_line_with_the_install_command(tmp_path, monkeypatch
                                   "--inputs", str(tmp_path / "x.npy")])
     assert r.exit_code == 1, r.output
     lines = [ln for ln in r.output.splitlines() if ln.strip()]
-    assert len(lines) == 1 and "Lava is not installed" in lines[0] and "pip install" in lines[0]
+    assert len(lines) == 1 and "Lava is not installed" in lines[0]
+    assert "snn2hw install-lava" in lines[0]
     assert "Traceback" not in r.output
 
 

@@ -28,8 +28,8 @@ from snn2hw.common.errors import MissingDependencyError
 
 PATCHED_MODULE = "lava.magma.compiler.var_model"
 INSTALL_HINT = (
-    "Lava is not installed: run `make setup` (or `pip install --no-deps "
-    "--ignore-requires-python lava-nc==0.10.0 'networkx<=2.8.7' 'asteval>=0.9.31,<0.10'`)."
+    "Lava is not installed: run `snn2hw install-lava` (lava-nc 0.10.0 needs pip's "
+    "--no-deps --ignore-requires-python on Python 3.11; `make setup` does it too)."
 )
 
 

@@ -21,7 +21,12 @@ from snn2hw.common.errors import DatasetError
 from snn2hw.common.readout import accuracy, classify
 from snn2hw.common.tables import markdown_table
 from snn2hw.common.units import DEFAULT_DT
-from snn2hw.pipeline.samples import SampleSpec, load_samples
+from snn2hw.pipeline.samples import (
+    SampleSpec,
+    bundle_sample_files,
+    load_samples,
+    resolve_sample_files,
+)
 from snn2hw.quant.inputs import infer_input_format
 
 FLOAT_EVAL_SAMPLES = 2000  # test samples for the float accuracy in the export report
@@ -95,13 +100,16 @@ def export(
         nir_path = out / f"{source.stem}.nir"
         _remove_previous_export(out, source.stem)
         src = _read_source(source, nir_path, dt, convention, spec, trust_pickle)
+        # inputs/labels files travel with the artifact: metadata names the copies in `out`
+        stored_spec = bundle_sample_files(src.spec, out, source.stem)
+        src.spec = resolve_sample_files(stored_spec, out)
         net = NIRNet(src.graph, src.dt, src.convention, reset=reset).eval()
         fmt, calib, rec = _calibrate(net, src.spec, calib_samples)
         neurons = net.discrete_neurons()
         qres = _quantize(src, net, neurons, rec, fmt, calib, tgt, {
             "source": str(source), "nir_file": nir_path.name, "nir_sha256": file_sha256(nir_path),
             "convention": src.convention.name,
-            "reset": reset, "samples": src.spec.to_dict(), "input_format": fmt.to_dict(),
+            "reset": reset, "samples": stored_spec.to_dict(), "input_format": fmt.to_dict(),
             "notes": src.notes,
         })
         calib_check = _integer_rates(qres.graph, calib.ints, rec, neurons)
@@ -116,7 +124,7 @@ def export(
             "convention": src.convention.name,
             "assumptions": src.notes + qres.notes,
             "input_format": fmt.to_dict(),
-            "samples": src.spec.to_dict(),
+            "samples": stored_spec.to_dict(),
             "float_accuracy": float_acc,
             "float_rates": rates,
             "quantization": qres.to_dict(),

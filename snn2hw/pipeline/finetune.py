@@ -7,13 +7,15 @@ and run in torch integer mode on the test split.
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 from typing import Any
 
 from snn2hw.training.qat import finetune as _train_finetune
 
 
-def integer_accuracy(ckpt_path: Path, target: str, samples: int | None = None) -> float:
+def integer_accuracy(ckpt_path: Path, target: str, samples: int | None = None,
+                     trust_pickle: bool = False) -> float:
     """Export ``ckpt_path`` for ``target`` and measure torch-int accuracy on the test split
     (the PTQ and QAT figures of :func:`finetune`)."""
     import tempfile
@@ -24,7 +26,7 @@ def integer_accuracy(ckpt_path: Path, target: str, samples: int | None = None) -
     from snn2hw.quant.qgraph import QGraph
 
     with tempfile.TemporaryDirectory() as tmp:
-        g = QGraph.load(export(ckpt_path, target, tmp).qgraph_path)
+        g = QGraph.load(export(ckpt_path, target, tmp, trust_pickle=trust_pickle).qgraph_path)
     smp = graph_samples(g, samples)
     run = run_backend("torch-int", g, smp.ints)
     if smp.labels is None:
@@ -40,7 +42,9 @@ def finetune(checkpoint: str | Path, target: str, out_path: str | Path,
     from snn2hw.quant.bounds import limits_from_formats
 
     tgt = load_target(target)  # the grid QAT trains on is the one export quantizes to
-    kwargs.setdefault("integer_accuracy", integer_accuracy)
+    trust = bool(kwargs.get("trust_pickle", False))
+    kwargs.setdefault("integer_accuracy",
+                      functools.partial(integer_accuracy, trust_pickle=trust))
     kwargs.setdefault("formats", tgt.number_formats)
     kwargs.setdefault("chip_limits", limits_from_formats(tgt.raw.get("formats", {})))
     return _train_finetune(checkpoint, target, out_path, **kwargs)

@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from snn2hw.common.atomic_io import atomic_path, file_sha256
 from snn2hw.common.errors import DatasetError
 from snn2hw.nn.encoders import SAMPLE_ENCODER_SEED
 from snn2hw.quant.inputs import InputFormat, to_chip
@@ -35,6 +36,10 @@ class SampleSpec:
     num_steps: int = 8
     inputs_file: str | None = None  # .npy with frames [T, B, *shape] (time-major)
     labels_file: str | None = None
+    # In an artifact both files are copies inside its folder, named by file name and hash
+    # (bundle_sample_files), so the artifact reads the same samples from any directory.
+    inputs_sha256: str | None = None
+    labels_sha256: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -62,6 +67,63 @@ def spec_from_options(
         inputs_file=inputs_file,
         labels_file=labels_file,
     )
+
+
+_SAMPLE_FILES = (("inputs_file", "inputs_sha256", "inputs"), ("labels_file", "labels_sha256",
+                                                                 "labels"))
+
+
+def bundle_sample_files(spec: SampleSpec, folder: Path, stem: str) -> SampleSpec:
+    """Copy ``spec``'s inputs/labels files into ``folder`` (``<stem>.inputs.npy``,
+    ``<stem>.labels.npy``, written atomically) and return the spec an artifact stores: plain
+    file names and their SHA-256, so simulate/compare find them relative to the artifact
+    whatever their working directory."""
+    out = SampleSpec.from_dict(spec.to_dict())
+    for key, sha_key, tag in _SAMPLE_FILES:
+        src = getattr(spec, key)
+        if not src:
+            continue
+        src_path = Path(src)
+        if not src_path.is_file():
+            raise DatasetError(f"{tag} file not found: {src_path}")
+        name = f"{stem}.{tag}.npy"
+        dst = folder / name
+        if src_path.resolve() != dst.resolve():
+            with atomic_path(dst) as tmp:
+                tmp.write_bytes(src_path.read_bytes())
+        setattr(out, key, name)
+        setattr(out, sha_key, file_sha256(dst))
+    return out
+
+
+def resolve_sample_files(spec: SampleSpec, folder: Path | None) -> SampleSpec:
+    """The spec an artifact stored, with its sample files resolved inside ``folder`` (the
+    artifact's folder). Metadata never makes us read elsewhere: a name with a folder part
+    or ``..``, a missing folder or a file whose SHA-256 differs is refused (pass the file
+    on the command line with --inputs instead)."""
+    out = SampleSpec.from_dict(spec.to_dict())
+    for key, sha_key, tag in _SAMPLE_FILES:
+        name = getattr(spec, key)
+        if not name:
+            continue
+        if Path(name).name != name or name in (".", ".."):
+            raise DatasetError(
+                f"the quantized graph names its {tag} file as {name!r}, outside its own "
+                "folder; re-export it, or pass the file with --inputs"
+            )
+        if folder is None:
+            raise DatasetError(f"the {tag} file {name!r} is read from the quantized graph's "
+                               "folder, which is unknown for a graph not loaded from a file")
+        path = Path(folder) / name
+        if not path.is_file():
+            raise DatasetError(f"{path}: the {tag} file recorded by the export is missing; "
+                               "copy it next to the .qgraph or re-run `snn2hw export`")
+        want = getattr(spec, sha_key)
+        if want and file_sha256(path) != want:
+            raise DatasetError(f"{path} is not the {tag} file this graph was exported with "
+                               "(SHA-256 differs); re-run `snn2hw export`")
+        setattr(out, key, str(path))
+    return out
 
 
 @dataclass

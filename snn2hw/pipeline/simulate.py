@@ -21,7 +21,13 @@ from snn2hw.backends import registry
 from snn2hw.backends.base import SimResult
 from snn2hw.common.errors import ResourceError, Snn2hwError
 from snn2hw.common.readout import classify
-from snn2hw.pipeline.samples import Samples, SampleSpec, float_frames, load_samples
+from snn2hw.pipeline.samples import (
+    Samples,
+    SampleSpec,
+    float_frames,
+    load_samples,
+    resolve_sample_files,
+)
 from snn2hw.quant.inputs import InputFormat, check_integer_frames
 from snn2hw.quant.qgraph import QGraph
 
@@ -98,7 +104,7 @@ def graph_samples(graph: QGraph, n: int | None, split: str = "test") -> Samples:
     meta = graph.metadata
     if "samples" not in meta or "input_format" not in meta:
         raise Snn2hwError("this quantized graph records no input samples; pass --inputs FRAMES.npy")
-    spec = SampleSpec.from_dict(meta["samples"])
+    spec = resolve_sample_files(SampleSpec.from_dict(meta["samples"]), graph.folder)
     return load_samples(spec, InputFormat.from_dict(meta["input_format"]), split, n)
 
 

@@ -110,6 +110,9 @@ class QGraph:
     num_steps: int
     metadata: dict[str, Any] = field(default_factory=dict)
     formats: NumberFormats = LOIHI_FORMATS
+    folder: Path | None = field(default=None, compare=False, repr=False)
+    """The folder the graph was loaded from (not stored): files its metadata names (the NIR
+    file, recorded inputs) are read from there and nowhere else."""
 
     # ----- topology helpers -------------------------------------------------------------
     def predecessors(self, name: str) -> list[str]:

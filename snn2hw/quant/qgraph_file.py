@@ -142,6 +142,7 @@ def load_qgraph(path: str | Path, cls: type[QGraph] | None = None) -> QGraph:
                 num_steps=int(header["num_steps"]),
                 metadata=dict(header.get("metadata", {})),
                 formats=_decode_formats(header, path),
+                folder=path.resolve().parent,
             )
     except GraphError:
         raise

@@ -354,8 +354,10 @@ def write_report(
     sample: int = 0,
 ) -> Path:
     """Write ``<out_dir>/report/index.html`` and ``README.md`` (+ PNG plots); return the path
-    of ``index.html``. Every input is optional; missing ones give a "not run" section."""
-    out = Path(out_dir) / "report"
+    of ``index.html``. An ``out_dir`` already named ``report`` is used as it is (``-o
+    report/`` means that folder, not ``report/report/``). Every input is optional; missing
+    ones give a "not run" section."""
+    out = Path(out_dir) if Path(out_dir).name == "report" else Path(out_dir) / "report"
     out.mkdir(parents=True, exist_ok=True)
     exp, why_exp = _read_json(export_json, "export")
     cmp_, why_cmp = _read_json(compare_json, "backend comparison")

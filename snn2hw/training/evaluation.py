@@ -70,6 +70,9 @@ class EvalResult:
     rates: dict[str, float] = field(default_factory=dict)  # mean spikes / neuron / step
     loss: float = float("nan")
     split: str = "test"  # which split the numbers come from: "val" or "test" (or "train")
+    # per key of ``rates``: the layer as the config and the NIR export name it
+    # ("layers.3", the neuron kind and its size), so users can find it
+    layers: dict[str, str] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -80,6 +83,7 @@ class EvalResult:
             "binomial_se": binomial_se(self.accuracy, self.num_samples),
             "spikes_per_sample": self.spikes_per_sample,
             "rates": self.rates,
+            "layers": self.layers,
             "loss": self.loss,
         }
 
@@ -107,6 +111,7 @@ def evaluate(
     preds: list[np.ndarray] = []
     total, spikes, loss_sum = 0, 0.0, 0.0
     rate_sum: dict[str, float] = {}
+    sizes: dict[str, int] = {}
     for i in range(0, len(x), batch_size):
         xb = torch.from_numpy(x[i : i + batch_size]).to(device)
         yb = torch.from_numpy(y[i : i + batch_size]).to(device)
@@ -114,6 +119,7 @@ def evaluate(
         preds.append(classify(out).cpu().numpy())
         total += len(yb)
         for name, s in rec.items():
+            sizes[name] = int(np.prod(s.shape[2:]))
             rate_sum[name] = rate_sum.get(name, 0.0) + float(s.mean()) * len(yb)
             spikes += float(s.sum())
         if loss_kind:
@@ -126,7 +132,17 @@ def evaluate(
         rates={k: v / n for k, v in rate_sum.items()},
         loss=loss_sum / n if loss_kind else float("nan"),
         split=split,
+        layers=layer_labels(model, sizes),
     )
+
+
+def layer_labels(model: SpikingNet, sizes: dict[str, int]) -> dict[str, str]:
+    """A readable label for each neuron layer ``model(record=True)`` reports (by its key):
+    its path in the model (the ``snn2hw_layer`` the NIR export records), neuron kind and
+    number of neurons (``sizes``)."""
+    kinds = {name: layer.describe()["kind"] for name, layer in model.layers.named_children()
+             if name in sizes}
+    return {k: f"layers.{k} ({kinds.get(k, 'neuron')}, {n} neurons)" for k, n in sizes.items()}
 
 
 def evaluate_checkpoint(

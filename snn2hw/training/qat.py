@@ -131,13 +131,15 @@ def finetune(
     integer_accuracy: IntegerAccuracy | None = None,
     formats: NumberFormats | None = None,
     chip_limits: ChipLimits | None = None,
+    trust_pickle: bool = False,
 ) -> FinetuneResult:
     """Fine-tune ``ckpt_path`` for ``target`` and write the result to ``out_path``; report
     float accuracy and, with ``integer_accuracy``, PTQ and QAT integer accuracy — all three
     on the same first ``int_eval_samples`` test samples, measured once each after the
     epochs (float and PTQ on ``ckpt_path``, QAT on ``out_path``). ``formats`` and
     ``chip_limits``: the target's number formats and chip limits, so the grid QAT trains
-    on is the one export will quantize to (the caller reads them from the target file)."""
+    on is the one export will quantize to (the caller reads them from the target file).
+    ``trust_pickle``: allow unpickling ``ckpt_path`` (only for files you trust)."""
     t0 = time.monotonic()
     if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1:
         raise ConfigError(f"finetune: epochs must be an integer >= 1, got {epochs!r}")
@@ -147,7 +149,7 @@ def finetune(
         raise ConfigError(f"finetune: int_eval_samples must be >= 1, got {int_eval_samples!r}")
     ckpt_path = Path(ckpt_path)
     out_path = check_output_path(out_path, "fine-tuned checkpoint")  # before any work
-    job = _load_job(ckpt_path, device)
+    job = _load_job(ckpt_path, device, trust_pickle)
     lr = float(lr or job.cfg["train"]["lr"]) * 0.2
     opt = torch.optim.Adam([p for p in job.model.parameters() if p.requires_grad], lr=lr)
     rule = LossRule(job.cfg["train"]["loss"], job.cfg["train"]["loss_options"])
@@ -172,9 +174,9 @@ def finetune(
                           time.monotonic() - t0, ckpt_path, len(y))
 
 
-def _load_job(ckpt_path: Path, device: str) -> _Job:
+def _load_job(ckpt_path: Path, device: str, trust_pickle: bool = False) -> _Job:
     """Checkpoint, config, seeding, model and data, in the seeded order of a QAT run."""
-    ck = load_checkpoint(ckpt_path)
+    ck = load_checkpoint(ckpt_path, trust_pickle=trust_pickle)
     cfg = validate_config(ck.config or {"model": {"layers": ck.arch["layers"]}}, str(ckpt_path))
     seed = int(cfg["experiment"]["seed"])
     seed_everything(seed)

@@ -323,3 +323,23 @@ def test_resource_model_uses_the_formats_weight_bits(tmp_path: Path) -> None:
     path = broken_copy(tmp_path, "weight_mantissa_bits = 8", "weight_mantissa_bits = 4")
     t = load_target(path)
     assert t.bits_per_synapse == 4 + 10 and t.resources.bits_per_synapse == 18
+
+
+def test_cli_targets_dir_option_adds_user_target_files(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from click.testing import CliRunner
+
+    from snn2hw.cli import main
+
+    monkeypatch.setenv(targets_mod.TARGETS_ENV, "")  # restored after the test, like the CLI's
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    broken_copy(mine, 'name = "loihi"', 'name = "mychip"', "mychip.toml")
+    without = CliRunner().invoke(main, ["targets"])
+    assert "mychip" not in without.output
+    with_dir = CliRunner().invoke(main, ["--targets-dir", str(mine), "targets"])
+    assert with_dir.exit_code == 0, with_dir.output
+    assert "mychip" in with_dir.output
+    missing = CliRunner().invoke(main, ["--targets-dir", str(tmp_path / "absent"), "targets"])
+    assert missing.exit_code == 2 and "does not exist" in missing.output

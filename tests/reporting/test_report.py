@@ -162,3 +162,10 @@ def test_corrupt_json_is_an_error(tmp_path) -> None:
     bad.write_text("{not json")
     with pytest.raises(Snn2hwError, match="compare.json"):
         write_report(tmp_path, compare_json=bad)
+
+
+def test_an_output_folder_named_report_is_not_nested(tmp_path) -> None:
+    path = write_report(tmp_path / "report")
+    assert path == tmp_path / "report" / "index.html"
+    assert not (tmp_path / "report" / "report").exists()
+    assert write_report(tmp_path / "elsewhere") == tmp_path / "elsewhere" / "report" / "index.html"

@@ -84,6 +84,9 @@ def test_cli_train_then_evaluate_reports_accuracy_and_layer_rates(tmp_path):
     ev = json.loads(r.output)
     assert ev["accuracy"] == pytest.approx(out["test"]["accuracy"])
     assert set(ev["rates"]) == {"2", "4"}
+    assert ev["layers"]["2"].startswith("layers.2 (") and "neurons)" in ev["layers"]["2"]
+    r = runner.invoke(main, ["evaluate", out["best_checkpoint"], "--device", "cpu"])
+    assert "  layers.4 (" in r.output and "layer 4:" not in r.output
 
 
 def test_cli_errors_are_one_line_with_nonzero_exit(tmp_path):
