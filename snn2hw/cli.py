@@ -85,7 +85,9 @@ def _emit(data: dict[str, Any], as_json: bool, human: str) -> None:
               type=click.Path(file_okay=False, exists=True),
               help="A folder of user target files (*.toml), searched before the bundled "
                    "ones; repeatable. Same as $SNN2HW_TARGETS_DIR.")
-def main(targets_dirs: tuple[str, ...] = ()) -> None:
+@click.option("--threads", type=click.IntRange(min=1), default=None,
+              help="CPU threads for torch (default: the cores this process may use).")
+def main(targets_dirs: tuple[str, ...] = (), threads: int | None = None) -> None:
     """snn2hw: train spiking networks, quantize them for neuromorphic chips, export to NIR,
     simulate bit-accurately and estimate energy.
 
@@ -94,6 +96,9 @@ def main(targets_dirs: tuple[str, ...] = ()) -> None:
       snn2hw train digits_lif
       snn2hw evaluate runs/digits_lif/best.pt
     """
+    from snn2hw.common.threads import configure_threads
+
+    configure_threads(threads)  # deliberate: the cores we may use, not torch's guess
     if targets_dirs:  # ahead of the environment's folders; child processes inherit it
         from snn2hw.chip.targets.files import TARGETS_ENV
 

@@ -65,7 +65,7 @@ def saved(tmp_path_factory) -> tuple[str, np.ndarray]:
     x = fixed_inputs()
     np.save(d / "frames.npy", x)
     g = fixed_graph()
-    g.metadata = {"samples": SampleSpec(inputs_file=str(d / "frames.npy")).to_dict(),
+    g.metadata = {"samples": SampleSpec(inputs_file="frames.npy").to_dict(),
                   "input_format": InputFormat(0, 1.0).to_dict()}
     g.save(d / "fixed.qgraph")
     return str(d / "fixed.qgraph"), x
@@ -205,7 +205,7 @@ def _conv_graph() -> tuple[QGraph, np.ndarray]:
 def test_compare_names_the_neuron_of_a_multi_dimensional_layer(tmp_path, monkeypatch):
     """A conv layer: the flat neuron index and its (channel, y, x) index."""
     g, x = _conv_graph()
-    g.metadata = {"samples": SampleSpec(inputs_file=str(tmp_path / "x.npy")).to_dict(),
+    g.metadata = {"samples": SampleSpec(inputs_file="x.npy").to_dict(),
                   "input_format": InputFormat(0, 1.0).to_dict()}
     np.save(tmp_path / "x.npy", x)
     g.save(tmp_path / "c.qgraph")

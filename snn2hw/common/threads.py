@@ -1,0 +1,62 @@
+"""CPU thread policy: how many threads, and how idle OpenMP threads wait.
+
+Why: torch's OpenMP threads spin-wait between parallel regions by default. A time-stepped
+SNN run issues thousands of small parallel regions, so when another process holds one of
+the cores, each region waits for a descheduled spinner: on a 2-core machine with one busy
+neighbour a 100-step LIF loop took 10.2 s with 2 threads against 0.36 s with 1
+(benchmarks/bench_threads.py). With ``OMP_WAIT_POLICY=PASSIVE`` idle threads sleep
+instead, and the same run takes 0.8 s: a busy machine then slows a run in proportion to
+the cores it lost, not 10-50x.
+
+The wait policy is read once, when the OpenMP runtime loads (at ``import torch``), so
+:func:`prefer_passive_wait` runs when :mod:`snn2hw` is imported, and only sets what the
+user has not set. A program that imports torch before snn2hw keeps torch's default; it can
+set ``OMP_WAIT_POLICY=PASSIVE`` itself. :func:`configure_threads` sets the thread counts
+(default: the cores this process may run on, from its CPU affinity); the CLI's
+``--threads`` calls it.
+
+May import: the standard library; torch lazily. Nothing else of snn2hw.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+PASSIVE_WAIT = {"OMP_WAIT_POLICY": "PASSIVE"}
+"""Environment defaults applied before torch loads (a value the user set is kept)."""
+
+
+def prefer_passive_wait() -> bool:
+    """Default ``OMP_WAIT_POLICY`` to ``PASSIVE`` unless set; True when it still takes
+    effect (torch not imported yet)."""
+    for key, value in PASSIVE_WAIT.items():
+        os.environ.setdefault(key, value)
+    return "torch" not in sys.modules
+
+
+def available_cores() -> int:
+    """Cores this process may run on (its CPU affinity; ``os.cpu_count()`` where the
+    platform has no affinity)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):
+        return max(1, os.cpu_count() or 1)
+
+
+def configure_threads(threads: int | None = None) -> int:
+    """Use ``threads`` CPU threads for torch (default: :func:`available_cores`, unless the
+    user set ``OMP_NUM_THREADS``) and return the number. Before torch is imported this sets
+    ``OMP_NUM_THREADS`` (so importing torch stays lazy); after, ``torch.set_num_threads``."""
+    if threads is None:
+        env = os.environ.get("OMP_NUM_THREADS", "")
+        n = int(env) if env.isdigit() and int(env) > 0 else available_cores()
+    else:
+        n = int(threads)
+    if n < 1:
+        raise ValueError(f"threads must be >= 1, got {n}")
+    if "torch" in sys.modules:
+        sys.modules["torch"].set_num_threads(n)
+    else:
+        os.environ["OMP_NUM_THREADS"] = str(n)
+    return n

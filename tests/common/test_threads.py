@@ -1,0 +1,66 @@
+"""The CPU thread policy: passive OpenMP waiting set before torch loads, thread counts
+chosen from the process's CPU affinity or --threads."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pytest
+import torch
+from click.testing import CliRunner
+
+from snn2hw.cli import main
+from snn2hw.common.threads import available_cores, configure_threads
+
+
+def _run(code: str, **env: str) -> str:
+    full = {k: v for k, v in os.environ.items() if k not in ("OMP_WAIT_POLICY", "OMP_NUM_THREADS")}
+    full.update(env)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         env=full, timeout=120)
+    assert out.returncode == 0, out.stderr
+    return out.stdout.strip()
+
+
+def test_importing_snn2hw_makes_openmp_wait_passively_before_torch_loads():
+    assert _run("import snn2hw, os, sys; print(os.environ['OMP_WAIT_POLICY'], "
+                "'torch' in sys.modules)") == "PASSIVE False"
+
+
+def test_a_wait_policy_the_user_chose_is_kept():
+    assert _run("import snn2hw, os; print(os.environ['OMP_WAIT_POLICY'])",
+                OMP_WAIT_POLICY="ACTIVE") == "ACTIVE"
+
+
+def test_cli_threads_reach_torch_when_it_loads_later():
+    code = ("from click.testing import CliRunner; from snn2hw.cli import main; "
+            "r = CliRunner().invoke(main, ['--threads', '1', 'targets']); "
+            "import torch; print(r.exit_code, torch.get_num_threads())")
+    assert _run(code) == "0 1"
+
+
+def test_default_threads_follow_the_cpu_affinity_not_the_machine():
+    if not hasattr(os, "sched_getaffinity"):
+        pytest.skip("this platform has no CPU affinity")
+    code = ("import os; os.sched_setaffinity(0, {min(os.sched_getaffinity(0))}); "
+            "from snn2hw.common.threads import configure_threads; n = configure_threads(); "
+            "import torch; print(n, torch.get_num_threads())")
+    assert _run(code) == "1 1"
+
+
+def test_threads_after_torch_is_loaded_use_set_num_threads():
+    before = torch.get_num_threads()
+    try:
+        assert configure_threads(1) == 1 and torch.get_num_threads() == 1
+    finally:
+        torch.set_num_threads(before)
+    assert available_cores() >= 1
+    with pytest.raises(ValueError):
+        configure_threads(0)
+
+
+def test_cli_refuses_zero_threads():
+    r = CliRunner().invoke(main, ["--threads", "0", "targets"])
+    assert r.exit_code == 2 and "Invalid value" in r.output
