@@ -16,7 +16,8 @@ from snn2hw.common.threads import available_cores, configure_threads
 
 
 def _run(code: str, **env: str) -> str:
-    full = {k: v for k, v in os.environ.items() if k not in ("OMP_WAIT_POLICY", "OMP_NUM_THREADS")}
+    full = {k: v for k, v in os.environ.items()
+            if k not in ("OMP_WAIT_POLICY", "OMP_NUM_THREADS", "NUMBA_THREADING_LAYER")}
     full.update(env)
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          env=full, timeout=120)
@@ -27,6 +28,17 @@ def _run(code: str, **env: str) -> str:
 def test_importing_snn2hw_makes_openmp_wait_passively_before_torch_loads():
     assert _run("import snn2hw, os, sys; print(os.environ['OMP_WAIT_POLICY'], "
                 "'torch' in sys.modules)") == "PASSIVE False"
+
+
+def test_fused_lif_loads_one_openmp_runtime_not_two():
+    code = ("import snn2hw, torch; from snn2hw.nn.fused import lif_multistep; "
+            "x = torch.randn(4, 2, 8, requires_grad=True); "
+            "lif_multistep(x, alpha=0.5, beta=0.9, vth=1.0).sum().backward(); "
+            "import numba; libs = {l.split()[-1] for l in open('/proc/self/maps') "
+            "if 'libgomp' in l or 'libiomp' in l}; print(numba.threading_layer(), len(libs))")
+    if not os.path.exists("/proc/self/maps"):
+        pytest.skip("needs /proc to list loaded libraries")
+    assert _run(code) == "workqueue 1"
 
 
 def test_a_wait_policy_the_user_chose_is_kept():

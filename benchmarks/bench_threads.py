@@ -1,0 +1,115 @@
+"""How much a busy machine slows snn2hw's runs, under torch's default OpenMP wait policy
+and under snn2hw's (idle threads sleep: ``OMP_WAIT_POLICY=PASSIVE``, snn2hw/common/threads.py).
+
+    .venv/bin/python benchmarks/bench_threads.py [--rounds 3] [--json out.json]
+
+Workloads (each in a fresh process, so the policy is read when torch loads):
+``lif_loop`` a 100-step two-layer LIF loop in float torch (784-1024-1024, batch 64, 5 %
+input activity; the shape of training/float-path inference), and ``torch_int`` the torch
+integer backend on a 784-1024-10 quantized MLP (batch 64, 100 frames). Each runs with 1
+and with all available threads, alone and beside one CPU-bound competing process; the
+table gives the median of ``--rounds`` rounds and the slowdown against the same run alone.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+
+WORKLOADS = {
+    "lif_loop": """
+import torch
+x = (torch.rand(100, 64, 784, generator=torch.Generator().manual_seed(0)) < 0.05).float()
+w = torch.randn(1024, 784) * 0.1; w2 = torch.randn(1024, 1024) * 0.1
+def work():
+    v = torch.zeros(64, 1024); v2 = torch.zeros(64, 1024)
+    for t in range(100):
+        v = v * 0.9 + x[t] @ w.T
+        s = (v > 1.0).float(); v = v * (1 - s)
+        v2 = v2 * 0.9 + s @ w2.T
+        s2 = (v2 > 1.0).float(); v2 = v2 * (1 - s2)
+""",
+    "torch_int": """
+import numpy as np
+from snn2hw.quant.qgraph import DenseNode, InputNode, LIFNode, OutputNode, QGraph
+from snn2hw.backends import registry
+rng = np.random.default_rng(0)
+def lif(name, n, vth):
+    z = np.zeros(n, dtype=np.int64)
+    return LIFNode(name, (n,), du=4095, dv=410, vth=vth, bias_mant=z, bias_exp=z.copy())
+nodes = [InputNode("input", (784,)), DenseNode("fc1", rng.integers(-60, 80, (1024, 784)) * 2),
+         lif("lif1", 1024, 300), DenseNode("fc2", rng.integers(-60, 80, (10, 1024)) * 2),
+         lif("lif2", 10, 600), OutputNode("output", (10,))]
+edges = [("input", "fc1"), ("fc1", "lif1"), ("lif1", "fc2"), ("fc2", "lif2"),
+         ("lif2", "output")]
+g = QGraph({n.name: n for n in nodes}, edges, 1e-3, "loihi", 100).validate()
+x = (rng.random((100, 64, 784)) < 0.05).astype(np.int64)
+backend = registry.get("torch-int")
+def work():
+    backend.run(g, x)
+""",
+}
+
+TIMER = """
+import time, torch
+{setup}
+torch.set_num_threads({threads})
+work()
+t = time.perf_counter(); work(); print(time.perf_counter() - t)
+"""
+
+
+def run_once(workload: str, threads: int, policy: str) -> float:
+    """Seconds of one timed call, in a fresh interpreter (the policy is read at load)."""
+    env = {k: v for k, v in os.environ.items() if k not in ("OMP_WAIT_POLICY",
+                                                             "OMP_NUM_THREADS")}
+    code = TIMER.format(setup=WORKLOADS[workload], threads=threads)
+    if policy == "snn2hw":
+        code = "import snn2hw\n" + code  # sets OMP_WAIT_POLICY=PASSIVE before torch loads
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         env=env, timeout=600, check=True)
+    return float(out.stdout.strip().splitlines()[-1])
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--json", default=None)
+    args = ap.parse_args()
+    from snn2hw.common.threads import available_cores
+
+    cores = available_cores()
+    rows = []
+    for workload in WORKLOADS:
+        for threads in sorted({1, cores}):
+            for policy in ("torch default", "snn2hw"):
+                times: dict[str, list[float]] = {"alone": [], "busy": []}
+                for _ in range(args.rounds):  # interleaved: load drifts over a run
+                    times["alone"].append(run_once(workload, threads, policy))
+                    hog = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+                    try:
+                        time.sleep(0.5)
+                        times["busy"].append(run_once(workload, threads, policy))
+                    finally:
+                        hog.kill()
+                        hog.wait()
+                alone = statistics.median(times["alone"])
+                busy = statistics.median(times["busy"])
+                rows.append({"workload": workload, "threads": threads, "policy": policy,
+                             "alone_s": alone, "busy_s": busy, "slowdown": busy / alone})
+                print(f"{workload:10s} threads={threads} {policy:14s} alone {alone:7.3f} s  "
+                      f"beside a busy process {busy:7.3f} s  slowdown {busy / alone:5.1f}x",
+                      flush=True)
+    print(f"cores available: {cores}; load average at the end: {os.getloadavg()}")
+    if args.json:
+        with open(args.json, "w", encoding="utf-8") as fh:
+            json.dump({"cores": cores, "rounds": args.rounds, "rows": rows}, fh, indent=2)
+
+
+if __name__ == "__main__":
+    main()
