@@ -27,10 +27,11 @@ weight-1 synapse). An event is a neuron (or input) with a non-zero output in a s
 whatever its payload (docs/qgraph.md "Multi-spike output"); ``spike_counts`` counts
 events. Synaptic events are counted at the step they are processed (when the spike
 occurs, also for delayed synapses: that is when the synapse is read); ``peak_fanin``
-counts the events arriving at a neuron in one step (after their delay). A path made only of flattens (or of nothing) is an identity connection:
-each non-zero value is one weight-1 event. Events of every weighted operator on a path are
-attributed to the LIF the path ends in (so ``lif -> sumpool -> conv -> lif`` counts the
-pooling events and the conv events).
+counts the events arriving at a neuron in one step (after their delay). A path made
+only of flattens (or of nothing) is an identity connection: each non-zero value is one
+weight-1 event. Events of every weighted operator on a path are attributed to the LIF the
+path ends in (so ``lif -> sumpool -> conv -> lif`` counts the pooling events and the conv
+events).
 
 Module layout: the prepared operators, the plan, the time loop and the registry entry
 :data:`BACKEND` (about 500 lines: they share private types); the numba kernels live in
