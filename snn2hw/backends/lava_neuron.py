@@ -18,7 +18,8 @@ reset_offset`` (the first step of every sample), before integrating that step's 
 Importing this module imports Lava (through :func:`snn2hw.compat.lava_py311.import_lava`,
 which installs the Python 3.11 import fix first); the Lava backend imports it lazily. Lava
 gets the model through ``exception_proc_model_map`` of the run configuration
-(:func:`model_map`), not by scanning this folder. May import: numpy, lava, ``snn2hw.compat``, ``snn2hw.common``.
+(:func:`model_map`), not by scanning this folder. May import: numpy, lava,
+``snn2hw.compat``, ``snn2hw.common``.
 """
 
 from __future__ import annotations
