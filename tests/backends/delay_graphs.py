@@ -201,14 +201,15 @@ def assert_reference(g: QGraph, x: np.ndarray, res, num_steps: int | None = None
 
 
 # ----- the graphs of the tests (each pins one rule; the Lava tests rerun them) ------------
-def mixed_delays() -> tuple[QGraph, np.ndarray]:
+def mixed_delays(weight_exp: int = -1) -> tuple[QGraph, np.ndarray]:
     """in(2) -> fc (W = [[3, 5], [10, 20]], D = [[0, 1], [0, 2]], weight_exp -1) -> l.
 
     Sample 0: input 1 at frame 0, input 0 at frame 1: both products of row 0 arrive at step
     2, so a[2] = (3 + 5) >> 1 = 4 (separate shifts would give 1 + 2 = 3). Row 1 sees
     10 at step 2 (frame 1 + 1) and 20 at step 3 (frame 0 + 1 + 2): (10 >> 1) = 5, 10.
     Sample 1: nothing, then both inputs at frame 2."""
-    g = make([InputNode("in", (2,)), dense("fc", [[3, 5], [10, 20]], -1, [[0, 1], [0, 2]]),
+    g = make([InputNode("in", (2,)),
+              dense("fc", [[3, 5], [10, 20]], weight_exp, [[0, 1], [0, 2]]),
               lif("l", 2)], [("in", "fc"), ("fc", "l")], num_steps=3)
     return g, frames(3, 2, 2, {(0, 0): [1], (1, 0): [0], (2, 1): [0, 1]})
 
@@ -225,7 +226,7 @@ def conv_delay() -> tuple[QGraph, np.ndarray]:
     return g, x
 
 
-def chained_delays() -> tuple[QGraph, np.ndarray]:
+def chained_delays(f3_delay=((0, 3), (0, 0), (0, 0))) -> tuple[QGraph, np.ndarray]:
     """Two paths into l, each a chain of delayed operators:
     in(2) -> f1 (delay 1) -> f2 (delay 2) -> l: frame 0 arrives at 0 + 1 + 3 = step 4;
     in(2) -> conv 1x1 (delay 1) -> flatten -> f3 (delay [[0, 3]]) -> l: input 0 at step
@@ -233,8 +234,9 @@ def chained_delays() -> tuple[QGraph, np.ndarray]:
     conv = ConvNode("c", np.full((1, 1, 1, 1), 2, np.int64), (1, 1, 2), delay=1)
     nodes = [InputNode("in", (1, 1, 2)), FlattenNode("fl0", (1, 1, 2)),
              dense("f1", [[1, 2], [3, 4]], 0, 1), dense("f2", [[1, 0], [0, 1], [1, 1]], 1, 2),
-             conv, FlattenNode("fl", (1, 1, 2)), dense("f3", [[5, 7], [0, 0], [0, 0]], 0,
-                                                        [[0, 3], [0, 0], [0, 0]]),
+             conv, FlattenNode("fl", (1, 1, 2)),
+             dense("f3", [[5, 7], [0, 0], [0, 0]], 0,
+                   f3_delay if isinstance(f3_delay, int) else np.array(f3_delay)),
              lif("l", 3)]
     edges = [("in", "fl0"), ("fl0", "f1"), ("f1", "f2"), ("f2", "l"), ("in", "c"), ("c", "fl"),
              ("fl", "f3"), ("f3", "l")]
