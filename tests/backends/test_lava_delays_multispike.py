@@ -135,3 +135,21 @@ def test_default_run_length_covers_delays():
              [("in", "fc"), ("fc", "l")], num_steps=1)
     res = same(g, np.ones((1, 1, 1), np.int64))
     assert res.spikes["l"].shape[0] == 7 and res.spikes["l"][6, 0, 0] == 1
+
+
+def test_unproven_int32_bound_is_checked_at_the_delayed_arrival_step():
+    """1100 inputs x 255 can exceed |a| <= 2^18, so the run's activations are recomputed
+    after it (no Lava run needed here): with delay 3, frame 2 arrives at step 6, outside
+    a 5-step run (accepted), frame 0 at step 4 (refused)."""
+    g = make([InputNode("in", (1100,)), dense("fc", np.full((1, 1100), 255), 0, 3),
+              lif("l", 1)], [("in", "fc"), ("fc", "l")], num_steps=5)
+    net = lava_backend.LavaNetwork(g)
+    assert not net.lifs[0].proven
+    silent = {"l": np.zeros((5, 1, 1), np.uint8)}
+    late = np.zeros((5, 1, 1100), np.int64)
+    late[2] = 1
+    net._verify_unproven(late, silent, 5)  # arrives after the run: nothing to check
+    early = np.zeros_like(late)
+    early[0] = 1
+    with pytest.raises(GraphError, match=r"node 'l'.*280500 > 2\^18"):
+        net._verify_unproven(early, silent, 5)
