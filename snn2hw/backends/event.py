@@ -44,7 +44,7 @@ lava, onnx), pipeline, chip, training, reporting or cli.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -642,3 +642,16 @@ def warmup() -> None:
     x = np.ones((2, 2, 1, 4, 4), dtype=np.int64)
     x[:, 1] = 3
     run(g, x, record_state=True)
+    # the delay ring kernels and a multi-spike LIF (formats allowing both)
+    fmt = replace(LOIHI_FORMATS, max_synaptic_delay=3, max_message_bits=8)
+    z = np.zeros(2, dtype=np.int64)
+    nodes2: dict[str, Any] = {
+        "in": InputNode("in", (2,)),
+        "fc": DenseNode("fc", np.full((2, 2), 64, np.int64), delay=np.array([[0, 1], [2, 3]])),
+        "l": LIFNode("l", (2,), du=4095, dv=0, vth=1, bias_mant=z, bias_exp=z.copy(),
+                     max_spikes=3),
+        "out": OutputNode("out", (2,)),
+    }
+    g2 = QGraph(nodes2, [("in", "fc"), ("fc", "l"), ("l", "out")], dt=1e-3, target="loihi2",
+                num_steps=2, formats=fmt)
+    run(g2, np.ones((2, 1, 2), dtype=np.int64), record_state=True)
