@@ -6,16 +6,32 @@ processed as events: each one touches only its fan-out (one column of a dense ma
 output positions of a conv or pooling window it reaches); every neuron then takes the LIF
 step. All arithmetic is int64 and exact.
 
-Timing (docs/qgraph.md "Topology and timing"): at step n every LIF integrates
-``a = sum over its synapse paths P of apply_ops(P, out[source(P)][n-1])`` (0 at n = 0), so
-each path costs exactly one step; all LIFs update simultaneously from step n-1 outputs.
+Timing (docs/qgraph.md "Topology and timing", "Synaptic delays"): at step n every LIF
+integrates ``a = sum over its synapse paths P of apply_ops(P, out[source(P)][n-1-d])``
+(0 before step 0), where ``d`` is the path's total delay; all LIFs update simultaneously
+from earlier outputs. Each weighted operator with a delay keeps a circular buffer of the
+input pending for each of its next ``delay + 1`` arrival steps (per neuron and sample):
+an event is scattered into the slot of its arrival step when it occurs, and at every step
+the slot of that step is read and cleared. A ``dense`` with per-synapse delays buffers the
+unshifted products and floor-shifts each arrival step's sum once (one accumulator per
+neuron); a uniform delay buffers the finished operator output (the same values, since the
+operator is time-invariant).
+
+Multi-spike LIF nodes (``max_spikes > 1``) emit their count as a graded payload, which
+the synaptic kernels multiply like any graded input. ``spikes`` in the result holds that
+payload (uint8 while ``max_spikes <= 255``, wider beyond).
 
 Activity counters (for the energy model): a synaptic event is one (event, synapse) pair
 processed by a weighted operator (dense, conv, sumpool; a pooling window membership is a
-weight-1 synapse). A path made only of flattens (or of nothing) is an identity connection:
-each non-zero value is one weight-1 event. Events of every weighted operator on a path are
-attributed to the LIF the path ends in (so ``lif -> sumpool -> conv -> lif`` counts the
-pooling events and the conv events).
+weight-1 synapse). An event is a neuron (or input) with a non-zero output in a step,
+whatever its payload (docs/qgraph.md "Multi-spike output"); ``spike_counts`` counts
+events. Synaptic events are counted at the step they are processed (when the spike
+occurs, also for delayed synapses: that is when the synapse is read); ``peak_fanin``
+counts the events arriving at a neuron in one step (after their delay). A path made
+only of flattens (or of nothing) is an identity connection: each non-zero value is one
+weight-1 event. Events of every weighted operator on a path are attributed to the LIF the
+path ends in (so ``lif -> sumpool -> conv -> lif`` counts the pooling events and the conv
+events).
 
 Module layout: the prepared operators, the plan, the time loop and the registry entry
 :data:`BACKEND` (about 500 lines: they share private types); the numba kernels live in
@@ -28,7 +44,7 @@ lava, onnx), pipeline, chip, training, reporting or cli.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -117,19 +133,39 @@ def _taps(size: int, size_out: int, k: int, stride: int, pad: int, dil: int):
 
 
 class _Op:
-    """A prepared weighted synaptic operator with its per-batch output buffers."""
+    """A prepared weighted synaptic operator with its per-batch output buffers.
+
+    ``delay`` (uniform over the operator): its output of step t is computed from its input
+    of step ``t - delay``. The output buffers form a ring of ``delay + 1`` slots (arrival
+    steps); :meth:`apply` writes this step's result into the slot of its arrival step and
+    exposes the slot of the current step as ``out``/``cnt``."""
 
     size_out: int
     macs: int
+    delay: int = 0
 
     def alloc(self, batch: int) -> None:
-        self.out = np.zeros((batch, self.size_out), dtype=np.int64)
-        self.cnt = np.zeros((batch, self.size_out), dtype=np.int64)
+        depth = self.delay + 1
+        self.ring = np.zeros((depth, batch, self.size_out), dtype=np.int64)
+        self.cring = np.zeros((depth, batch, self.size_out), dtype=np.int64)
+        self.out = self.ring[0]
+        self.cnt = self.cring[0]
 
-    def apply(self, x: np.ndarray, need_cnt: bool) -> tuple[int, int]:
-        """Apply to the flat values ``x`` ``[B, size_in]`` of the previous step: fill
-        ``self.out`` (and the fan-in counts ``self.cnt`` when ``need_cnt``) and return
-        ``(synops over non-zero weights, structural synops)`` summed over the batch."""
+    def apply(self, x: np.ndarray, need_cnt: bool, t: int) -> tuple[int, int]:
+        """Apply at step ``t`` to the flat values ``x`` ``[B, size_in]`` this step reads:
+        set ``self.out`` (and the fan-in counts ``self.cnt`` when ``need_cnt``) to the
+        values arriving at step t and return ``(synops over non-zero weights, structural
+        synops)`` of the events processed now, summed over the batch."""
+        depth = self.delay + 1
+        slot = (t + self.delay) % depth
+        res = self._apply(x, need_cnt, self.ring[slot], self.cring[slot])
+        self.out = self.ring[t % depth]
+        self.cnt = self.cring[t % depth]
+        return res
+
+    def _apply(self, x: np.ndarray, need_cnt: bool, out: np.ndarray,
+               cnt: np.ndarray) -> tuple[int, int]:
+        """The operator without delay: fill ``out`` (and ``cnt``) from ``x``."""
         raise NotImplementedError
 
 
@@ -140,6 +176,7 @@ class _DenseOp(_Op):
         self.size_out = n_out
         self.macs = n_out * n_in
         self.weight_exp = int(node.weight_exp)
+        self.delay = _uniform_delay(node.delay)
         # W'^T [N_in, N_out] int16: one event's fan-out is one contiguous row.
         self.wt, self.nnz_col = K.dense_prepare(
             w, int(node.num_weight_bits), f.weight_mantissa_bits, *f.weight_range_mixed,
@@ -150,16 +187,64 @@ class _DenseOp(_Op):
         if not self.columns:
             self.ptr, self.idx, self.val = K.csr_rows(self.wt, True)
 
-    def apply(self, x: np.ndarray, need_cnt: bool) -> tuple[int, int]:
+    def _apply(self, x: np.ndarray, need_cnt: bool, out: np.ndarray,
+               cnt: np.ndarray) -> tuple[int, int]:
         if self.columns:
             syn, n_ev = K.dense_columns(
-                x, self.wt, self.nnz_col, self.weight_exp, need_cnt, self.out, self.cnt
+                x, self.wt, self.nnz_col, self.weight_exp, need_cnt, out, cnt
             )
         else:
             syn, n_ev = K.dense_csr(
-                x, self.ptr, self.idx, self.val, self.weight_exp, need_cnt, self.out, self.cnt
+                x, self.ptr, self.idx, self.val, self.weight_exp, need_cnt, out, cnt
             )
         return int(syn), int(n_ev) * self.size_out  # every structural synapse of a column
+
+
+def _uniform_delay(delay: Any) -> int:
+    """The one delay of every synapse (an int, or an array holding one value)."""
+    d = np.asarray(delay, dtype=np.int64)
+    return int(d.flat[0]) if d.size else 0
+
+
+def _has_mixed_delays(delay: Any) -> bool:
+    d = np.asarray(delay, dtype=np.int64)
+    return d.size > 0 and int(d.min()) != int(d.max())
+
+
+class _DelayDenseOp(_Op):
+    """A dense operator whose synapses have different delays: a ring of unshifted
+    per-arrival-step sums (one accumulator per neuron), shifted once when read."""
+
+    def __init__(self, node: DenseNode, f: NumberFormats) -> None:
+        w = np.ascontiguousarray(node.weight, dtype=np.int64)
+        n_out, n_in = w.shape
+        self.size_out = n_out
+        self.macs = n_out * n_in
+        self.weight_exp = int(node.weight_exp)
+        wt, _ = K.dense_prepare(
+            w, int(node.num_weight_bits), f.weight_mantissa_bits, *f.weight_range_mixed,
+            *f.weight_range_excitatory, *f.weight_range_inhibitory, int(f.mixed_sign_lsb_loss))
+        dt = np.asarray(node.delay, dtype=np.int64).T  # [N_in, N_out] like wt
+        cols, rows = np.nonzero(wt)  # row-major: grouped by input column j
+        self.ptr = np.zeros(n_in + 1, dtype=np.int64)
+        np.cumsum(np.bincount(cols, minlength=n_in), out=self.ptr[1:])
+        self.idx = rows.astype(np.int64)
+        self.val = wt[cols, rows].astype(np.int64)
+        self.dly = dt[cols, rows].astype(np.int64)
+        self.depth = int(dt.max()) + 1
+
+    def alloc(self, batch: int) -> None:
+        self.ring = np.zeros((self.depth, batch, self.size_out), dtype=np.int64)
+        self.cring = np.zeros((self.depth, batch, self.size_out), dtype=np.int64)
+        self.out = np.zeros((batch, self.size_out), dtype=np.int64)
+        self.cnt = np.zeros((batch, self.size_out), dtype=np.int64)
+
+    def apply(self, x: np.ndarray, need_cnt: bool, t: int) -> tuple[int, int]:
+        syn, n_ev = K.dense_delay_scatter(x, self.ptr, self.idx, self.val, self.dly, t,
+                                          self.ring, self.cring, need_cnt)
+        K.ring_emit(self.ring, self.cring, t % self.depth, self.weight_exp, need_cnt,
+                    self.out, self.cnt)
+        return int(syn), int(n_ev) * self.size_out
 
 
 class _ConvOp(_Op):
@@ -173,6 +258,7 @@ class _ConvOp(_Op):
         self.size_out = c_out * h_out * w_out
         self.macs = c_out * h_out * w_out * cig * kh * kw
         self.weight_exp = int(node.weight_exp)
+        self.delay = int(node.delay)
         self.geom = np.array([c, h, wd, c_out, h_out, w_out, cig, cog, kh, kw], dtype=np.int64)
         # [C_in/g, kH, kW, C_out] flattened: the output channels of one tap are contiguous
         self.wt = _small_int(w.transpose(1, 2, 3, 0)).ravel()
@@ -187,12 +273,13 @@ class _ConvOp(_Op):
         self.acc_t = np.zeros(h_out * w_out * c_out, dtype=np.int64)  # channels last
         self.cnt_t = np.zeros(h_out * w_out * c_out, dtype=np.int64)
 
-    def apply(self, x: np.ndarray, need_cnt: bool) -> tuple[int, int]:
+    def _apply(self, x: np.ndarray, need_cnt: bool, out: np.ndarray,
+               cnt: np.ndarray) -> tuple[int, int]:
         yp, yk, yo = self.ytaps
         xp, xk, xo = self.xtaps
         syn, syn_all = K.conv_scatter(
             x, self.geom, self.wt, self.wpk, self.wbound, self.nnzg, yp, yk, yo, xp, xk, xo,
-            self.weight_exp, need_cnt, self.acc_t, self.cnt_t, self.out, self.cnt,
+            self.weight_exp, need_cnt, self.acc_t, self.cnt_t, out, cnt,
         )
         return int(syn), int(syn_all)
 
@@ -209,10 +296,10 @@ class _PoolOp(_Op):
         xp, _, xo = _taps(w, w_out, kw, node.stride[1], node.padding[1], 1)
         self.taps = (yp, yo, xp, xo)
 
-    def apply(self, x: np.ndarray, need_cnt: bool) -> tuple[int, int]:
+    def _apply(self, x: np.ndarray, need_cnt: bool, out: np.ndarray,
+               cnt: np.ndarray) -> tuple[int, int]:
         yp, yo, xp, xo = self.taps
-        syn, syn_all = K.sumpool_scatter(x, self.geom, yp, yo, xp, xo, need_cnt, self.out,
-                                         self.cnt)
+        syn, syn_all = K.sumpool_scatter(x, self.geom, yp, yo, xp, xo, need_cnt, out, cnt)
         return int(syn), int(syn_all)
 
 
@@ -223,8 +310,9 @@ class _IdentityOp(_Op):
         self.size_out = size
         self.macs = size
 
-    def apply(self, x: np.ndarray, need_cnt: bool) -> tuple[int, int]:
-        syn, syn_all = K.identity_scatter(x, self.out, self.cnt)
+    def _apply(self, x: np.ndarray, need_cnt: bool, out: np.ndarray,
+               cnt: np.ndarray) -> tuple[int, int]:
+        syn, syn_all = K.identity_scatter(x, out, cnt)
         return int(syn), int(syn_all)
 
 
@@ -295,6 +383,8 @@ class _Plan:
     @staticmethod
     def _prepare(node: Any, f: NumberFormats) -> _Op:
         if isinstance(node, DenseNode):
+            if _has_mixed_delays(node.delay):
+                return _DelayDenseOp(node, f)
             return _DenseOp(node, f)
         if isinstance(node, ConvNode):
             return _ConvOp(node)
@@ -393,12 +483,17 @@ def run(
         lead = (batch,) if steps is None else (steps, batch)
         return {L.node.name: np.zeros((*lead, L.size), dtype=dtype) for L in lifs}
 
+    def payload_dtype(node: LIFNode) -> type:
+        m = int(node.max_spikes)
+        return np.uint8 if m <= 0xFF else np.uint16 if m <= 0xFFFF else np.uint32
+
     # Source outputs of the previous step (what this step's synapses read), flat [B, size].
     in_buf = np.zeros((batch, plan.sources[plan.input.name]), dtype=np.int64)
     prev = per_lif(None)
     prev[plan.input.name] = in_buf
     cur, u, v, a_sum, c_sum = (per_lif(None) for _ in range(5))
-    spikes = per_lif(n_steps, np.uint8)
+    spikes = {L.node.name: np.zeros((n_steps, batch, L.size), dtype=payload_dtype(L.node))
+              for L in lifs}
     u_rec = per_lif(n_steps) if record_state else None
     v_rec = per_lif(n_steps) if record_state else None
     synops, synops_dense, updates, counts = (
@@ -409,18 +504,19 @@ def run(
     ops, op_input, need_cnt = plan.ops, plan.op_input, plan.need_cnt
     memo: dict[str, tuple[int, int]] = {}
 
-    def evaluate(key: str) -> tuple[int, int]:
-        """Apply operator ``key`` to the previous step's values (memoized within a step)."""
+    def evaluate(key: str, n: int) -> tuple[int, int]:
+        """Apply operator ``key`` at step ``n`` to the previous step's values (memoized
+        within a step: every operator advances its delay ring exactly once per step)."""
         hit = memo.get(key)
         if hit is not None:
             return hit
         src = op_input[key]
         if src in ops:  # the output of the previous weighted operator on the path
-            evaluate(src)
+            evaluate(src, n)
             x = ops[src].out
         else:  # a source: its output of step n-1
             x = prev[src]
-        res = ops[key].apply(x, key in need_cnt)
+        res = ops[key].apply(x, key in need_cnt, n)
         memo[key] = res
         return res
 
@@ -435,7 +531,7 @@ def run(
             name = L.node.name
             syn = syn_all = 0
             for key in L.path_ops:
-                s, s_all = evaluate(key)
+                s, s_all = evaluate(key, n)
                 syn += s
                 syn_all += s_all
             if len(L.terms) == 1:
@@ -449,8 +545,8 @@ def run(
                     c += ops[t].cnt
             nd = L.node
             n_spk, n_act, pk = K.lif_step(
-                a, c, u[name], v[name], L.bias, int(nd.du), int(nd.dv), int(nd.vth), cur[name],
-                spikes[name][n], *rules,
+                a, c, u[name], v[name], L.bias, int(nd.du), int(nd.dv), int(nd.vth),
+                int(nd.max_spikes), cur[name], spikes[name][n], *rules,
             )
             synops[name][n] = syn
             synops_dense[name][n] = syn_all
@@ -504,6 +600,7 @@ class EventBackend(PreparingBackend):
 
     name = "event"
     node_kinds = NODE_KINDS
+    features = frozenset({"delay", "multi_spike"})
     records_state = True
     uses_device = False
     counts_activity = True
@@ -545,3 +642,16 @@ def warmup() -> None:
     x = np.ones((2, 2, 1, 4, 4), dtype=np.int64)
     x[:, 1] = 3
     run(g, x, record_state=True)
+    # the delay ring kernels and a multi-spike LIF (formats allowing both)
+    fmt = replace(LOIHI_FORMATS, max_synaptic_delay=3, max_message_bits=8)
+    z = np.zeros(2, dtype=np.int64)
+    nodes2: dict[str, Any] = {
+        "in": InputNode("in", (2,)),
+        "fc": DenseNode("fc", np.full((2, 2), 64, np.int64), delay=np.array([[0, 1], [2, 3]])),
+        "l": LIFNode("l", (2,), du=4095, dv=0, vth=1, bias_mant=z, bias_exp=z.copy(),
+                     max_spikes=3),
+        "out": OutputNode("out", (2,)),
+    }
+    g2 = QGraph(nodes2, [("in", "fc"), ("fc", "l"), ("l", "out")], dt=1e-3, target="loihi2",
+                num_steps=2, formats=fmt)
+    run(g2, np.ones((2, 1, 2), dtype=np.int64), record_state=True)

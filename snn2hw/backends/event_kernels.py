@@ -291,13 +291,17 @@ def identity_scatter(x, out, cnt):
 
 
 @_jit
-def lif_step(a, cnt, u, v, bias, du, dv, vth, spk, rec, sh, db, u_bits, u_sat, v_bits, v_sat,
-             ge, sub):
-    """One LIF step for ``[B, N]`` neurons, docs/qgraph.md "LIF step".
+def lif_step(a, cnt, u, v, bias, du, dv, vth, max_spikes, spk, rec, sh, db, u_bits, u_sat,
+             v_bits, v_sat, ge, sub):
+    """One LIF step for ``[B, N]`` neurons, docs/qgraph.md "LIF step" and "Multi-spike
+    output".
 
     ``a``: summed activation; ``cnt``: fan-in event counts (for ``peak_fanin``); ``u``,
     ``v`` updated in place; ``bias = bias_mant << bias_exp``. Writes spikes to ``spk``
-    (int64, read by the next step's synapses) and ``rec`` (uint8 record).
+    (int64, read by the next step's synapses) and ``rec`` (the record). With
+    ``max_spikes > 1`` the output is the number of thresholds crossed, capped at
+    ``max_spikes`` (a graded payload), and ``v`` loses that many thresholds ("subtract")
+    or is zeroed ("zero").
     The graph's number formats (Loihi in brackets): ``sh`` activation shift (6), ``db``
     decay bits (12), ``u_bits``/``v_bits`` (24), ``u_sat``/``v_sat`` saturate instead of
     wrap (False/True), ``ge`` spike on ``>=`` instead of ``>`` (False), ``sub`` subtract
@@ -354,18 +358,66 @@ def lif_step(a, cnt, u, v, bias, du, dv, vth, spk, rec, sh, db, u_bits, u_sat, v
                 if vi <= -v_hi:
                     vi += v_span
             # s = v > (vth << sh) (or >=); reset of v only: to 0, or minus the threshold
-            if vi > th or (ge and vi == th):
-                spk[b, i] = 1
-                rec[b, i] = 1
-                vi = vi - th if sub else 0
-                n_spk += 1
-            else:
-                spk[b, i] = 0
-                rec[b, i] = 0
+            if max_spikes == 1:
+                k = 1 if (vi > th or (ge and vi == th)) else 0
+            elif ge:  # n = min(max_spikes, floor(v / TH)) where v >= TH (TH >= 1 here)
+                k = min(max_spikes, vi // th) if vi >= th else 0
+            else:  # n = min(max_spikes, floor((v - 1) / TH)) where v > TH
+                k = min(max_spikes, (vi - 1) // th) if vi > th else 0
+            spk[b, i] = k
+            rec[b, i] = k
+            if k > 0:
+                vi = vi - k * th if sub else 0
+                n_spk += 1  # one event per neuron and step, whatever its payload
             u[b, i] = ui
             v[b, i] = vi
     return n_spk, n_act, peak
 
+
+
+@_jit
+def dense_delay_scatter(x, ptr, idx, val, dly, t, ring, cring, need_cnt):
+    """Dense synapses with per-synapse delays (docs/qgraph.md "Synaptic delays"), event
+    driven: each event ``x_j`` of this step adds ``W'[i, j] * x_j`` into the pending input
+    of neuron i for arrival step ``t + D[i, j]``, i.e. ring slot ``(t + D[i, j]) % L``.
+    ``ptr/idx/val/dly``: CSR by input column of the non-zero ``W'`` with each synapse's
+    delay. The sum is NOT shifted here: :func:`ring_emit` floor-shifts the whole pending sum
+    of an arrival step once. Returns ``(synops over non-zero weights, events)``."""
+    nb, n_in = x.shape
+    depth = ring.shape[0]
+    syn = 0
+    n_ev = 0
+    for b in range(nb):
+        for j in range(n_in):
+            xj = x[b, j]
+            if xj == 0:
+                continue
+            n_ev += 1
+            k0 = ptr[j]
+            k1 = ptr[j + 1]
+            syn += k1 - k0
+            for k in range(k0, k1):
+                slot = (t + dly[k]) % depth
+                i = idx[k]
+                ring[slot, b, i] += xj * val[k]
+                if need_cnt:
+                    cring[slot, b, i] += 1
+    return syn, n_ev
+
+
+@_jit
+def ring_emit(ring, cring, slot, weight_exp, need_cnt, out, cnt):
+    """The pending input of arrival step ``slot``: ``out = shift(ring[slot], weight_exp)``
+    (one floor shift of the sum of every product arriving now), ``cnt`` its fan-in count;
+    the slot is cleared for the arrival step ``depth`` steps later."""
+    nb, n = out.shape
+    for b in range(nb):
+        for i in range(n):
+            out[b, i] = _shift(ring[slot, b, i], weight_exp)
+            ring[slot, b, i] = 0
+            if need_cnt:
+                cnt[b, i] = cring[slot, b, i]
+                cring[slot, b, i] = 0
 
 
 @_jit

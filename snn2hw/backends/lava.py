@@ -9,7 +9,10 @@ Lowering (one Lava *connection* per synapse path, so every path costs exactly on
 
 * each LIF node -> ``LIFReset`` (the bit-accurate ``LIF`` model plus a state reset at the
   first step of every sample), with a flat shape ``(prod(shape),)``: C-order flattening is
-  then free and Flatten nodes vanish;
+  then free and Flatten nodes vanish. A LIF node that needs rules Lava's LIF lacks (reset
+  by subtraction, ``>=``, ``max_spikes > 1``: programmable neurons such as Loihi 2's) ->
+  snn2hw's own fixed-point process :class:`snn2hw.backends.lava_neuron.SnnLif`, which
+  sends its spike count as a graded spike;
 * a path ``source -> [flatten...] -> dense -> [flatten...]`` -> Lava ``Dense`` with the
   node's *raw* weights, ``weight_exp`` and ``num_weight_bits``: Lava itself applies the
   sign-mode clip and truncation, so the tests check the docs' rule against Lava's;
@@ -21,6 +24,12 @@ Lowering (one Lava *connection* per synapse path, so every path costs exactly on
   base-256 digit matrices when no floor shift follows). A composition that would change
   the arithmetic (a floor shift or a possible 24-bit wrap in the middle of a path, a wrap
   at its end, weights that cannot be encoded exactly) raises :class:`GraphError`.
+* synaptic delays: a path with total delay d > 0 uses ``DelayDense`` / ``DelaySparse``
+  with delay d (they deliver at ``t + 1 + d``, the docs' arrival step); per-synapse
+  delays of different lengths only on a ``source -> dense`` path and, there, only with
+  ``weight_exp >= 0`` (Lava shifts each delay's products separately).
+* connections fed by a graded source (graded input, multi-spike LIF) get
+  ``num_message_bits`` so they multiply the payload.
 
 Samples run back to back in ONE Lava network: the input ``RingBuffer`` holds all samples,
 ``N`` steps each. ``LIFReset(reset_interval=N, reset_offset=1)`` zeroes ``u``/``v`` at the
@@ -65,7 +74,7 @@ from snn2hw.backends.lava_lowering import LoweredLif, check_path_int32, lower_pa
 from snn2hw.common.errors import GraphError
 from snn2hw.compat.lava_py311 import LavaMissingError, import_lava, lava_start_method
 from snn2hw.quant.formats import LOIHI_FORMATS
-from snn2hw.quant.qgraph import InputNode, QGraph
+from snn2hw.quant.qgraph import InputNode, LIFNode, QGraph
 
 __all__ = ["BACKEND", "NODE_KINDS", "LavaBackend", "LavaMissingError", "LavaNetwork",
            "check_formats", "run"]
@@ -92,9 +101,9 @@ _LAVA_RULES = {
     "v_bits": "PyLifModelBitAcc",
     "v_overflow": "PyLifModelBitAcc",
     "decay_bits": "PyLifModelBitAcc",
-    "reset": "PyLifModelBitAcc",
-    "threshold_compare": "PyLifModelBitAcc",
 }
+# reset and threshold_compare are not listed: a graph asking for "subtract" or ">=" runs
+# its LIF nodes on snn2hw's own fixed-point process (lava_neuron.SnnLif).
 _LAVA_RANGES = {  # field -> (Lava model, True where the value is an upper bound)
     "weight_exp_min": ("PyDenseModelBitAcc", False),
     "weight_exp_max": ("PyDenseModelBitAcc", True),
@@ -162,14 +171,27 @@ class LavaNetwork:
             hi_a = np.zeros(lif.size, np.int64)
             for path in graph.synapse_paths(node.name):
                 from_input = path[0] == self.input.name
-                x_max = in_max if from_input else 1
+                x_max = in_max if from_input else int(graph.nodes[path[0]].max_spikes)
                 p = lower_path(graph, path, node.name, x_max)
-                lo, hi = check_path_int32(p, x_max, graded and from_input)
+                lo, hi = check_path_int32(p, x_max, self.message_bits(path[0]) > 0)
                 lo_a += lo
                 hi_a += hi
                 lif.paths.append(p)
             lif.proven = max(int(-lo_a.min()), int(hi_a.max())) <= _A_SAFE
             self.lifs.append(lif)
+
+    def message_bits(self, source: str) -> int:
+        """``num_message_bits`` of the connections fed by ``source``: the input's payload
+        width, a multi-spike LIF's count width, 0 (binary) otherwise."""
+        if source == self.input.name:
+            return int(self.input.message_bits)
+        m = int(self.graph.nodes[source].max_spikes)
+        return m.bit_length() if m > 1 else 0
+
+    def own_neuron(self, node: LIFNode) -> bool:
+        """Whether ``node`` needs snn2hw's LIF process (rules Lava's LIF lacks)."""
+        f = self.graph.formats
+        return node.max_spikes > 1 or f.reset != "zero" or f.threshold_compare != ">"
 
     @property
     def num_connections(self) -> int:
@@ -232,9 +254,13 @@ class LavaNetwork:
         for lif in self.lifs:  # bound each Extractor's shared-memory ring
             chunk = max(1, min(chunk, _EXTRACTOR_BYTES // (8 * lif.size)))
         net = self._build(data, n_steps, chunk, record_state)
-        cfg = Loihi2SimCfg(
-            select_tag="fixed_pt", exception_proc_model_map={Extractor: PyLoihiExtractorModel}
-        )
+        models: dict[Any, Any] = {Extractor: PyLoihiExtractorModel}
+        own = [net["lifs"][lif.node.name] for lif in self.lifs if self.own_neuron(lif.node)]
+        if own:
+            from snn2hw.backends.lava_neuron import model_map
+
+            models.update(model_map(own))
+        cfg = Loihi2SimCfg(select_tag="fixed_pt", exception_proc_model_map=models)
         anchor = net["source"]
         with lava_start_method():  # fork for Lava's actors only, not the whole program
             return self._run_built(net, anchor, cfg, x, batch, n_steps, chunk, record_state,
@@ -245,7 +271,8 @@ class LavaNetwork:
         """Compile, stream every sample through and stop the built Lava network."""
         from lava.magma.core.run_conditions import RunSteps
 
-        spk = {lif.node.name: np.zeros((batch, n_steps, lif.size), np.uint8) for lif in self.lifs}
+        spk = {lif.node.name: np.zeros((batch, n_steps, lif.size), _payload_dtype(lif.node))
+               for lif in self.lifs}
         resets = 0
         u_rec = v_rec = None
         try:
@@ -289,16 +316,19 @@ class LavaNetwork:
     # ----- helpers of run() ------------------------------------------------------------------
     def _build(self, data: np.ndarray, n_steps: int, chunk: int, record: bool) -> dict[str, Any]:
         """Create and connect the Lava processes (not yet compiled)."""
-        from lava.proc.dense.process import Dense
+        from lava.proc.dense.process import DelayDense, Dense
         from lava.proc.io.extractor import Extractor
         from lava.proc.io.source import RingBuffer
         from lava.proc.lif.process import LIFReset
-        from lava.proc.sparse.process import Sparse
+        from lava.proc.sparse.process import DelaySparse, Sparse
 
         source = RingBuffer(data=data)
         lifs: dict[str, Any] = {}
         for lif in self.lifs:
             n = lif.node
+            if self.own_neuron(n):
+                lifs[n.name] = self._own_lif(lif, n_steps)
+                continue
             lifs[n.name] = LIFReset(
                 shape=(lif.size,),
                 du=int(n.du),
@@ -311,29 +341,31 @@ class LavaNetwork:
                 name=f"lif:{n.name}",
             )
         out_port = {self.input.name: source.s_out, **{k: p.s_out for k, p in lifs.items()}}
-        conns: dict[str, list[Any]] = {}  # source -> its connection processes
+        # source -> its connection processes, each with the steps its buffer spans
+        conns: dict[str, list[tuple[Any, int]]] = {}
         linked = _Components([self.input.name, *lifs])
         for lif in self.lifs:
             for p in lif.paths:
-                bits = self.input.message_bits if p.source == self.input.name else 0
+                bits = self.message_bits(p.source)
                 for c in p.conns:
+                    kw = {"weight_exp": c.weight_exp, "num_message_bits": bits}
                     if c.kind == "dense":
-                        proc = Dense(
-                            weights=c.weights,
-                            weight_exp=c.weight_exp,
-                            num_weight_bits=c.num_weight_bits,
-                            num_message_bits=bits,
-                        )
+                        kw.update(weights=c.weights, num_weight_bits=c.num_weight_bits)
+                        if c.max_delay:  # arrives at t + 1 + delay (docs/lava.md)
+                            proc = DelayDense(delays=_delay_matrix(c.delays, c.weights.shape),
+                                              **kw)
+                        else:
+                            proc = Dense(**kw)
                     else:
-                        proc = Sparse(
-                            weights=c.weights.astype(np.int32),
-                            weight_exp=c.weight_exp,
-                            num_weight_bits=8,
-                            num_message_bits=bits,
-                        )
+                        kw.update(weights=c.weights.astype(np.int32), num_weight_bits=8)
+                        if c.max_delay:
+                            proc = DelaySparse(delays=_sparse_delays(c.weights, c.max_delay),
+                                               **kw)
+                        else:
+                            proc = Sparse(**kw)
                     out_port[p.source].connect(proc.s_in)
                     proc.a_out.connect(lifs[lif.node.name].a_in)
-                    conns.setdefault(p.source, []).append(proc)
+                    conns.setdefault(p.source, []).append((proc, c.max_delay + 1))
                 linked.join(p.source, p.target)
         for name in linked.cut_off(self.input.name):
             # Lava compiles only what is connected to the process it runs: tie a network
@@ -364,20 +396,39 @@ class LavaNetwork:
             "monitors": monitors,
         }
 
+    def _own_lif(self, lif: LoweredLif, n_steps: int) -> Any:
+        """snn2hw's fixed-point LIF process for ``lif`` (module docstring)."""
+        from snn2hw.backends.lava_neuron import SnnLif
+
+        n, f = lif.node, self.graph.formats
+        return SnnLif(
+            shape=(lif.size,), du=int(n.du), dv=int(n.dv), vth=int(n.vth),
+            bias_mant=np.asarray(n.bias_mant, np.int64).ravel(),
+            bias_exp=np.asarray(n.bias_exp, np.int64).ravel(),
+            max_spikes=int(n.max_spikes), reset=f.reset, compare=f.threshold_compare,
+            reset_interval=n_steps, reset_offset=1,
+            rules={k: getattr(f, k) for k in ("activation_shift", "decay_bits", "u_bits",
+                                              "u_overflow", "v_bits", "v_overflow")},
+            name=f"lif:{n.name}",
+        )
+
     def _clear_carry(
         self, net: dict[str, Any], x: np.ndarray, spk: dict[str, np.ndarray], b: int, n: int
     ) -> int:
-        """Zero the buffered activation that sample ``b``'s last step would deliver to sample
-        ``b + 1``'s first step (docs: ``a = 0`` at step 0). Returns buffers zeroed."""
-        active = []
-        if n - 1 < x.shape[0] and x[n - 1, b].any():
-            active.append(self.input.name)
-        active += [name for name, rec in spk.items() if rec[b, n - 1].any()]
+        """Zero the buffered activation that sample ``b``'s last steps would deliver to
+        sample ``b + 1`` (docs: ``a = 0`` before step 0): the buffer of every connection
+        whose source was active in the last ``delay + 1`` steps. Returns buffers zeroed."""
         count = 0
-        for name in active:
-            for proc in net["conns"].get(name, []):
-                proc.a_buff.set(np.zeros(proc.a_buff.shape))
-                count += 1
+        for name, procs in net["conns"].items():
+            for proc, span in procs:
+                steps = range(max(0, n - span), n)
+                if name == self.input.name:
+                    active = any(k < x.shape[0] and x[k, b].any() for k in steps)
+                else:
+                    active = bool(spk[name][b, steps.start:steps.stop].any())
+                if active:
+                    proc.a_buff.set(np.zeros(proc.a_buff.shape))
+                    count += 1
         return count
 
     def _read_state(
@@ -405,7 +456,7 @@ class LavaNetwork:
         for lif in self.lifs:
             if lif.proven:
                 continue
-            a = np.zeros(((n - 1) * batch, lif.size), np.int64)
+            a = np.zeros((n * batch, lif.size), np.int64)
             for p in lif.paths:
                 if p.source == self.input.name:
                     src = np.zeros((n, batch, self.n_in), np.int64)
@@ -413,8 +464,13 @@ class LavaNetwork:
                     src[:k] = x[:k]
                 else:
                     src = spikes[p.source].reshape(n, batch, -1).astype(np.int64)
-                prev = src[:-1].reshape((n - 1) * batch, -1)  # step n-1 feeds step n
-                a += shift(np.asarray((p.matrix @ prev.T).T, dtype=np.int64), p.exp)
+                acc = np.zeros((n * batch, lif.size), np.int64)
+                for d, part in p.parts.items():  # step m feeds step m + 1 + d
+                    late = np.zeros_like(src)
+                    late[1 + d:] = src[:max(0, n - 1 - d)]
+                    flat = late.reshape(n * batch, -1)
+                    acc += np.asarray((part @ flat.T).T, dtype=np.int64)
+                a += shift(acc, p.exp)
             peak = int(np.abs(a).max()) if a.size else 0
             if peak > _A_SAFE:
                 raise GraphError(
@@ -422,6 +478,26 @@ class LavaNetwork:
                     "Lava's int32 LIF arithmetic (a << 6, u) can differ from docs/qgraph.md; "
                     "reduce weights or weight_exp upstream"
                 )
+
+
+def _payload_dtype(node: LIFNode) -> type:
+    """Record dtype of a LIF's output: uint8 for spikes and counts up to 255."""
+    m = int(node.max_spikes)
+    return np.uint8 if m <= 0xFF else np.uint16 if m <= 0xFFFF else np.uint32
+
+
+def _delay_matrix(delays: Any, shape: tuple[int, ...]) -> np.ndarray:
+    """DelayDense's per-synapse delays as an int array of the weights' shape."""
+    return np.broadcast_to(np.asarray(delays, dtype=int), shape).copy()
+
+
+def _sparse_delays(weights: Any, delay: int) -> Any:
+    """DelaySparse's delays: ``delay`` on every stored synapse of ``weights``."""
+    import scipy.sparse as sp
+
+    d = sp.csr_matrix(weights, copy=True)
+    d.data = np.full(d.data.shape, delay, dtype=int)
+    return d
 
 
 class _Components:
@@ -466,6 +542,7 @@ class LavaBackend(PreparingBackend):
 
     name = "lava"
     node_kinds = NODE_KINDS
+    features = frozenset({"delay", "multi_spike"})
     records_state = True
     uses_device = False
     counts_activity = False

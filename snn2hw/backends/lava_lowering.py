@@ -4,7 +4,10 @@ Holds the exact integer matrices of the synaptic operators (dense W', conv, sump
 C-order flat indices), their composition along a synapse path, the re-encoding of a
 composed matrix into Lava's 8-bit weights (:func:`lower_path`; the rules are in the
 docstring of :mod:`snn2hw.backends.lava`) and the static int32 bounds of a lowered path
-(:func:`check_path_int32`). Split from ``lava.py`` (which keeps the Lava process network
+(:func:`check_path_int32`), and the synaptic delays of a path (docs/qgraph.md "Synaptic
+delays"): Lava's ``DelayDense``/``DelaySparse`` deliver a delay ``d`` at ``t + 1 + d``,
+exactly the arrival step of the docs, so a path's delays are passed through unchanged
+(docs/lava.md "Synaptic delays"). Split from ``lava.py`` (which keeps the Lava process network
 and its run) to keep each module readable; it is part of the same backend and needs no
 lava-nc.
 
@@ -30,10 +33,11 @@ from snn2hw.quant.qgraph import (
     SumPoolNode,
 )
 
-__all__ = ["LoweredLif", "check_path_int32", "lower_path", "shift"]
+__all__ = ["LAVA_MAX_DELAY", "LoweredLif", "check_path_int32", "lower_path", "shift"]
 
 _I32 = 1 << 31  # Lava's connection outputs and graded dot products are int32
 _W24 = 1 << 23  # wrap24 is the identity on [-2^23, 2^23)
+LAVA_MAX_DELAY = 63  # DelayDense / DelaySparse refuse longer delays (Loihi 2's 6 bits)
 
 
 # ----- integer building blocks (docs/qgraph.md) ----------------------------------------------
@@ -183,17 +187,27 @@ def _scaled(m: sp.csr_matrix, j: int) -> sp.csr_matrix:
 # ----- lowering ----------------------------------------------------------------------------------
 @dataclass
 class _Conn:
-    """One Lava connection process: ``Dense`` (raw graph weights) or ``Sparse``."""
+    """One Lava connection process: ``Dense`` (raw graph weights) or ``Sparse``; with a
+    non-zero ``delays`` (an int, or a per-synapse int array of the weights' shape) Lava's
+    ``DelayDense`` / ``DelaySparse``."""
 
     kind: str
     weights: Any
     weight_exp: int
     num_weight_bits: int = 8
+    delays: Any = 0
+
+    @property
+    def max_delay(self) -> int:
+        d = np.asarray(self.delays)
+        return int(d.max()) if d.size else 0
 
 
 @dataclass
 class _Path:
-    """A lowered synapse path: exact effective map ``shift(matrix @ x, exp)``."""
+    """A lowered synapse path: exact effective map ``shift(sum_d parts[d] @ x[n-1-d],
+    exp)`` at arrival step n, with ``parts`` the matrix split by total delay (one entry,
+    ``{delay: matrix}``, unless a dense has per-synapse delays)."""
 
     nodes: list[str]
     source: str
@@ -201,6 +215,11 @@ class _Path:
     matrix: sp.csr_matrix
     exp: int
     conns: list[_Conn] = field(default_factory=list)
+    parts: dict[int, sp.csr_matrix] = field(default_factory=dict)
+
+    @property
+    def max_delay(self) -> int:
+        return max(self.parts, default=0)
 
 
 @dataclass
@@ -211,18 +230,63 @@ class LoweredLif:
     proven: bool = True  # |a| <= 2^18 statically
 
 
+def _uniform_delay(op: Any, what: str) -> int:
+    """The delay of every synapse of ``op`` on a composed path; per-synapse delays of
+    different lengths cannot be composed with other operators into one matrix."""
+    d = np.asarray(getattr(op, "delay", 0), dtype=np.int64)
+    if d.size and int(d.min()) != int(d.max()):
+        raise GraphError(
+            f"{what}: dense node '{op.name}' has per-synapse delays of different lengths "
+            "on a path with other operators; the Lava backend lowers such a path to one "
+            "Sparse/DelaySparse matrix, which holds one delay per entry, so it cannot run "
+            "it (use the event backend, or give the node one delay)"
+        )
+    return int(d.flat[0]) if d.size else 0
+
+
+def _direct_dense(d: DenseNode, path: list[str], target: str, what: str) -> _Path:
+    """``source -> [flatten] -> dense``: Lava ``Dense`` (``DelayDense`` with delays) on the
+    node's raw weights, so Lava's own weight preparation runs."""
+    eff = sp.csr_matrix(_dense_effective(d.weight, d.num_weight_bits))
+    e = int(d.weight_exp)
+    delays = np.asarray(d.delay, dtype=np.int64)
+    if delays.ndim == 0 or int(delays.min()) == int(delays.max()):
+        uniform = int(delays.flat[0]) if delays.size else 0
+        conn = _Conn("dense", np.asarray(d.weight, np.int64), e, d.num_weight_bits, uniform)
+        return _Path([*path], path[0], target, eff, e, [conn], {uniform: eff})
+    if e < 0:
+        # PyDelayDenseModelBitAcc floor-shifts the products of each send step per delay
+        # before adding them into the arrival slot; docs/qgraph.md shifts the sum of one
+        # arrival step once. The two differ as soon as a floor is taken (e < 0).
+        raise GraphError(
+            f"{what}: dense node '{d.name}' has per-synapse delays of different lengths and "
+            f"weight_exp {e} < 0; Lava's DelayDense floor-shifts the products of each "
+            "delay separately, docs/qgraph.md the sum of one arrival step, so the Lava "
+            "backend cannot run it exactly (use the event backend, or weight_exp >= 0)"
+        )
+    dense_eff = eff.toarray()
+    parts = {int(k): sp.csr_matrix(np.where(delays == k, dense_eff, 0))
+             for k in np.unique(delays)}
+    conn = _Conn("dense", np.asarray(d.weight, np.int64), e, d.num_weight_bits, delays)
+    return _Path([*path], path[0], target, eff, e, [conn], parts)
+
+
 def lower_path(graph: QGraph, path: list[str], target: str, x_max: int) -> _Path:
-    """Compose the ops of ``path`` (source first) into one exact integer map."""
+    """Compose the ops of ``path`` (source first) into one exact integer map, with the
+    path's synaptic delays (their sum along the path)."""
     what = f"path {' -> '.join([*path, target])}"
     src_node = graph.nodes[path[0]]
     n_src = int(np.prod(src_node.shape))
     ops = [graph.nodes[name] for name in path[1:]]
     real = [op for op in ops if not isinstance(op, FlattenNode)]
     if len(real) == 1 and isinstance(real[0], DenseNode):
-        d = real[0]
-        eff = sp.csr_matrix(_dense_effective(d.weight, d.num_weight_bits))
-        conn = _Conn("dense", np.asarray(d.weight, np.int64), int(d.weight_exp), d.num_weight_bits)
-        return _Path([*path], path[0], target, eff, int(d.weight_exp), [conn])
+        return _direct_dense(real[0], path, target, what)
+    delay = sum(_uniform_delay(op, what) for op in real)
+    if delay > LAVA_MAX_DELAY:
+        raise GraphError(
+            f"{what}: its delays add up to {delay} steps; Lava's DelaySparse holds at most "
+            f"{LAVA_MAX_DELAY} (PyDelaySparseModelBitAcc), so the Lava backend cannot run it"
+        )
 
     m = sp.identity(n_src, dtype=np.int64, format="csr")
     exp = 0  # the path's final floor shift (only the last arithmetic op may have one)
@@ -259,8 +323,8 @@ def lower_path(graph: QGraph, path: list[str], target: str, x_max: int) -> _Path
                     "backend lowers conv to Sparse, which does not wrap"
                 )
     m.eliminate_zeros()
-    conns = [_Conn("sparse", w, int(x)) for w, x in _encode(m, exp, what)]
-    return _Path([*path], path[0], target, m, exp, conns)
+    conns = [_Conn("sparse", w, int(x), 8, delay) for w, x in _encode(m, exp, what)]
+    return _Path([*path], path[0], target, m, exp, conns, {delay: m})
 
 
 def check_path_int32(p: _Path, x_max: int, graded: bool) -> tuple[np.ndarray, np.ndarray]:

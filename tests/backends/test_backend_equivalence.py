@@ -4,6 +4,9 @@ Random small graphs with parameters drawn across the full legal ranges (includin
 u-wrap and v-saturation edges) run through torch integer mode and the event-driven
 reference simulator; every spike, u and v of every layer and step must be equal. ONNX
 (onnxruntime) joins on a smaller set of drawn graphs, Lava on a few fixed random graphs.
+Graphs with synaptic delays (per synapse on dense), multi-spike output, reset by
+subtraction and ``>=`` are drawn too (torch-int = event), and Lava joins event on fixed
+random ones it runs exactly.
 
 Each run is also checked, step by step, against the LIF equations of docs/qgraph.md
 written out once more here (:func:`_spec_check`: the activation recomputed from the
@@ -16,6 +19,7 @@ and the dedicated edge test asserts wraps and saturations in both directions.
 
 from __future__ import annotations
 
+import dataclasses
 from collections import Counter
 
 import numpy as np
@@ -27,6 +31,7 @@ from hypothesis.control import currently_in_test_context
 
 from snn2hw.backends import event as event_backend
 from snn2hw.backends import registry, torch_int
+from snn2hw.quant.formats import LOIHI_FORMATS
 from snn2hw.quant.qgraph import (
     ConvNode,
     DenseNode,
@@ -203,7 +208,7 @@ def _wrap24(x: np.ndarray) -> np.ndarray:
 
 
 def _apply(node, x: np.ndarray) -> np.ndarray:
-    """One synaptic operator of docs/qgraph.md on int64 ``[B, *in]``."""
+    """One synaptic operator of docs/qgraph.md on int64 ``[B, *in]`` (without delay)."""
     b = x.shape[0]
     if isinstance(node, DenseNode):
         w = effective_dense_weight(node.weight, node.num_weight_bits)
@@ -243,6 +248,24 @@ def _spec_check(g: QGraph, frames: np.ndarray, r) -> Counter:
             return np.zeros((batch, *node.shape), np.int64)
         return r.spikes[src][n].astype(np.int64)
 
+    def value(path: list[str], k: int, t: int) -> np.ndarray:
+        """``path[k]``'s output at step t (docs/qgraph.md "Synaptic delays"): an operator
+        reads its input ``delay`` steps earlier; a dense with per-synapse delays sums the
+        products of one arrival step before its one floor shift."""
+        if k == 0:
+            return out(path[0], t - 1)
+        node = g.nodes[path[k]]
+        delay = np.asarray(getattr(node, "delay", 0), np.int64)
+        if delay.ndim == 0:
+            return _apply(node, value(path, k - 1, t - int(delay)))
+        w = effective_dense_weight(node.weight, node.num_weight_bits)
+        acc = 0
+        for d in np.unique(delay):
+            x = value(path, k - 1, t - int(d)).reshape(batch, -1)
+            acc = acc + x @ np.where(delay == d, w, 0).T
+        return _shift(acc, node.weight_exp)
+
+    rules = g.formats
     for lif in g.lif_nodes:
         name, shape = lif.name, (batch, -1)
         bias = (np.asarray(lif.bias_mant, np.int64) << np.asarray(lif.bias_exp, np.int64))
@@ -252,10 +275,7 @@ def _spec_check(g: QGraph, frames: np.ndarray, r) -> Counter:
         for n in range(n_steps):
             a = np.zeros_like(u)
             for path in g.synapse_paths(name):
-                x = out(path[0], n - 1)
-                for op in path[1:]:
-                    x = _apply(g.nodes[op], x)
-                a += x.reshape(shape)
+                a += value(path, len(path) - 1, n).reshape(shape)
             u = _rtz(u * (4096 - (lif.du + 1)), 12) + (a << 6)
             counts["u_wrap+"] += int((u > U_HI).sum())
             counts["u_wrap-"] += int((u <= -U_HI).sum())
@@ -265,8 +285,16 @@ def _spec_check(g: QGraph, frames: np.ndarray, r) -> Counter:
             counts["v_sat+"] += int((v > V_MAX).sum())
             counts["v_sat-"] += int((v < -V_MAX).sum())
             v = np.clip(v, -V_MAX, V_MAX)
-            s = v > (lif.vth << 6)
-            v = np.where(s, 0, v)
+            th = lif.vth << 6
+            ge = rules.threshold_compare == ">="
+            if lif.max_spikes == 1:
+                s = ((v >= th) if ge else (v > th)).astype(np.int64)
+            elif ge:  # the count of thresholds crossed, capped ("Multi-spike output")
+                s = np.where(v >= th, np.minimum(lif.max_spikes, v // th), 0)
+            else:
+                s = np.where(v > th, np.minimum(lif.max_spikes, (v - 1) // th), 0)
+            counts["multi"] += int((s > 1).sum())
+            v = v - s * th if rules.reset == "subtract" else np.where(s > 0, 0, v)
             where = f"layer {name}, step {n}"
             np.testing.assert_array_equal(r.u[name][n].reshape(shape), u, err_msg=f"u {where}")
             np.testing.assert_array_equal(r.v[name][n].reshape(shape), v, err_msg=f"v {where}")
@@ -431,3 +459,130 @@ def test_lava_agrees_at_the_wrap_and_saturation_edges():
     g, x = _edge_graph()
     counts = _assert_equal(g, x, "lava")
     assert min(counts[k] for k in ("u_wrap+", "u_wrap-", "v_sat+", "v_sat-")) > 0, counts
+
+
+# ----- synaptic delays and multi-spike output (docs/qgraph.md) ---------------------------------
+# Loihi's arithmetic with Loihi 2's delays (0..63) and graded spikes; reset and comparison drawn
+LOIHI2 = dataclasses.replace(LOIHI_FORMATS, max_synaptic_delay=63, max_message_bits=24)
+
+
+def _delay(draw, shape: tuple[int, ...], per_synapse: bool = True):
+    """A node delay: an int, or (dense) a per-synapse int array of the weight's shape."""
+    if per_synapse and draw(st.booleans()):
+        seed = draw(st.integers(0, 2**31 - 1))
+        return np.random.default_rng(seed).integers(0, draw(st.integers(1, 6)), size=shape)
+    return draw(st.integers(0, 5))
+
+
+@st.composite
+def feature_lif(draw, shape: tuple[int, ...], prefix: str) -> LIFNode:
+    """A LIF with a drawn ``max_spikes`` (multi-spike needs ``vth >= 1``)."""
+    base = draw(lif_params(int(np.prod(shape)), prefix))
+    max_spikes = draw(st.sampled_from([1, 1, 2, 3, 7]))
+    vth = max(base.vth, 1) if max_spikes > 1 else base.vth
+    if max_spikes > 1 and draw(st.booleans()):
+        vth = draw(st.integers(1, 40))  # low thresholds: counts above 1 happen
+    return LIFNode(prefix, shape, base.du, base.dv, vth, base.bias_mant.reshape(shape),
+                   base.bias_exp.reshape(shape), max_spikes=max_spikes)
+
+
+@st.composite
+def feature_graphs(draw):
+    """Random dense graphs (recurrent, residual) or conv -> pool -> dense graphs with
+    random delays (per synapse on dense), max_spikes, reset and comparison."""
+    fmt = dataclasses.replace(LOIHI2, reset=draw(st.sampled_from(["zero", "subtract"])),
+                              threshold_compare=draw(st.sampled_from([">", ">="])))
+    graded = draw(st.integers(0, 4))
+    if draw(st.booleans()):  # dense
+        n_in, n_h, n_o = (draw(st.integers(1, k)) for k in (8, 7, 4))
+        shape_in: tuple[int, ...] = (n_in,)
+        nodes = [InputNode("x", shape_in, message_bits=graded),
+                 DenseNode("d1", draw(weights((n_h, n_in))), draw(st.integers(-7, 7)),
+                           draw(st.integers(1, 8)), delay=_delay(draw, (n_h, n_in)))]
+        edges = [("x", "d1"), ("d1", "h")]
+        tail: list = []
+        if draw(st.booleans()):  # a residual into the output layer, with its own delay
+            nodes.append(DenseNode("skip", draw(weights((n_o, n_in))),
+                                   draw(st.integers(-7, 7)), delay=_delay(draw, (n_o, n_in))))
+            edges.append(("x", "skip"))
+            tail.append(("skip", "o"))
+        nodes.append(draw(feature_lif((n_h,), "h")))
+        if draw(st.booleans()):  # recurrence with a delay
+            nodes.append(DenseNode("rec", draw(weights((n_h, n_h))), draw(st.integers(-7, 7)),
+                                   delay=_delay(draw, (n_h, n_h))))
+            edges += [("h", "rec"), ("rec", "h")]
+        n_mid = n_h
+        src = "h"
+    else:  # conv (node delay) -> lif -> sumpool -> flatten -> dense
+        c, h, w = draw(st.integers(1, 2)), draw(st.integers(3, 5)), draw(st.integers(3, 5))
+        shape_in = (c, h, w)
+        conv = ConvNode("c1", draw(weights((2, c, 2, 2))), shape_in,
+                        weight_exp=draw(st.integers(-7, 7)), delay=draw(st.integers(0, 4)))
+        oc, oh, ow = conv.out_shape
+        pool = SumPoolNode("p", (oc, oh, ow), (2, 2), (1, 1))
+        nodes = [InputNode("x", shape_in, message_bits=graded), conv,
+                 draw(feature_lif((oc, oh, ow), "l1")), pool, FlattenNode("f", pool.out_shape)]
+        edges = [("x", "c1"), ("c1", "l1"), ("l1", "p"), ("p", "f")]
+        tail = []
+        n_mid = int(np.prod(pool.out_shape))
+        src = "f"
+        n_o = draw(st.integers(1, 4))
+    nodes.append(DenseNode("d2", draw(weights((n_o, n_mid))), draw(st.integers(-7, 7)),
+                           delay=_delay(draw, (n_o, n_mid))))
+    nodes += [draw(feature_lif((n_o,), "o")), OutputNode("out", (n_o,))]
+    edges += [(src, "d2"), ("d2", "o"), *tail, ("o", "out")]
+    g = QGraph({n.name: n for n in nodes}, edges, dt=1e-3, target="loihi2",
+               num_steps=draw(st.integers(1, 8)), formats=fmt)
+    g.validate()
+    return g, _inputs(draw, g.num_steps, shape_in, graded)
+
+
+def test_torch_int_and_event_agree_on_random_graphs_with_delays_and_multi_spike():
+    """Every spike (payload), u and v of torch-int and event agree, and the event run
+    satisfies docs/qgraph.md (delays, multi-spike, reset, comparison) step by step."""
+    total = _property(feature_graphs())
+    assert total["multi"] > 0, total  # counts above 1 really occurred
+
+
+def _lava_feature_graph(seed: int) -> tuple[QGraph, np.ndarray]:
+    """A fixed random dense graph with delays and multi-spike that Lava runs exactly:
+    per-synapse delays of different lengths only where no floor shift follows."""
+    rng = np.random.default_rng(seed)
+    fmt = dataclasses.replace(LOIHI2, reset=str(rng.choice(["zero", "subtract"])),
+                              threshold_compare=str(rng.choice([">", ">="])))
+    n_in, n_h, n_o = rng.integers(3, 7), rng.integers(2, 6), rng.integers(2, 4)
+
+    def lif(name, n):
+        ms = int(rng.choice([1, 2, 3, 5]))
+        return LIFNode(name, (n,), du=int(rng.integers(0, 4096)), dv=int(rng.integers(0, 4096)),
+                       vth=int(rng.integers(1, 64)), bias_mant=rng.integers(-50, 50, n),
+                       bias_exp=rng.integers(0, 3, n), max_spikes=ms)
+
+    def w(shape):
+        return rng.integers(-256, 256, size=shape)
+
+    def per_synapse(shape):
+        return rng.integers(0, 4, size=shape)
+
+    nodes = [InputNode("x", (n_in,), message_bits=0),
+             DenseNode("d1", w((n_h, n_in)), 2, 8, delay=per_synapse((n_h, n_in))),
+             DenseNode("skip", w((n_o, n_in)), -1, 8, delay=int(rng.integers(0, 4))),
+             lif("h", n_h), DenseNode("rec", w((n_h, n_h)), 0, 6, delay=per_synapse((n_h, n_h))),
+             DenseNode("d2", w((n_o, n_h)), -2, 7, delay=int(rng.integers(0, 4))),
+             lif("o", n_o), OutputNode("out", (n_o,))]
+    edges = [("x", "d1"), ("d1", "h"), ("h", "rec"), ("rec", "h"), ("h", "d2"), ("d2", "o"),
+             ("x", "skip"), ("skip", "o"), ("o", "out")]
+    g = QGraph({n.name: n for n in nodes}, edges, 1e-3, "loihi2", 5, formats=fmt).validate()
+    x = (rng.random((5, 2, n_in)) < 0.5).astype(np.int64)
+    return g, x
+
+
+@pytest.mark.skipif("lava" not in registry.available(), reason="lava-nc missing")
+@pytest.mark.parametrize("seed", [1, 3])  # zero reset with ">=", subtract with ">"
+def test_lava_agrees_with_event_on_fixed_random_graphs_with_delays_and_multi_spike(seed):
+    g, x = _lava_feature_graph(seed)
+    n = g.num_steps + g.depth() + 2
+    b = event_backend.run(g, x, num_steps=n, record_state=True)
+    _assert_same(g, b, registry.get("lava").run(g, x, num_steps=n, record_state=True))
+    _spec_check(g, x, b)
+    assert b.spikes["h"].any() and b.spikes["o"].any()  # not a silent network

@@ -118,8 +118,10 @@ OWN_PARTS = {
     "torch_int_ops": set(),
     "event": {"snn2hw.backends.base", "snn2hw.backends.event_kernels"},
     "event_kernels": set(),
-    "lava": {"snn2hw.backends.base", "snn2hw.backends.lava_lowering"},
+    "lava": {"snn2hw.backends.base", "snn2hw.backends.lava_lowering",
+             "snn2hw.backends.lava_neuron"},
     "lava_lowering": set(),
+    "lava_neuron": set(),
     "base": set(),
 }
 SHARED = ("snn2hw.common", "snn2hw.quant", "snn2hw.compat")
