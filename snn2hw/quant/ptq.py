@@ -55,6 +55,7 @@ import torch
 
 from snn2hw.common.errors import GraphError, QuantizationError
 from snn2hw.nir.discretize import DiscreteNeuron
+from snn2hw.quant.align_delays import align_graph
 from snn2hw.quant.bounds import ChipLimits, layer_bounds, limits_to_metadata, shrink_factor
 from snn2hw.quant.formats import (
     LOIHI_FORMATS,
@@ -521,5 +522,8 @@ def _assemble_graph(
         metadata=dict(metadata or {}),
         formats=formats,
     )
+    # the ops carry the float model's delays (nir.Delay); make them the chip's, aligning
+    # merge points on targets with delays (snn2hw.quant.align_delays)
+    qg.metadata["alignment"] = align_graph(qg).to_dict()
     qg.validate()
     return qg
