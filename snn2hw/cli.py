@@ -274,9 +274,13 @@ def export(
 @click.option("--lr", type=click.FloatRange(min=0, min_open=True), default=None,
               help="Default: 0.2 x the training lr.")
 @click.option("--device", type=DEVICE, default="auto")
+@click.option("--hop-delays", is_flag=True,
+              help="Fine-tune with the chip's one-step hop per layer (for targets without "
+                   "synaptic delays); the result keeps that timing.")
 @click.option("--json", "as_json", is_flag=True)
 @click.option("--quiet", is_flag=True)
-def finetune(checkpoint, target, out_path, epochs, lr, device, as_json, quiet) -> None:
+def finetune(checkpoint, target, out_path, epochs, lr, device, hop_delays, as_json,
+             quiet) -> None:
     """Quantization-aware fine-tuning toward the target's integer arithmetic.
 
     Reports float, PTQ and QAT accuracy (torch integer mode on the exported graph).
@@ -289,6 +293,7 @@ def finetune(checkpoint, target, out_path, epochs, lr, device, as_json, quiet) -
 
     res = run_finetune(
         checkpoint, target, out_path, epochs=epochs, lr=lr, device=device, progress=not quiet,
+        hop_delays=hop_delays,
     )
     _emit(
         res.to_dict(),

@@ -34,7 +34,7 @@ Dependencies: numpy, :mod:`snn2hw.common` and :mod:`snn2hw.quant` (nodes, qgraph
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
