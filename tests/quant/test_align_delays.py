@@ -142,3 +142,22 @@ def test_misalignment_cost_is_measured_with_torch_int():
     cost = misalignment_cost(g, x, labels)
     assert cost["measured"] and cost["aligned_accuracy"] == 1.0
     assert cost["cost"] == pytest.approx(1.0 - cost["deployed_accuracy"])
+
+
+def test_export_note_says_which_delays_were_inserted_or_what_is_misaligned():
+    from snn2hw.pipeline.alignment import delay_markdown, delay_section
+
+    g2 = quantized(skip_chain(3), load_target("loihi2").number_formats)
+    text = "\n".join(delay_markdown(delay_section(g2, None, None)))
+    assert "delay 1 on 'lif3.p1.skip' (path from 'lif1'" in text
+    assert "target limit 63 steps" in text
+    g1 = quantized(skip_chain(3), load_target("loihi").number_formats)
+    al = plan_alignment(g1)
+    sec = {"lines": al.describe(), "applied": False, "target_max_delay": 0,
+           "cost": {"measured": True, "samples": 10, "deployed_accuracy": 0.8,
+                    "aligned_accuracy": 0.9, "cost": 0.1}}
+    text = "\n".join(delay_markdown(sec))
+    assert "'lif3': the path from 'lif1' ('lif3.p1.skip') arrives 1 step(s) early" in text
+    assert "+10.00 pp from alignment" in text and "hop_delays = true" in text
+    no_skip = quantized(skip_chain(1), load_target("loihi2").number_formats)
+    assert "none needed" in "\n".join(delay_markdown(delay_section(no_skip, None, None)))
