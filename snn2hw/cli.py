@@ -291,9 +291,12 @@ def export(
               help="Default: 0.2 x the training lr.")
 @click.option("--device", type=DEVICE, default="auto")
 @click.option("--trust-pickle", is_flag=True, help="Allow unpickling (only for files you trust).")
+@click.option("--hop-delays", is_flag=True,
+              help="Fine-tune with the chip's one-step hop per layer (for targets without "
+                   "synaptic delays); the result keeps that timing.")
 @click.option("--json", "as_json", is_flag=True)
 @click.option("--quiet", is_flag=True)
-def finetune(checkpoint, target, out_path, epochs, lr, device, trust_pickle, as_json,
+def finetune(checkpoint, target, out_path, epochs, lr, device, trust_pickle, hop_delays, as_json,
              quiet) -> None:
     """Quantization-aware fine-tuning toward the target's integer arithmetic.
 
@@ -307,7 +310,7 @@ def finetune(checkpoint, target, out_path, epochs, lr, device, trust_pickle, as_
 
     res = run_finetune(
         checkpoint, target, out_path, epochs=epochs, lr=lr, device=device, progress=not quiet,
-        trust_pickle=trust_pickle,
+        trust_pickle=trust_pickle, hop_delays=hop_delays,
     )
     _emit(
         res.to_dict(),

@@ -30,7 +30,7 @@ from snn2hw.nir.shapes import Shape, fmt_shape, input_shape, node_output_shape
 SUPPORTED_TYPES: tuple[type, ...] = (
     nir.Input, nir.Output, nir.Affine, nir.Linear, nir.Scale, nir.Conv1d, nir.Conv2d,
     nir.SumPool2d, nir.AvgPool2d, nir.Flatten, nir.LIF, nir.CubaLIF, nir.IF, nir.LI,
-    nir.CubaLI, nir.I, nir.Threshold,
+    nir.CubaLI, nir.I, nir.Threshold, nir.Delay,
 )
 SUPPORTED_NAMES = ", ".join(t.__name__ for t in SUPPORTED_TYPES)
 

@@ -6,7 +6,8 @@ discretization, shared with the quantizer) and updated with
 :func:`snn2hw.nn.fused.lif_multistep` runs the same equations faster where it applies
 (uniform decays and threshold, reset to 0, strict threshold).
 
-Timing: no delay on edges. Feed-forward graphs run node by node over whole sequences.
+Timing: no delay on edges (a ``nir.Delay`` node shifts its input in time,
+:mod:`snn2hw.nir.delays`). Feed-forward graphs run node by node over whole sequences.
 Graphs with cycles run step by step in a topological order without the back edges; a back
 edge delivers its source's output of the previous step. Before the first step that output
 is the graph's value at rest (zero input, neurons silent): an Affine on a recurrent edge
@@ -35,6 +36,7 @@ from torch import nn
 
 from snn2hw.common.errors import GraphError
 from snn2hw.nir.analysis import GraphInfo, analyze
+from snn2hw.nir.delays import DelayLine
 from snn2hw.nir.discretize import (
     Convention,
     DiscreteNeuron,
@@ -313,6 +315,8 @@ class NIRNet(nn.Module):
             return _Reshape(self.info.out_shapes[name])
         if isinstance(node, nir.Threshold):
             return _Threshold(node, dtype, strict, surrogate)
+        if isinstance(node, nir.Delay):  # snn2hw.nir.delays
+            return DelayLine(name, node, self.dt, self.info.recurrent)
         if is_neuron(node):
             dn = discretize_neuron(name, node, self.dt, self.convention)
             md_reset = node_metadata(node).get("reset")

@@ -12,7 +12,9 @@ metadata ``snn2hw_layer`` holds the module path in the model, e.g. ``layers.3`` 
 * neuron -> ``LIF`` (alpha = 0), ``IF`` (alpha = 0, beta = 1) or ``CubaLIF``, with the
   per-step input gain 1: ``tau = dt/(1-beta)``, ``r = tau/dt``; CubaLIF adds
   ``tau_syn = dt/(1-alpha)``, ``w_in = tau_syn/dt``. SRM layers are the CubaLIF they equal
-  (metadata ``snn2hw_kind = "srm"``). Subtractive reset cannot be expressed in NIR: it is
+  (metadata ``snn2hw_kind = "srm"``). A model trained with hop delays
+  (``arch["hop_delays"]``) gets a ``Delay`` of ``dt`` on every path into a neuron
+  (:mod:`snn2hw.nir.delays`). Subtractive reset cannot be expressed in NIR: it is
   exported as ``v_reset = 0`` with node metadata ``reset = "subtract"`` and a warning.
 
 Parameters are written in float64 so that reading them back with
@@ -34,6 +36,7 @@ from torch import nn
 
 from snn2hw.common.atomic_io import atomic_path
 from snn2hw.common.errors import GraphError
+from snn2hw.nir.delays import delay_node
 from snn2hw.nn.layers import (
     Residual,
     SeqAvgPool2d,
@@ -142,6 +145,9 @@ class _Exporter:
             self.fold_norm(layer, path, tails)
             return tails, shape
         if isinstance(layer, CubaLIF):
+            if layer.input_delay:  # hop-delay training: the chip's hop as a nir.Delay per path
+                tails = [self.add("delay", delay_node(shape, layer.input_delay, self.dt), [t],
+                                  path)[0] for t in tails]
             return self.add(*self.neuron(layer, path, shape), tails, path), shape
         if isinstance(layer, Residual):
             a, sa = self.sequence(layer.block, f"{path}.block", tails, shape)

@@ -143,8 +143,9 @@ def node_output_shape(name: str, node: nir.NIRNode, shape: Shape, src: str, note
                     f"{list(w.shape)}"
                 )
         return (int(w.shape[0]),)
-    if isinstance(node, (nir.Scale, nir.Threshold)):
-        p = as_array(node.scale if isinstance(node, nir.Scale) else node.threshold)
+    if isinstance(node, (nir.Scale, nir.Threshold, nir.Delay)):
+        p = as_array(node.scale if isinstance(node, nir.Scale) else
+                     node.delay if isinstance(node, nir.Delay) else node.threshold)
         try:
             ok = np.broadcast_shapes(p.shape, shape) == shape
         except ValueError:

@@ -14,6 +14,13 @@ groups, bias), ``avgpool``/``sumpool`` (kernel, stride, padding), ``flatten``,
 tau_mem, tau_syn, threshold, reset, surrogate, surrogate_alpha, learn_threshold,
 learn_decay), ``residual`` (``layers`` and optional ``shortcut`` lists; the branch
 outputs are summed). The network's last layer must be a neuron layer.
+
+``"hop_delays": true`` trains with the chip's timing (docs/qgraph.md "Topology and
+timing"): every neuron layer integrates at step ``t`` what reaches it from the layers
+feeding it at ``t - 1``, so a skip branch arrives at its hop depth, exactly as on a chip
+without synaptic delays. The forward pass then runs ``T + hop_depth`` steps (zero input
+after the last frame), as a chip run does, and the NIR export carries one ``nir.Delay``
+of ``dt`` in front of every neuron (:mod:`snn2hw.nir.export`).
 """
 
 from __future__ import annotations
@@ -101,7 +108,7 @@ class SpikingNet(nn.Module):
         self.arch = copy.deepcopy(arch)
         if "input_shape" not in arch or "layers" not in arch:
             raise ConfigError("model: architecture needs 'input_shape' and 'layers'")
-        unknown = set(arch) - {"input_shape", "layers", "neuron", "name"}
+        unknown = set(arch) - {"input_shape", "layers", "neuron", "name", "hop_delays"}
         if unknown:
             raise ConfigError(f"model: unknown key(s) {sorted(unknown)}")
         self.input_shape = tuple(int(s) for s in arch["input_shape"])
@@ -110,11 +117,29 @@ class SpikingNet(nn.Module):
         if not self.layers or not isinstance(self.layers[-1], CubaLIF):
             raise ConfigError("model: the last layer must be a neuron layer (spiking output)")
         self.output_shape = shape
+        self.hop_depth = _hop_depth(self.layers)
+        hop = arch.get("hop_delays", False)
+        if not isinstance(hop, bool):
+            raise ConfigError(f"model: 'hop_delays' must be true or false, got {hop!r}")
+        self.set_hop_delays(hop)
+
+    def set_hop_delays(self, on: bool) -> None:
+        """Train (or run) with the chip's one-step hop per layer (module doc); recorded in
+        ``arch`` so checkpoints rebuild and export the same timing."""
+        self.hop_delays = bool(on)
+        if self.hop_delays:
+            self.arch["hop_delays"] = True
+        else:
+            self.arch.pop("hop_delays", None)
+        for _, m in self.neurons():
+            m.input_delay = 1 if on else 0
 
     def forward(self, x: torch.Tensor, record: bool = False):
         """``x``: ``[T, B, *input_shape]`` currents or spikes. Returns output spikes
         ``[T, B, classes]``, and with ``record=True`` also ``{layer_name: spikes}``."""
         spikes: dict[str, torch.Tensor] = {}
+        if self.hop_delays:  # flush the last frame through every hop, as a chip run does
+            x = torch.cat([x, x.new_zeros((self.hop_depth, *x.shape[1:]))])
         for name, layer in self.layers.named_children():
             x = layer(x)
             if record and isinstance(layer, CubaLIF):
@@ -128,6 +153,17 @@ class SpikingNet(nn.Module):
         """Round decays to the chip grid in forward (QAT)."""
         for _, m in self.neurons():
             m.quantize_dynamics = on
+
+
+def _hop_depth(seq: nn.Module) -> int:
+    """Neuron layers on the longest path through ``seq`` (a residual: its longer branch)."""
+    n = 0
+    for layer in seq.children():
+        if isinstance(layer, CubaLIF):
+            n += 1
+        elif isinstance(layer, Residual):
+            n += max(_hop_depth(layer.block), _hop_depth(layer.shortcut))
+    return n
 
 
 def _check_keys(spec: dict[str, Any], where: str) -> str:

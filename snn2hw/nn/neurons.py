@@ -70,6 +70,9 @@ class CubaLIF(nn.Module):
         self.detach_reset = detach_reset
         self.fused = fused
         self.quantize_dynamics = False
+        # steps between the layer feeding this neuron and its input: 1 under hop-delay
+        # training (the chip's one-step hop, snn2hw.nn.model), 0 for the plain float model
+        self.input_delay = 0
         self.learn_decay = learn_decay
         self.alpha = nn.Parameter(torch.tensor(float(alpha)), requires_grad=learn_decay)
         self.beta = nn.Parameter(torch.tensor(float(beta)), requires_grad=learn_decay)
@@ -87,6 +90,8 @@ class CubaLIF(nn.Module):
         return alpha, beta
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.input_delay:
+            x = delay_steps(x, self.input_delay)
         alpha, beta = self.factors()
         kwargs = dict(
             alpha=alpha,
@@ -117,6 +122,15 @@ class CubaLIF(nn.Module):
             f"alpha={d['alpha']:.4f}, beta={d['beta']:.4f}, vth={d['threshold']:.3f}, "
             f"reset={d['reset']}"
         )
+
+
+def delay_steps(x: torch.Tensor, d: int) -> torch.Tensor:
+    """``x`` ``[T, B, ...]`` delayed by ``d`` steps: ``y[t] = x[t - d]``, zeros before."""
+    if d <= 0:
+        return x
+    if d >= x.shape[0]:
+        return torch.zeros_like(x)
+    return torch.cat([torch.zeros_like(x[:d]), x[:-d]])
 
 
 class LIF(CubaLIF):

@@ -22,8 +22,11 @@ from snn2hw.backends import registry
 from snn2hw.backends.base import SimResult
 from snn2hw.common.errors import Snn2hwError
 from snn2hw.common.tables import markdown_table
+from snn2hw.nir.delays import flush_steps
+from snn2hw.pipeline.alignment import pad_for_delays
 from snn2hw.pipeline.simulate import BackendRun, graph_samples, predictions, run_backend
-from snn2hw.quant.qgraph import LIFNode, QGraph
+from snn2hw.quant.align_delays import layer_shifts
+from snn2hw.quant.qgraph import QGraph
 
 
 @dataclass
@@ -175,20 +178,11 @@ def float_path_spikes(
 
     net = float_net_for(graph, nir_dir)
     t0 = time.perf_counter()
-    with torch.no_grad():
-        _, rec = net(frames, record=True)
+    with torch.no_grad():  # a graph with Delay nodes needs extra steps to flush
+        _, rec = net(pad_for_delays(frames, flush_steps(net.graph, net.dt)), record=True)
     wall = time.perf_counter() - t0
     lifs = {n.name for n in graph.lif_nodes}
     return {k: v.numpy().astype(np.uint8) for k, v in rec.items() if k in lifs}, wall
-
-
-def _layer_depths(graph: QGraph) -> dict[str, int]:
-    depth: dict[str, int] = {}
-    for name, node in graph.nodes.items():
-        if isinstance(node, LIFNode):
-            preds = [p[0] for p in graph.synapse_paths(name)]
-            depth[name] = 1 + max((depth.get(p, 0) for p in preds if p in depth), default=0)
-    return depth
 
 
 def compare(
@@ -266,10 +260,11 @@ def compare(
     float_agree: dict[str, float] = {}
     if "float" in backends:
         fs, wall["float"] = float_path_spikes(graph, smp.frames, qgraph_path.parent)
-        depths = _layer_depths(graph)
+        shifts = layer_shifts(graph)  # chip step = float step + shift (quant.align_delays)
         for name, s in fs.items():
-            d = depths.get(name, 0)
-            ints = ref.spikes[name][d : d + s.shape[0]]
+            d = shifts.get(name, 0)
+            s = s[max(-d, 0):]
+            ints = ref.spikes[name][max(d, 0) : max(d, 0) + s.shape[0]]
             float_agree[name] = float((ints == s[: ints.shape[0]]).mean())
         src = graph.source_of_output(graph.output_nodes[0].name)
         if smp.labels is not None and src in fs:

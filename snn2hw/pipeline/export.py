@@ -21,6 +21,7 @@ from snn2hw.common.errors import DatasetError
 from snn2hw.common.readout import accuracy, classify
 from snn2hw.common.tables import markdown_table
 from snn2hw.common.units import DEFAULT_DT
+from snn2hw.pipeline.alignment import delay_markdown, delay_section, pad_for_delays
 from snn2hw.pipeline.samples import (
     SampleSpec,
     bundle_sample_files,
@@ -112,6 +113,7 @@ def export(
             "reset": reset, "samples": stored_spec.to_dict(), "input_format": fmt.to_dict(),
             "notes": src.notes,
         })
+        delays = delay_section(qres.graph, src.spec, fmt)
         calib_check = _integer_rates(qres.graph, calib.ints, rec, neurons)
         qres.notes += _quality_warnings(calib_check)
         mapping = map_to_cores(qres.graph, tgt)
@@ -128,6 +130,7 @@ def export(
             "float_accuracy": float_acc,
             "float_rates": rates,
             "quantization": qres.to_dict(),
+            "synaptic_delays": delays,
             "calibration_rates": calib_check,
             "resources": mapping.to_dict(),
             "files": {"nir": str(nir_path), "qgraph": str(qpath)},
@@ -246,9 +249,12 @@ def _quality_warnings(calib_check: dict[str, Any]) -> list[str]:
 def _float_test(net: Any, spec: SampleSpec, fmt: Any, neurons: dict
                 ) -> tuple[float | None, dict[str, float]]:
     """Float accuracy and per-layer rates on the test split, for the report."""
+    from snn2hw.nir.delays import flush_steps
+
     test = load_samples(spec, fmt, "test", FLOAT_EVAL_SAMPLES)
     with torch.no_grad():
-        fout, frec = net(test.frames, record=True)
+        fout, frec = net(pad_for_delays(test.frames, flush_steps(net.graph, net.dt)),
+                         record=True)
     rates = {k: float(v.float().mean()) for k, v in frec.items() if k in neurons}
     return _float_accuracy(fout, test.labels), rates
 
@@ -315,6 +321,7 @@ def _markdown(r: dict[str, Any], mapping_table: str) -> str:
               lr["limited_by"]] for lr in r["quantization"]["layers"]],
         ),
         "",
+        *delay_markdown(r["synaptic_delays"]),
         "## Predicted activity (float path)",
         markdown_table(["layer", "spikes/neuron/step"],
                        [[k, f"{v:.4f}"] for k, v in r["float_rates"].items()]),

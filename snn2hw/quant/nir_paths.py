@@ -37,6 +37,7 @@ SYNAPSE_TYPES = (
     nir.AvgPool2d,
     nir.Flatten,
     nir.Scale,
+    nir.Delay,
 )
 
 
@@ -50,6 +51,9 @@ class PathPlan:
     bias: np.ndarray | None  # synaptic bias per output neuron (float, before gain)
     scale: float
     names: list[str]  # NIR node names along the path (for messages)
+    # float-time delay of the path in steps (nir.Delay nodes): an int, or per synapse
+    # (N_out, N_in) for a dense op; becomes the weighted op's delay (quant.align_delays)
+    delay: int | np.ndarray = 0
 
 
 def port_shape(types: dict[str, Any] | None) -> tuple[int, ...] | None:
@@ -68,8 +72,9 @@ def _pair(v: Any) -> tuple[int, int]:
 class Structure:
     """The NIR graph seen as spike sources, neurons and the synapse paths between them."""
 
-    def __init__(self, graph: nir.NIRGraph) -> None:
+    def __init__(self, graph: nir.NIRGraph, dt: float | None = None) -> None:
         self.graph = graph
+        self.dt = dt  # needed to read Delay nodes in steps
         self.nodes = graph.nodes
         self.preds: dict[str, list[str]] = {n: [] for n in self.nodes}
         self.succs: dict[str, list[str]] = {n: [] for n in self.nodes}
@@ -98,7 +103,7 @@ class Structure:
                 raise QuantizationError(
                     f"node '{n}' ({type(v).__name__}) cannot be lowered to Loihi; supported: "
                     "Input, Output, Affine, Linear, Scale, Conv2d, SumPool2d, AvgPool2d, Flatten, "
-                    "LIF, CubaLIF, IF"
+                    "Delay, LIF, CubaLIF, IF"
                 )
 
     def _topo_order(self) -> list[str]:
@@ -158,6 +163,21 @@ class _PathFolder:
     weighted: dict[str, Any] | None = None
     bias: np.ndarray | None = None
     scale: float = 1.0
+    # Delay nodes met so far: (steps array, shape it applies to, before the weighted op?,
+    # a sum pool lies between it and the weighted op?)
+    delays: list[tuple[str, np.ndarray, bool, bool]] = field(default_factory=list)
+
+    def delay(self, name: str, node: nir.Delay) -> None:
+        from snn2hw.nir.delays import delay_steps
+
+        if self.struct.dt is None:
+            raise GraphError(f"node '{name}' (Delay): dt is needed to read delays in steps")
+        self.delays.append((name, delay_steps(name, node, self.struct.dt),
+                            self.weighted is None, False))
+
+    def _pooled(self) -> None:
+        """A sum pool mixes elements: earlier per-element delays must be uniform."""
+        self.delays = [(n, d, pre, True) for n, d, pre, _ in self.delays]
 
     def linear(self, name: str, node: nir.Affine | nir.Linear) -> None:
         w = np.asarray(node.weight, dtype=np.float64)
@@ -202,6 +222,7 @@ class _PathFolder:
     def pool(self, name: str, node: nir.SumPool2d | nir.AvgPool2d) -> None:
         if self.weighted is not None:
             raise QuantizationError(f"path {' -> '.join(self.path)}: pooling after a weighted op")
+        self._pooled()
         k = _pair(node.kernel_size)
         in_shape = port_shape(node.input_type)
         if in_shape is None or len(in_shape) != 3:
@@ -240,7 +261,38 @@ class _PathFolder:
             self.weighted = _identity_map(target_shape, self.scale, f"{self.path[-1]}.identity")
         elif self.scale != 1.0:
             self.weighted["weight"] = self.weighted["weight"] * self.scale
-        return PathPlan(self.path[0], self.structural, self.weighted, self.bias, 1.0, self.path)
+        return PathPlan(self.path[0], self.structural, self.weighted, self.bias, 1.0, self.path,
+                        self._synaptic_delay())
+
+    def _synaptic_delay(self) -> int | np.ndarray:
+        """The path's Delay nodes as one delay of its weighted op: an int when every delay
+        is uniform, else (dense only) per synapse ``D[i, j] = post_i + pre_j``."""
+        w = self.weighted
+        assert w is not None
+        uniform = sum(int(d.max()) for _, d, _, _ in self.delays
+                      if d.size and np.all(d == d.flat[0]))
+        mixed = [(n, d, pre, pooled) for n, d, pre, pooled in self.delays
+                 if d.size and not np.all(d == d.flat[0])]
+        if not mixed:
+            return uniform
+        for n, _, _, pooled in mixed:
+            if w["kind"] != "dense" or pooled:
+                where = "a convolution" if w["kind"] != "dense" else "a pooling window"
+                raise QuantizationError(
+                    f"node '{n}' (Delay): per-element delays before {where} cannot become "
+                    "synaptic delays (a conv carries one delay); use one delay for the node")
+        n_out, n_in = w["weight"].shape[0], int(np.prod(w["weight"].shape[1:]))
+        total = np.full((n_out, n_in), uniform, dtype=np.int64)
+        for n, d, pre, _ in mixed:
+            flat = d.reshape(-1)
+            if pre and flat.size == n_in:
+                total += flat[None, :]
+            elif not pre and flat.size == n_out:
+                total += flat[:, None]
+            else:
+                raise QuantizationError(f"node '{n}' (Delay): {flat.size} delays do not match "
+                                        f"the {n_in} inputs / {n_out} outputs of its dense op")
+        return total
 
     def _shape_before(self, name: str) -> tuple[int, ...]:
         """Output shape of the node before ``name`` on the path (when ``name`` lacks one)."""
@@ -286,6 +338,8 @@ def plan_path(struct: Structure, path: list[str], target_shape: tuple[int, ...])
             folder.flatten(name, node)
         elif isinstance(node, nir.Scale):
             folder.scale_by(name, node)
+        elif isinstance(node, nir.Delay):
+            folder.delay(name, node)
         else:
             raise QuantizationError(f"node '{name}' ({type(node).__name__}) inside a synapse path")
     return folder.finish(target_shape)

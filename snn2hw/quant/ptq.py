@@ -55,6 +55,7 @@ import torch
 
 from snn2hw.common.errors import GraphError, QuantizationError
 from snn2hw.nir.discretize import DiscreteNeuron
+from snn2hw.quant.align_delays import align_graph
 from snn2hw.quant.bounds import ChipLimits, layer_bounds, limits_to_metadata, shrink_factor
 from snn2hw.quant.formats import (
     LOIHI_FORMATS,
@@ -165,7 +166,7 @@ def quantize(
     layer whose proven bound crosses a limit is re-quantized with its threshold (hence
     weights and bias) scaled down until it fits; the limits go into the graph's
     metadata so the backends re-check them."""
-    struct = Structure(graph)
+    struct = Structure(graph, dt)
     in_node = _input_node(graph, struct, input_shape, input_message_bits)
     calib = Calibration(records, struct.input, float(input_scale))
     fmts = LOIHI_FORMATS if formats is None else formats
@@ -435,7 +436,7 @@ def _path_nodes(
     wname = f"{neuron}.p{k}.{plan.weighted['name']}"
     if plan.weighted["kind"] == "dense":
         chain.append(DenseNode(wname, w_int.reshape(w_int.shape[0], -1), weight_exp=weight_exp,
-                               num_weight_bits=weight_bits))
+                               num_weight_bits=weight_bits, delay=plan.delay))
     else:
         chain.append(
             ConvNode(
@@ -447,6 +448,7 @@ def _path_nodes(
                 padding=plan.weighted["padding"],
                 dilation=plan.weighted["dilation"],
                 groups=plan.weighted["groups"],
+                delay=int(plan.delay),
             )
         )
     return chain
@@ -521,5 +523,8 @@ def _assemble_graph(
         metadata=dict(metadata or {}),
         formats=formats,
     )
+    # the ops carry the float model's delays (nir.Delay); make them the chip's, aligning
+    # merge points on targets with delays (snn2hw.quant.align_delays)
+    qg.metadata["alignment"] = align_graph(qg).to_dict()
     qg.validate()
     return qg

@@ -41,6 +41,8 @@ SCHEMA: dict[str, dict[str, tuple[tuple[type, ...], Any]]] = {
         "input_shape": ((list,), None),
         "neuron": ((dict,), {}),
         "layers": ((list,), None),
+        # train with the chip's one-step hop per layer (snn2hw.nn.model, docs/nir.md "Delay")
+        "hop_delays": ((bool,), False),
     },
     "train": {
         "epochs": ((int,), 10),
@@ -90,7 +92,7 @@ def validate_config(raw: dict[str, Any], source: str = "config") -> dict[str, An
             if key in given and not (given[key] is None and default is None):
                 val = given[key]
                 # bool is an int subclass: never accept it for numbers
-                if isinstance(val, bool) or not isinstance(val, types):
+                if (isinstance(val, bool) and bool not in types) or not isinstance(val, types):
                     raise ConfigError(
                         f"{source}: [{section}].{key} must be {_type_name(types)}, "
                         f"got {type(val).__name__} {val!r}"
@@ -153,4 +155,6 @@ def model_arch(cfg: dict[str, Any], input_shape: tuple[int, ...]) -> dict[str, A
     }
     if m.get("name"):
         arch["name"] = m["name"]
+    if m.get("hop_delays"):
+        arch["hop_delays"] = True
     return arch

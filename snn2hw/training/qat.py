@@ -29,6 +29,8 @@ or ``cli``.
 
 from __future__ import annotations
 
+import copy
+import dataclasses
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -132,11 +134,14 @@ def finetune(
     formats: NumberFormats | None = None,
     chip_limits: ChipLimits | None = None,
     trust_pickle: bool = False,
+    hop_delays: bool = False,
 ) -> FinetuneResult:
     """Fine-tune ``ckpt_path`` for ``target`` and write the result to ``out_path``; report
     float accuracy and, with ``integer_accuracy``, PTQ and QAT integer accuracy — all three
     on the same first ``int_eval_samples`` test samples, measured once each after the
-    epochs (float and PTQ on ``ckpt_path``, QAT on ``out_path``). ``formats`` and
+    epochs (float and PTQ on ``ckpt_path``, QAT on ``out_path``). ``hop_delays``: fine-tune
+    with the chip's one-step hop per layer (:mod:`snn2hw.nn.model`); the result keeps that
+    timing (its architecture records it, its NIR export carries the Delay nodes). ``formats`` and
     ``chip_limits``: the target's number formats and chip limits, so the grid QAT trains
     on is the one export will quantize to (the caller reads them from the target file).
     ``trust_pickle``: allow unpickling ``ckpt_path`` (only for files you trust)."""
@@ -149,7 +154,7 @@ def finetune(
         raise ConfigError(f"finetune: int_eval_samples must be >= 1, got {int_eval_samples!r}")
     ckpt_path = Path(ckpt_path)
     out_path = check_output_path(out_path, "fine-tuned checkpoint")  # before any work
-    job = _load_job(ckpt_path, device, trust_pickle)
+    job = _load_job(ckpt_path, device, hop_delays, trust_pickle)
     lr = float(lr or job.cfg["train"]["lr"]) * 0.2
     opt = torch.optim.Adam([p for p in job.model.parameters() if p.requires_grad], lr=lr)
     rule = LossRule(job.cfg["train"]["loss"], job.cfg["train"]["loss_options"])
@@ -163,7 +168,7 @@ def finetune(
     _write_result(out_path, job, target, epochs, history, ckpt_path)
     # The test split, once per figure, after training: nothing above read it.
     x, y = job.ds.x_test[:int_eval_samples], job.ds.y_test[:int_eval_samples]
-    source_model = job.ck.build_model(str(ckpt_path)).to(job.device)
+    source_model = load_checkpoint(ckpt_path).build_model(str(ckpt_path)).to(job.device)
     float_acc = evaluate(source_model, x, y, encoder=job.data.encoder,
                          num_steps=job.data.num_steps, device=job.device,
                          seed=eval_seed(job.cfg)).accuracy
@@ -174,14 +179,20 @@ def finetune(
                           time.monotonic() - t0, ckpt_path, len(y))
 
 
-def _load_job(ckpt_path: Path, device: str, trust_pickle: bool = False) -> _Job:
-    """Checkpoint, config, seeding, model and data, in the seeded order of a QAT run."""
+def _load_job(ckpt_path: Path, device: str, hop_delays: bool = False,
+              trust_pickle: bool = False) -> _Job:
+    """Checkpoint, config, seeding, model and data, in the seeded order of a QAT run; with
+    ``hop_delays`` the model (and the architecture QAT quantizes and saves) gets the
+    chip's per-hop timing."""
     ck = load_checkpoint(ckpt_path, trust_pickle=trust_pickle)
     cfg = validate_config(ck.config or {"model": {"layers": ck.arch["layers"]}}, str(ckpt_path))
     seed = int(cfg["experiment"]["seed"])
     seed_everything(seed)
     dev = resolve_device(device)
     model = ck.build_model(str(ckpt_path)).to(dev)
+    if hop_delays:
+        model.set_hop_delays(True)
+        ck = dataclasses.replace(ck, arch=copy.deepcopy(model.arch))
     ds = load_config_dataset(cfg)
     data = EpochData(
         x=torch.from_numpy(ds.x_train),

@@ -83,7 +83,8 @@ def test_supported_graph_passes_and_round_trips_through_a_file(tmp_path):
     assert check_graph(read_nir(p)) == []
 
 
-def test_unsupported_delay_node_names_node_type_and_supported_list(tmp_path):
+def test_delay_node_is_read_and_checked(tmp_path):
+    """nir.Delay is supported (docs/nir.md "Delay"); what snn2hw cannot run is refused."""
     g = nir.NIRGraph(
         nodes={
             "input": nir.Input(input_type={"input": np.array([2])}),
@@ -94,9 +95,13 @@ def test_unsupported_delay_node_names_node_type_and_supported_list(tmp_path):
     )
     p = tmp_path / "delay.nir"
     nir.write(p, g)
-    with pytest.raises(GraphError, match=r"node 'wait' has unsupported type Delay; supported: "
-                                         r"Input, Output, Affine.*CubaLIF.*Threshold"):
-        check_graph(read_nir(p))
+    check_graph(read_nir(p))
+    inner = nir.NIRGraph(nodes={"i": nir.Input(np.array([2])), "o": nir.Output(np.array([2]))},
+                         edges=[("i", "o")])
+    g.nodes["wait"] = inner
+    with pytest.raises(GraphError, match=r"node 'wait' has unsupported type nested NIRGraph; "
+                                         r"supported: Input, Output, Affine.*CubaLIF.*Delay"):
+        check_graph(g)
 
 
 def test_nested_graph_is_unsupported():

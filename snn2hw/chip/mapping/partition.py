@@ -16,6 +16,9 @@ Model (Loihi 1 style, limits from ``snn2hw/chip/targets/data/<name>.toml`` ``[re
   ``Target.bits_per_synapse``). This is an ASSUMED, simplified model of Loihi's
   compressed synapse formats: every non-zero synapse is stored explicitly as weight +
   target-compartment index; conv weight sharing is not credited.
+* **Synaptic delays** (:mod:`.delays`): per-synapse delay fields add bits per synapse to
+  the layer's synaptic memory; delayed neurons' extra accumulator slots are reported per
+  core as ``delay_buffer_bits``.
 
 Greedy contiguous, O(neurons) per layer: extend the current core neuron by neuron while
 every limit still holds, else open a new core. Every limit is monotone in the range, so
@@ -39,6 +42,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from snn2hw.chip.mapping.connectivity import _FanIn, _Ops, _source_size
+from snn2hw.chip.mapping.delays import LayerDelays, layer_delays
 from snn2hw.chip.mapping.result import CoreUse, LayerMapping, Mapping
 from snn2hw.chip.targets import Target
 from snn2hw.common.errors import GraphError, ResourceError
@@ -65,11 +69,13 @@ class _Part:
 
 
 def _partition(
-    fan: _FanIn, lim: _Limits, out_need: np.ndarray | None
+    fan: _FanIn, lim: _Limits, out_need: np.ndarray | None, dly: LayerDelays | None = None
 ) -> _Part:
-    """Greedy contiguous partition of one layer (see module docstring)."""
+    """Greedy contiguous partition of one layer (see module docstring); ``dly``: the
+    layer's delay memory (per-synapse delay bits count into synaptic memory)."""
     layer = fan.layer
-    bits = lim.bits_per_synapse
+    bits = lim.bits_per_synapse + (dly.delay_bits_per_synapse if dly else 0)
+    buf = dly.buffer_bits_per_neuron if dly else 0
     covered = np.zeros(fan.ncols, dtype=bool)
     cores: list[CoreUse] = []
     axon_sets: list[np.ndarray] = []
@@ -82,7 +88,7 @@ def _partition(
         axons = np.concatenate(parts) if parts else np.zeros(0, np.int64)
         covered[axons] = False
         axon_sets.append(axons)
-        cores.append(CoreUse(-1, start, stop, ax, syn, syn * bits, out))
+        cores.append(CoreUse(-1, start, stop, ax, syn, syn * bits, out, (stop - start) * buf))
 
     for row0, chunk in fan.chunks():
         ptr, idx = chunk.indptr, chunk.indices
@@ -193,10 +199,12 @@ def map_to_cores(graph: QGraph, target: Target) -> Mapping:
         raise GraphError("quantized graph has no LIF layer to map")
     fans: dict[str, _FanIn] = {}
     parts: dict[str, _Part] = {}
+    delays: dict[str, LayerDelays] = {}
     done: list[tuple[str, int]] = []
     for name in lif_names:
         fans[name] = _FanIn(graph, ops, name)
-        parts[name] = _partition(fans[name], lim, None)
+        delays[name] = layer_delays(graph, name)
+        parts[name] = _partition(fans[name], lim, None, delays[name])
         done.append((name, len(parts[name].cores)))
         _chip_check(target, done)  # stop early: later layers only add cores
 
@@ -224,7 +232,7 @@ def map_to_cores(graph: QGraph, target: Target) -> Mapping:
                 f"core after {max_rounds} re-partitioning rounds"
             )
         for name in reversed(bad):
-            parts[name] = _partition(fans[name], lim, need[name])
+            parts[name] = _partition(fans[name], lim, need[name], delays[name])
         rounds += 1
         _chip_check(target, [(n, len(parts[n].cores)) for n in lif_names])
 
@@ -239,7 +247,8 @@ def map_to_cores(graph: QGraph, target: Target) -> Mapping:
         reasons = part.reasons
         limited = max(_REASONS, key=reasons.count) if reasons else ""
         node = graph.nodes[name]
-        layers[name] = LayerMapping(name, tuple(node.shape), part.cores, part.max_fan_in, limited)
+        layers[name] = LayerMapping(name, tuple(node.shape), part.cores, part.max_fan_in, limited,
+                                    delays[name].max_delay)
 
     r = target.resources
     mapping = Mapping(

@@ -31,8 +31,9 @@ class CoreUse:
     stop: int
     input_axons: int
     synapses: int
-    synaptic_memory_bits: int
+    synaptic_memory_bits: int  # includes per-synapse delay fields (mapping.delays)
     output_axons: int = 0
+    delay_buffer_bits: int = 0  # extra dendritic accumulator slots for delays (mapping.delays)
 
     @property
     def neurons(self) -> int:
@@ -48,6 +49,11 @@ class LayerMapping:
     cores: list[CoreUse]
     max_fan_in: int  # largest number of source neurons of a single neuron
     limited_by: str  # the limit that most often closed a core ("" when one core suffices)
+    max_delay: int = 0  # longest synaptic delay into the layer, steps
+
+    @property
+    def total_delay_buffer_bits(self) -> int:
+        return sum(c.delay_buffer_bits for c in self.cores)
 
     @property
     def neurons(self) -> int:
@@ -105,12 +111,15 @@ class LayerMapping:
             "max_output_axons": self.max_output_axons,
             "max_synaptic_memory_bits": self.max_synaptic_memory_bits,
             "total_synaptic_memory_bits": self.total_synaptic_memory_bits,
+            "max_delay": self.max_delay,
+            "total_delay_buffer_bits": self.total_delay_buffer_bits,
             "per_core": {
                 "neurons": self.neurons_per_core,
                 "input_axons": [c.input_axons for c in self.cores],
                 "output_axons": [c.output_axons for c in self.cores],
                 "synapses": [c.synapses for c in self.cores],
                 "synaptic_memory_bits": [c.synaptic_memory_bits for c in self.cores],
+                "delay_buffer_bits": [c.delay_buffer_bits for c in self.cores],
             },
         }
 
@@ -189,5 +198,9 @@ class Mapping:
                 "(weight + target index; simplified model, no weight sharing)",
                 "one layer per core; contiguous neuron ranges in C order",
                 "external inputs are injected from off the mesh (no cores, no output axons)",
+                "synaptic delays (snn2hw.chip.mapping.delays): per-synapse delay fields add "
+                "bit_length(max_synaptic_delay) bits per synapse to synaptic memory; each "
+                "delayed neuron adds max_delay accumulator slots of 16 bits (Lava DelayDense), "
+                "reported as delay_buffer_bits, no published limit",
             ],
         }

@@ -39,6 +39,12 @@ def format_mapping(mapping: Mapping) -> str:
         lines.append("  ".join(cells).rstrip())
         if k == 0 or k == len(rows) - 2:
             lines.append("  ".join("-" * w for w in widths))
+    delayed = [lm for lm in mapping.layers.values() if lm.max_delay]
+    if delayed:
+        lines += ["", "Synaptic delays: " + "; ".join(
+            f"{lm.name} up to {lm.max_delay} steps, {_bits(lm.total_delay_buffer_bits)} of "
+            "extra accumulator slots" for lm in delayed)
+            + " (assumed model: snn2hw.chip.mapping.delays)"]
     lim = mapping.limits
     lines += [
         "",
