@@ -86,6 +86,13 @@ class OnnxIntRunner:
         self.input_shape = tuple(json.loads(meta["input_shape"]))
         self.message_bits = int(meta["message_bits"])
         self.lif_shapes = {k: tuple(v) for k, v in json.loads(meta["lif_shapes"]).items()}
+        # what each LIF emits per step: 1 = 0/1 spikes, above = a count (multi-spike);
+        # models written before multi-spike output carry no such key
+        max_spikes = json.loads(meta.get("max_spikes", "{}"))
+        self.spike_dtypes = {
+            k: np.dtype(np.uint8 if int(max_spikes.get(k, 1)) <= 255 else np.int32)
+            for k in self.lif_shapes
+        }
         self.state = json.loads(meta["state"])  # output name -> input name of the next step
         self._inputs = {i.name: i for i in self.session.get_inputs()}
         self._outputs = [o.name for o in self.session.get_outputs()]
@@ -144,7 +151,8 @@ class OnnxIntRunner:
             for name, i in self._inputs.items() if name != "x"
         }
         zero_frame = np.zeros((batch, *self.input_shape), np.int64)
-        spikes = {k: np.zeros((n_steps, batch, *s), np.uint8) for k, s in self.lif_shapes.items()}
+        spikes = {k: np.zeros((n_steps, batch, *s), self.spike_dtypes[k])
+                  for k, s in self.lif_shapes.items()}
         u_rec = v_rec = None
         if record_state:
             u_rec = {k: np.zeros(a.shape, np.int64) for k, a in spikes.items()}
@@ -206,6 +214,7 @@ class OnnxBackend(PreparingBackend):
     uses_device = False
     counts_activity = False
     splits_batches = False
+    features = frozenset({"delay", "multi_spike"})
 
     def prepare(self, graph: QGraph, device: str = "cpu") -> _Prepared:
         check_node_kinds(graph, self.name, self.node_kinds, self.features)
