@@ -236,24 +236,27 @@ class DenseOp(Op):
         d = np.broadcast_to(np.asarray(node.delay, dtype=np.int64), w.shape)
         self.delays = tuple(int(k) for k in np.unique(d)) if w.size else (0,)
         self.max_delay = max(self.delays)
-        # Stored transposed so each step is one [B, N_in] @ [N_in, N_out] per delay.
-        self.wts = [
-            torch.as_tensor(np.where(d == k, w, 0).T.copy(), dtype=self.dtype, device=device)
-            for k in self.delays
-        ]
+        # Stored transposed, the per-delay matrices side by side: each step is one
+        # [B, N_in] @ [N_in, K * N_out] for the K distinct delay values.
+        self.n_out = int(w.shape[0])
+        self.wt = torch.as_tensor(
+            np.concatenate([np.where(d == k, w, 0).T for k in self.delays], axis=1),
+            dtype=self.dtype, device=device,
+        )
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         """The undelayed operator (``max_delay == 0``: a single matrix)."""
         if self.max_delay:
             raise RuntimeError(f"dense '{self.name}' has delays: use products/finish")
+        return _shift(self._mm(x), self.weight_exp)  # floor of the SUM, not of each product
+
+    def _mm(self, x: torch.Tensor) -> torch.Tensor:
         xf = x.reshape(x.shape[0], -1).to(self.dtype)
-        acc = torch.mm(xf, self.wts[0]).round_().to(torch.int64)
-        return _shift(acc, self.weight_exp)  # floor of the SUM, not of each product
+        return torch.mm(xf, self.wt).round_().to(torch.int64)
 
     def products(self, x: torch.Tensor) -> list[tuple[int, torch.Tensor]]:
-        xf = x.reshape(x.shape[0], -1).to(self.dtype)  # converted once for every delay
-        return [(k, torch.mm(xf, wt).round_().to(torch.int64))
-                for k, wt in zip(self.delays, self.wts, strict=True)]
+        acc = self._mm(x).reshape(x.shape[0], len(self.delays), self.n_out)
+        return [(k, acc[:, i]) for i, k in enumerate(self.delays)]
 
     def finish(self, acc: torch.Tensor) -> torch.Tensor:
         return _shift(acc, self.weight_exp)  # floor of the sum over delays, not per delay

@@ -99,19 +99,19 @@ def per_synapse_mixed_delays() -> Case:
 
 
 def products_summed_before_shift() -> Case:
-    # W = [[-1, -1]] (inhibitory, kept), weight_exp = -1, D = [[1, 0]].
+    # W = [[-3, -3]] (inhibitory, kept), weight_exp = -1, D = [[1, 0]].
     # Sample 0: x0 at frame 0 (delay 1) and x1 at frame 1 (delay 0) both arrive at step 2:
-    # shift(-1 + -1, -1) = -1 (shifting each delay's product first would give -2).
-    # Sample 1: both at frame 0: -1 arrives alone at steps 1 and 2: floor(-1/2) = -1 each.
-    g = graph([InputNode("x", (2,)), dense("d", [[-1, -1]], [[1, 0]], weight_exp=-1),
+    # shift(-3 + -3, -1) = -3 (shifting each delay's product first: -2 + -2 = -4).
+    # Sample 1: both at frame 0: -3 arrives alone at steps 1 and 2: floor(-3/2) = -2 each.
+    g = graph([InputNode("x", (2,)), dense("d", [[-3, -3]], [[1, 0]], weight_exp=-1),
                lif("L", 1)], [("x", "d"), ("d", "L")], "L", num_steps=2)
     x = np.zeros((2, 2, 2), np.int64)
     x[0, 0] = [1, 0]
     x[1, 0] = [0, 1]
     x[0, 1] = [1, 1]
     a = np.zeros((4, 2, 1), np.int64)
-    a[2, 0] = -1
-    a[1, 1] = a[2, 1] = -1
+    a[2, 0] = -3
+    a[1, 1] = a[2, 1] = -2
     return Case("products_summed_before_shift", g, x, 4, {"a": {"L": a}}, "delay")
 
 
