@@ -28,9 +28,10 @@ memory for the unfolded input, ``B * C_in * kH * kW * H_out * W_out`` floats per
 Synaptic delays and multi-spike output (docs/qgraph.md, the optional ``features`` of
 :class:`TorchIntBackend`): every operator with a delay keeps a delay line of its per-step
 contributions, a ring of ``max_delay + 1`` slots of ``[B, *out]`` tensors (for dense the
-int64 sums *before* the floor shift, one matmul per distinct delay value per step, so the
-products due at one step are summed across delays before the node's one shift; for conv
-its wrapped output). A multi-spike LIF's count is a graded payload to the operators it
+int64 sums *before* the floor shift: one matmul per step against the prepared matrix split
+by delay value (the blocks side by side), each block's products added to the slot of its
+delay, so the products due at one step are summed across delays before the node's one
+shift; for conv its wrapped output). A multi-spike LIF's count is a graded payload to the operators it
 feeds (their exactness bounds use ``max_spikes`` as the input's largest value).
 
 Module layout: this module holds the prepared network (:class:`TorchIntNetwork`), its time
