@@ -40,7 +40,8 @@ NODE_KINDS = frozenset(SUPPORTED_KINDS)
 
 @dataclass
 class OnnxIntResult:
-    """Outputs of :meth:`OnnxIntRunner.run_full`: per LIF node, uint8 spikes ``[N, B, *shape]``
+    """Outputs of :meth:`OnnxIntRunner.run_full`: per LIF node, spikes ``[N, B, *shape]``
+    (uint8: 0/1, or a multi-spike LIF's counts; int32 for ``max_spikes > 255``)
     and (with ``record_state``) int64 ``u``/``v`` after each step; ``wall_s``: loop seconds."""
 
     spikes: dict[str, np.ndarray]
@@ -122,7 +123,7 @@ class OnnxIntRunner:
         return x
 
     def run(self, inputs: Any, num_steps: int | None = None) -> dict[str, np.ndarray]:
-        """Spikes of every LIF node, uint8 ``[N, B, *shape]``, for integer frames
+        """Spikes (or counts) of every LIF node ``[N, B, *shape]``, for integer frames
         ``[F, B, *input_shape]`` (zeros after frame F); N defaults to num_steps + depth."""
         return self.run_full(inputs, num_steps).spikes
 
@@ -183,7 +184,8 @@ def run(
     steps (default ``graph.num_steps + graph.depth()``) through its integer ONNX step model
     (written to a temporary file, removed afterwards) in onnxruntime.
 
-    Returns spikes of every LIF ``[N, B, *shape]`` (uint8) and, with ``record_state``, the
+    Returns spikes of every LIF ``[N, B, *shape]`` (uint8; counts of a multi-spike LIF,
+    int32 above 255) and, with ``record_state``, the
     int64 ``u``/``v`` after each step, like the other integer backends. Raises
     :class:`GraphError` on a graph the exporter refuses or bad inputs."""
     with tempfile.TemporaryDirectory(prefix="snn2hw-onnx-") as tmp:

@@ -31,8 +31,8 @@ contributions, a ring of ``max_delay + 1`` slots of ``[B, *out]`` tensors (for d
 int64 sums *before* the floor shift: one matmul per step against the prepared matrix split
 by delay value (the blocks side by side), each block's products added to the slot of its
 delay, so the products due at one step are summed across delays before the node's one
-shift; for conv its wrapped output). A multi-spike LIF's count is a graded payload to the operators it
-feeds (their exactness bounds use ``max_spikes`` as the input's largest value).
+shift; for conv its wrapped output). A multi-spike LIF's count is a graded payload to the
+operators it feeds (their exactness bounds use ``max_spikes`` as the input's largest value).
 
 Module layout: this module holds the prepared network (:class:`TorchIntNetwork`), its time
 loop and the registry entry :data:`BACKEND`; the integer arithmetic and the synaptic

@@ -27,7 +27,10 @@ docs/onnx.md; in short:
   else int64. Integer operands and integer partial sums below those bounds are exact
   in any summation order, so the float result is the exact integer and the Cast back
   to int64 is exact;
-* sum pooling is a Gather of the window + int64 ReduceSum.
+* sum pooling is a Gather of the window + int64 ReduceSum;
+* synaptic delays are delay lines, one int64 state tensor per delayed dense/conv operator
+  (a dense's products of all delay values summed before its one floor shift); a
+  multi-spike LIF's count is ``Min(Div(Max(v, 0), TH), max_spikes)`` (``v - 1`` for ``>``).
 """
 
 from __future__ import annotations
@@ -643,7 +646,8 @@ def _spike_type(node: LIFNode) -> int:
 
 def _scan_graph(step: _Step, graph: QGraph) -> tuple[onnx.GraphProto, list, list]:
     """Wrap the step graph as the body of an ONNX ``Scan`` over the leading time axis of
-    ``frames`` [N, B, *input_shape]; zero initial state; per-LIF uint8 spikes out."""
+    ``frames`` [N, B, *input_shape]; zero initial state (u, v, s_prev, delay lines); per-LIF
+    uint8 spikes out (int32 counts for ``max_spikes > 255``)."""
     b = step.b
     by_name = {v.name: v for v in [*step.inputs, *step.outputs]}
     lifs = [n.name for n in graph.lif_nodes]
@@ -709,7 +713,10 @@ def export_qgraph_onnx(
 
     ``time_loop=True`` writes the whole run instead: the same step as the body of an ONNX
     ``Scan``; input ``frames`` int64 ``[N, B, *input_shape]`` (one frame per step, zeros
-    after the last real frame), outputs ``<lif>.spikes`` uint8 ``[N, B, *shape]``.
+    after the last real frame), outputs ``<lif>.spikes`` uint8 ``[N, B, *shape]`` (int32 for
+    a multi-spike LIF with ``max_spikes > 255``). Synaptic delays become delay-line state
+    tensors ``<op>.delay`` / ``<op>.delay_next``; a multi-spike LIF's ``<lif>.s`` is its
+    count (docs/onnx.md "Synaptic delays and multi-spike output").
     ``linear_dtype``: "auto" (per-operator proven-exact choice; module doc) or force
     "float32"/"float64"/"int64" (refused where not provably exact).
     Raises :class:`GraphError` for unsupported node kinds or unrepresentable graphs."""
