@@ -40,7 +40,8 @@ NODE_KINDS = frozenset(SUPPORTED_KINDS)
 
 @dataclass
 class OnnxIntResult:
-    """Outputs of :meth:`OnnxIntRunner.run_full`: per LIF node, uint8 spikes ``[N, B, *shape]``
+    """Outputs of :meth:`OnnxIntRunner.run_full`: per LIF node, spikes ``[N, B, *shape]``
+    (uint8: 0/1, or a multi-spike LIF's counts; int32 for ``max_spikes > 255``)
     and (with ``record_state``) int64 ``u``/``v`` after each step; ``wall_s``: loop seconds."""
 
     spikes: dict[str, np.ndarray]
@@ -86,6 +87,13 @@ class OnnxIntRunner:
         self.input_shape = tuple(json.loads(meta["input_shape"]))
         self.message_bits = int(meta["message_bits"])
         self.lif_shapes = {k: tuple(v) for k, v in json.loads(meta["lif_shapes"]).items()}
+        # what each LIF emits per step: 1 = 0/1 spikes, above = a count (multi-spike);
+        # models written before multi-spike output carry no such key
+        max_spikes = json.loads(meta.get("max_spikes", "{}"))
+        self.spike_dtypes = {
+            k: np.dtype(np.uint8 if int(max_spikes.get(k, 1)) <= 255 else np.int32)
+            for k in self.lif_shapes
+        }
         self.state = json.loads(meta["state"])  # output name -> input name of the next step
         self._inputs = {i.name: i for i in self.session.get_inputs()}
         self._outputs = [o.name for o in self.session.get_outputs()]
@@ -115,7 +123,7 @@ class OnnxIntRunner:
         return x
 
     def run(self, inputs: Any, num_steps: int | None = None) -> dict[str, np.ndarray]:
-        """Spikes of every LIF node, uint8 ``[N, B, *shape]``, for integer frames
+        """Spikes (or counts) of every LIF node ``[N, B, *shape]``, for integer frames
         ``[F, B, *input_shape]`` (zeros after frame F); N defaults to num_steps + depth."""
         return self.run_full(inputs, num_steps).spikes
 
@@ -144,7 +152,8 @@ class OnnxIntRunner:
             for name, i in self._inputs.items() if name != "x"
         }
         zero_frame = np.zeros((batch, *self.input_shape), np.int64)
-        spikes = {k: np.zeros((n_steps, batch, *s), np.uint8) for k, s in self.lif_shapes.items()}
+        spikes = {k: np.zeros((n_steps, batch, *s), self.spike_dtypes[k])
+                  for k, s in self.lif_shapes.items()}
         u_rec = v_rec = None
         if record_state:
             u_rec = {k: np.zeros(a.shape, np.int64) for k, a in spikes.items()}
@@ -175,7 +184,8 @@ def run(
     steps (default ``graph.num_steps + graph.depth()``) through its integer ONNX step model
     (written to a temporary file, removed afterwards) in onnxruntime.
 
-    Returns spikes of every LIF ``[N, B, *shape]`` (uint8) and, with ``record_state``, the
+    Returns spikes of every LIF ``[N, B, *shape]`` (uint8; counts of a multi-spike LIF,
+    int32 above 255) and, with ``record_state``, the
     int64 ``u``/``v`` after each step, like the other integer backends. Raises
     :class:`GraphError` on a graph the exporter refuses or bad inputs."""
     with tempfile.TemporaryDirectory(prefix="snn2hw-onnx-") as tmp:
@@ -206,6 +216,7 @@ class OnnxBackend(PreparingBackend):
     uses_device = False
     counts_activity = False
     splits_batches = False
+    features = frozenset({"delay", "multi_spike"})
 
     def prepare(self, graph: QGraph, device: str = "cpu") -> _Prepared:
         check_node_kinds(graph, self.name, self.node_kinds, self.features)

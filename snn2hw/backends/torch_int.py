@@ -25,6 +25,15 @@ Conv is lowered to ``unfold`` (an exact gather) plus a batched matmul instead of
 not integers, so their results are not provably exact; a GEMM over integers is. The cost is
 memory for the unfolded input, ``B * C_in * kH * kW * H_out * W_out`` floats per step.
 
+Synaptic delays and multi-spike output (docs/qgraph.md, the optional ``features`` of
+:class:`TorchIntBackend`): every operator with a delay keeps a delay line of its per-step
+contributions, a ring of ``max_delay + 1`` slots of ``[B, *out]`` tensors (for dense the
+int64 sums *before* the floor shift: one matmul per step against the prepared matrix split
+by delay value (the blocks side by side), each block's products added to the slot of its
+delay, so the products due at one step are summed across delays before the node's one
+shift; for conv its wrapped output). A multi-spike LIF's count is a graded payload to the
+operators it feeds (their exactness bounds use ``max_spikes`` as the input's largest value).
+
 Module layout: this module holds the prepared network (:class:`TorchIntNetwork`), its time
 loop and the registry entry :data:`BACKEND`; the integer arithmetic and the synaptic
 operators live in :mod:`snn2hw.backends.torch_int_ops` (same backend). Results are
@@ -97,7 +106,31 @@ class _Lif:
     dv: int
     vth: int
     bias: torch.Tensor  # bias_mant << bias_exp, int64 [*shape]
+    max_spikes: int = 1  # > 1: emits the count of thresholds crossed (graded payload)
     paths: list[_Path] = field(default_factory=list)
+
+    @property
+    def spike_dtype(self) -> torch.dtype:
+        """Record type of the emitted values: 0/1 or counts up to ``max_spikes``."""
+        return torch.uint8 if self.max_spikes <= 255 else torch.int32
+
+
+class _DelayLine:
+    """What one delayed operator has in flight: ``slots[k]`` is the sum of contributions
+    due ``k`` steps after the current one (None: nothing). :meth:`add` accumulates into a
+    slot, :meth:`pop` takes the current one and advances one step."""
+
+    def __init__(self, max_delay: int) -> None:
+        self.slots: list[torch.Tensor | None] = [None] * (max_delay + 1)
+
+    def add(self, k: int, t: torch.Tensor) -> None:
+        cur = self.slots[k]
+        self.slots[k] = t if cur is None else cur + t
+
+    def pop(self) -> torch.Tensor | None:
+        out = self.slots.pop(0)
+        self.slots.append(None)
+        return out
 
 
 # ----- the prepared network -----------------------------------------------------------------
@@ -138,7 +171,8 @@ class TorchIntNetwork:
             self.input.name: 1 if self.input.message_bits == 0 else 2**self.input.message_bits - 1
         }
         for node in graph.lif_nodes:
-            source_bound[node.name] = 1
+            source_bound[node.name] = int(node.max_spikes)  # a count is a graded payload
+        self._op_input: dict[str, str] = {}  # op -> the node feeding it (one edge)
         for node in graph.lif_nodes:
             lif = _Lif(
                 name=node.name,
@@ -151,12 +185,14 @@ class TorchIntNetwork:
                     << np.asarray(node.bias_exp, dtype=np.int64),
                     device=self.device,
                 ),
+                max_spikes=int(node.max_spikes),
             )
             a_bound = 0
             for p in graph.synapse_paths(node.name):
                 bound = source_bound[p[0]]
-                for op_name in p[1:]:
+                for prev_name, op_name in zip(p[:-1], p[1:], strict=True):
                     bound = self._prepare_op(op_name, bound).out_bound
+                    self._op_input[op_name] = prev_name
                 lif.paths.append(_Path(source=p[0], ops=list(p[1:])))
                 a_bound += bound
             # a << shift plus decayed u must stay inside int64 (and far from its edge).
@@ -252,7 +288,12 @@ class TorchIntNetwork:
                                 lif_step(L, a) -> out[L][n]
 
         Every LIF reads its sources' outputs of step n-1 (one-step delay per path, recurrent
-        edges included); samples are independent. Raises GraphError on bad inputs.
+        edges included); samples are independent. A path with synaptic delays adding up to
+        ``d`` delivers a source's output of step n at step n+1+d ("Synaptic delays": each
+        delayed operator keeps a delay line of its contributions; a dense sums the products
+        due at one step before its one floor shift). A LIF with ``max_spikes > 1`` emits,
+        and records in ``spikes``, the count of thresholds crossed ("Multi-spike output"):
+        uint8, or int32 when ``max_spikes > 255``. Raises GraphError on bad inputs.
         """
         t0 = time.perf_counter()
         n_steps = self.default_num_steps() if num_steps is None else int(num_steps)
@@ -270,7 +311,8 @@ class TorchIntNetwork:
             lif.name: torch.zeros((batch, *lif.shape), dtype=i64, device=dev) for lif in self._lifs
         }
         spk_rec = {
-            lif.name: torch.zeros((n_steps, batch, *lif.shape), dtype=torch.uint8, device=dev)
+            lif.name: torch.zeros((n_steps, batch, *lif.shape), dtype=lif.spike_dtype,
+                                  device=dev)
             for lif in self._lifs
         }
         u_rec = v_rec = None
@@ -281,6 +323,8 @@ class TorchIntNetwork:
             v_rec = {
                 k: torch.empty((n_steps, *t.shape), dtype=i64, device=dev) for k, t in v.items()
             }
+        lines = {name: _DelayLine(op.max_delay) for name, op in self._ops.items()
+                 if op.max_delay > 0}
 
         # prev[source]: that source's output at step n-1; None stands for all zeros
         # (step -1, frames past the end), and a path from a zero source contributes zero
@@ -288,21 +332,30 @@ class TorchIntNetwork:
         prev: dict[str, torch.Tensor | None] = {self.input.name: None}
         prev.update({lif.name: None for lif in self._lifs})
         for n in range(n_steps):
-            cache: dict[str, torch.Tensor] = {}  # op outputs this step (shared path prefixes)
+            # Every operator's output due at this step (ops in topological order), from its
+            # input of step n-1; a delayed op adds that input's contributions to its delay
+            # line (due d steps later) and emits what falls due now.
+            val: dict[str, torch.Tensor | None] = dict(prev)
+            for name, op in self._ops.items():
+                y = val[self._op_input[name]]
+                line = lines.get(name)
+                if line is None:
+                    val[name] = None if y is None else op(y)
+                    continue
+                if y is not None:
+                    for k, t in op.products(y):
+                        line.add(k, t)
+                due = line.pop()
+                val[name] = None if due is None else op.finish(due)
             cur: dict[str, torch.Tensor | None] = {self.input.name: x[n] if n < n_frames else None}
             for lif in self._lifs:
                 a: torch.Tensor | int = 0
                 for path in lif.paths:
-                    y = prev[path.source]
-                    if y is None:
-                        continue
-                    for op_name in path.ops:
-                        if op_name not in cache:
-                            cache[op_name] = self._ops[op_name](y)
-                        y = cache[op_name]
-                    a = a + y.reshape(batch, *lif.shape).to(i64)
+                    y = val[path.ops[-1]] if path.ops else val[path.source]
+                    if y is not None:
+                        a = a + y.reshape(batch, *lif.shape).to(i64)
                 un, vn, s = lif_step(u[lif.name], v[lif.name], a, lif.du, lif.dv, lif.bias, lif.vth,
-                                     self.formats)
+                                     self.formats, lif.max_spikes)
                 u[lif.name], v[lif.name] = un, vn
                 spk_rec[lif.name][n] = s
                 if u_rec is not None and v_rec is not None:
@@ -343,6 +396,7 @@ class TorchIntBackend(PreparingBackend):
     uses_device = True
     counts_activity = False
     splits_batches = True
+    features = frozenset({"delay", "multi_spike"})
 
     def prepare(self, graph: QGraph, device: str = "cpu") -> TorchIntNetwork:
         check_node_kinds(graph, self.name, self.node_kinds, self.features)

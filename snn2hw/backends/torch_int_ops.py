@@ -102,20 +102,28 @@ def lif_step(
     bias: torch.Tensor | int,
     vth: int,
     formats: NumberFormats = LOIHI_FORMATS,
+    max_spikes: int = 1,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """One CUBA LIF step on int64 tensors (docs/qgraph.md "LIF step") with the
     graph's number formats; Loihi's by default.
 
     ``a`` is the summed synaptic input, ``bias = bias_mant << bias_exp``. Returns the new
-    ``(u, v, spikes)``; spikes are bool. With ``S = 2^decay_bits``, ``sh`` the activation
-    shift and Loihi's values in brackets::
+    ``(u, v, spikes)``; spikes are bool for ``max_spikes == 1``, else the int64 count
+    ``n`` (docs/qgraph.md "Multi-spike output"). With ``S = 2^decay_bits``, ``sh`` the
+    activation shift, ``TH = vth << sh`` and Loihi's values in brackets::
 
         u = rtz(u * (S - (du + 1)), decay_bits) + (a << sh)      # S = 4096, sh = 6
         u = ovf(u, u_bits, u_overflow)                           # 24 bits, wrap
         v = rtz(v * (S - dv), decay_bits) + u + b
         v = ovf(v, v_bits, v_overflow)                           # 24 bits, saturate
-        s = v > (vth << sh)            (or >= : threshold_compare)
-        v = 0 where s                  (or v - (vth << sh): reset = "subtract"); u not reset
+        s = v > TH                     (or >= : threshold_compare)
+        v = 0 where s                  (or v - TH: reset = "subtract"); u not reset
+
+    and for ``max_spikes > 1``, instead of the last two lines::
+
+        n = min(max_spikes, floor(v / TH))         if v >= TH else 0   # ">="
+        n = min(max_spikes, floor((v - 1) / TH))   if v >  TH else 0   # ">"
+        v = 0 where n > 0              (or v - n * TH: reset = "subtract")
 
     ``ovf(x, n, "wrap")``: ``x - 2^n`` if ``x > 2^(n-1)``, ``x + 2^n`` if
     ``x <= -2^(n-1)`` (one correction; +2^(n-1) is kept); ``ovf(x, n, "saturate")``:
@@ -133,9 +141,23 @@ def lif_step(
     v = _rtz(v * ((1 << db) - dv), db) + u + bias
     v = _overflow(v, f.v_bits, f.v_overflow)
     th = vth << sh
+    if max_spikes > 1:
+        return (u, *_multi_spike(v, th, max_spikes, f))
     s = v >= th if f.threshold_compare == ">=" else v > th
     v = v.masked_fill(s, 0) if f.reset == "zero" else torch.where(s, v - th, v)
     return u, v, s
+
+
+def _multi_spike(v: torch.Tensor, th: int, max_spikes: int, f: NumberFormats
+                 ) -> tuple[torch.Tensor, torch.Tensor]:
+    """The count ``n`` of thresholds ``th`` (>= 1) crossed, capped, and the reset ``v``.
+
+    For ``">"`` the count is ``floor((v - 1) / th)`` for ``v > th``; clamping the dividend
+    at 0 gives 0 below the threshold and keeps ``//`` (floor) on non-negative integers."""
+    num = v if f.threshold_compare == ">=" else v - 1
+    n = torch.clamp(num.clamp_min(0) // th, max=max_spikes)
+    v = v.masked_fill(n > 0, 0) if f.reset == "zero" else v - n * th
+    return v, n
 
 
 def _overflow(x: torch.Tensor, bits: int, rule: str) -> torch.Tensor:
@@ -150,7 +172,14 @@ def _overflow(x: torch.Tensor, bits: int, rule: str) -> torch.Tensor:
 
 # ----- synaptic operators -----------------------------------------------------------------
 class Op:
-    """A prepared synaptic operator: integer tensor [B, *in] -> int64 tensor [B, *out]."""
+    """A prepared synaptic operator: integer tensor [B, *in] -> int64 tensor [B, *out].
+
+    Synaptic delays (docs/qgraph.md "Synaptic delays") are split in two calls so that the
+    network can hold them in a delay line: :meth:`products` gives, for one input step, the
+    operator's contribution per delay ``d`` (due ``d`` steps later), and :meth:`finish`
+    turns the sum of everything due at one step into the output. Only Dense does
+    arithmetic in ``finish`` (its one floor shift of the summed products); for the others
+    the delay line simply delays the output. ``max_delay == 0``: call the op directly."""
 
     def __init__(self, name: str, in_bound: int) -> None:
         self.name = name
@@ -158,6 +187,8 @@ class Op:
         self.acc_bound = in_bound  # largest |partial sum| it can form
         self.out_bound = in_bound  # largest |value| it can emit
         self.dtype: torch.dtype | None = None  # float type of the linear op; None: no math
+        self.delay = 0  # one delay for the whole operator (conv; 0 for sumpool, flatten)
+        self.max_delay = 0
 
     def _pick_dtype(self, kind: str) -> None:
         """Choose float32/float64 from the proven partial-sum bound (see the docstring of
@@ -174,26 +205,61 @@ class Op:
     def __call__(self, x: torch.Tensor) -> torch.Tensor:  # pragma: no cover - abstract
         raise NotImplementedError
 
+    def products(self, x: torch.Tensor) -> list[tuple[int, torch.Tensor]]:
+        """``(delay, contribution)`` pairs of one input step."""
+        return [(self.delay, self(x))]
+
+    def finish(self, acc: torch.Tensor) -> torch.Tensor:
+        """The output from the sum of the contributions due at one step."""
+        return acc
+
 
 class DenseOp(Op):
-    """shift(W' @ x, weight_exp); input read C-order flattened; no saturation."""
+    """shift(W' @ x, weight_exp); input read C-order flattened; no saturation.
+
+    With delays: ``a_i[m] = shift(sum_j W'[i, j] * x_j[m - D[i, j]], weight_exp)``. ``W'``
+    is prepared from the whole matrix (its sign mode is the matrix's), then split into one
+    matrix per distinct delay value (zeros elsewhere); the products of all of them due at
+    one step are summed before the one floor shift (:meth:`products`, :meth:`finish`)."""
 
     def __init__(self, node: DenseNode, in_bound: int, device: torch.device,
                  formats: NumberFormats = LOIHI_FORMATS) -> None:
         super().__init__(node.name, in_bound)
         w = prepare_dense_weight(node.weight, node.num_weight_bits, formats)
         row_abs = int(np.abs(w).sum(axis=1).max()) if w.size else 0
+        # Each synapse contributes once per arrival step whatever its delay, so the sum
+        # due at one step obeys the same bound as an undelayed W' @ x.
         self.acc_bound = row_abs * in_bound
         self._pick_dtype("dense")
         self.weight_exp = int(node.weight_exp)
         self.out_bound = _shift_bound(self.acc_bound, self.weight_exp)
-        # Stored transposed so each step is one [B, N_in] @ [N_in, N_out].
-        self.wt = torch.as_tensor(w.T.copy(), dtype=self.dtype, device=device)
+        d = np.broadcast_to(np.asarray(node.delay, dtype=np.int64), w.shape)
+        self.delays = tuple(int(k) for k in np.unique(d)) if w.size else (0,)
+        self.max_delay = max(self.delays)
+        # Stored transposed, the per-delay matrices side by side: each step is one
+        # [B, N_in] @ [N_in, K * N_out] for the K distinct delay values.
+        self.n_out = int(w.shape[0])
+        self.wt = torch.as_tensor(
+            np.concatenate([np.where(d == k, w, 0).T for k in self.delays], axis=1),
+            dtype=self.dtype, device=device,
+        )
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        """The undelayed operator (``max_delay == 0``: a single matrix)."""
+        if self.max_delay:
+            raise RuntimeError(f"dense '{self.name}' has delays: use products/finish")
+        return _shift(self._mm(x), self.weight_exp)  # floor of the SUM, not of each product
+
+    def _mm(self, x: torch.Tensor) -> torch.Tensor:
         xf = x.reshape(x.shape[0], -1).to(self.dtype)
-        acc = torch.mm(xf, self.wt).round_().to(torch.int64)
-        return _shift(acc, self.weight_exp)  # floor of the SUM, not of each product
+        return torch.mm(xf, self.wt).round_().to(torch.int64)
+
+    def products(self, x: torch.Tensor) -> list[tuple[int, torch.Tensor]]:
+        acc = self._mm(x).reshape(x.shape[0], len(self.delays), self.n_out)
+        return [(k, acc[:, i]) for i, k in enumerate(self.delays)]
+
+    def finish(self, acc: torch.Tensor) -> torch.Tensor:
+        return _shift(acc, self.weight_exp)  # floor of the sum over delays, not per delay
 
 
 class ConvOp(Op):
@@ -208,6 +274,7 @@ class ConvOp(Op):
         self._pick_dtype("conv")
         self.weight_exp = int(node.weight_exp)
         self.out_bound = min(_shift_bound(self.acc_bound, self.weight_exp), _U_MAX)
+        self.delay = self.max_delay = int(node.delay)  # delays the wrapped output
         self.groups = int(node.groups)
         self.in_shape = tuple(int(s) for s in node.input_shape)
         self.out_shape = tuple(int(s) for s in node.out_shape)

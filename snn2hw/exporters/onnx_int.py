@@ -27,7 +27,10 @@ docs/onnx.md; in short:
   else int64. Integer operands and integer partial sums below those bounds are exact
   in any summation order, so the float result is the exact integer and the Cast back
   to int64 is exact;
-* sum pooling is a Gather of the window + int64 ReduceSum.
+* sum pooling is a Gather of the window + int64 ReduceSum;
+* synaptic delays are delay lines, one int64 state tensor per delayed dense/conv operator
+  (a dense's products of all delay values summed before its one floor shift); a
+  multi-spike LIF's count is ``Min(Div(Max(v, 0), TH), max_spikes)`` (``v - 1`` for ``>``).
 """
 
 from __future__ import annotations
@@ -268,9 +271,12 @@ def _linear_dtype(requested: str, acc_bound: int, in_bound: int, where: str) -> 
 
 
 def _build_dense(b: _Builder, node: DenseNode, x: _Value, dtype_req: str,
-                 dtypes: dict[str, str], f: NumberFormats) -> _Value:
+                 dtypes: dict[str, str], f: NumberFormats, line: _Line | None) -> _Value:
+    """``shift(W' @ x, weight_exp)``; with delays (``line``), the products of every
+    distinct delay value go to the delay line and what falls due is shifted once."""
     w = _prepare_dense_weight(node.weight, int(node.num_weight_bits), f)
     row_abs = int(np.abs(w).sum(axis=1).max()) if w.size else 0
+    # A delayed synapse still contributes once per arrival step: same bound as undelayed.
     acc_bound = row_abs * x.bound
     dt = _linear_dtype(dtype_req, acc_bound, x.bound, f"node '{node.name}' (dense)")
     dtypes[node.name] = dt
@@ -278,17 +284,67 @@ def _build_dense(b: _Builder, node: DenseNode, x: _Value, dtype_req: str,
     xf = b.reshape(x.name, (-1,), hint) if len(x.shape) != 1 else x.name  # C-order flatten
     if dt != "int64":
         xf = b.cast(xf, dt, hint)
-    wt = b.const(w.T, _NP_OF[dt], f"{hint}/weight_t")  # [N_in, N_out]: one MatMul per step
-    acc = b.op("MatMul", [xf, wt], hint)
+    n_out = int(w.shape[0])
+    if line is None:
+        wt = w.T  # [N_in, N_out]: one MatMul per step
+    else:  # W' (prepared from the whole matrix) split per delay: [N_in, K * N_out]
+        d = np.broadcast_to(np.asarray(node.delay, np.int64), w.shape)
+        wt = np.concatenate([np.where(d == k, w, 0).T for k in line.delays], axis=1)
+    acc = b.op("MatMul", [xf, b.const(wt, _NP_OF[dt], f"{hint}/weight_t")], hint)
     if dt != "int64":
         acc = b.cast(acc, "int64", hint)  # exact: the float holds an exact integer
+    if line is not None:  # [B, K, N_out] contributions -> the sum due now
+        acc = _delay_line(b, b.reshape(acc, (len(line.delays), n_out), hint), line, hint)
     e = int(node.weight_exp)
-    out = b.shift(acc, e, hint)  # floor of the SUM, not of each product
+    out = b.shift(acc, e, hint)  # floor of the SUM (over synapses and delays)
     return _Value(out, tuple(node.out_shape), _shift_bound(acc_bound, e))
 
 
+@dataclass
+class _Line:
+    """The delay line of one operator: ``delays`` are its distinct delay values (the
+    contributions of one step come as ``[B, K, *shape]`` in that order); the state
+    ``[B, max(delays), *shape]`` enters as ``state_in`` and leaves as ``state_out``."""
+
+    delays: tuple[int, ...]
+    shape: tuple[int, ...]
+    state_in: str
+    state_out: str
+
+    @property
+    def depth(self) -> int:
+        return max(self.delays)
+
+
+def _delay_line(b: _Builder, contrib: str, line: _Line, hint: str) -> str:
+    """Add this step's contributions ``[B, K, *shape]`` (one per delay value) to the
+    pending sums and return what falls due now ``[B, *shape]``.
+
+    ``state_in[:, k]`` holds the sum due ``k`` steps from now; with one zero slot appended
+    it is ``[B, D + 1, *shape]``, and the contribution with delay ``d`` is added to slot
+    ``d`` (a Gather of the contributions, a zero slot where no synapse has that delay).
+    Slot 0 is due now; slots ``1..D`` are the next state, all in int64."""
+    rank = 2 + len(line.shape)
+    pad_end = [0] * rank + [0, 1] + [0] * (rank - 2)  # one zero slot at the end of axis 1
+    pads = b.const(pad_end)
+    full = list(range(line.depth + 1))
+    if list(line.delays) == full:
+        spread = contrib  # every slot has a delay value, in slot order already
+    else:
+        where = {d: i for i, d in enumerate(line.delays)}
+        idx = [where.get(k, len(line.delays)) for k in full]
+        padded = b.op("Pad", [contrib, pads], hint, mode="constant")
+        spread = b.op("Gather", [padded, b.const(idx)], hint, axis=1)
+    pending = b.op("Pad", [line.state_in, pads], hint, mode="constant")
+    tot = b.op("Add", [pending, spread], hint)
+    b.op("Slice", [tot, b.const([1]), b.const([line.depth + 1]), b.const([1])], hint,
+         out=line.state_out)
+    due = b.op("Gather", [tot, b.const([0])], hint, axis=1)  # [B, 1, *shape]
+    return b.op("Squeeze", [due, b.const([1])], hint)
+
+
 def _build_conv(b: _Builder, node: ConvNode, x: _Value, dtype_req: str,
-                dtypes: dict[str, str]) -> _Value:
+                dtypes: dict[str, str], line: _Line | None) -> _Value:
     w = np.asarray(node.weight, dtype=np.int64)  # used as stored: no clip, no truncation
     c_out, c_in_g, kh, kw = (int(s) for s in w.shape)
     groups = int(node.groups)
@@ -317,6 +373,9 @@ def _build_conv(b: _Builder, node: ConvNode, x: _Value, dtype_req: str,
     acc = b.reshape(acc, (c_out, oh, ow), hint)
     e = int(node.weight_exp)
     out = b.wrap24(b.shift(acc, e, hint), hint)
+    if line is not None:  # one delay for the node: the wrapped output waits in the line
+        one = b.op("Unsqueeze", [out, b.const([1])], hint)
+        out = _delay_line(b, one, line, hint)
     return _Value(out, (c_out, oh, ow), min(_shift_bound(acc_bound, e), _U_MAX))
 
 
@@ -372,12 +431,31 @@ def _build_lif(b: _Builder, node: LIFNode, a: str, u: str, v: str,
         v1 = b.op("Add", [v1, b.const(bias.reshape(shape), hint=f"{hint}/bias")], hint)
     v2 = _overflow(b, v1, f.v_bits, f.v_overflow, hint)
     th = int(node.vth) << sh
+    if int(node.max_spikes) > 1:
+        _multi_spike(b, v2, th, int(node.max_spikes), names, f, hint)
+        return
     cmp = "GreaterOrEqual" if f.threshold_compare == ">=" else "Greater"
     s = b.op(cmp, [v2, b.const(th)], hint)
     # reset of v only (u is not reset): to 0, or minus the threshold
     v_reset = b.const(0) if f.reset == "zero" else b.op("Sub", [v2, b.const(th)], hint)
     b.op("Where", [s, v_reset, v2], hint, out=names["v"])
     b.op("Cast", [s], hint, out=names["s"], to=TensorProto.INT64)
+
+
+def _multi_spike(b: _Builder, v: str, th: int, max_spikes: int, names: dict[str, str],
+                 f: NumberFormats, hint: str) -> None:
+    """docs/qgraph.md "Multi-spike output": ``n = min(max_spikes, floor(v / TH))`` if
+    ``v >= TH`` (``floor((v - 1) / TH)`` if ``v > TH`` for ``">"``), else 0; then v reset
+    to 0 where ``n > 0`` or ``v - n * TH``. The dividend is clamped at 0 (0 below the
+    threshold, and Div only ever sees a non-negative dividend: no rounding question)."""
+    num = v if f.threshold_compare == ">=" else b.op("Sub", [v, b.const(1)], hint)
+    q = b.op("Div", [b.op("Max", [num, b.const(0)], hint), b.const(th)], hint)
+    n = b.op("Min", [q, b.const(max_spikes)], hint, out=names["s"])
+    if f.reset == "zero":
+        b.op("Where", [b.op("Greater", [n, b.const(0)], hint), b.const(0), v], hint,
+             out=names["v"])
+    else:
+        b.op("Sub", [v, b.op("Mul", [n, b.const(th)], hint)], hint, out=names["v"])
 
 
 # ----- export of the integer step model ---------------------------------------------------------
@@ -389,11 +467,6 @@ def _check_kinds(graph: QGraph) -> None:
             raise GraphError(
                 f"ONNX export of node '{name}' ({kind}) is not supported; "
                 f"supported: {', '.join(SUPPORTED_KINDS)}"
-            )
-        if max_delay(node) > 0 or int(getattr(node, "max_spikes", 1)) > 1:
-            raise GraphError(
-                f"ONNX export of node '{name}' ({kind}): synaptic delays and multi-spike "
-                "output are not supported by the ONNX exporter yet"
             )
 
 
@@ -428,23 +501,46 @@ def _step_io_names(graph: QGraph) -> dict[str, Any]:
         for p in graph.synapse_paths(name):
             if p[0] not in used_sources:
                 used_sources.append(p[0])
+    delayed = [name for name in _path_ops(graph) if max_delay(graph.nodes[name]) > 0]
     inp = graph.input_node.name
     names = {
         "x": "x",
         "u_in": {n: f"{n}.u" for n in lifs},
         "v_in": {n: f"{n}.v" for n in lifs},
         "s_prev": {n: f"{n}.s_prev" for n in used_sources},
+        "d_in": {n: f"{n}.delay" for n in delayed},
         "u_out": {n: f"{n}.u_next" for n in lifs},
         "v_out": {n: f"{n}.v_next" for n in lifs},
         "s_out": {n: f"{n}.s" for n in [*lifs, inp]},
+        "d_out": {n: f"{n}.delay_next" for n in delayed},
     }
     flat = ["x"]
-    for key in ("u_in", "v_in", "s_prev", "u_out", "v_out", "s_out"):
+    for key in ("u_in", "v_in", "s_prev", "d_in", "u_out", "v_out", "s_out", "d_out"):
         flat += list(names[key].values())
     if len(set(flat)) != len(flat):
         dup = sorted({n for n in flat if flat.count(n) > 1})
         raise GraphError(f"node names give clashing ONNX input/output names {dup}; rename them")
     return names
+
+
+def _path_ops(graph: QGraph) -> list[str]:
+    """The synaptic operators on any synapse path, each once, in graph order."""
+    on_path = {op for lif in graph.lif_nodes for p in graph.synapse_paths(lif.name)
+               for op in p[1:]}
+    return [name for name in graph.nodes if name in on_path]
+
+
+def _line_of(node: DenseNode | ConvNode, names: dict[str, Any]) -> _Line | None:
+    """The delay line of a delayed dense/conv operator (None without delays)."""
+    if node.name not in names["d_in"]:
+        return None
+    if isinstance(node, DenseNode):
+        d = np.asarray(node.delay, np.int64)
+        delays = tuple(int(k) for k in np.unique(d))
+    else:
+        delays = (int(node.delay),)
+    return _Line(delays, tuple(int(s) for s in node.out_shape), names["d_in"][node.name],
+                 names["d_out"][node.name])
 
 
 @dataclass
@@ -472,9 +568,9 @@ def _build_step(graph: QGraph, linear_dtype: str) -> _Step:
 
     in_bound = 1 if inp.message_bits == 0 else 2**inp.message_bits - 1
     shapes = {n.name: tuple(int(s) for s in n.shape) for n in [inp, *graph.lif_nodes]}
-    sources: dict[str, _Value] = {
-        src: _Value(name, shapes[src], in_bound if src == inp.name else 1)
-        for src, name in io_names["s_prev"].items()
+    bounds = {inp.name: in_bound, **{n.name: int(n.max_spikes) for n in graph.lif_nodes}}
+    sources: dict[str, _Value] = {  # a multi-spike count is a graded payload up to max_spikes
+        src: _Value(name, shapes[src], bounds[src]) for src, name in io_names["s_prev"].items()
     }
     built: dict[str, _Value] = {}  # op name -> its output (an op has one input, built once)
 
@@ -486,9 +582,10 @@ def _build_step(graph: QGraph, linear_dtype: str) -> _Step:
         node = graph.nodes[name]
         x = value_of(graph.predecessors(name)[0])
         if isinstance(node, DenseNode):
-            out = _build_dense(b, node, x, linear_dtype, dtypes, graph.formats)
+            out = _build_dense(b, node, x, linear_dtype, dtypes, graph.formats,
+                               _line_of(node, io_names))
         elif isinstance(node, ConvNode):
-            out = _build_conv(b, node, x, linear_dtype, dtypes)
+            out = _build_conv(b, node, x, linear_dtype, dtypes, _line_of(node, io_names))
         elif isinstance(node, SumPoolNode):
             out = _build_sumpool(b, node, x)
         elif isinstance(node, FlattenNode):
@@ -526,28 +623,39 @@ def _build_step(graph: QGraph, linear_dtype: str) -> _Step:
     for n in io_names["u_in"]:
         inputs += [vi(io_names[k][n], shapes[n]) for k in ("u_in", "v_in")]
     inputs += [vi(io_names["s_prev"][n], shapes[n]) for n in io_names["s_prev"]]
+    lines = {n: _line_of(graph.nodes[n], io_names) for n in io_names["d_in"]}
+    inputs += [vi(ln.state_in, (ln.depth, *ln.shape)) for ln in lines.values()]
     outputs = []
     for n in io_names["u_out"]:
         outputs += [vi(io_names[k][n], shapes[n]) for k in ("u_out", "v_out", "s_out")]
     outputs.append(vi(io_names["s_out"][inp.name], shapes[inp.name]))
+    outputs += [vi(ln.state_out, (ln.depth, *ln.shape)) for ln in lines.values()]
     state = {}
     for n in io_names["u_in"]:
         state[io_names["u_out"][n]] = io_names["u_in"][n]
         state[io_names["v_out"][n]] = io_names["v_in"][n]
     state.update({io_names["s_out"][n]: io_names["s_prev"][n] for n in io_names["s_prev"]})
+    state.update({ln.state_out: ln.state_in for ln in lines.values()})
     return _Step(b, inputs, outputs, state, shapes, dtypes)
+
+
+def _spike_type(node: LIFNode) -> int:
+    """Recorded type of what a LIF emits: uint8 (0/1, or counts up to 255), else int32."""
+    return TensorProto.UINT8 if int(node.max_spikes) <= 255 else TensorProto.INT32
 
 
 def _scan_graph(step: _Step, graph: QGraph) -> tuple[onnx.GraphProto, list, list]:
     """Wrap the step graph as the body of an ONNX ``Scan`` over the leading time axis of
-    ``frames`` [N, B, *input_shape]; zero initial state; per-LIF uint8 spikes out."""
+    ``frames`` [N, B, *input_shape]; zero initial state (u, v, s_prev, delay lines); per-LIF
+    uint8 spikes out (int32 counts for ``max_spikes > 255``)."""
     b = step.b
     by_name = {v.name: v for v in [*step.inputs, *step.outputs]}
     lifs = [n.name for n in graph.lif_nodes]
     spike_outs = []
+    types = {n.name: _spike_type(n) for n in graph.lif_nodes}
     for n in lifs:  # uint8 scan outputs: 8x less memory than the int64 state spikes
-        b.op("Cast", [f"{n}.s"], n, out=f"{n}.s_u8", to=TensorProto.UINT8)
-        spike_outs.append(helper.make_tensor_value_info(f"{n}.s_u8", TensorProto.UINT8,
+        b.op("Cast", [f"{n}.s"], n, out=f"{n}.s_u8", to=types[n])
+        spike_outs.append(helper.make_tensor_value_info(f"{n}.s_u8", types[n],
                                                         ["B", *step.shapes[n]]))
     # Scan body I/O order: the N state variables, then the scan input / scan outputs.
     body_in = [by_name[i] for i in step.state.values()] + [by_name["x"]]
@@ -573,7 +681,7 @@ def _scan_graph(step: _Step, graph: QGraph) -> tuple[onnx.GraphProto, list, list
     ))
     inputs = [helper.make_tensor_value_info("frames", TensorProto.INT64,
                                             ["N", "B", *in_shape])]
-    outputs = [helper.make_tensor_value_info(f"{n}.spikes", TensorProto.UINT8,
+    outputs = [helper.make_tensor_value_info(f"{n}.spikes", types[n],
                                              ["N", "B", *step.shapes[n]]) for n in lifs]
     body_names = {o for nd in b.nodes for o in nd.output} | {i.name for i in body_in}
     outer_names = {"frames", *spikes, *(o for nd in outer.nodes for o in nd.output),
@@ -605,7 +713,10 @@ def export_qgraph_onnx(
 
     ``time_loop=True`` writes the whole run instead: the same step as the body of an ONNX
     ``Scan``; input ``frames`` int64 ``[N, B, *input_shape]`` (one frame per step, zeros
-    after the last real frame), outputs ``<lif>.spikes`` uint8 ``[N, B, *shape]``.
+    after the last real frame), outputs ``<lif>.spikes`` uint8 ``[N, B, *shape]`` (int32 for
+    a multi-spike LIF with ``max_spikes > 255``). Synaptic delays become delay-line state
+    tensors ``<op>.delay`` / ``<op>.delay_next``; a multi-spike LIF's ``<lif>.s`` is its
+    count (docs/onnx.md "Synaptic delays and multi-spike output").
     ``linear_dtype``: "auto" (per-operator proven-exact choice; module doc) or force
     "float32"/"float64"/"int64" (refused where not provably exact).
     Raises :class:`GraphError` for unsupported node kinds or unrepresentable graphs."""
@@ -630,6 +741,7 @@ def export_qgraph_onnx(
         "message_bits": str(int(inp.message_bits)),
         "lif_nodes": json.dumps([n.name for n in graph.lif_nodes]),
         "lif_shapes": json.dumps({n.name: list(step.shapes[n.name]) for n in graph.lif_nodes}),
+        "max_spikes": json.dumps({n.name: int(n.max_spikes) for n in graph.lif_nodes}),
         "node_names": json.dumps(list(graph.nodes)),
         "outputs": json.dumps({o.name: graph.source_of_output(o.name)
                                for o in graph.output_nodes}),
