@@ -80,12 +80,15 @@ def check_memory(graph: QGraph, ints: np.ndarray, num_steps: int | None,
     """Refuse, before allocating, a run whose per-step records of every LIF neuron and
     sample (spikes; u and v with ``record_state``) would exceed :func:`memory_budget`."""
     steps = int(num_steps if num_steps is not None else graph.num_steps + graph.depth())
+    # uint8 spikes (int32 counts above 255 for multi-spike nodes), int64 u and v
+    per_neuron = sum(int(np.prod(n.shape)) * ((1 if n.max_spikes <= 255 else 4)
+                                              + (16 if record_state else 0))
+                     for n in graph.lif_nodes)
     neurons = sum(int(np.prod(n.shape)) for n in graph.lif_nodes)
-    per_value = 1 + (16 if record_state else 0)  # uint8 spikes, int64 u and v
-    need = steps * int(ints.shape[1]) * neurons * per_value
+    need = int(steps * int(ints.shape[1]) * per_neuron)
     budget = memory_budget()
     if need > budget:
-        fit = max(1, budget // max(1, steps * neurons * per_value))
+        fit = max(1, int(budget // max(1, steps * per_neuron)))
         raise ResourceError(
             f"this run would record {need / 2**30:.1f} GiB ({steps} steps x "
             f"{ints.shape[1]} samples x {neurons} neurons{' with u and v' if record_state else ''})"
@@ -115,8 +118,9 @@ def layer_summary(graph: QGraph, run: SimResult) -> dict[str, dict[str, float]]:
         s = run.spikes[lif.name]
         n_samples = s.shape[1]
         row = {
-            "spikes_per_sample": float(s.sum()) / n_samples,
-            "rate": float(s.mean()),
+            # events, not payloads: a multi-spike neuron's count is one event
+            "spikes_per_sample": float(np.count_nonzero(s)) / n_samples,
+            "rate": float(np.count_nonzero(s)) / max(s.size, 1),
         }
         if run.counters is not None:
             c = run.counters

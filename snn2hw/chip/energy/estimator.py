@@ -150,7 +150,8 @@ def estimate_energy(
         syn = activity.counter(lif.name, "synops") / samples
         dense = activity.counter(lif.name, "synops_dense") / samples
         upd = activity.counter(lif.name, "neuron_updates") / samples
-        spk = activity.spikes(lif.name).reshape(steps, samples, -1)
+        # events, not payloads: a multi-spike neuron's count travels as one graded message
+        spk = activity.spikes(lif.name).reshape(steps, samples, -1) > 0
         per_step = spk.sum(axis=(1, 2), dtype=np.int64) / samples
         macs = activity.macs_dense(lif.name)
         active = float(upd.sum())
@@ -175,7 +176,7 @@ def estimate_energy(
         notes.append(f"input '{inp.name}': its deliveries are not counted (no input frames "
                      "were given)")
     for lif in lifs:
-        per_neuron = activity.spikes(lif.name).reshape(steps, samples, -1).sum(
+        per_neuron = (activity.spikes(lif.name).reshape(steps, samples, -1) > 0).sum(
             axis=(0, 1), dtype=np.int64)
         r = spike_hops(mapping, lif.name, per_neuron)
         traffic.append(SourceTraffic(lif.name, True, float(per_neuron.sum()) / samples,
