@@ -92,6 +92,38 @@ def hdf5_kind(path: str | os.PathLike[str]) -> str | None:
     return "hdf5"
 
 
+def describe_file(path: str | os.PathLike[str]) -> str:
+    """What a model file actually is, by its first bytes, in words for an error message."""
+    kind = hdf5_kind(path)
+    if kind == "netx":
+        return "a lava-dl netx network (HDF5 with a 'layer' group)"
+    if kind == "nir":
+        return "a NIR graph (HDF5 with a 'node' group)"
+    if kind == "hdf5":
+        return "an HDF5 file that is neither a NIR graph nor a netx network"
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(512)
+    except OSError as exc:
+        return f"an unreadable file ({_one_line(exc)})"
+    if head.startswith(b"PK\x03\x04"):
+        import zipfile
+
+        try:
+            with zipfile.ZipFile(path) as zf:
+                names = zf.namelist()
+        except Exception:  # noqa: BLE001 - a damaged zip is still named as one
+            return "a damaged zip archive"
+        if "graph.json" in names:
+            return "a snn2hw quantized graph (.qgraph)"
+        return "a zip archive (a PyTorch checkpoint?)"
+    if head.startswith(b"\x80"):
+        return "a pickle file (a legacy PyTorch checkpoint?)"
+    if len(head) > 8 and int.from_bytes(head[:8], "little") < 2**24 and head[8:9] == b"{":
+        return "a safetensors file (a checkpoint)"
+    return "not a model file snn2hw knows (no HDF5, zip or pickle header)"
+
+
 def is_netx_file(path: str | os.PathLike[str]) -> bool:
     """Whether ``path`` is a netx network file (by content, not by name)."""
     return hdf5_kind(path) == "netx"
@@ -154,12 +186,8 @@ def read_netx(path: str | os.PathLike[str]) -> NetxNetwork:
     if not p.is_file():
         raise NetxError(f"netx file not found: {p}")
     kind = hdf5_kind(p)
-    if kind is None:
-        raise NetxError(f"{p} is not a lava-dl netx network (netx files are HDF5; this one "
-                        "is not)")
-    if kind == "nir":
-        raise NetxError(f"{p} is a NIR graph, not a lava-dl netx network; name it .nir and "
-                        "run `snn2hw export FILE.nir`")
+    if kind != "netx" and kind != "hdf5":
+        raise NetxError(f"{p} is {describe_file(p)}, not a lava-dl netx network")
     import h5py
 
     try:
