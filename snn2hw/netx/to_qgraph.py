@@ -45,7 +45,6 @@ from snn2hw.quant.nodes import (
     InputNode,
     LIFNode,
     OutputNode,
-    conv_out_size,
 )
 from snn2hw.quant.qgraph import QGraph
 
