@@ -43,20 +43,52 @@ def export_netx(source: Path, target: str, out: Path, spec: SampleSpec | None) -
         "source": str(source), "netx_sha256": file_sha256(source),
         "samples": spec.to_dict(), "input_format": fmt.to_dict(), "notes": res.notes,
     })
+    nir_path, float_acc, rates = _float_path(graph, out / f"{source.stem}.nir", spec, fmt,
+                                             res.notes)
     mapping = map_to_cores(graph, tgt)
     qpath = out / f"{source.stem}.qgraph"
     report = {
         "source": str(source), "source_format": "lava-dl netx", "target": tgt.name,
         "dt": graph.dt, "convention": "loihi (netx integers)", "assumptions": res.notes,
-        "input_format": fmt.to_dict(), "samples": spec.to_dict(), "float_accuracy": None,
-        "float_rates": {}, "blocks": _blocks(graph),
-        "resources": mapping.to_dict(), "files": {"qgraph": str(qpath)},
+        "input_format": fmt.to_dict(), "samples": spec.to_dict(), "float_accuracy": float_acc,
+        "float_rates": rates, "blocks": _blocks(graph), "resources": mapping.to_dict(),
+        "files": {"qgraph": str(qpath), "nir": str(nir_path) if nir_path else None},
         "seconds": time.monotonic() - t0,
     }
     graph.save(qpath)
     atomic_write_text(out / "export.json", json.dumps(report, indent=2, default=float))
     atomic_write_text(out / "export.md", _markdown(report, format_mapping(mapping)))
-    return ExportResult(out, out / "export.json", qpath, report)
+    return ExportResult(out, nir_path or out / "export.json", qpath, report)
+
+
+def _float_path(graph: Any, nir_path: Path, spec: SampleSpec, fmt: InputFormat,
+                notes: list[str]) -> tuple[Path | None, float | None, dict[str, float]]:
+    """Write the NIR graph of the netx network (the float path), record it in the graph's
+    metadata and measure the float accuracy and rates on the test samples. A network
+    without a NIR form (delays, a neuron NIR lacks) gets a note instead."""
+    import torch
+
+    from snn2hw.netx import NetxError
+    from snn2hw.netx.to_nir import qgraph_to_nir
+    from snn2hw.nir import NIRNet, resolve_timing
+    from snn2hw.pipeline.export import FLOAT_EVAL_SAMPLES, _float_accuracy, write_nir_graph
+
+    try:
+        ng = qgraph_to_nir(graph)
+    except NetxError as exc:
+        notes.append(f"no NIR file / float path: {exc}")
+        return None, None, {}
+    write_nir_graph(ng, nir_path)
+    graph.metadata.update({"nir_file": nir_path.name, "nir_sha256": file_sha256(nir_path),
+                           "convention": "snn2hw"})
+    dt, conv, _ = resolve_timing(ng, graph.dt, "snn2hw")
+    net = NIRNet(ng, dt, conv).eval()
+    test = load_samples(spec, fmt, "test", FLOAT_EVAL_SAMPLES)
+    with torch.no_grad():
+        fout, frec = net(test.frames, record=True)
+    lifs = {n.name for n in graph.lif_nodes}
+    rates = {k: float(v.float().mean()) for k, v in frec.items() if k in lifs}
+    return nir_path, _float_accuracy(fout, test.labels), rates
 
 
 def _blocks(graph: Any) -> list[dict[str, Any]]:

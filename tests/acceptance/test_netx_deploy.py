@@ -39,15 +39,32 @@ def test_mnist_net_exports_maps_to_cores_classifies_and_reports(external, tmp_pa
     rep = json.loads(r.output)
     assert rep["source_format"] == "lava-dl netx" and rep["resources"]["total_cores"] >= 3
     assert (out / "report" / "index.html").is_file()
+    assert (out / "trained_mnist_network.nir").is_file() and rep["float_accuracy"] >= 0.85
     q = out / "trained_mnist_network.qgraph"
     r = CliRunner().invoke(main, ["simulate", str(q), "--backend", "torch-int", "--json"])
     assert r.exit_code == 0, r.output
     assert json.loads(r.output)["accuracy"] >= 0.85  # 0.963 on all 1000 test images
-    r = CliRunner().invoke(main, ["compare", str(q), "--backends", "torch-int,event,onnx",
+    r = CliRunner().invoke(main, ["compare", str(q), "--backends", "float,torch-int,event,onnx",
                                   "--samples", "8"])
     assert r.exit_code == 0 and "agree on every spike" in r.output, r.output
     r = CliRunner().invoke(main, ["energy", str(q), "--target", "loihi"])
     assert r.exit_code == 0 and "J" in r.output, r.output
+
+
+def test_tinynet_exports_to_nir_and_onnx_with_graded_input_frames(external, tmp_path):
+    bias = np.load(external / "lava-dl-netx/tinynet/gts_tinynet_input_bias.npy")
+    frames = np.broadcast_to(bias.transpose(2, 1, 0).astype(np.int64), (17, 1, 3, 16, 16))
+    np.save(tmp_path / "x.npy", frames)
+    out = tmp_path / "onnx"
+    r = CliRunner().invoke(main, ["export", str(external / "lava-dl-netx/tinynet/tiny.net"),
+                                  "--target", "onnx", "-o", str(out), "--inputs",
+                                  str(tmp_path / "x.npy"), "--no-report"])
+    assert r.exit_code == 0, r.output
+    for name in ("tiny.nir", "tiny.qgraph", "tiny.int.onnx", "tiny.float.onnx"):
+        assert (out / name).is_file(), name
+    r = CliRunner().invoke(main, ["compare", str(out / "tiny.qgraph"), "--backends",
+                                  "torch-int,event,lava,onnx"])
+    assert r.exit_code == 0 and "agree on every spike" in r.output, r.output
 
 
 def test_netx_without_inputs_asks_for_them(external, tmp_path):
