@@ -47,6 +47,7 @@ from snn2hw.quant.nodes import (
     OutputNode,
 )
 from snn2hw.quant.qgraph import QGraph
+from snn2hw.quant.weights import effective_dense_weight
 
 NETX_BIAS_EXP = 6
 """netx gives every CUBA neuron ``bias_exp = 6`` (``Network.get_neuron_params``)."""
@@ -325,6 +326,12 @@ class _Builder:
             raise NetxError(f"{self.path}: {layer.label} weight takes {w.shape[1]} inputs, the "
                             f"previous block gives {int(np.prod(self.shape))}")
         w2, nwb, exp = dense_weight_bits(w, f"{self.path}: {layer.label}")
+        changed = int(np.count_nonzero(effective_dense_weight(w2, nwb, self.formats) != w2))
+        if changed:  # e.g. no positive weight: netx sizes it as mixed, Lava clips as inhibitory
+            self.notes.append(
+                f"{layer.label}: Lava's Dense stores {changed} of {w2.size} weights differently "
+                "from the file (netx's optimize_weight_bits and Lava's sign mode disagree); "
+                "snn2hw runs what Lava runs")
         delay = _dense_delay(layer, (int(w.shape[0]), int(w.shape[1])), self.path)
         syn = self.add(DenseNode(f"dense{layer.index}", w2, exp, nwb, delay=delay), src)
         self.lif(layer, (n_out,), syn)

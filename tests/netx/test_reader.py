@@ -68,6 +68,15 @@ def test_dense_weight_bits_reproduce_the_stored_product():
         assert w2.max() <= 255 and w2.min() >= -256
 
 
+def test_weights_lava_would_store_differently_are_named_in_a_note(tmp_path):
+    # no positive weight: netx scales as mixed (to -256), Lava's Dense clips as inhibitory
+    p = _dense_net(tmp_path / "inh.net", weight=np.array([[-4, 0], [-8, -2]], np.float32))
+    res = netx_to_qgraph(read_netx(p))
+    assert any("Lava's Dense stores 1 of 4 weights differently" in n for n in res.notes)
+    ok = netx_to_qgraph(read_netx(_dense_net(tmp_path / "ok.net")))
+    assert not any("differently" in n for n in ok.notes)
+
+
 def test_delays_map_per_synapse_and_axonal_delays_per_row(tmp_path):
     p = _dense_net(tmp_path / "d.net", delay=np.array([0, 2, 5]))
     from snn2hw.quant.formats import NumberFormats
