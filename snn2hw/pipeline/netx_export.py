@@ -110,8 +110,8 @@ def _markdown(r: dict[str, Any], mapping_table: str) -> str:
         f"# Export of `{r['source']}` (lava-dl netx) for {r['target']}",
         "",
         f"- dt: {r['dt']} s; integers taken from the netx file unchanged (docs/netx.md)",
-        f"- input: {r['input_format']['message_bits']}-bit frames "
-        "(0: binary spikes)",
+        "- input: " + (f"{bits}-bit graded frames" if (bits := r["input_format"]["message_bits"])
+                       else "binary spikes"),
         "",
         "## Assumptions",
         *([f"- {a}" for a in r["assumptions"]] or ["- none"]),
