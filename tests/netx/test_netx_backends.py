@@ -104,3 +104,14 @@ def test_oxford_equals_lava_dl_netx_on_lava_on_all_three_integer_backends(extern
         ours = backend.run(g, x, num_steps=OXFORD_STEPS).spikes["lif1"][:, 0]
         assert np.array_equal(ours, lavadl), backend.__name__
     assert lavadl.sum() > 1000
+    # the comparison sees a wrong mapping: du without netx's "- 1", or the weights of the
+    # dense block with exponent -1 used without their shift
+    for fault in ("du", "weight_exp"):
+        bad = netx_to_qgraph(read_netx(path), num_steps=OXFORD_STEPS).graph
+        if fault == "du":
+            bad.nodes["lif0"].du -= 1
+        else:
+            assert bad.nodes["dense1"].weight_exp == -1
+            bad.nodes["dense1"].weight_exp = 0
+        out = torch_int.run(bad, x, num_steps=OXFORD_STEPS).spikes["lif1"][:, 0]
+        assert not np.array_equal(out, lavadl), fault
