@@ -113,3 +113,13 @@ def test_a_truncated_net_file_is_one_line(external, tmp_path):
     msg = _one_line_error(CliRunner().invoke(
         main, ["export", str(p), "-o", str(tmp_path / "o"), "--inputs", str(tmp_path / "x.npy")]))
     assert "truncated or damaged" in msg
+
+
+def test_a_checkpoint_named_nir_is_named_as_a_checkpoint(tmp_path):
+    import torch
+
+    p = tmp_path / "model.nir"
+    torch.save({"format": "x"}, p)
+    msg = _one_line_error(CliRunner().invoke(
+        main, ["export", str(p), "-o", str(tmp_path / "o"), "--inputs", str(p)]))
+    assert "PyTorch checkpoint" in msg and "not a NIR graph" in msg
