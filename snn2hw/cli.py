@@ -222,7 +222,7 @@ def evaluate(checkpoint, device, samples, split, data_dir, trust_pickle, as_json
     "inputs_file",
     type=click.Path(dir_okay=False),
     default=None,
-    help="Input frames [T, B, ...] (.npy) for a NIR file.",
+    help="Input frames [T, B, ...] (.npy) for a NIR or netx file.",
 )
 @click.option(
     "--labels",
@@ -256,12 +256,14 @@ def export(
     report,
     as_json,
 ) -> None:
-    """Export a checkpoint or a NIR file for a target: NIR + quantized graph + report.
+    """Export a checkpoint, a NIR file or a lava-dl netx network (.net) for a target: NIR +
+    quantized graph + report (a .net keeps its chip integers; docs/netx.md).
 
     \b
     Examples:
       snn2hw export runs/digits_lif/best.pt --target loihi -o build/
       snn2hw export net.nir --convention snntorch --inputs x.npy --target loihi
+      snn2hw export model.net --inputs frames.npy --labels y.npy --target loihi
       snn2hw export runs/digits_lif/best.pt --target onnx -o build/onnx/
     """
     from snn2hw.pipeline.export import export_artifact

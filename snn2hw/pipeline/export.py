@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 from snn2hw.common.atomic_io import atomic_write_text, file_sha256
-from snn2hw.common.errors import DatasetError
+from snn2hw.common.errors import DatasetError, GraphError
 from snn2hw.common.readout import accuracy, classify
 from snn2hw.common.tables import markdown_table
 from snn2hw.common.units import DEFAULT_DT
@@ -97,6 +97,11 @@ def export(
     created = not out.exists()
     out.mkdir(parents=True, exist_ok=True)
     try:
+        if source.suffix == ".net":  # lava-dl netx: chip integers already, no NIR/quantization
+            from snn2hw.pipeline.netx_export import export_netx
+
+            _remove_previous_export(out, source.stem)
+            return export_netx(source, target, out, spec)
         tgt = load_target(target)
         nir_path = out / f"{source.stem}.nir"
         _remove_previous_export(out, source.stem)
@@ -160,6 +165,11 @@ def _read_source(source: Path, nir_path: Path, dt: float | None, convention: str
     from snn2hw.nir import read_nir, resolve_timing, to_nir, write_nir
 
     if source.suffix == ".nir":
+        from snn2hw.netx.reader import describe_file, hdf5_kind
+
+        if source.is_file() and hdf5_kind(source) != "nir":
+            raise GraphError(f"{source} is {describe_file(source)}, not a NIR graph"
+                             + ("; name it .net" if hdf5_kind(source) == "netx" else ""))
         graph = read_nir(source)
         dt_, conv, notes = resolve_timing(graph, dt, convention)
         if spec is None:

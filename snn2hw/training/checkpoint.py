@@ -132,8 +132,15 @@ def _sniff_other_format(path: Path) -> str | None:
     with open(path, "rb") as fh:
         head = fh.read(512)
     if head.startswith(b"\x89HDF\r\n\x1a\n"):
-        return ("an HDF5 file (a NIR graph or a lava-dl netx network?); export a NIR graph "
-                "with `snn2hw export FILE.nir --target ...`")
+        from snn2hw.netx.reader import hdf5_kind
+
+        kind = hdf5_kind(path)
+        if kind == "netx":
+            return ("a lava-dl netx network (HDF5 with a 'layer' group); export it with "
+                    "`snn2hw export FILE.net --target loihi --inputs FRAMES.npy`")
+        if kind == "nir":
+            return "a NIR graph (HDF5); export it with `snn2hw export FILE.nir --target ...`"
+        return "an HDF5 file that is neither a NIR graph nor a lava-dl netx network"
     if head.startswith(b"PK\x03\x04"):
         try:
             with zipfile.ZipFile(path) as zf:

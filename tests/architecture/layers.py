@@ -1,7 +1,7 @@
 """The import contract of snn2hw's packages (docs/architecture.md), checked over the AST.
 
 Imports go down the flow only: cli -> pipeline -> {training, backends, chip, exporters,
-reporting} -> quant -> nir -> nn, data -> common. Every import counts, also one inside a
+reporting} -> netx -> quant -> nir -> nn, data -> common. Every import counts, also one inside a
 function (lazy imports are still dependencies). Rules:
 
 * a package imports only the packages listed for it in ``ALLOWED`` (and itself);
@@ -22,14 +22,17 @@ ALLOWED: dict[str, set[str]] = {
     "data": {"common"},
     "nir": {"nn", "common"},
     "quant": {"nir", "nn", "common"},
-    "training": {"nn", "data", "nir", "quant", "common"},
+    "netx": {"quant", "nir", "nn", "data", "common"},
+    "training": {"nn", "data", "nir", "quant", "netx", "common"},
     "exporters": {"quant", "nir", "nn", "common"},
     "backends": {"exporters", "quant", "common", "compat"},
     "chip": {"quant", "common"},
     "reporting": {"chip", "quant", "common"},
-    "pipeline": {"training", "backends", "chip", "exporters", "reporting", "quant", "nir", "nn",
+    "pipeline": {"training", "backends", "chip", "exporters", "reporting", "netx", "quant", "nir",
+                 "nn",
                  "data", "common", "compat"},
-    "cli": {"pipeline", "training", "backends", "chip", "exporters", "reporting", "quant", "nir",
+    "cli": {"pipeline", "training", "backends", "chip", "exporters", "reporting", "netx", "quant",
+            "nir",
             "nn", "data", "common", "compat"},
 }
 # Backend modules that may import other modules of backends/: the shared protocol and the

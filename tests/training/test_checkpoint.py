@@ -92,7 +92,7 @@ def test_files_of_other_kinds_are_named_not_called_pickles(tmp_path):
     nir_file = root / "tests" / "reference_data" / "nir-paper" / "01_lif" / "lif_norse.nir"
     netx = root / "tests" / "reference_data" / "lava-dl-netx" / "tinynet" / "tiny.net"
     toml = root / "snn2hw" / "examples" / "digits_lif.toml"
-    for path, words in ((nir_file, "an HDF5 file"), (netx, "an HDF5 file"),
+    for path, words in ((nir_file, "a NIR graph (HDF5)"), (netx, "a lava-dl netx network"),
                         (toml, "a text file (a TOML training config?)")):
         with pytest.raises(CheckpointError) as err:
             load_checkpoint(path)
