@@ -33,6 +33,8 @@ $PIP install -q -e ".[test]"
 echo "[setup] installing interop test peers (snnTorch, Norse, NIRTorch) without their deps"
 # --no-deps: their declared dependencies would pull a CUDA torch; they run on the torch above.
 $PIP install -q --no-deps "snntorch==1.0.0" "nirtorch==2.6" "norse==1.1.0"
+echo "[setup] installing lava-dl 0.6.0 (netx reference for tests/netx; --no-deps --ignore-requires-python)"
+$PIP install -q --no-deps --ignore-requires-python "lava-dl==0.6.0"
 echo "[setup] installing nengo-loihi (Loihi 1 emulator, tests/crosscheck) without its deps"
 $PIP install -q --no-deps "nengo==4.1.0" "nengo-loihi==1.1.0"
 echo "$want" > "$STAMP"
