@@ -252,9 +252,9 @@ class UnsupportedNodeError(GraphError):
     """A graph holds a node kind the chosen backend does not execute."""
 
 
-FEATURES = ("delay", "multi_spike")
-"""Optional parts of docs/qgraph.md a backend declares it executes: synaptic delays and
-multi-spike (graded) LIF output."""
+FEATURES = ("delay", "multi_spike", "periodic_reset")
+"""Optional parts of docs/qgraph.md a backend declares it executes: synaptic delays,
+multi-spike (graded) LIF output and periodic state reset."""
 
 
 def graph_features(graph: QGraph) -> dict[str, str]:
@@ -265,6 +265,8 @@ def graph_features(graph: QGraph) -> dict[str, str]:
             used.setdefault("delay", name)
         if int(getattr(node, "max_spikes", 1)) > 1:
             used.setdefault("multi_spike", name)
+        if int(getattr(node, "reset_interval", 0)) > 0:
+            used.setdefault("periodic_reset", name)
     return used
 
 
@@ -276,7 +278,8 @@ def check_node_kinds(graph: QGraph, backend: str, kinds: Iterable[str],
     have = frozenset(features)
     for feature, name in graph_features(graph).items():
         if feature not in have:
-            what = {"delay": "synaptic delays", "multi_spike": "multi-spike output"}[feature]
+            what = {"delay": "synaptic delays", "multi_spike": "multi-spike output",
+                    "periodic_reset": "periodic state reset"}[feature]
             raise UnsupportedNodeError(
                 f"node '{name}' uses {what}, which backend '{backend}' does not execute; "
                 "use a backend that does (snn2hw backends) or a graph without them"

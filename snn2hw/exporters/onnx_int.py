@@ -468,6 +468,9 @@ def _check_kinds(graph: QGraph) -> None:
                 f"ONNX export of node '{name}' ({kind}) is not supported; "
                 f"supported: {', '.join(SUPPORTED_KINDS)}"
             )
+        if int(getattr(node, "reset_interval", 0)) > 0:
+            raise GraphError(f"ONNX export of node '{name}': periodic state reset is not "
+                             "supported by the ONNX exporter yet")
 
 
 def _check_formats(graph: QGraph) -> None:

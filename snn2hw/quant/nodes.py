@@ -242,6 +242,10 @@ class LIFNode:
     max_spikes: int = 1
     """Largest payload one neuron emits per step: 1 is a binary spike; above 1 the neuron is
     multi-spike (graded), docs/qgraph.md "Multi-spike output"."""
+    reset_interval: int = 0
+    """Periodic state reset (docs/qgraph.md "Periodic state reset"): 0 = none; else u and v
+    are zeroed at the start of every step n with ``n % reset_interval == reset_offset``."""
+    reset_offset: int = 0
     kind: str = "lif"
 
 

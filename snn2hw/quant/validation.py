@@ -278,6 +278,18 @@ def _check_lif(node: LIFNode, bad: _Bad, f: _F) -> None:
             f"bias_exp spans [{be.min()}, {be.max()}], outside {f.bias_exp_min}..{f.bias_exp_max}"
         )
     _check_max_spikes(node, bad, f)
+    _check_periodic_reset(node, bad)
+
+
+def _check_periodic_reset(node: LIFNode, bad: _Bad) -> None:
+    """``reset_interval`` 0 (none) or >= 1 with ``0 <= reset_offset < reset_interval``."""
+    iv, off = node.reset_interval, node.reset_offset
+    for key, val in (("reset_interval", iv), ("reset_offset", off)):
+        if isinstance(val, bool) or not isinstance(val, (int, np.integer)):
+            raise bad(f"{key} must be an integer, got {val!r}")
+    if iv < 0 or (iv == 0 and off != 0) or (iv > 0 and not 0 <= off < iv):
+        raise bad(f"reset_interval={iv}, reset_offset={off}: need interval 0 (no periodic "
+                  "reset, offset 0) or interval >= 1 with 0 <= offset < interval")
 
 
 def _check_max_spikes(node: LIFNode, bad: _Bad, f: _F) -> None:

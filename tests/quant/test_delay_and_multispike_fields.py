@@ -84,3 +84,19 @@ def test_backends_refuse_features_they_do_not_declare(name):
             continue
         with pytest.raises(UnsupportedNodeError, match=f"backend '{name}' does not execute"):
             backend.run(g.validate(), np.zeros((2, 1, 2), np.int64))
+
+
+@pytest.mark.parametrize("interval,offset", [(-1, 0), (0, 1), (4, 4), (4, -1)])
+def test_periodic_reset_fields_out_of_range_are_refused(interval, offset):
+    g = _graph()
+    g.nodes["lif"].reset_interval, g.nodes["lif"].reset_offset = interval, offset
+    with pytest.raises(GraphError, match=r"node 'lif'.*reset_interval"):
+        g.validate()
+
+
+def test_periodic_reset_fields_survive_the_file_round_trip(tmp_path):
+    g = _graph()
+    g.nodes["lif"].reset_interval, g.nodes["lif"].reset_offset = 17, 3
+    g.validate().save(tmp_path / "r.qgraph")
+    h = QGraph.load(tmp_path / "r.qgraph").nodes["lif"]
+    assert (h.reset_interval, h.reset_offset) == (17, 3)
