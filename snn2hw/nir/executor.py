@@ -404,6 +404,14 @@ class NIRNet(nn.Module):
                 self.notes.append(f"node '{name}': reset '{md_reset}' from its metadata")
             if name in self._on_cycle:
                 dn = replace(dn, recurrent=True)
+            shape = tuple(self.info.out_shapes[name])
+            if dn.shape != shape:  # per-node scalars (Norse writes 0-d/[1] parameters)
+                try:
+                    dn = replace(dn, **{k: np.broadcast_to(getattr(dn, k), shape).copy()
+                                        for k in _NEURON_KEYS})
+                except ValueError:
+                    raise GraphError(f"node '{name}': parameters of shape {list(dn.shape)} do "
+                                     f"not fit its {list(shape)} neurons") from None
             self._discrete[name] = dn
             return _Neuron(dn, self.info.out_shapes[name], dtype, surrogate, detach_reset)
         raise GraphError(f"node '{name}' has unsupported type {type(node).__name__}")

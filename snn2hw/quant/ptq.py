@@ -506,7 +506,7 @@ def neuron_semantics(
         node = next((k for k, w in want.items() if getattr(w, attr) not in allowed), first)
         val = getattr(want[node], attr)
         why = (f"the neurons ask for different rules ({', '.join(sorted(asked))})"
-               if len(asked) > 1 else f"the target's neurons only {label(default)}")
+               if len(asked) > 1 else f"the target's neuron {label(default)} only")
         if kind not in accept:
             raise QuantizationError(
                 f"node '{node}': the source {label(val)}, but {why}; pass --approximate "

@@ -41,6 +41,10 @@ def _builder(kind: str, reset: str, delay: bool, x: torch.Tensor):
                 p.mul_(gain)
         net = torch.nn.Sequential(l1, _neuron(kind, N_HID, reset, delay), l2,
                                   _neuron(kind, N_OUT, reset, delay))
+        with torch.no_grad():  # the recurrent Linear of RLeaky / RSynaptic too
+            for m in (net[1], net[3]):
+                for p in getattr(m, "recurrent", torch.nn.Module()).parameters():
+                    p.mul_(gain)
         graph = export_to_nir(net, torch.randn(1, N_IN), ignore_dims=[0])
         for m in net:
             if hasattr(m, "reset_hidden"):
