@@ -157,7 +157,8 @@ def quantize(
     """Quantize a float NIR graph for a Loihi-style target.
 
     ``capabilities``: what the target's neurons can be set to (reset, comparison,
-    graded spikes; only the formats' own rules if None). The source convention's reset,
+    graded spikes). If None (library use), the formats' own rules are kept and every
+    difference from the source is accepted and noted as an approximation. The source convention's reset,
     comparison and spikes per step (:func:`snn2hw.nir.discretize.integer_neuron`) go into
     the graph (``formats.reset``, ``formats.threshold_compare``, ``LIFNode.max_spikes``)
     where the target allows them; otherwise quantization refuses, naming the node,
@@ -182,8 +183,10 @@ def quantize(
     in_node = _input_node(graph, struct, input_shape, input_message_bits)
     calib = Calibration(records, struct.input, float(input_scale))
     fmts = LOIHI_FORMATS if formats is None else formats
+    if capabilities is None:  # the formats' own rules, differences noted (library callers)
+        capabilities, approximate = NeuronCapabilities.of(fmts), APPROXIMATIONS
     fmts, max_spikes, sem_notes = neuron_semantics(
-        neurons, records, fmts, capabilities or NeuronCapabilities.of(fmts), approximate)
+        neurons, records, fmts, capabilities, approximate)
     meta = dict(metadata or {})
     if chip_limits is not None:
         meta["chip_limits"] = limits_to_metadata(chip_limits)
