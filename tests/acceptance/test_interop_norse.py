@@ -7,7 +7,14 @@ from __future__ import annotations
 import pytest
 import torch
 from interop_check import (
-    N_HID, N_IN, N_OUT, assert_float_exact, frames, integer_backends_agree, tuned, write,
+    N_HID,
+    N_IN,
+    N_OUT,
+    assert_float_exact,
+    frames,
+    integer_backends_agree,
+    tuned,
+    write,
 )
 
 nt = pytest.importorskip("norse.torch")

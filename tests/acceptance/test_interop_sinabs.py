@@ -8,7 +8,14 @@ from __future__ import annotations
 import pytest
 import torch
 from interop_check import (
-    N_HID, N_IN, N_OUT, assert_float_exact, frames, integer_backends_agree, tuned, write,
+    N_HID,
+    N_IN,
+    N_OUT,
+    assert_float_exact,
+    frames,
+    integer_backends_agree,
+    tuned,
+    write,
 )
 
 pytest.importorskip("sinabs")
@@ -45,7 +52,7 @@ def _builder(kind: str, spikes: str, x: torch.Tensor):
 
 
 def _convention(spikes: str) -> str:
-    return "sinabs" if spikes == "multi" else "sinabs:spikes=1"
+    return "sinabs:spikes=multi" if spikes == "multi" else "sinabs:spikes=1"
 
 
 @pytest.mark.parametrize("spikes", ["multi", "single"])
@@ -87,3 +94,33 @@ def test_multi_spike_iaf_on_loihi2_and_refused_on_loihi(tmp_path):
         pytest.skip("torch-int/event do not execute multi-spike graphs yet (qgraph "
                     "'Multi-spike output'); the loihi2 half of this test needs them")
     integer_backends_agree(tmp_path, path, "sinabs", x, "loihi2")
+
+
+@pytest.mark.parametrize("spikes", ["single", "multi"])
+def test_membranes_landing_on_the_threshold_fire_as_in_sinabs(tmp_path, spikes):
+    """Weights on a 1/4 grid and IAF neurons: membranes hit the threshold exactly, where
+    '>' and '>=' part ways (before, with '>': 105 of 1,600 output entries differed)."""
+    fn = MultiSpike if spikes == "multi" else SingleSpike
+    torch.manual_seed(1)
+    net = torch.nn.Sequential(torch.nn.Linear(N_IN, N_HID, bias=False), sl.IAF(spike_fn=fn),
+                              torch.nn.Linear(N_HID, N_OUT, bias=False), sl.IAF(spike_fn=fn))
+    with torch.no_grad():
+        for m in (net[0], net[2]):
+            m.weight.copy_(torch.round(m.weight * 6) / 4)
+    x = frames(9)
+    xb = x.transpose(0, 1)
+    with torch.no_grad():
+        net(xb)
+    graph = to_nir(net, xb)
+    for m in net:
+        if hasattr(m, "reset_states"):
+            m.reset_states()
+    with torch.no_grad():
+        ref = net(xb).transpose(0, 1)
+    assert 0.02 <= float((ref > 0).float().mean()) <= 0.20
+    path = write(graph, tmp_path / "net.nir")
+    assert_float_exact(path, _convention(spikes), x, ref)
+    from interop_check import float_path
+
+    strict = float_path(path, _convention(spikes) + ",threshold=>", x)
+    assert int((strict != ref).sum()) > 0  # the comparison matters on this network
