@@ -160,7 +160,8 @@ def quantize(
     graded spikes). If None (library use), the formats' own rules are kept and every
     difference from the source is accepted and noted as an approximation. The source
     convention's reset, comparison and spikes per step
-    (:func:`snn2hw.nir.discretize.integer_neuron`) go into the graph (``formats.reset``, ``formats.threshold_compare``, ``LIFNode.max_spikes``)
+    (:func:`snn2hw.nir.discretize.integer_neuron`) go into the graph
+    (``formats.reset``, ``formats.threshold_compare``, ``LIFNode.max_spikes``)
     where the target allows them; otherwise quantization refuses, naming the node,
     unless ``approximate`` holds the name ("reset", "threshold", "spikes",
     :data:`~snn2hw.quant.formats.APPROXIMATIONS`), and then notes the approximation.
