@@ -33,15 +33,16 @@ def rate(spikes: torch.Tensor) -> float:
     return float((spikes > 0).float().mean())
 
 
-def tuned(build: Callable[[float], tuple[nir.NIRGraph, torch.Tensor]]):
+def tuned(build: Callable[[float], tuple[Callable[[], nir.NIRGraph], torch.Tensor]]):
     """The first weight gain whose framework output fires 2-20 % of the time:
-    ``(graph, framework output [T, B, N_OUT], gain)``."""
+    ``(graph, framework output [T, B, N_OUT], gain)``. ``build(gain)`` simulates and
+    returns the exporter call, so that only the chosen network is exported."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # nirtorch / framework deprecation warnings
         for gain in GAINS:
-            graph, ref = build(gain)
+            export, ref = build(gain)
             if 0.02 <= rate(ref) <= 0.20:
-                return graph, ref, gain
+                return export(), ref, gain
     raise AssertionError("no weight gain gives 2-20 % output firing")
 
 

@@ -31,11 +31,10 @@ def _builder(kind: str, x: torch.Tensor):
         with torch.no_grad():
             for p in (net[0].weight, net[2].weight):
                 p.mul_(gain)
-        graph = to_nir(net, torch.randn(1, T, N_IN))
         net.reset_state()
         with torch.no_grad():
             out, _, _ = net(x.transpose(0, 1))
-        return graph, out.transpose(0, 1)
+        return lambda: to_nir(net, torch.randn(1, T, N_IN)), out.transpose(0, 1)
     return build
 
 

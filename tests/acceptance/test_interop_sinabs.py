@@ -39,15 +39,9 @@ def _builder(kind: str, spikes: str, x: torch.Tensor):
             for p in (*net[0].parameters(), *net[2].parameters()):
                 p.mul_(gain)
         xb = x.transpose(0, 1)  # Sinabs: [batch, time, ...]
-        with torch.no_grad():
-            net(xb)  # create the states the exporter reads shapes from
-        graph = to_nir(net, xb)
-        for m in net:
-            if hasattr(m, "reset_states"):
-                m.reset_states()
-        with torch.no_grad():
+        with torch.no_grad():  # also creates the states the exporter reads shapes from
             ref = net(xb).transpose(0, 1)
-        return graph, ref
+        return lambda: to_nir(net, xb), ref
     return build
 
 
