@@ -76,3 +76,28 @@ def test_if_compare_ge_deploys_on_loihi2_and_is_refused_on_loihi(tmp_path):
         integer_backends_agree(tmp_path, path, "spikingjelly", x, "loihi")
     integer_backends_agree(tmp_path, path, "spikingjelly", x, "loihi",
                            approximate=("threshold",))
+
+
+def test_cli_refuses_ge_on_loihi_and_accepts_it_with_approximate(tmp_path):
+    """``snn2hw export --approximate threshold``: without it a one-line refusal (exit 1)
+    naming the node; with it the export succeeds and its notes say APPROXIMATION."""
+    import json
+
+    import numpy as np
+    from click.testing import CliRunner
+
+    from snn2hw.cli import main
+
+    x = frames(14)
+    graph, _, _ = tuned(_builder("LIF", x))
+    path = write(graph, tmp_path / "net.nir")
+    np.save(tmp_path / "x.npy", x.numpy())
+    args = ["export", str(path), "--convention", "spikingjelly", "--target", "loihi",
+            "--inputs", str(tmp_path / "x.npy"), "--calib-samples", "4", "--no-report"]
+    r = CliRunner().invoke(main, [*args, "-o", str(tmp_path / "a")])
+    assert r.exit_code == 1 and "node '_1'" in r.output and "--approximate threshold" in r.output
+    r = CliRunner().invoke(main, [*args, "-o", str(tmp_path / "b"), "--approximate",
+                                  "threshold", "--json"])
+    assert r.exit_code == 0, r.output
+    notes = json.loads(r.output)["assumptions"]
+    assert any(n.startswith("APPROXIMATION (threshold)") for n in notes)
