@@ -221,3 +221,20 @@ def test_metadata_producer_contradicting_the_convention_is_reported():
     resolve_timing(g, None, "sinabs")
     with pytest.raises(GraphError, match="'producer' = 'sinabs', but convention 'norse'"):
         resolve_timing(g, None, "norse")
+
+
+def test_targets_declare_what_their_neurons_can_do(tmp_path):
+    from snn2hw.chip.targets import load_target
+    from snn2hw.common.errors import TargetError
+
+    loihi, loihi2 = load_target("loihi"), load_target("loihi2")
+    assert loihi.neuron_capabilities() == NeuronCapabilities(("zero",), (">",), 0)
+    assert loihi2.neuron_capabilities().resets == ("zero", "subtract")
+    assert loihi2.to_dict()["formats"]["threshold_compares"] == [">", ">="]
+    text = loihi2.path.read_text(encoding="utf-8")
+    for bad, msg in (('resets = ["zero", "sideways"]', "must be a list of"),
+                     ('resets = ["subtract"]', r"does not contain formats\.reset = 'zero'")):
+        p = tmp_path / "t.toml"
+        p.write_text(text.replace('resets = ["zero", "subtract"]', bad), encoding="utf-8")
+        with pytest.raises(TargetError, match=msg):
+            load_target(p)

@@ -310,6 +310,8 @@ class Target:
             }
 
         fmt = {k: getattr(self.formats, k) for k in (*FORMAT_KEYS, *FORMAT_RULE_KEYS)}
+        caps = self.neuron_capabilities()
+        fmt["resets"], fmt["threshold_compares"] = caps.resets, caps.threshold_compares
         return {
             "name": self.name,
             "description": self.description,
