@@ -30,9 +30,12 @@ echo "[setup] installing lava-nc 0.10.0 (--no-deps --ignore-requires-python)"
 $PIP install -q --no-deps --ignore-requires-python "lava-nc==0.10.0"
 echo "[setup] installing snn2hw (editable) with test extras"
 $PIP install -q -e ".[test]"
-echo "[setup] installing interop test peers (snnTorch, Norse, NIRTorch) without their deps"
+echo "[setup] installing interop test peers (snnTorch, Norse, SpikingJelly, Sinabs, Rockpool, NIRTorch) without their deps"
 # --no-deps: their declared dependencies would pull a CUDA torch; they run on the torch above.
-$PIP install -q --no-deps "snntorch==1.0.0" "nirtorch==2.6" "norse==1.1.0"
+# pbr (Sinabs' version) and loguru (SpikingJelly's logger) are the small pure-Python
+# packages they import; matplotlib, tqdm, scipy and requests are already there.
+$PIP install -q --no-deps "snntorch==1.0.0" "nirtorch==2.6" "norse==1.1.0" \
+  "spikingjelly==2.0.0" "sinabs==3.1.3" "rockpool==3.1.0" "pbr==7.1.3" "loguru==0.7.3"
 echo "[setup] installing lava-dl 0.6.0 (netx reference for tests/netx; --no-deps --ignore-requires-python)"
 $PIP install -q --no-deps --ignore-requires-python "lava-dl==0.6.0"
 echo "[setup] installing nengo-loihi (Loihi 1 emulator, tests/crosscheck) without its deps"

@@ -206,7 +206,16 @@ def evaluate(checkpoint, device, samples, split, data_dir, trust_pickle, as_json
 @click.option(
     "--convention",
     default=None,
-    help="How to read a foreign NIR file: snntorch, norse, spikingjelly, sinabs, rockpool.",
+    help="How to read a foreign NIR file: snntorch, norse, spikingjelly, sinabs, rockpool, "
+         "nir; options after a colon, e.g. snntorch:reset=zero,reset_delay=false "
+         "(docs/nir.md \"Framework conventions\").",
+)
+@click.option(
+    "--approximate",
+    type=click.Choice(["reset", "threshold", "spikes"]),
+    multiple=True,
+    help="Accept the target's reset / spike comparison / one spike per step where the "
+         "source's neurons differ (otherwise refused, naming the node). Repeatable.",
 )
 @click.option(
     "--reset",
@@ -245,6 +254,7 @@ def export(
     out_dir,
     dt,
     convention,
+    approximate,
     reset,
     dataset,
     inputs_file,
@@ -272,7 +282,7 @@ def export(
     res = export_artifact(
         source, target, out_dir, report=report, dt=dt, convention=convention, reset=reset,
         spec=spec_from_options(dataset, inputs_file, labels_file, encoder, num_steps),
-        calib_samples=calib_samples, trust_pickle=trust_pickle,
+        calib_samples=calib_samples, trust_pickle=trust_pickle, approximate=tuple(approximate),
     )
     _emit(res.report, as_json, res.describe())
 

@@ -26,6 +26,7 @@ run the same equations in a form ``torch.onnx.export`` can trace (used by
 
 from __future__ import annotations
 
+from dataclasses import replace
 from functools import reduce
 
 import nir
@@ -186,8 +187,11 @@ class _Neuron(nn.Module):
             return a.size == 0 or bool(np.all(a == a.reshape(-1)[0]))
 
         self.unit_gain = bool(np.all(m["in_gain"] == 1.0))
+        self.max_spikes = dn.max_spikes
+        self.snntorch = dn.step == "snntorch"
         self.fused_ok = (
             self.spiking and self.strict and bool(np.all(m["v_reset"] == 0.0))
+            and dn.max_spikes == 1 and not self.snntorch
             and uniform(m["alpha"]) and uniform(m["beta"]) and uniform(m["vth"])
             and bool(np.all(np.isfinite(m["vth"])))
         )
@@ -211,11 +215,67 @@ class _Neuron(nn.Module):
             u = self.alpha * state.u + x
             v = self.beta * state.v + u + self.v_bias
             return v, LIFState(u, v)
+        if self.snntorch:
+            return self._snntorch_step(x, state)
+        if self.max_spikes != 1:
+            return self._multi_step(x, state)
         return lif_step(
             x, state, alpha=self.alpha, beta=self.beta, vth=self.vth, bias=self.v_bias,
             reset=self.reset, surrogate=self.surrogate, detach_reset=self.detach_reset,
             v_reset=self.v_reset, strict=self.strict,
         )
+
+    def _fire(self, h: torch.Tensor) -> torch.Tensor:
+        """Binary spikes of membrane ``h`` with the node's comparison (surrogate gradient)."""
+        vth_f = float(self.vth.detach().mean())
+        leak = 1.0 - float(self.beta.detach().mean())
+        if self.strict:
+            return spike(h - self.vth, self.surrogate, vth_f, leak)
+        return 1.0 - spike(self.vth - h, self.surrogate, vth_f, leak)
+
+    def _multi_step(self, x: torch.Tensor, state: LIFState) -> tuple[torch.Tensor, LIFState]:
+        """Several spikes per step (Sinabs MultiSpike, Rockpool): ``n = floor(h / vth)``
+        where ``h`` crosses ``vth``, capped at ``max_spikes``; the gradient is that of the
+        first spike."""
+        u = self.alpha * state.u + x
+        h = self.beta * state.v + u + self.v_bias
+        s = self._fire(h)
+        n = torch.floor(h.detach() / self.vth) * s.detach()
+        if self.max_spikes is not None:
+            n = n.clamp(max=float(self.max_spikes))
+        n = s + (n - s.detach())
+        n_r = n.detach() if self.detach_reset else n
+        if self.reset == "hard":
+            on = (n_r > 0).to(h.dtype)
+            v = h * (1.0 - on) + self.v_reset * on
+        else:
+            v = h - self.vth * n_r
+        return n, LIFState(u, v)
+
+    def _snntorch_step(self, x: torch.Tensor, state: LIFState) -> tuple[torch.Tensor, LIFState]:
+        """snnTorch's own update (``_neurons/leaky.py``, ``synaptic.py``, ``rleaky.py``,
+        ``rsynaptic.py``): the reset signal ``r`` is computed from the *stored* membrane
+        (``mem_reset``), applied in the state function, and, without ``reset_delay``,
+        the stored membrane is then corrected by ``spk - r``. ``v`` here is snnTorch's
+        stored ``mem``."""
+        r = (state.v > self.vth).to(x.dtype)
+        u = self.alpha * state.u + x
+        if self.reset == "subtract":
+            h = self.beta * state.v + u + self.v_bias - r * self.vth
+        elif self.dn.nir_type == "LIF" and not self.dn.recurrent:  # Leaky: mem *= 1 - r first
+            h = self.beta * ((1.0 - r) * state.v) + u + self.v_bias
+        else:  # Synaptic, RLeaky, RSynaptic: mem -= r * (new mem)
+            h = self.beta * state.v + u + self.v_bias
+            h = h - r * h
+        s = self._fire(h)
+        if self.dn.reset_delay:
+            return s, LIFState(u, h)
+        s_r = s.detach() if self.detach_reset else s
+        if self.reset == "subtract":
+            v = h - (s_r - r) * self.vth
+        else:
+            v = h - (s_r - r) * h
+        return s, LIFState(u, v)
 
     def forward(self, x: torch.Tensor, lead: int, traceable: bool = False) -> torch.Tensor:
         """Whole sequence ``[T, B, *shape]`` (``lead == 2``); ``traceable``: always the step
@@ -233,6 +293,26 @@ class _Neuron(nn.Module):
             s, state = self.step(xt, state)
             out.append(s)
         return torch.stack(out)
+
+
+def _nodes_on_cycles(info: GraphInfo) -> set[str]:
+    """Nodes that lie on a cycle of the graph (their output reaches their own input)."""
+    succ: dict[str, list[str]] = {}
+    for dst, preds in info.preds.items():
+        for src, _ in preds:
+            succ.setdefault(src, []).append(dst)
+    on: set[str] = set()
+    for start in info.order:
+        stack, seen = list(succ.get(start, [])), set()
+        while stack:
+            k = stack.pop()
+            if k == start:
+                on.add(start)
+                break
+            if k not in seen:
+                seen.add(k)
+                stack.extend(succ.get(k, []))
+    return on
 
 
 def _module_key(name: str, taken: set[str]) -> str:
@@ -286,6 +366,7 @@ class NIRNet(nn.Module):
         self.input_shape = self.info.out_shapes[self.input_node]
         self.output_shape = self.info.out_shapes[self.output_node]
         self._discrete: dict[str, DiscreteNeuron] = {}
+        self._on_cycle = _nodes_on_cycles(self.info)
         self.nodes = nn.ModuleDict()
         self._key: dict[str, str] = {}
         taken: set[str] = set()
@@ -325,6 +406,16 @@ class NIRNet(nn.Module):
             elif md_reset in RESETS and md_reset != dn.reset:
                 dn = with_reset(dn, md_reset)
                 self.notes.append(f"node '{name}': reset '{md_reset}' from its metadata")
+            if name in self._on_cycle:
+                dn = replace(dn, recurrent=True)
+            shape = tuple(self.info.out_shapes[name])
+            if dn.shape != shape:  # per-node scalars (Norse writes 0-d/[1] parameters)
+                try:
+                    dn = replace(dn, **{k: np.broadcast_to(getattr(dn, k), shape).copy()
+                                        for k in _NEURON_KEYS})
+                except ValueError:
+                    raise GraphError(f"node '{name}': parameters of shape {list(dn.shape)} do "
+                                     f"not fit its {list(shape)} neurons") from None
             self._discrete[name] = dn
             return _Neuron(dn, self.info.out_shapes[name], dtype, surrogate, detach_reset)
         raise GraphError(f"node '{name}' has unsupported type {type(node).__name__}")
@@ -464,7 +555,7 @@ class NIRNet(nn.Module):
 
     def extra_repr(self) -> str:
         rec = f", recurrent edges={self.back_edges}" if self.back_edges else ""
-        return f"dt={self.dt:g}, convention={self.convention.name}{rec}"
+        return f"dt={self.dt:g}, convention={self.convention.label}{rec}"
 
 
 class _TraceableNIRNet(nn.Module):

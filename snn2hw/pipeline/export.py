@@ -84,9 +84,13 @@ def export(
     spec: SampleSpec | None = None,
     calib_samples: int = 128,
     trust_pickle: bool = False,
+    approximate: tuple[str, ...] = (),
 ) -> ExportResult:
     """Export ``source`` (a snn2hw checkpoint or a ``.nir`` file) for ``target``: write the
-    NIR file, quantize on calibration samples, map onto cores, write the report."""
+    NIR file, quantize on calibration samples, map onto cores, write the report.
+    ``approximate``: what the user accepts where the target's neurons cannot do what the
+    source's do ("reset", "threshold", "spikes"; docs/nir.md "Framework conventions on a
+    target"); anything else is refused, naming the node."""
     from snn2hw.chip.mapping import map_to_cores
     from snn2hw.chip.targets import load_target
     from snn2hw.nir import NIRNet
@@ -114,10 +118,10 @@ def export(
         neurons = net.discrete_neurons()
         qres = _quantize(src, net, neurons, rec, fmt, calib, tgt, {
             "source": str(source), "nir_file": nir_path.name, "nir_sha256": file_sha256(nir_path),
-            "convention": src.convention.name,
+            "convention": src.convention.label,
             "reset": reset, "samples": stored_spec.to_dict(), "input_format": fmt.to_dict(),
-            "notes": src.notes,
-        })
+            "notes": src.notes, "approximate": sorted(approximate),
+        }, approximate)
         delays = delay_section(qres.graph, src.spec, fmt)
         calib_check = _integer_rates(qres.graph, calib.ints, rec, neurons)
         qres.notes += _quality_warnings(calib_check)
@@ -128,7 +132,7 @@ def export(
             "source": str(source),
             "target": tgt.name,
             "dt": src.dt,
-            "convention": src.convention.name,
+            "convention": src.convention.label,
             "assumptions": src.notes + qres.notes,
             "input_format": fmt.to_dict(),
             "samples": stored_spec.to_dict(),
@@ -222,7 +226,7 @@ def _calibrate(net: Any, spec: SampleSpec, calib_samples: int) -> tuple[Any, Any
 
 
 def _quantize(src: _Source, net: Any, neurons: dict, rec: dict, fmt: Any, calib: Any, tgt: Any,
-              metadata: dict[str, Any]) -> Any:
+              metadata: dict[str, Any], approximate: tuple[str, ...] = ()) -> Any:
     """PTQ of the float graph for the target, plus the note on graded input spikes."""
     from snn2hw.quant.bounds import limits_from_formats
     from snn2hw.quant.ptq import quantize
@@ -233,6 +237,7 @@ def _quantize(src: _Source, net: Any, neurons: dict, rec: dict, fmt: Any, calib:
         input_message_bits=fmt.message_bits, input_shape=tuple(net.input_shape),
         metadata=metadata, formats=tgt.number_formats,
         chip_limits=limits_from_formats(tgt.raw.get("formats", {})),
+        capabilities=tgt.neuron_capabilities(), approximate=approximate,
     )
     if fmt.message_bits > _max_message_bits(tgt):
         qres.notes.append(

@@ -160,6 +160,29 @@ class NumberFormats:
         return [f.name for f in fields(self) if getattr(self, f.name) != getattr(other, f.name)]
 
 
+@dataclass(frozen=True)
+class NeuronCapabilities:
+    """What a target's neurons can be set to do (the target file's ``[formats]``
+    ``resets`` / ``threshold_compares``; graded spikes where ``max_message_bits > 0``).
+    Quantization picks the source convention's rule when it is in these lists and
+    refuses otherwise, unless the user accepts the approximation (docs/nir.md
+    "Framework conventions on a target")."""
+
+    resets: tuple[str, ...] = ("zero",)
+    threshold_compares: tuple[str, ...] = (">",)
+    max_message_bits: int = 0
+
+    @classmethod
+    def of(cls, formats: NumberFormats) -> NeuronCapabilities:
+        """Only the formats' own rules: a fixed-function neuron."""
+        return cls((formats.reset,), (formats.threshold_compare,), formats.max_message_bits)
+
+
+APPROXIMATIONS = ("reset", "threshold", "spikes")
+"""What ``snn2hw export --approximate`` may accept: the target's reset (also snnTorch's
+delayed reset executed at once), its spike comparison, one spike per step."""
+
+
 LOIHI_FORMATS = NumberFormats()
 """Lava's Loihi fixed-point models (bundled ``loihi.toml`` [formats]); the default."""
 

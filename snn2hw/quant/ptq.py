@@ -46,7 +46,8 @@ call :func:`quantize`, not the other way round).
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from collections.abc import Iterable
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import nir
@@ -54,11 +55,13 @@ import numpy as np
 import torch
 
 from snn2hw.common.errors import GraphError, QuantizationError
-from snn2hw.nir.discretize import DiscreteNeuron
+from snn2hw.nir.discretize import DiscreteNeuron, integer_neuron
 from snn2hw.quant.align_delays import align_graph
 from snn2hw.quant.bounds import ChipLimits, layer_bounds, limits_to_metadata, shrink_factor
 from snn2hw.quant.formats import (
+    APPROXIMATIONS,
     LOIHI_FORMATS,
+    NeuronCapabilities,
     NumberFormats,
     choose_weight_exp,
     decay_in_range,
@@ -149,8 +152,20 @@ def quantize(
     input_shape: tuple[int, ...] | None = None,
     formats: NumberFormats | None = None,
     chip_limits: ChipLimits | None = None,
+    capabilities: NeuronCapabilities | None = None,
+    approximate: Iterable[str] = (),
 ) -> QuantResult:
     """Quantize a float NIR graph for a Loihi-style target.
+
+    ``capabilities``: what the target's neurons can be set to (reset, comparison,
+    graded spikes). If None (library use), the formats' own rules are kept and every
+    difference from the source is accepted and noted as an approximation. The source
+    convention's reset, comparison and spikes per step
+    (:func:`snn2hw.nir.discretize.integer_neuron`) go into the graph
+    (``formats.reset``, ``formats.threshold_compare``, ``LIFNode.max_spikes``)
+    where the target allows them; otherwise quantization refuses, naming the node,
+    unless ``approximate`` holds the name ("reset", "threshold", "spikes",
+    :data:`~snn2hw.quant.formats.APPROXIMATIONS`), and then notes the approximation.
 
     ``formats``: the target's number formats (``Target.number_formats``); Loihi's if None.
 
@@ -170,6 +185,10 @@ def quantize(
     in_node = _input_node(graph, struct, input_shape, input_message_bits)
     calib = Calibration(records, struct.input, float(input_scale))
     fmts = LOIHI_FORMATS if formats is None else formats
+    if capabilities is None:  # the formats' own rules, differences noted (library callers)
+        capabilities, approximate = NeuronCapabilities.of(fmts), APPROXIMATIONS
+    fmts, max_spikes, sem_notes = neuron_semantics(
+        neurons, records, fmts, capabilities, approximate)
     meta = dict(metadata or {})
     if chip_limits is not None:
         meta["chip_limits"] = limits_to_metadata(chip_limits)
@@ -177,7 +196,8 @@ def quantize(
     min_exp = 0 if chip_limits is not None and chip_limits.per_synapse_weight_shift else None
     for _ in range(16):
         layers = [
-            _quantize_layer(struct, name, neurons[name], calib, fmts, caps.get(name), min_exp)
+            _quantize_layer(struct, name, neurons[name], calib, fmts, caps.get(name), min_exp,
+                            max_spikes.get(name, 1))
             for name in struct.order
             if name != struct.input
         ]
@@ -208,7 +228,7 @@ def quantize(
     else:
         raise QuantizationError(f"could not fit layers {[b.name for b in bad]} into the "
                                 "chip's limits")
-    notes = [note for layer in layers for note in layer.notes]
+    notes = sem_notes + [note for layer in layers for note in layer.notes]
     return QuantResult(qg, [layer.report for layer in layers], notes, float(input_scale))
 
 
@@ -246,6 +266,7 @@ def _quantize_layer(
     f: NumberFormats,
     vth_cap: int | None = None,
     min_exp: int | None = None,
+    max_spikes: int = 1,
 ) -> _Layer:
     """One neuron layer: decays, normalized paths, threshold, bias, weights, nodes."""
     shape = tuple(dn.shape)
@@ -257,7 +278,8 @@ def _quantize_layer(
     v_bias_norm = norm.v_bias / np.broadcast_to(theta, shape)
     vth, limited_by = _choose_threshold(neuron, v_bias_norm, u_max, norm, f, vth_cap)
     mant, exp = _quantize_bias(v_bias_norm, vth, f)
-    lif = LIFNode(neuron, shape, du=du, dv=dv, vth=vth, bias_mant=mant, bias_exp=exp)
+    lif = LIFNode(neuron, shape, du=du, dv=dv, vth=vth, bias_mant=mant, bias_exp=exp,
+                  max_spikes=max_spikes)
     synapses, edges, stats = _emit_paths(neuron, norm, vth, calib, f, min_exp)
     lnotes = list(norm.notes)
     if norm.v_bias.any() and np.any(mant == 0) and np.any(norm.v_bias != 0):
@@ -277,7 +299,7 @@ def _quantize_layer(
         notes=lnotes,
         paths=stats.paths,
     )
-    return _Layer(lif, synapses, edges, report, _approximation_notes(neuron, dn, f))
+    return _Layer(lif, synapses, edges, report, [])
 
 
 def _layer_decays(neuron: str, dn: DiscreteNeuron, f: NumberFormats) -> tuple[int, int]:
@@ -454,23 +476,84 @@ def _path_nodes(
     return chain
 
 
-def _approximation_notes(neuron: str, dn: DiscreteNeuron, f: NumberFormats) -> list[str]:
-    """Where the source framework's neuron differs from the target's (reset, threshold
-    op; Loihi: reset to 0, strict '>')."""
-    notes = []
-    target_reset = {"zero": "hard", "subtract": "subtract"}[f.reset]
-    if dn.reset != target_reset:
-        what = "resets to 0" if f.reset == "zero" else "subtracts the threshold"
-        notes.append(
-            f"'{neuron}': trained with {dn.reset} reset; the target {what} (approximation)"
-        )
-    if dn.threshold_op != f.threshold_compare:
-        notes.append(
-            f"'{neuron}': spikes on '{dn.threshold_op}' in the source framework; "
-            f"the target uses '{f.threshold_compare}' (approximation at exact threshold "
-            "crossings)"
-        )
-    return notes
+_RESET_NAMES = {"zero": "resets to 0", "subtract": "subtracts the threshold"}
+
+
+def neuron_semantics(
+    neurons: dict[str, DiscreteNeuron],
+    records: dict[str, torch.Tensor],
+    f: NumberFormats,
+    caps: NeuronCapabilities,
+    approximate: Iterable[str] = (),
+) -> tuple[NumberFormats, dict[str, int], list[str]]:
+    """The target formats with the source's reset and comparison, each spiking node's
+    ``max_spikes``, and notes on every accepted approximation (see :func:`quantize`).
+
+    Reset and comparison are graph-wide rules of the formats, so all spiking nodes must
+    ask for the same one. A multi-spike node gets ``max_spikes`` = its convention's cap,
+    lowered to what the target's graded spikes hold (``2^bits - 1``, at most 2^15 - 1 to
+    keep ``W @ n`` inside the synaptic sum); the note says when calibration reached it."""
+    accept = set(approximate)
+    unknown = accept - set(APPROXIMATIONS)
+    if unknown:
+        raise QuantizationError(f"unknown approximation(s) {sorted(unknown)}; "
+                                f"known: {', '.join(APPROXIMATIONS)}")
+    spiking = {k: dn for k, dn in neurons.items() if dn.spiking}
+    notes: list[str] = []
+    want = {k: integer_neuron(dn) for k, dn in spiking.items()}
+
+    def pick(kind: str, attr: str, allowed: tuple[str, ...], default: str, label) -> str:
+        asked = {getattr(w, attr) for w in want.values()}
+        if not asked:
+            return default
+        first = next(k for k, w in want.items() if getattr(w, attr) == sorted(asked)[0])
+        if len(asked) == 1 and next(iter(asked)) in allowed:
+            return next(iter(asked))
+        node = next((k for k, w in want.items() if getattr(w, attr) not in allowed), first)
+        val = getattr(want[node], attr)
+        why = (f"the neurons ask for different rules ({', '.join(sorted(asked))})"
+               if len(asked) > 1 else f"the target's neuron {label(default)} only")
+        if kind not in accept:
+            raise QuantizationError(
+                f"node '{node}': the source {label(val)}, but {why}; pass --approximate "
+                f"{kind} to deploy with the target's rule and measure the cost"
+            )
+        notes.append(f"APPROXIMATION ({kind}): node '{node}' and others: the source "
+                     f"{label(val)}; deployed with the target's rule ({label(default)}) "
+                     "as accepted with --approximate")
+        return default
+
+    reset = pick("reset", "reset", caps.resets, f.reset, lambda r: _RESET_NAMES[r])
+    compare = pick("threshold", "compare", caps.threshold_compares, f.threshold_compare,
+                   lambda c: f"spikes when v {c} threshold")
+    for k, w in want.items():
+        if w.inexact:
+            if "reset" not in accept:
+                raise QuantizationError(f"node '{k}': {w.inexact}; pass --approximate reset "
+                                        "to deploy it and measure the cost")
+            notes.append(f"APPROXIMATION (reset): node '{k}': {w.inexact}")
+    max_spikes: dict[str, int] = {}
+    bits = min(int(caps.max_message_bits), 15)
+    for k, w in want.items():
+        if w.max_spikes == 1:
+            continue
+        seen = int(torch.as_tensor(records[k]).max().item()) if k in records else 0
+        if bits < 2:
+            if "spikes" not in accept:
+                raise QuantizationError(
+                    f"node '{k}': the source emits several spikes per step (up to {seen} on "
+                    "the calibration data), but the target's neurons send one spike per step "
+                    "(no graded spikes); pass --approximate spikes to deploy binary spikes")
+            notes.append(f"APPROXIMATION (spikes): node '{k}' emits one spike per step; the "
+                         f"source emits up to {seen} on the calibration data")
+            continue
+        cap = (1 << bits) - 1
+        n = cap if w.max_spikes is None else min(int(w.max_spikes), cap)
+        max_spikes[k] = n
+        if w.max_spikes is None or n < w.max_spikes:
+            notes.append(f"node '{k}': at most {n} spikes per step on the target "
+                         f"({bits}-bit graded spikes; {seen} seen on the calibration data)")
+    return replace(f, reset=reset, threshold_compare=compare), max_spikes, notes
 
 
 def _assemble_graph(

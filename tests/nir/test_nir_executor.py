@@ -186,7 +186,10 @@ def test_threshold_operator_and_reset_override():
     g = _chain(nir.Linear(weight=np.eye(1)), ifn, n_in=1)
     x = torch.tensor([1.0, 0.0, 1.5, 0.0, 0.0]).reshape(5, 1, 1)
     strict = NIRNet(g, DT, SNN2HW)(x)[:, 0, 0].tolist()
-    ge = NIRNet(g, DT, get_convention("spikingjelly"))(x)[:, 0, 0].tolist()
+    g_sj = _chain(nir.Linear(weight=np.eye(1)),  # SpikingJelly writes IF r = 1/dt
+                  nir.IF(r=np.full(1, 1 / DT), v_threshold=np.ones(1), v_reset=np.zeros(1)),
+                  n_in=1)
+    ge = NIRNet(g_sj, DT, get_convention("spikingjelly"))(x)[:, 0, 0].tolist()
     assert strict == [0, 0, 1, 0, 0]  # 1.0 is not > 1.0; 2.5 is, reset to 0
     assert ge == [1, 0, 1, 0, 0]  # 1.0 >= 1.0; then 1.5 >= 1.0
     sub = NIRNet(g, DT, SNN2HW, reset="subtract")

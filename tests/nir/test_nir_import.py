@@ -10,14 +10,14 @@ from snn2hw.common.errors import GraphError
 from snn2hw.nir import analyze, check_graph, read_nir, resolve_timing
 
 
-def _mlp(weight=None, metadata=None, type_check=True) -> nir.NIRGraph:
+def _mlp(weight=None, metadata=None, type_check=True, r=1.0) -> nir.NIRGraph:
     w = np.ones((4, 3), np.float32) if weight is None else weight
     n = w.shape[0]
     return nir.NIRGraph(
         nodes={
             "input": nir.Input(input_type={"input": np.array([3])}),
             "fc": nir.Affine(weight=w, bias=np.zeros(n, np.float32)),
-            "lif": nir.LIF(tau=np.full(n, 1e-2), r=np.ones(n), v_leak=np.zeros(n),
+            "lif": nir.LIF(tau=np.full(n, 1e-2), r=np.full(n, r), v_leak=np.zeros(n),
                            v_threshold=np.ones(n), v_reset=np.zeros(n)),
             "output": nir.Output(output_type={"output": np.array([n])}),
         },
@@ -185,12 +185,12 @@ def test_dt_without_convention_asks_for_convention():
 
 
 def test_convention_without_default_dt_asks_for_dt():
-    with pytest.raises(GraphError, match="'rockpool' convention has no default; pass --dt"):
-        resolve_timing(_mlp(), convention="rockpool")
+    with pytest.raises(GraphError, match="'nir' convention has no default; pass --dt"):
+        resolve_timing(_mlp(), convention="nir")
 
 
 def test_convention_default_dt_and_user_override_are_noted():
-    dt, conv, notes = resolve_timing(_mlp(), convention="snntorch")
+    dt, conv, notes = resolve_timing(_mlp(r=1e-2 / 1e-4), convention="snntorch")
     assert (dt, conv.name) == (1e-4, "snntorch")
     assert any("default of the 'snntorch' convention" in n for n in notes)
     dt, _, notes = resolve_timing(_mlp(metadata={"dt": 1e-3}), dt=2e-3, convention="norse")
@@ -198,7 +198,7 @@ def test_convention_default_dt_and_user_override_are_noted():
 
 
 def test_producer_metadata_names_the_convention():
-    dt, conv, _ = resolve_timing(_mlp(metadata={"producer": "snnTorch"}))
+    dt, conv, _ = resolve_timing(_mlp(metadata={"producer": "snnTorch"}, r=1e-2 / 1e-4))
     assert conv.name == "snntorch" and dt == 1e-4
 
 

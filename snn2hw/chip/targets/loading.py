@@ -17,6 +17,7 @@ from snn2hw.chip.targets.schema import (
     _ENERGY_UNITS,
     _TIME_UNITS,
     CHIP_LIMIT_KEYS,
+    FORMAT_CAPABILITY_KEYS,
     FORMAT_KEYS,
     FORMAT_RULE_KEYS,
     NEURON_MODELS,
@@ -52,7 +53,8 @@ def load_target(name_or_path: str | Path) -> Target:
                                             f"known: {', '.join(NEURON_MODELS)}")
 
     fmt = rd.table(data, "formats")
-    known = set(FORMAT_KEYS) | set(FORMAT_RULE_KEYS) | set(CHIP_LIMIT_KEYS)
+    known = (set(FORMAT_KEYS) | set(FORMAT_RULE_KEYS) | set(CHIP_LIMIT_KEYS)
+             | set(FORMAT_CAPABILITY_KEYS))
     rd.no_unknown(fmt, "formats", known | {"source", "note"})
     for key, kind in CHIP_LIMIT_KEYS.items():  # optional; read by snn2hw.quant.bounds
         rd.value(fmt, key, "formats", kind, *((1, 64) if kind == "int" else ()), default=None)
@@ -64,6 +66,14 @@ def load_target(name_or_path: str | Path) -> Target:
         if fvals[lo_key] > fvals[hi_key]:
             raise rd.bad(f"formats.{lo_key}", f"= {fvals[lo_key]} is larger than "
                                               f"formats.{hi_key} = {fvals[hi_key]}")
+    for key, (allowed, rule) in FORMAT_CAPABILITY_KEYS.items():
+        val = fmt.get(key, [])
+        if not isinstance(val, list) or any(v not in allowed for v in val):
+            raise rd.bad(f"formats.{key}", f"= {val!r} must be a list of {', '.join(allowed)}")
+        if val and fvals[rule] not in val:
+            raise rd.bad(f"formats.{key}", f"= {val!r} does not contain formats.{rule} = "
+                                           f"{fvals[rule]!r}")
+        fvals[key] = tuple(val)
     formats = Formats(
         **fvals,
         source=rd.value(fmt, "source", "formats", "str", default=""),

@@ -31,7 +31,7 @@ from typing import Any
 
 from snn2hw.chip.targets.files import _display
 from snn2hw.common.errors import TargetError
-from snn2hw.quant.formats import COMPARE_RULES, RESET_RULES, NumberFormats
+from snn2hw.quant.formats import COMPARE_RULES, RESET_RULES, NeuronCapabilities, NumberFormats
 
 # Neuron models that have code behind them (the integer backends); a new model is code.
 NEURON_MODELS = ("loihi_cuba_lif",)
@@ -99,6 +99,13 @@ FORMAT_KEYS: dict[str, tuple[Any, int | None, int | None]] = {
 FORMAT_RULE_KEYS: dict[str, tuple[tuple[str, ...], str]] = {
     "reset": (RESET_RULES, "zero"),  # on a spike: v = 0, or v -= vth << activation_shift
     "threshold_compare": (COMPARE_RULES, ">"),  # s = v > (vth << shift), or >=
+}
+
+# Optional [formats] keys: what the neurons can be set to (programmable neurons list
+# several rules); default: only the rule above. key -> (allowed strings, the rule key)
+FORMAT_CAPABILITY_KEYS: dict[str, tuple[tuple[str, ...], str]] = {
+    "resets": (RESET_RULES, "reset"),
+    "threshold_compares": (COMPARE_RULES, "threshold_compare"),
 }
 
 # key -> (lo, hi) of the integer value
@@ -199,6 +206,8 @@ class Formats:
     max_synaptic_delay: int
     reset: str = "zero"
     threshold_compare: str = ">"
+    resets: tuple[str, ...] = ()
+    threshold_compares: tuple[str, ...] = ()
     source: str = ""
     note: str = ""
 
@@ -209,6 +218,15 @@ class Formats:
         # (e.g. chip limits) are not number formats of the quantized graph.
         keys = {f.name for f in fields(NumberFormats)}
         return NumberFormats(**{k: getattr(self, k) for k in keys})
+
+    def neuron_capabilities(self) -> NeuronCapabilities:
+        """The rules the target's neurons can be set to (``resets``,
+        ``threshold_compares``; just ``reset`` / ``threshold_compare`` if absent)."""
+        return NeuronCapabilities(
+            tuple(self.resets) or (self.reset,),
+            tuple(self.threshold_compares) or (self.threshold_compare,),
+            int(self.max_message_bits),
+        )
 
     @property
     def decay_max(self) -> int:
@@ -277,6 +295,10 @@ class Target:
         """The target's ``[formats]`` as :class:`~snn2hw.quant.formats.NumberFormats`."""
         return self.formats.number_formats()
 
+    def neuron_capabilities(self) -> NeuronCapabilities:
+        """What the target's neurons can be set to (reset, comparison, graded spikes)."""
+        return self.formats.neuron_capabilities()
+
     def to_dict(self) -> dict[str, Any]:
         """JSON-friendly description (for ``--json``)."""
 
@@ -288,6 +310,8 @@ class Target:
             }
 
         fmt = {k: getattr(self.formats, k) for k in (*FORMAT_KEYS, *FORMAT_RULE_KEYS)}
+        caps = self.neuron_capabilities()
+        fmt["resets"], fmt["threshold_compares"] = caps.resets, caps.threshold_compares
         return {
             "name": self.name,
             "description": self.description,
