@@ -216,7 +216,7 @@ class OnnxBackend(PreparingBackend):
     uses_device = False
     counts_activity = False
     splits_batches = False
-    features = frozenset({"delay", "multi_spike"})
+    features = frozenset({"delay", "multi_spike", "periodic_reset"})
 
     def prepare(self, graph: QGraph, device: str = "cpu") -> _Prepared:
         check_node_kinds(graph, self.name, self.node_kinds, self.features)

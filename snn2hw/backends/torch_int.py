@@ -33,6 +33,10 @@ by delay value (the blocks side by side), each block's products added to the slo
 delay, so the products due at one step are summed across delays before the node's one
 shift; for conv its wrapped output). A multi-spike LIF's count is a graded payload to the
 operators it feeds (their exactness bounds use ``max_spikes`` as the input's largest value).
+Periodic state reset (the third optional feature): a LIF with ``reset_interval > 0`` starts
+step ``n`` from ``u = v = 0`` when ``n % reset_interval == reset_offset``, before the step's
+input is integrated (:func:`~snn2hw.backends.torch_int_ops.reset_due`, ``lif_step``'s
+``from_rest``); ``n`` counts from the run's first step, the same for every sample.
 
 Module layout: this module holds the prepared network (:class:`TorchIntNetwork`), its time
 loop and the registry entry :data:`BACKEND`; the integer arithmetic and the synaptic
@@ -66,6 +70,7 @@ from snn2hw.backends.torch_int_ops import (
     SumPoolOp,
     lif_step,
     prepare_dense_weight,
+    reset_due,
 )
 from snn2hw.common.errors import ConfigError, GraphError
 from snn2hw.quant.qgraph import (
@@ -107,6 +112,8 @@ class _Lif:
     vth: int
     bias: torch.Tensor  # bias_mant << bias_exp, int64 [*shape]
     max_spikes: int = 1  # > 1: emits the count of thresholds crossed (graded payload)
+    reset_interval: int = 0  # > 0: u = v = 0 at the start of steps n % interval == offset
+    reset_offset: int = 0
     paths: list[_Path] = field(default_factory=list)
 
     @property
@@ -186,6 +193,8 @@ class TorchIntNetwork:
                     device=self.device,
                 ),
                 max_spikes=int(node.max_spikes),
+                reset_interval=int(node.reset_interval),
+                reset_offset=int(node.reset_offset),
             )
             a_bound = 0
             for p in graph.synapse_paths(node.name):
@@ -293,7 +302,9 @@ class TorchIntNetwork:
         delayed operator keeps a delay line of its contributions; a dense sums the products
         due at one step before its one floor shift). A LIF with ``max_spikes > 1`` emits,
         and records in ``spikes``, the count of thresholds crossed ("Multi-spike output"):
-        uint8, or int32 when ``max_spikes > 255``. Raises GraphError on bad inputs.
+        uint8, or int32 when ``max_spikes > 255``. A LIF with ``reset_interval > 0`` starts
+        step n from ``u = v = 0`` when ``n % reset_interval == reset_offset`` ("Periodic
+        state reset"). Raises GraphError on bad inputs.
         """
         t0 = time.perf_counter()
         n_steps = self.default_num_steps() if num_steps is None else int(num_steps)
@@ -354,8 +365,10 @@ class TorchIntNetwork:
                     y = val[path.ops[-1]] if path.ops else val[path.source]
                     if y is not None:
                         a = a + y.reshape(batch, *lif.shape).to(i64)
-                un, vn, s = lif_step(u[lif.name], v[lif.name], a, lif.du, lif.dv, lif.bias, lif.vth,
-                                     self.formats, lif.max_spikes)
+                # every sample of the batch is at step n, so one decision serves them all
+                rest = reset_due(n, lif.reset_interval, lif.reset_offset)
+                un, vn, s = lif_step(u[lif.name], v[lif.name], a, lif.du, lif.dv, lif.bias,
+                                     lif.vth, self.formats, lif.max_spikes, from_rest=rest)
                 u[lif.name], v[lif.name] = un, vn
                 spk_rec[lif.name][n] = s
                 if u_rec is not None and v_rec is not None:
@@ -396,7 +409,7 @@ class TorchIntBackend(PreparingBackend):
     uses_device = True
     counts_activity = False
     splits_batches = True
-    features = frozenset({"delay", "multi_spike"})
+    features = frozenset({"delay", "multi_spike", "periodic_reset"})
 
     def prepare(self, graph: QGraph, device: str = "cpu") -> TorchIntNetwork:
         check_node_kinds(graph, self.name, self.node_kinds, self.features)

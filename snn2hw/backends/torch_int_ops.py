@@ -30,6 +30,7 @@ __all__ = [
     "SumPoolOp",
     "lif_step",
     "prepare_dense_weight",
+    "reset_due",
 ]
 
 # Loihi's formats (the defaults; a graph's own are QGraph.formats):
@@ -103,6 +104,7 @@ def lif_step(
     vth: int,
     formats: NumberFormats = LOIHI_FORMATS,
     max_spikes: int = 1,
+    from_rest: bool = False,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """One CUBA LIF step on int64 tensors (docs/qgraph.md "LIF step") with the
     graph's number formats; Loihi's by default.
@@ -128,9 +130,15 @@ def lif_step(
     ``ovf(x, n, "wrap")``: ``x - 2^n`` if ``x > 2^(n-1)``, ``x + 2^n`` if
     ``x <= -2^(n-1)`` (one correction; +2^(n-1) is kept); ``ovf(x, n, "saturate")``:
     ``clip(x, -(2^(n-1) - 1), 2^(n-1) - 1)``.
+
+    ``from_rest``: the step is one of the node's periodic resets (docs/qgraph.md "Periodic
+    state reset", :func:`reset_due`): ``u`` and ``v`` are set to 0 *before* this step's
+    input is integrated, so its input, bias and threshold act on a neuron at rest.
     """
     f = formats
     sh, db = f.activation_shift, f.decay_bits
+    if from_rest:
+        u, v = torch.zeros_like(u), torch.zeros_like(v)
     if isinstance(a, torch.Tensor):
         a = a << sh
     else:
@@ -146,6 +154,12 @@ def lif_step(
     s = v >= th if f.threshold_compare == ">=" else v > th
     v = v.masked_fill(s, 0) if f.reset == "zero" else torch.where(s, v - th, v)
     return u, v, s
+
+
+def reset_due(n: int, interval: int, offset: int) -> bool:
+    """Whether step ``n`` (0-based from the sample's first step) starts from rest:
+    ``interval > 0 and n % interval == offset`` (docs/qgraph.md "Periodic state reset")."""
+    return interval > 0 and n % interval == offset
 
 
 def _multi_spike(v: torch.Tensor, th: int, max_spikes: int, f: NumberFormats

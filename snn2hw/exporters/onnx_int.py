@@ -30,7 +30,11 @@ docs/onnx.md; in short:
 * sum pooling is a Gather of the window + int64 ReduceSum;
 * synaptic delays are delay lines, one int64 state tensor per delayed dense/conv operator
   (a dense's products of all delay values summed before its one floor shift); a
-  multi-spike LIF's count is ``Min(Div(Max(v, 0), TH), max_spikes)`` (``v - 1`` for ``>``).
+  multi-spike LIF's count is ``Min(Div(Max(v, 0), TH), max_spikes)`` (``v - 1`` for ``>``);
+* periodic state reset needs the step index: a graph with a LIF whose ``reset_interval > 0``
+  gets one more state tensor, the int64 counter ``step`` ``[B]`` (0 at the first step,
+  ``step_next = step + 1``), and such a LIF zeroes ``u`` and ``v`` with ``Where`` where
+  ``Mod(step, interval) == offset`` before the step's input is integrated.
 """
 
 from __future__ import annotations
@@ -409,10 +413,13 @@ def _overflow(b: _Builder, x: str, bits: int, rule: str, hint: str, out: str | N
 
 
 def _build_lif(b: _Builder, node: LIFNode, a: str, u: str, v: str,
-               names: dict[str, str], f: NumberFormats) -> None:
+               names: dict[str, str], f: NumberFormats, rest: str | None = None) -> None:
     """One LIF step on int64 (docs/qgraph.md "LIF step") in the graph's formats ``f``;
-    writes the outputs named in ``names`` (``u``, ``v``, ``s``)."""
+    writes the outputs named in ``names`` (``u``, ``v``, ``s``). ``rest``: a bool
+    ``[B, 1, ...]`` (:func:`_rest_mask`), true in the samples whose step starts from
+    ``u = v = 0`` (docs/qgraph.md "Periodic state reset"); None: never."""
     hint = node.name
+    u, v = _from_rest(b, u, rest, hint), _from_rest(b, v, rest, hint)
     shape = tuple(int(s) for s in node.shape)
     one, db, sh = 1 << f.decay_bits, f.decay_bits, f.activation_shift
     du_f = one - (int(node.du) + 1)  # du + 1: Lava's offset; du = -1: no decay
@@ -442,6 +449,21 @@ def _build_lif(b: _Builder, node: LIFNode, a: str, u: str, v: str,
     b.op("Cast", [s], hint, out=names["s"], to=TensorProto.INT64)
 
 
+def _from_rest(b: _Builder, x: str, rest: str | None, hint: str) -> str:
+    """``x`` with 0 where ``rest`` holds: the state a periodic reset starts the step from."""
+    return x if rest is None else b.op("Where", [rest, b.const(0), x], hint)
+
+
+def _rest_mask(b: _Builder, step: str, interval: int, offset: int, rank: int) -> str:
+    """``Mod(step, interval) == offset`` as a bool ``[B, 1 x rank]`` that broadcasts over a
+    LIF's state; ``step`` (int64 ``[B]``, non-negative) is each sample's step index, so
+    ``Mod`` sees no negative operand."""
+    hint = f"reset{interval}/{offset}"
+    phase = b.op("Mod", [step, b.const(interval)], hint, fmod=0)
+    due = b.op("Equal", [phase, b.const(offset)], hint)
+    return b.reshape(due, (1,) * rank, hint) if rank else due
+
+
 def _multi_spike(b: _Builder, v: str, th: int, max_spikes: int, names: dict[str, str],
                  f: NumberFormats, hint: str) -> None:
     """docs/qgraph.md "Multi-spike output": ``n = min(max_spikes, floor(v / TH))`` if
@@ -468,9 +490,6 @@ def _check_kinds(graph: QGraph) -> None:
                 f"ONNX export of node '{name}' ({kind}) is not supported; "
                 f"supported: {', '.join(SUPPORTED_KINDS)}"
             )
-        if int(getattr(node, "reset_interval", 0)) > 0:
-            raise GraphError(f"ONNX export of node '{name}': periodic state reset is not "
-                             "supported by the ONNX exporter yet")
 
 
 def _check_formats(graph: QGraph) -> None:
@@ -506,6 +525,9 @@ def _step_io_names(graph: QGraph) -> dict[str, Any]:
                 used_sources.append(p[0])
     delayed = [name for name in _path_ops(graph) if max_delay(graph.nodes[name]) > 0]
     inp = graph.input_node.name
+    # the step counter exists only where a LIF needs the step index (periodic reset);
+    # no node-derived name lacks a '.', so these cannot clash with them
+    counted = any(int(n.reset_interval) > 0 for n in graph.lif_nodes)
     names = {
         "x": "x",
         "u_in": {n: f"{n}.u" for n in lifs},
@@ -516,10 +538,12 @@ def _step_io_names(graph: QGraph) -> dict[str, Any]:
         "v_out": {n: f"{n}.v_next" for n in lifs},
         "s_out": {n: f"{n}.s" for n in [*lifs, inp]},
         "d_out": {n: f"{n}.delay_next" for n in delayed},
+        "step": {"step": "step_next"} if counted else {},
     }
     flat = ["x"]
     for key in ("u_in", "v_in", "s_prev", "d_in", "u_out", "v_out", "s_out", "d_out"):
         flat += list(names[key].values())
+    flat += [*names["step"], *names["step"].values()]
     if len(set(flat)) != len(flat):
         dup = sorted({n for n in flat if flat.count(n) > 1})
         raise GraphError(f"node names give clashing ONNX input/output names {dup}; rename them")
@@ -576,6 +600,7 @@ def _build_step(graph: QGraph, linear_dtype: str) -> _Step:
         src: _Value(name, shapes[src], bounds[src]) for src, name in io_names["s_prev"].items()
     }
     built: dict[str, _Value] = {}  # op name -> its output (an op has one input, built once)
+    masks: dict[tuple[int, int, int], str] = {}  # periodic reset masks, shared by LIFs
 
     def value_of(name: str) -> _Value:
         if name in sources:
@@ -617,10 +642,18 @@ def _build_step(graph: QGraph, linear_dtype: str) -> _Step:
         a = terms[0]
         for t in terms[1:]:
             a = b.op("Add", [a, t], node.name)
+        rest = None
+        if int(node.reset_interval) > 0:  # one mask per (interval, offset, rank)
+            key = (int(node.reset_interval), int(node.reset_offset), len(shape))
+            if key not in masks:
+                masks[key] = _rest_mask(b, "step", *key)
+            rest = masks[key]
         _build_lif(b, node, a, io_names["u_in"][node.name], io_names["v_in"][node.name],
                    {"u": io_names["u_out"][node.name], "v": io_names["v_out"][node.name],
-                    "s": io_names["s_out"][node.name]}, fm)
+                    "s": io_names["s_out"][node.name]}, fm, rest)
     b.op("Identity", ["x"], inp.name, out=io_names["s_out"][inp.name])
+    for counter, counter_next in io_names["step"].items():
+        b.op("Add", [counter, b.const(1)], "step", out=counter_next)
 
     inputs = [vi("x", shapes[inp.name])]
     for n in io_names["u_in"]:
@@ -628,17 +661,20 @@ def _build_step(graph: QGraph, linear_dtype: str) -> _Step:
     inputs += [vi(io_names["s_prev"][n], shapes[n]) for n in io_names["s_prev"]]
     lines = {n: _line_of(graph.nodes[n], io_names) for n in io_names["d_in"]}
     inputs += [vi(ln.state_in, (ln.depth, *ln.shape)) for ln in lines.values()]
+    inputs += [vi(counter, ()) for counter in io_names["step"]]
     outputs = []
     for n in io_names["u_out"]:
         outputs += [vi(io_names[k][n], shapes[n]) for k in ("u_out", "v_out", "s_out")]
     outputs.append(vi(io_names["s_out"][inp.name], shapes[inp.name]))
     outputs += [vi(ln.state_out, (ln.depth, *ln.shape)) for ln in lines.values()]
+    outputs += [vi(counter_next, ()) for counter_next in io_names["step"].values()]
     state = {}
     for n in io_names["u_in"]:
         state[io_names["u_out"][n]] = io_names["u_in"][n]
         state[io_names["v_out"][n]] = io_names["v_in"][n]
     state.update({io_names["s_out"][n]: io_names["s_prev"][n] for n in io_names["s_prev"]})
     state.update({ln.state_out: ln.state_in for ln in lines.values()})
+    state.update({nxt: counter for counter, nxt in io_names["step"].items()})
     return _Step(b, inputs, outputs, state, shapes, dtypes)
 
 
@@ -649,8 +685,8 @@ def _spike_type(node: LIFNode) -> int:
 
 def _scan_graph(step: _Step, graph: QGraph) -> tuple[onnx.GraphProto, list, list]:
     """Wrap the step graph as the body of an ONNX ``Scan`` over the leading time axis of
-    ``frames`` [N, B, *input_shape]; zero initial state (u, v, s_prev, delay lines); per-LIF
-    uint8 spikes out (int32 counts for ``max_spikes > 255``)."""
+    ``frames`` [N, B, *input_shape]; zero initial state (u, v, s_prev, delay lines, step
+    counter); per-LIF uint8 spikes out (int32 counts for ``max_spikes > 255``)."""
     b = step.b
     by_name = {v.name: v for v in [*step.inputs, *step.outputs]}
     lifs = [n.name for n in graph.lif_nodes]
@@ -719,7 +755,9 @@ def export_qgraph_onnx(
     after the last real frame), outputs ``<lif>.spikes`` uint8 ``[N, B, *shape]`` (int32 for
     a multi-spike LIF with ``max_spikes > 255``). Synaptic delays become delay-line state
     tensors ``<op>.delay`` / ``<op>.delay_next``; a multi-spike LIF's ``<lif>.s`` is its
-    count (docs/onnx.md "Synaptic delays and multi-spike output").
+    count (docs/onnx.md "Synaptic delays and multi-spike output"). A graph with periodic
+    state reset gets the step counter ``step`` / ``step_next`` int64 ``[B]`` (docs/onnx.md
+    "Periodic state reset").
     ``linear_dtype``: "auto" (per-operator proven-exact choice; module doc) or force
     "float32"/"float64"/"int64" (refused where not provably exact).
     Raises :class:`GraphError` for unsupported node kinds or unrepresentable graphs."""

@@ -115,7 +115,7 @@ def test_counts_above_255_come_back_as_int32_with_an_exact_linear_type(tmp_path)
 
 def test_backend_declares_both_features_and_runs_a_delayed_graph():
     backend = registry.get("onnx")
-    assert backend.features == {"delay", "multi_spike"}
+    assert {"delay", "multi_spike"} <= backend.features
     case = per_synapse_mixed_delays()
     res = backend.run(case.graph, case.frames, case.num_steps, record_state=True)
     check(case, res.spikes, res.u, res.v)
