@@ -221,6 +221,14 @@ def evaluate(checkpoint, device, samples, split, data_dir, trust_pickle, as_json
 )
 @click.option("--calib-samples", type=POSITIVE, default=128, show_default=True)
 @click.option("--trust-pickle", is_flag=True, help="Allow unpickling (only for files you trust).")
+@click.option("--max-spike-change", type=click.FloatRange(min=0), default=5.0,
+              show_default=True, help="Deployment check: largest change (%) of an output "
+              "layer's spike count, integer vs float, on the calibration samples.")
+@click.option("--max-accuracy-drop", type=click.FloatRange(min=0), default=1.0,
+              show_default=True, help="Deployment check: largest accuracy drop (percentage "
+              "points), integer vs float, on the calibration samples (needs labels).")
+@click.option("--accept-deviation", is_flag=True,
+              help="Exit 0 although the deployment check fails; export.md records it.")
 @REPORT_OPTION
 @click.option("--json", "as_json", is_flag=True)
 def export(
@@ -237,10 +245,19 @@ def export(
     num_steps,
     calib_samples,
     trust_pickle,
+    max_spike_change,
+    max_accuracy_drop,
+    accept_deviation,
     report,
     as_json,
 ) -> None:
     """Export a checkpoint or a NIR file for a target: NIR + quantized graph + report.
+
+    Every export runs the float path and torch-int on the calibration samples and reports
+    per layer what deployment changes (export.md, "Deployment check"). Exits with code 2,
+    after writing every file, when an output layer's spike count changes by more than
+    --max-spike-change or the accuracy drops by more than --max-accuracy-drop, unless
+    --accept-deviation (docs/deployment-check.md).
 
     \b
     Examples:
@@ -248,6 +265,7 @@ def export(
       snn2hw export net.nir --convention snntorch --inputs x.npy --target loihi
       snn2hw export runs/digits_lif/best.pt --target onnx -o build/onnx/
     """
+    from snn2hw.pipeline.deviation import DeviationLimits
     from snn2hw.pipeline.export import export_artifact
     from snn2hw.pipeline.samples import spec_from_options
 
@@ -255,8 +273,15 @@ def export(
         source, target, out_dir, report=report, dt=dt, convention=convention, reset=reset,
         spec=spec_from_options(dataset, inputs_file, labels_file, encoder, num_steps),
         calib_samples=calib_samples, trust_pickle=trust_pickle,
+        limits=DeviationLimits(max_spike_change / 100.0, max_accuracy_drop),
+        accept_deviation=accept_deviation,
     )
     _emit(res.report, as_json, res.describe())
+    if res.check is not None and not res.check.passed:
+        click.echo(("warning: " if accept_deviation else "error: ") + res.check.error(),
+                   err=True)
+        if not accept_deviation:
+            sys.exit(2)
 
 
 @main.command()

@@ -21,6 +21,7 @@ from snn2hw.common.errors import DatasetError
 from snn2hw.common.readout import accuracy, classify
 from snn2hw.common.tables import markdown_table
 from snn2hw.common.units import DEFAULT_DT
+from snn2hw.pipeline.deviation import DeploymentCheck, DeviationLimits, check_deployment
 from snn2hw.pipeline.samples import SampleSpec, load_samples
 from snn2hw.quant.inputs import infer_input_format
 
@@ -33,6 +34,7 @@ class ExportResult:
     nir_path: Path
     qgraph_path: Path
     report: dict[str, Any] = field(default_factory=dict)
+    check: DeploymentCheck | None = None  # float path vs torch-int on the calibration data
 
     def describe(self) -> str:
         """What ``snn2hw export`` prints: the files written and the headline numbers."""
@@ -47,6 +49,7 @@ class ExportResult:
             f"wrote {', '.join(str(f) for f in files)}\n"
             f"float accuracy {acc_text}; cores {cores}; "
             f"assumptions: {len(r['assumptions'])} (see export.md)"
+            + (f"\n{self.check.summary()}\n{self.check.table()}" if self.check else "")
         )
 
 
@@ -78,9 +81,15 @@ def export(
     spec: SampleSpec | None = None,
     calib_samples: int = 128,
     trust_pickle: bool = False,
+    limits: DeviationLimits | None = None,
+    accept_deviation: bool = False,
 ) -> ExportResult:
     """Export ``source`` (a snn2hw checkpoint or a ``.nir`` file) for ``target``: write the
-    NIR file, quantize on calibration samples, map onto cores, write the report."""
+    NIR file, quantize on calibration samples, map onto cores, measure what deployment
+    changes (the deployment check: float path vs torch-int on the calibration samples,
+    against ``limits``), write the report. The check's verdict is ``result.check``; a failed
+    check does not raise here (``snn2hw export`` exits 2 on it unless ``accept_deviation``,
+    which is recorded in the report)."""
     from snn2hw.chip.mapping import map_to_cores
     from snn2hw.chip.targets import load_target
     from snn2hw.nir import NIRNet
@@ -104,7 +113,10 @@ def export(
             "reset": reset, "samples": src.spec.to_dict(), "input_format": fmt.to_dict(),
             "notes": src.notes,
         })
-        calib_check = _integer_rates(qres.graph, calib.ints, rec, neurons)
+        check = check_deployment(qres.graph, {k: rec[k] for k in neurons if k in rec},
+                                 calib.ints, calib.labels, limits=limits, neurons=neurons,
+                                 accepted=accept_deviation)
+        calib_check = check.rates()
         qres.notes += _quality_warnings(calib_check)
         mapping = map_to_cores(qres.graph, tgt)
         qpath = out / f"{source.stem}.qgraph"
@@ -121,13 +133,14 @@ def export(
             "float_rates": rates,
             "quantization": qres.to_dict(),
             "calibration_rates": calib_check,
+            "deployment_check": check.to_dict(),
             "resources": mapping.to_dict(),
             "files": {"nir": str(nir_path), "qgraph": str(qpath)},
             "seconds": time.monotonic() - t0,
         }
         qres.graph.metadata["float_accuracy"] = float_acc
-        _write_outputs(out, qres.graph, qpath, report, mapping)
-        return ExportResult(out, nir_path, qpath, report)
+        _write_outputs(out, qres.graph, qpath, report, mapping, check)
+        return ExportResult(out, nir_path, qpath, report, check)
     except BaseException:  # a failed or interrupted export leaves no empty folder
         if created and out.is_dir() and not any(out.iterdir()):
             out.rmdir()
@@ -246,25 +259,13 @@ def _float_test(net: Any, spec: SampleSpec, fmt: Any, neurons: dict
 
 
 def _write_outputs(out: Path, graph: Any, qpath: Path, report: dict[str, Any],
-                   mapping: Any) -> None:
+                   mapping: Any, check: DeploymentCheck) -> None:
     from snn2hw.chip.mapping import format_mapping
 
     graph.save(qpath)
     atomic_write_text(out / "export.json", json.dumps(report, indent=2, default=float))
-    atomic_write_text(out / "export.md", _markdown(report, format_mapping(mapping)))
-
-
-def _integer_rates(graph, ints: np.ndarray, float_rec: dict, neurons: dict) -> dict[str, Any]:
-    """Per LIF layer: firing rate of the quantized graph (torch integer mode) on the
-    calibration inputs next to the float path's, to catch silent or saturated layers."""
-    from snn2hw.backends.torch_int import run
-
-    res = run(graph, ints)
-    return {
-        name: {"float_rate": float(float_rec[name].float().mean()),
-               "integer_rate": float(res.spikes[name].mean())}
-        for name in neurons if name in res.spikes and name in float_rec
-    }
+    atomic_write_text(out / "export.md",
+                      _markdown(report, format_mapping(mapping), check.markdown()))
 
 
 def _max_message_bits(tgt) -> int:
@@ -287,7 +288,7 @@ def _input_words(bits: int) -> str:
     return "binary spikes" if bits == 0 else f"{bits}-bit graded spikes"
 
 
-def _markdown(r: dict[str, Any], mapping_table: str) -> str:
+def _markdown(r: dict[str, Any], mapping_table: str, check_lines: list[str]) -> str:
     lines = [
         f"# Export of `{r['source']}` for {r['target']}",
         "",
@@ -310,7 +311,7 @@ def _markdown(r: dict[str, Any], mapping_table: str) -> str:
         "## Predicted activity (float path)",
         markdown_table(["layer", "spikes/neuron/step"],
                        [[k, f"{v:.4f}"] for k, v in r["float_rates"].items()]),
-        "", "## Resources", "```", mapping_table, "```", "",
+        "", *check_lines, "## Resources", "```", mapping_table, "```", "",
     ]
     return "\n".join(lines)
 

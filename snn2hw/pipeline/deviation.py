@@ -1,0 +1,372 @@
+"""What deployment changes: the float path against the integer graph, per layer.
+
+Two things are defined here once, for ``snn2hw export`` (the deployment check) and
+``snn2hw compare`` (the float row and the spike overlap of every backend):
+
+**Hop depth** (the float-vs-integer alignment). The float path (the NIR graph in torch)
+has no delay on its edges: a layer's spikes at step ``t`` depend on the input up to step
+``t``. On the chip every synaptic hop takes one step (docs/qgraph.md "Timing"), so a layer
+``d`` hops from the input reacts to input frame ``t`` at step ``t + d``. Its integer spikes
+at steps ``d .. d + T - 1`` are compared with the float spikes at steps ``0 .. T - 1``,
+where ``d`` is the number of LIF layers on the longest feed-forward path from the input
+to the layer, itself included (recurrent edges ignored). Synaptic delays are not part of
+the alignment: the float path executes none, so they are a real difference.
+
+**Spike overlap** ``matched / union``: with ``a`` and ``b`` the spikes (or spike counts of
+multi-spike layers) of two runs at each (sample, step, neuron), ``matched = sum(min(a, b))``
+and ``union = sum(max(a, b))``. It is 1 when both fire the same spikes, 0 when one side is
+silent and the other is not, and undefined (``None``, shown "n/a") when both are silent:
+silence is never counted as agreement.
+
+The deployment check (:func:`check_deployment`) runs torch-int on the calibration inputs
+next to the float path's recorded spikes and reports per layer the spikes on both sides,
+the step-exact overlap, the overlap of spike counts per (sample, neuron) and the change in
+the layer's total spike count, and (with labels) both accuracies. It fails when an output
+layer's spike count changes by more than ``max_spike_change`` or the accuracy drops by more
+than ``max_accuracy_drop_pp``, and names the layers over the limit with the likely cause,
+derived from the graph (reset and threshold rule of the source neuron against the target's)
+and from the integer run (membranes ending exactly on the threshold, saturated membranes,
+spikes inherited from an upstream layer, or a threshold/weight scale that does not match).
+docs/deployment-check.md explains the figures and the thresholds.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from snn2hw.common.readout import accuracy, classify
+from snn2hw.common.tables import markdown_table
+from snn2hw.quant.qgraph import LIFNode, QGraph
+
+DEFAULT_MAX_SPIKE_CHANGE = 0.05  # fraction of an output layer's float spikes
+DEFAULT_MAX_ACCURACY_DROP_PP = 1.0  # percentage points, float minus integer
+TIE_SHARE = 0.01  # ties at threshold worth naming: this share of the layer's float spikes
+
+# The source neuron's reset (nir.discretize.DiscreteNeuron.reset) as the target's rule
+# (NumberFormats.reset): "hard" resets to v_reset, which the integer graph holds at 0.
+_RESET_AS_TARGET = {"hard": "zero", "subtract": "subtract"}
+
+
+# ----- alignment and overlap -----------------------------------------------------------------
+
+def hop_depths(graph: QGraph) -> dict[str, int]:
+    """Per LIF node: its hop depth (see the module docstring)."""
+    depth: dict[str, int] = {}
+    for name, node in graph.nodes.items():  # topological order
+        if isinstance(node, LIFNode):
+            preds = [p[0] for p in graph.synapse_paths(name)]
+            depth[name] = 1 + max((depth.get(p, 0) for p in preds if p in depth), default=0)
+    return depth
+
+
+def align(graph: QGraph, float_spikes: dict[str, np.ndarray],
+          int_spikes: dict[str, np.ndarray]) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """Per LIF layer in both runs: ``(float, integer)`` spikes over the same steps, the
+    integer ones shifted back by the layer's hop depth (int64 arrays ``[T', B, ...]``)."""
+    depths = hop_depths(graph)
+    out = {}
+    for lif in graph.lif_nodes:
+        if lif.name not in float_spikes or lif.name not in int_spikes:
+            continue
+        f = np.asarray(float_spikes[lif.name])
+        d = depths[lif.name]
+        i = np.asarray(int_spikes[lif.name])[d : d + f.shape[0]]
+        n = min(f.shape[0], i.shape[0])
+        out[lif.name] = (f[:n].astype(np.int64), i[:n].astype(np.int64))
+    return out
+
+
+@dataclass(frozen=True)
+class SpikeOverlap:
+    """Spikes of a reference run and of another run, and how many coincide."""
+
+    reference_spikes: int
+    spikes: int
+    matched: int
+
+    @property
+    def union(self) -> int:
+        return self.reference_spikes + self.spikes - self.matched
+
+    @property
+    def overlap(self) -> float | None:
+        """``matched / union``; None when both runs are silent (no spike to agree on)."""
+        return self.matched / self.union if self.union else None
+
+    def cell(self) -> str:
+        """The overlap as a table cell: 4 decimals, or ``n/a`` when both are silent."""
+        return "n/a" if self.overlap is None else f"{self.overlap:.4f}"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"reference_spikes": self.reference_spikes, "spikes": self.spikes,
+                "matched": self.matched, "union": self.union, "overlap": self.overlap}
+
+
+def spike_overlap(reference: np.ndarray, other: np.ndarray) -> SpikeOverlap:
+    """:class:`SpikeOverlap` of two spike (or spike count) arrays of the same shape."""
+    a = np.asarray(reference, dtype=np.int64)
+    b = np.asarray(other, dtype=np.int64)
+    return SpikeOverlap(int(a.sum()), int(b.sum()), int(np.minimum(a, b).sum()))
+
+
+# ----- the deployment check -------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class DeviationLimits:
+    """When a deployment fails the check (``snn2hw export --max-spike-change`` and
+    ``--max-accuracy-drop``)."""
+
+    max_spike_change: float = DEFAULT_MAX_SPIKE_CHANGE
+    max_accuracy_drop_pp: float = DEFAULT_MAX_ACCURACY_DROP_PP
+
+    def to_dict(self) -> dict[str, float]:
+        return {"max_spike_change": self.max_spike_change,
+                "max_accuracy_drop_pp": self.max_accuracy_drop_pp}
+
+
+@dataclass
+class LayerDeviation:
+    """One LIF layer: float path against torch-int on the same inputs (hop-aligned)."""
+
+    layer: str
+    hop_depth: int
+    output: bool
+    neurons_steps: int  # (sample, step, neuron) values compared
+    timing: SpikeOverlap  # per (sample, step, neuron); reference = float path
+    counts: SpikeOverlap  # per (sample, neuron): spike counts over all steps
+    causes: list[str] = field(default_factory=list)
+
+    @property
+    def change(self) -> float | None:
+        """Relative change of the layer's total spike count, integer against float
+        (None when the float path is silent: then any integer spike is a change)."""
+        f = self.timing.reference_spikes
+        return (self.timing.spikes - f) / f if f else (None if self.timing.spikes else 0.0)
+
+    def exceeds(self, limit: float) -> bool:
+        c = self.change
+        return c is None or abs(c) > limit
+
+    def change_cell(self) -> str:
+        c = self.change
+        return "silent in float" if c is None else f"{c:+.1%}"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"layer": self.layer, "hop_depth": self.hop_depth, "output": self.output,
+                "float_spikes": self.timing.reference_spikes,
+                "integer_spikes": self.timing.spikes,
+                "float_rate": self.timing.reference_spikes / max(self.neurons_steps, 1),
+                "integer_rate": self.timing.spikes / max(self.neurons_steps, 1),
+                "spike_change": self.change,
+                "timing_overlap": self.timing.overlap, "count_overlap": self.counts.overlap,
+                "causes": self.causes}
+
+
+@dataclass
+class DeploymentCheck:
+    """Float path against torch-int on the calibration inputs, and the verdict."""
+
+    samples: int
+    layers: list[LayerDeviation]
+    limits: DeviationLimits
+    float_accuracy: float | None = None
+    integer_accuracy: float | None = None
+    decisions_changed: int = 0
+    failures: list[str] = field(default_factory=list)
+    accepted: bool = False  # the user accepted a failed check (--accept-deviation)
+
+    @property
+    def passed(self) -> bool:
+        return not self.failures
+
+    @property
+    def accuracy_drop_pp(self) -> float | None:
+        if self.float_accuracy is None or self.integer_accuracy is None:
+            return None
+        return 100.0 * (self.float_accuracy - self.integer_accuracy)
+
+    def layer(self, name: str) -> LayerDeviation:
+        return next(lay for lay in self.layers if lay.layer == name)
+
+    def rates(self) -> dict[str, dict[str, float]]:
+        """Per layer: float and integer spikes per neuron per step."""
+        return {lay.layer: {k: lay.to_dict()[k] for k in ("float_rate", "integer_rate")}
+                for lay in self.layers}
+
+    def verdict(self) -> str:
+        if self.passed:
+            return "passed"
+        return "FAILED (accepted with --accept-deviation)" if self.accepted else "FAILED"
+
+    def table(self) -> str:
+        """Markdown: one row per LIF layer."""
+        header = ["layer", "hop depth", "float spikes", "integer spikes", "spike change",
+                  "count overlap", "timing overlap", "likely cause"]
+        rows = [[f"{lay.layer}{' (output)' if lay.output else ''}", str(lay.hop_depth),
+                 str(lay.timing.reference_spikes), str(lay.timing.spikes), lay.change_cell(),
+                 lay.counts.cell(), lay.timing.cell(), "; ".join(lay.causes) or "-"]
+                for lay in self.layers]
+        return markdown_table(header, rows)
+
+    def summary(self) -> str:
+        """One line: accuracies and the verdict."""
+        acc = ("no labels" if self.float_accuracy is None else
+               f"accuracy float {self.float_accuracy:.4f}, integer {self.integer_accuracy:.4f}"
+               f" ({self.accuracy_drop_pp:+.2f} pp drop)")
+        return (f"deployment check on {self.samples} calibration samples: {acc}; "
+                f"{self.decisions_changed} decision(s) changed; {self.verdict()}")
+
+    def error(self) -> str:
+        """The one-line reason ``snn2hw export`` exits 2 with."""
+        return ("deployment changes the network beyond the limits: " + "; ".join(self.failures)
+                + ". See 'Deployment check' in export.md; pass --accept-deviation to accept "
+                "this cost, or raise --max-spike-change / --max-accuracy-drop")
+
+    def markdown(self) -> list[str]:
+        """The export.md section."""
+        lim = self.limits
+        lines = [
+            "## Deployment check (float path vs torch-int)", "",
+            f"- {self.summary()}",
+            f"- limits: an output layer's spike count may change by at most "
+            f"{lim.max_spike_change:.1%}, accuracy may drop by at most "
+            f"{lim.max_accuracy_drop_pp:g} pp (docs/deployment-check.md)",
+        ]
+        lines += [f"- {f}" for f in self.failures]
+        lines += ["", self.table(), "",
+                  "Integer spikes are shifted back by the layer's hop depth. Spike change: "
+                  "integer minus float total spikes, relative to float. Count overlap: "
+                  "matched / union of spike counts per (sample, neuron); timing overlap: the "
+                  "same per (sample, step, neuron); n/a: silent in both.", ""]
+        return lines
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"samples": self.samples, "passed": self.passed, "accepted": self.accepted,
+                "verdict": self.verdict(), "limits": self.limits.to_dict(),
+                "float_accuracy": self.float_accuracy,
+                "integer_accuracy": self.integer_accuracy,
+                "accuracy_drop_pp": self.accuracy_drop_pp,
+                "decisions_changed": self.decisions_changed, "failures": self.failures,
+                "layers": [lay.to_dict() for lay in self.layers]}
+
+
+def check_deployment(
+    graph: QGraph,
+    float_spikes: dict[str, Any],
+    ints: np.ndarray,
+    labels: np.ndarray | None = None,
+    *,
+    limits: DeviationLimits | None = None,
+    neurons: dict[str, Any] | None = None,
+    accepted: bool = False,
+) -> DeploymentCheck:
+    """Run ``graph`` in torch integer mode on ``ints`` (``[T, B, ...]``) and measure it
+    against ``float_spikes`` (the float path's recorded spikes per LIF layer on the same
+    inputs, ``[T, B, ...]``). ``neurons``: the float path's discrete neurons by layer name
+    (``NIRNet.discrete_neurons()``), which lets the causes name a reset or threshold rule
+    the target does not share. When the check fails, torch-int runs once more with state
+    recording to find ties at the threshold and saturated membranes."""
+    from snn2hw.pipeline.simulate import run_backend
+
+    limits = limits or DeviationLimits()
+    fs = {k: np.asarray(v.numpy() if hasattr(v, "numpy") else v) for k, v in float_spikes.items()}
+    run = run_backend("torch-int", graph, ints)
+    aligned = align(graph, fs, run.spikes)
+    outputs = {graph.source_of_output(o.name) for o in graph.output_nodes}
+    depths = hop_depths(graph)
+    layers = [
+        LayerDeviation(name, depths[name], name in outputs, int(f.size),
+                       spike_overlap(f, i), spike_overlap(f.sum(0), i.sum(0)))
+        for name, (f, i) in aligned.items()
+    ]
+    check = DeploymentCheck(int(np.asarray(ints).shape[1]), layers, limits, accepted=accepted)
+    src = graph.source_of_output(graph.output_nodes[0].name)
+    if src in fs:
+        fdec, idec = classify(fs[src]), classify(run.spikes[src])
+        check.decisions_changed = int((np.asarray(fdec) != np.asarray(idec)).sum())
+        if labels is not None:
+            check.float_accuracy = accuracy(np.asarray(fdec), labels)
+            check.integer_accuracy = accuracy(np.asarray(idec), labels)
+    _judge(check)
+    if not check.passed:
+        _find_causes(check, graph, ints, neurons or {})
+    return check
+
+
+def _judge(check: DeploymentCheck) -> None:
+    lim = check.limits
+    for lay in check.layers:
+        if lay.output and lay.exceeds(lim.max_spike_change):
+            what = ("the float path is silent, torch-int fires "
+                    f"{lay.timing.spikes} spikes" if lay.change is None else
+                    f"spikes change by {lay.change:+.1%} ({lay.timing.reference_spikes} float, "
+                    f"{lay.timing.spikes} integer; limit {lim.max_spike_change:.1%})")
+            check.failures.append(f"output layer '{lay.layer}': {what}")
+    drop = check.accuracy_drop_pp
+    if drop is not None and drop > lim.max_accuracy_drop_pp:
+        check.failures.append(
+            f"accuracy drops {drop:.2f} pp (float {check.float_accuracy:.4f}, integer "
+            f"{check.integer_accuracy:.4f}; limit {lim.max_accuracy_drop_pp:g} pp)")
+
+
+def _find_causes(check: DeploymentCheck, graph: QGraph, ints: np.ndarray,
+                 neurons: dict[str, Any]) -> None:
+    """Fill ``causes`` of every layer over the limit (or, when only the accuracy fails, of
+    the layer whose spike counts agree least), and name them in the failures."""
+    from snn2hw.common.errors import ResourceError
+    from snn2hw.pipeline.simulate import run_backend
+
+    lim = check.limits.max_spike_change
+    suspects = [lay for lay in check.layers if lay.exceeds(lim)]
+    if not suspects:
+        outs = [lay for lay in check.layers if lay.output] or check.layers
+        suspects = [min(outs, key=lambda lay: lay.counts.overlap or 0.0)]
+    try:
+        state = run_backend("torch-int", graph, ints, record_state=True)
+    except ResourceError:
+        state = None  # too large to record u and v: the causes from the graph remain
+    over = {lay.layer for lay in check.layers if lay.exceeds(lim)}
+    for lay in suspects:
+        lay.causes = _causes(lay, graph, neurons.get(lay.layer), state, over)
+    named = ", ".join(f"'{lay.layer}' ({'; '.join(lay.causes)})" for lay in suspects)
+    first = suspects[0].layer
+    check.failures.append(f"deviation starts at '{first}'; layers and likely causes: {named}")
+
+
+def _causes(lay: LayerDeviation, graph: QGraph, dn: Any, state: Any, over: set[str]
+            ) -> list[str]:
+    node: LIFNode = graph.nodes[lay.layer]
+    f = graph.formats
+    out: list[str] = []
+    if dn is not None and _RESET_AS_TARGET.get(dn.reset, dn.reset) != f.reset:
+        out.append(f"reset: the source resets by {dn.reset}, the target "
+                   f"{'to 0' if f.reset == 'zero' else 'by subtraction'} (approximated)")
+    if dn is not None and dn.threshold_op != f.threshold_compare:
+        out.append(f"threshold: the source fires on v {dn.threshold_op} threshold, the target "
+                   f"on v {f.threshold_compare} threshold")
+    if state is not None and state.v is not None:
+        v = np.asarray(state.v[lay.layer])
+        th = node.vth << f.activation_shift
+        s = np.asarray(state.spikes[lay.layer])
+        ties = int(((v == th) & (s == 0)).sum()) if f.threshold_compare == ">" else 0
+        if ties and ties >= TIE_SHARE * max(lay.timing.reference_spikes, 1):
+            out.append(f"threshold: {ties} neuron-steps end exactly on the threshold and do "
+                       "not fire (ties at threshold, strict '>')")
+        vmax = (1 << (f.v_bits - 1)) - 1
+        sat = int((np.abs(v) >= vmax).sum())
+        if sat:
+            out.append(f"quantization range: v saturates at +-{vmax} in {sat} neuron-steps")
+    ups = sorted({p[0] for p in graph.synapse_paths(lay.layer)} & (over - {lay.layer}))
+    if ups:
+        out.append("inherited from upstream " + ", ".join(f"'{u}'" for u in ups))
+    if not out:
+        c = lay.change
+        how = ("fires although the float path is silent" if c is None else
+               f"fires {abs(c):.0%} {'fewer' if c < 0 else 'more'} spikes than the float path")
+        out.append(f"threshold / weight scale: with inputs that match, the layer {how}; its "
+                   f"integer threshold (vth={node.vth}) or weights do not match the float "
+                   "model's scale (quantization range)")
+    return out
