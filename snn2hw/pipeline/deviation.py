@@ -331,9 +331,12 @@ def _find_causes(check: DeploymentCheck, graph: QGraph, ints: np.ndarray,
     over = {lay.layer for lay in check.layers if lay.exceeds(lim)}
     for lay in suspects:
         lay.causes = _causes(lay, graph, neurons.get(lay.layer), state, over)
-    named = ", ".join(f"'{lay.layer}' ({'; '.join(lay.causes)})" for lay in suspects)
-    first = suspects[0].layer
-    check.failures.append(f"deviation starts at '{first}'; layers and likely causes: {named}")
+    first, rest = suspects[0], suspects[1:]
+    text = (f"deviation starts at '{first.layer}' ({first.change_cell()} spikes), likely "
+            f"cause: {'; '.join(first.causes)}")
+    if rest:
+        text += "; then " + ", ".join(f"'{lay.layer}' ({lay.change_cell()})" for lay in rest)
+    check.failures.append(text)
 
 
 def _causes(lay: LayerDeviation, graph: QGraph, dn: Any, state: Any, over: set[str]
