@@ -25,7 +25,13 @@ from snn2hw.backends import registry
 from snn2hw.backends.base import SimResult
 from snn2hw.common.errors import Snn2hwError
 from snn2hw.common.tables import markdown_table
-from snn2hw.pipeline.deviation import SpikeOverlap, align, hop_depths, spike_overlap
+from snn2hw.pipeline.deviation import (
+    SpikeOverlap,
+    align,
+    hop_depths,
+    silence_warnings,
+    spike_overlap,
+)
 from snn2hw.pipeline.simulate import BackendRun, graph_samples, predictions, run_backend
 from snn2hw.quant.qgraph import QGraph
 
@@ -181,25 +187,6 @@ class Comparison:
 OVERLAP_DEFINITION = ("matched spikes / union of spikes over all (sample, step, neuron); "
                       "0 when one side is silent and the other is not, n/a (null) when both "
                       "are silent")
-
-
-def silence_warnings(graph: QGraph, spikes: dict[str, dict[str, np.ndarray]]) -> list[str]:
-    """One warning per LIF layer that is silent on every sample in some backend
-    (``spikes``: backend -> layer -> spikes), the output layer's first."""
-    out_layers = [graph.source_of_output(o.name) for o in graph.output_nodes]
-    order = out_layers + [n.name for n in graph.lif_nodes if n.name not in out_layers]
-    warnings = []
-    for layer in order:
-        silent = [b for b, sp in spikes.items() if layer in sp and not np.asarray(sp[layer]).any()]
-        if not silent:
-            continue
-        where = "in every backend" if len(silent) == len(spikes) else f"in {', '.join(silent)}"
-        if layer in out_layers:
-            warnings.append(f"the output layer '{layer}' is silent on every sample {where}: "
-                            "no decision comes from spikes (accuracy is the tie-break's)")
-        else:
-            warnings.append(f"layer '{layer}' is silent on every sample {where}")
-    return warnings
 
 
 def _first_divergence(

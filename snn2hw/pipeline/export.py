@@ -49,7 +49,8 @@ class ExportResult:
             f"wrote {', '.join(str(f) for f in files)}\n"
             f"float accuracy {acc_text}; cores {cores}; "
             f"assumptions: {len(r['assumptions'])} (see export.md)"
-            + (f"\n{self.check.summary()}\n{self.check.table()}" if self.check else "")
+            + (f"\n{self.check.summary()}\n{self.check.table()}"
+               + "".join(f"\nwarning: {w}" for w in self.check.warnings) if self.check else "")
         )
 
 
