@@ -20,6 +20,7 @@ import click
 
 from snn2hw.backends import registry as backend_registry
 from snn2hw.common.errors import Snn2hwError
+from snn2hw.pipeline.deviation import DEFAULT_MAX_ACCURACY_DROP_PP, DEFAULT_MAX_SPIKE_CHANGE
 
 DEVICE = click.Choice(["auto", "cpu", "cuda"])
 POSITIVE = click.IntRange(min=1)  # counts (samples, epochs, steps): 0 or less is a mistake
@@ -221,10 +222,12 @@ def evaluate(checkpoint, device, samples, split, data_dir, trust_pickle, as_json
 )
 @click.option("--calib-samples", type=POSITIVE, default=128, show_default=True)
 @click.option("--trust-pickle", is_flag=True, help="Allow unpickling (only for files you trust).")
-@click.option("--max-spike-change", type=click.FloatRange(min=0), default=5.0,
+@click.option("--max-spike-change", type=click.FloatRange(min=0),
+              default=100 * DEFAULT_MAX_SPIKE_CHANGE,
               show_default=True, help="Deployment check: largest change (%) of an output "
               "layer's spike count, integer vs float, on the calibration samples.")
-@click.option("--max-accuracy-drop", type=click.FloatRange(min=0), default=1.0,
+@click.option("--max-accuracy-drop", type=click.FloatRange(min=0),
+              default=DEFAULT_MAX_ACCURACY_DROP_PP,
               show_default=True, help="Deployment check: largest accuracy drop (percentage "
               "points), integer vs float, on the calibration samples (needs labels).")
 @click.option("--accept-deviation", is_flag=True,

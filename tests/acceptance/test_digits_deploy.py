@@ -25,6 +25,8 @@ def test_digits_model_is_identical_on_lava_event_and_torch_int(tmp_path, name):
     cfg["experiment"]["device"] = "cpu"
     res = train(cfg, out_dir=tmp_path / "run", progress=False)
     exp = export(res.best_checkpoint, "loihi", tmp_path / "out", calib_samples=64)
+    print(f"{name}: {exp.check.summary()}\n{exp.check.table()}")
+    assert exp.check.passed, exp.check.error()  # the deployment check, default limits
     cmp = compare(exp.qgraph_path, ["float", "torch-int", "event", "lava"], 50,
                   energy_target="loihi")
     assert cmp.samples == 50
