@@ -5,8 +5,9 @@ Two things are defined here once, for ``snn2hw export`` (the deployment check) a
 
 **Hop depth** (the float-vs-integer alignment). The float path (the NIR graph in torch)
 has no delay on its edges: a layer's spikes at step ``t`` depend on the input up to step
-``t``. On the chip every synaptic hop takes one step (docs/qgraph.md "Topology and timing"), so a layer
-``d`` hops from the input reacts to input frame ``t`` at step ``t + d``. Its integer spikes
+``t``. On the chip every synaptic hop takes one step (docs/qgraph.md "Topology and
+timing"), so a layer ``d`` hops from the input reacts to input frame ``t`` at step ``t + d``.
+Its integer spikes
 at steps ``d .. d + T - 1`` are compared with the float spikes at steps ``0 .. T - 1``,
 where ``d`` is the number of LIF layers on the longest feed-forward path from the input
 to the layer, itself included (recurrent edges ignored). Synaptic delays are not part of
@@ -22,16 +23,19 @@ The deployment check (:func:`check_deployment`) runs torch-int on the calibratio
 next to the float path's recorded spikes and reports per layer the spikes on both sides,
 the step-exact overlap, the overlap of spike counts per (sample, neuron) and the change in
 the layer's total spike count, and (with labels) both accuracies. It fails when an output
-layer's spike count changes by more than ``max_spike_change`` or the accuracy drops by more
-than ``max_accuracy_drop_pp``, and names the layers over the limit with the likely cause,
-derived from the graph (reset and threshold rule of the source neuron against the target's)
-and from the integer run (membranes ending exactly on the threshold, saturated membranes,
-spikes inherited from an upstream layer, or a threshold/weight scale that does not match).
+layer's spike count changes by more than ``max_spike_change``, or when the accuracy drops by
+more than ``max_accuracy_drop_pp`` and the drop is not chance (McNemar's exact test on the
+decisions that changed, one-sided p < ``ACCURACY_P``), and names the layers over the
+limit with the likely cause, derived from the graph (reset and threshold rule of the
+source neuron against the target's) and from the integer run (membranes ending exactly on
+the threshold, saturated membranes, u wrapping, spikes inherited from an upstream layer, or
+a threshold/weight scale that does not match).
 docs/deployment-check.md explains the figures and the thresholds.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -43,6 +47,7 @@ from snn2hw.quant.qgraph import LIFNode, QGraph
 
 DEFAULT_MAX_SPIKE_CHANGE = 0.10  # fraction of an output layer's float spikes
 DEFAULT_MAX_ACCURACY_DROP_PP = 1.0  # percentage points, float minus integer
+ACCURACY_P = 0.05  # an accuracy drop must be this unlikely under chance to fail the check
 TIE_SHARE = 0.01  # ties at threshold worth naming: this share of the layer's float spikes
 
 # The source neuron's reset (nir.discretize.DiscreteNeuron.reset) as the target's rule
@@ -196,6 +201,8 @@ class DeploymentCheck:
     integer_accuracy: float | None = None
     decisions_changed: int = 0
     close_calls: int = 0  # changed decisions where the float path's top two counts were <= 1 apart
+    lost: int = 0  # samples the float path classifies right and torch-int wrong
+    gained: int = 0  # the reverse
     failures: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)  # layers silent on every sample
     accepted: bool = False  # the user accepted a failed check (--accept-deviation)
@@ -211,11 +218,14 @@ class DeploymentCheck:
         return 100.0 * (self.float_accuracy - self.integer_accuracy)
 
     @property
-    def accuracy_limit_pp(self) -> float:
-        """The accuracy limit applied: ``max_accuracy_drop_pp``, but at least one sample's
-        worth (100 / samples pp): a smaller set cannot resolve the limit, and one decision
-        moving on a near tie is not evidence of a cost."""
-        return max(self.limits.max_accuracy_drop_pp, 100.0 / max(self.samples, 1))
+    def accuracy_p(self) -> float | None:
+        """McNemar's exact one-sided p-value of the drop: the chance of losing at least
+        ``lost`` of the ``lost + gained`` changed labelled decisions if each change were a
+        fair coin (1.0 without changes; None without labels)."""
+        if self.float_accuracy is None:
+            return None
+        n = self.lost + self.gained
+        return sum(math.comb(n, k) for k in range(self.lost, n + 1)) / 2**n
 
     def layer(self, name: str) -> LayerDeviation:
         return next(lay for lay in self.layers if lay.layer == name)
@@ -244,7 +254,8 @@ class DeploymentCheck:
         """One line: accuracies and the verdict."""
         acc = ("no labels" if self.float_accuracy is None else
                f"accuracy float {self.float_accuracy:.4f}, integer {self.integer_accuracy:.4f}"
-               f" ({self.accuracy_drop_pp:+.2f} pp drop)")
+               f" ({self.accuracy_drop_pp:+.2f} pp drop; {self.lost} samples lost, "
+               f"{self.gained} gained, p = {self.accuracy_p:.3g})")
         return (f"deployment check on {self.samples} calibration samples: {acc}; "
                 f"{self.decisions_changed} decision(s) changed; {self.verdict()}")
 
@@ -262,8 +273,8 @@ class DeploymentCheck:
             f"- {self.summary()}",
             f"- limits: an output layer's spike count may change by at most "
             f"{lim.max_spike_change:.1%}, accuracy may drop by at most "
-            f"{self.accuracy_limit_pp:.2f} pp ({lim.max_accuracy_drop_pp:g} pp, at least one "
-            f"of the {self.samples} samples; docs/deployment-check.md)",
+            f"{lim.max_accuracy_drop_pp:g} pp unless the drop could be chance (McNemar, "
+            f"p >= {ACCURACY_P:g}; docs/deployment-check.md)",
         ]
         lines += [f"- **warning**: {w}" for w in self.warnings]
         lines += [f"- {f}" for f in self.failures]
@@ -280,7 +291,8 @@ class DeploymentCheck:
                 "float_accuracy": self.float_accuracy,
                 "integer_accuracy": self.integer_accuracy,
                 "accuracy_drop_pp": self.accuracy_drop_pp,
-                "accuracy_limit_pp": self.accuracy_limit_pp,
+                "samples_lost": self.lost, "samples_gained": self.gained,
+                "accuracy_p": self.accuracy_p,
                 "decisions_changed": self.decisions_changed, "close_calls": self.close_calls,
                 "failures": self.failures, "warnings": self.warnings,
                 "layers": [lay.to_dict() for lay in self.layers]}
@@ -327,8 +339,10 @@ def check_deployment(
         margin = counts[:, -1] - (counts[:, -2] if counts.shape[1] > 1 else 0)
         check.close_calls = int((moved & (margin <= 1)).sum())
         if labels is not None:
-            check.float_accuracy = accuracy(np.asarray(fdec), labels)
-            check.integer_accuracy = accuracy(np.asarray(idec), labels)
+            check.float_accuracy = accuracy(fdec, labels)
+            check.integer_accuracy = accuracy(idec, labels)
+            check.lost = int(((fdec == labels) & (idec != labels)).sum())
+            check.gained = int(((fdec != labels) & (idec == labels)).sum())
     _judge(check)
     if not check.passed:
         _find_causes(check, graph, ints, neurons or {})
@@ -345,10 +359,12 @@ def _judge(check: DeploymentCheck) -> None:
                     f"{lay.timing.spikes} integer; limit {lim.max_spike_change:.1%})")
             check.failures.append(f"output layer '{lay.layer}': {what}")
     drop = check.accuracy_drop_pp
-    if drop is not None and drop > check.accuracy_limit_pp:
+    p = check.accuracy_p
+    if drop is not None and drop > lim.max_accuracy_drop_pp and p is not None and p < ACCURACY_P:
         check.failures.append(
             f"accuracy drops {drop:.2f} pp (float {check.float_accuracy:.4f}, integer "
-            f"{check.integer_accuracy:.4f}; limit {check.accuracy_limit_pp:.2f} pp)")
+            f"{check.integer_accuracy:.4f}: {check.lost} samples lost, {check.gained} gained, "
+            f"p = {p:.3g}; limit {lim.max_accuracy_drop_pp:g} pp)")
 
 
 def _find_causes(check: DeploymentCheck, graph: QGraph, ints: np.ndarray,
@@ -409,6 +425,13 @@ def _causes(lay: LayerDeviation, graph: QGraph, dn: Any, state: Any, over: set[s
         sat = int((np.abs(v) >= vmax).sum())
         if sat:
             out.append(f"quantization range: v saturates at +-{vmax} in {sat} neuron-steps")
+        if state.u is not None and f.u_overflow == "wrap":
+            # one step's input never moves u by half its range (the chip limits); a wrap does
+            u = np.asarray(state.u[lay.layer])
+            wraps = int((np.abs(np.diff(u, axis=0)) >= (1 << (f.u_bits - 1))).sum())
+            if wraps:
+                out.append(f"quantization range: u wraps around its {f.u_bits} bits in "
+                           f"{wraps} neuron-steps")
     ups = sorted({p[0] for p in graph.synapse_paths(lay.layer)} & (over - {lay.layer}))
     if ups:
         out.append("inherited from upstream " + ", ".join(f"'{u}'" for u in ups))
