@@ -421,10 +421,13 @@ def _causes(lay: LayerDeviation, graph: QGraph, dn: Any, state: Any, over: set[s
         if ties and ties >= TIE_SHARE * max(lay.timing.reference_spikes, 1):
             out.append(f"threshold: {ties} neuron-steps end exactly on the threshold and do "
                        "not fire (ties at threshold, strict '>')")
+        # A membrane clipped at the negative bound recovers sooner than the float one, so it
+        # explains extra spikes; clipping at the positive bound fires (and resets) anyway.
         vmax = (1 << (f.v_bits - 1)) - 1
-        sat = int((np.abs(v) >= vmax).sum())
-        if sat:
-            out.append(f"quantization range: v saturates at +-{vmax} in {sat} neuron-steps")
+        sat = int((v <= -vmax).sum())
+        if sat and (lay.change is None or lay.change > 0):
+            out.append(f"quantization range: inhibition clipped, v saturates at -{vmax} in "
+                       f"{sat} neuron-steps")
         if state.u is not None and f.u_overflow == "wrap":
             # one step's input never moves u by half its range (the chip limits); a wrap does
             u = np.asarray(state.u[lay.layer])
