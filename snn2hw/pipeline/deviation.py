@@ -48,6 +48,7 @@ from snn2hw.quant.qgraph import LIFNode, QGraph
 DEFAULT_MAX_SPIKE_CHANGE = 0.10  # fraction of an output layer's float spikes
 DEFAULT_MAX_ACCURACY_DROP_PP = 1.0  # percentage points, float minus integer
 ACCURACY_P = 0.05  # an accuracy drop must be this unlikely under chance to fail the check
+REDISTRIBUTED = 0.8  # an upstream count overlap below this is named: its spikes moved
 TIE_SHARE = 0.01  # ties at threshold worth naming: this share of the layer's float spikes
 
 # The source neuron's reset (nir.discretize.DiscreteNeuron.reset) as the target's rule
@@ -392,8 +393,9 @@ def _find_causes(check: DeploymentCheck, graph: QGraph, ints: np.ndarray,
     except ResourceError:
         state = None  # too large to record u and v: the causes from the graph remain
     over = {lay.layer for lay in check.layers if lay.exceeds(lim)}
+    by_name = {lay.layer: lay for lay in check.layers}
     for lay in suspects:
-        lay.causes = _causes(lay, graph, neurons.get(lay.layer), state, over)
+        lay.causes = _causes(lay, graph, neurons.get(lay.layer), state, over, by_name)
     first, rest = suspects[0], suspects[1:]
     text = (f"deviation starts at '{first.layer}' ({first.change_cell()} spikes), likely "
             f"cause: {'; '.join(first.causes)}")
@@ -402,8 +404,8 @@ def _find_causes(check: DeploymentCheck, graph: QGraph, ints: np.ndarray,
     check.failures.append(text)
 
 
-def _causes(lay: LayerDeviation, graph: QGraph, dn: Any, state: Any, over: set[str]
-            ) -> list[str]:
+def _causes(lay: LayerDeviation, graph: QGraph, dn: Any, state: Any, over: set[str],
+            layers: dict[str, LayerDeviation]) -> list[str]:
     node: LIFNode = graph.nodes[lay.layer]
     f = graph.formats
     out: list[str] = []
@@ -435,14 +437,21 @@ def _causes(lay: LayerDeviation, graph: QGraph, dn: Any, state: Any, over: set[s
             if wraps:
                 out.append(f"quantization range: u wraps around its {f.u_bits} bits in "
                            f"{wraps} neuron-steps")
-    ups = sorted({p[0] for p in graph.synapse_paths(lay.layer)} & (over - {lay.layer}))
+    sources = {p[0] for p in graph.synapse_paths(lay.layer)} - {lay.layer}
+    ups = sorted(sources & set(over))
     if ups:
         out.append("inherited from upstream " + ", ".join(f"'{u}'" for u in ups))
     if not out:
         c = lay.change
         how = ("fires although the float path is silent" if c is None else
                f"fires {abs(c):.0%} {'fewer' if c < 0 else 'more'} spikes than the float path")
-        out.append(f"threshold / weight scale: with inputs that match, the layer {how}; its "
-                   f"integer threshold (vth={node.vth}) or weights do not match the float "
+        moved = [layers[u] for u in sorted(sources) if u in layers
+                 and (layers[u].counts.overlap or 1.0) < REDISTRIBUTED]
+        inputs = ("with upstream spike totals within the limit" if not moved else
+                  "with upstream totals within the limit but spread over other neurons ("
+                  + ", ".join(f"'{u.layer}' count overlap {u.counts.cell()}" for u in moved)
+                  + ")")
+        out.append(f"threshold / weight scale: {inputs}, the layer {how}; its integer "
+                   f"threshold (vth={node.vth}), weights or decays do not carry the float "
                    "model's scale (quantization range)")
     return out
