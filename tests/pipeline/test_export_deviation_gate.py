@@ -223,3 +223,16 @@ def test_check_deployment_on_a_graph_directly(files, tmp_path):
     # a float path that is silent where torch-int fires: every layer is "silent in float"
     assert not chk.passed and all(lay.change is None for lay in chk.layers)
     assert "the float path is silent" in chk.failures[0]
+
+
+def test_the_report_page_shows_the_check_and_its_cause(files, tmp_path, monkeypatch):
+    _fault(monkeypatch, _scale_vth("lif2", 1.6))
+    args = ["export", str(files["nir"]), "--convention", "snntorch", "--inputs",
+            str(files["inputs"]), "--labels", str(files["labels"]), "--target", "loihi",
+            "-o", str(tmp_path / "out"), "--accept-deviation"]
+    r = CliRunner().invoke(main, args)
+    assert r.exit_code == 0, r.output
+    page = (tmp_path / "out" / "report" / "README.md").read_text()
+    assert "## Deployment check" in page
+    assert "Verdict: **FAILED (accepted with --accept-deviation)**" in page
+    assert "| lif2 (output) | 2 |" in page and "threshold / weight scale" in page
