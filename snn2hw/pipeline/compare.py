@@ -3,7 +3,7 @@
 The integer backends (torch-int, event, lava) execute the same quantized graph and must
 agree exactly: per layer we report each backend's spikes, the spike overlap with the
 reference backend (the first one listed): matched spikes / union, 0 when one side is silent
-and the other is not, n/a when both are silent (:mod:`snn2hw.pipeline.deviation`), the
+and the other is not, n/a when both are silent (:mod:`snn2hw.pipeline.alignment`), the
 fraction of (sample, step, neuron) values that agree, and the first divergence (sample,
 step, layer, neuron, with u and v on both sides, re-run with state recording). A layer or
 output silent on every sample in some backend is a warning: agreement of silence proves
@@ -25,7 +25,7 @@ from snn2hw.backends import registry
 from snn2hw.backends.base import SimResult
 from snn2hw.common.errors import Snn2hwError
 from snn2hw.common.tables import markdown_table
-from snn2hw.pipeline.deviation import (
+from snn2hw.pipeline.alignment import (
     SpikeOverlap,
     align,
     hop_depths,

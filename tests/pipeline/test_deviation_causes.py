@@ -13,7 +13,8 @@ import numpy as np
 from fault_injection import fixed_graph, fixed_inputs
 
 from snn2hw.backends.torch_int import run
-from snn2hw.pipeline.deviation import DeviationLimits, check_deployment, hop_depths
+from snn2hw.pipeline.alignment import hop_depths
+from snn2hw.pipeline.deviation import DeviationLimits, check_deployment
 from snn2hw.quant.qgraph import DenseNode, InputNode, LIFNode, OutputNode, QGraph
 
 STRICT = DeviationLimits(max_spike_change=0.0, max_accuracy_drop_pp=100.0)

@@ -20,13 +20,8 @@ from deployment_graphs import write_mlp
 
 import snn2hw.pipeline.export as export_mod
 from snn2hw.cli import main
-from snn2hw.pipeline.deviation import (
-    DeviationLimits,
-    align,
-    check_deployment,
-    hop_depths,
-    spike_overlap,
-)
+from snn2hw.pipeline.alignment import align, hop_depths, spike_overlap
+from snn2hw.pipeline.deviation import DeviationLimits, check_deployment
 from snn2hw.quant.qgraph import QGraph
 
 
