@@ -377,6 +377,8 @@ def simulate(qgraph, backend, samples, device, inputs_file, clip_inputs, as_json
 def compare(artifact, backends, samples, device, out_dir, report, energy_target, as_json) -> None:
     """Run the same inputs through several backends and compare spike for spike.
 
+    Per layer: each backend's spikes and their overlap with the reference (matched /
+    union; n/a when both are silent), and a warning for a layer silent on every sample.
     Exits with code 2 when the integer backends disagree anywhere.
 
     \b
