@@ -21,6 +21,7 @@ import click
 
 from snn2hw.backends import registry as backend_registry
 from snn2hw.common.errors import Snn2hwError
+from snn2hw.pipeline.deviation import DEFAULT_MAX_ACCURACY_DROP_PP, DEFAULT_MAX_SPIKE_CHANGE
 
 DEVICE = click.Choice(["auto", "cpu", "cuda"])
 POSITIVE = click.IntRange(min=1)  # counts (samples, epochs, steps): 0 or less is a mistake
@@ -246,6 +247,16 @@ def evaluate(checkpoint, device, samples, split, data_dir, trust_pickle, as_json
 )
 @click.option("--calib-samples", type=POSITIVE, default=128, show_default=True)
 @click.option("--trust-pickle", is_flag=True, help="Allow unpickling (only for files you trust).")
+@click.option("--max-spike-change", type=click.FloatRange(min=0),
+              default=100 * DEFAULT_MAX_SPIKE_CHANGE,
+              show_default=True, help="Deployment check: largest change (%) of an output "
+              "layer's spike count, integer vs float, on the calibration samples.")
+@click.option("--max-accuracy-drop", type=click.FloatRange(min=0),
+              default=DEFAULT_MAX_ACCURACY_DROP_PP,
+              show_default=True, help="Deployment check: largest accuracy drop (percentage "
+              "points), integer vs float, on the calibration samples (needs labels).")
+@click.option("--accept-deviation", is_flag=True,
+              help="Exit 0 although the deployment check fails; export.md records it.")
 @REPORT_OPTION
 @click.option("--json", "as_json", is_flag=True)
 def export(
@@ -263,11 +274,20 @@ def export(
     num_steps,
     calib_samples,
     trust_pickle,
+    max_spike_change,
+    max_accuracy_drop,
+    accept_deviation,
     report,
     as_json,
 ) -> None:
     """Export a checkpoint, a NIR file or a lava-dl netx network (.net) for a target: NIR +
     quantized graph + report (a .net keeps its chip integers; docs/netx.md).
+
+    Every export runs the float path and torch-int on the calibration samples and reports
+    per layer what deployment changes (export.md, "Deployment check"). Exits with code 2,
+    after writing every file, when an output layer's spike count changes by more than
+    --max-spike-change or the accuracy drops by more than --max-accuracy-drop, unless
+    --accept-deviation (docs/deployment-check.md).
 
     \b
     Examples:
@@ -276,6 +296,7 @@ def export(
       snn2hw export model.net --inputs frames.npy --labels y.npy --target loihi
       snn2hw export runs/digits_lif/best.pt --target onnx -o build/onnx/
     """
+    from snn2hw.pipeline.deviation import DeviationLimits
     from snn2hw.pipeline.export import export_artifact
     from snn2hw.pipeline.samples import spec_from_options
 
@@ -283,8 +304,15 @@ def export(
         source, target, out_dir, report=report, dt=dt, convention=convention, reset=reset,
         spec=spec_from_options(dataset, inputs_file, labels_file, encoder, num_steps),
         calib_samples=calib_samples, trust_pickle=trust_pickle, approximate=tuple(approximate),
+        limits=DeviationLimits(max_spike_change / 100.0, max_accuracy_drop),
+        accept_deviation=accept_deviation,
     )
     _emit(res.report, as_json, res.describe())
+    if res.check is not None and not res.check.passed:
+        click.echo(("warning: " if accept_deviation else "error: ") + res.check.error(),
+                   err=True)
+        if not accept_deviation:
+            sys.exit(2)
 
 
 @main.command()
@@ -383,6 +411,8 @@ def simulate(qgraph, backend, samples, device, inputs_file, clip_inputs, as_json
 def compare(artifact, backends, samples, device, out_dir, report, energy_target, as_json) -> None:
     """Run the same inputs through several backends and compare spike for spike.
 
+    Per layer: each backend's spikes and their overlap with the reference (matched /
+    union; n/a when both are silent), and a warning for a layer silent on every sample.
     Exits with code 2 when the integer backends disagree anywhere.
 
     \b

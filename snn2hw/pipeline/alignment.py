@@ -1,111 +1,109 @@
-"""The export's "Synaptic delays" section: which delays align the merge points, and on a
-target without delays what leaving them out costs.
+"""Float path against integer runs, and one run against another: how spikes are lined up
+and how much they agree (``snn2hw compare`` and export's deployment check,
+:mod:`snn2hw.pipeline.deviation`).
 
-Quantization (:func:`snn2hw.quant.align_delays.align_graph`) already inserted the delays
-on a target that has them, or recorded the misalignment on one that has none. Here the
-cost of that misalignment is **measured**: the deployed graph and its aligned twin (the same
-integers with the delays inserted, :func:`~snn2hw.quant.align_delays.aligned_twin`) run in
-torch integer mode on the same test samples, and the accuracy difference is the cost.
-That needs a torch-int that executes delays (its backend ``features``); where it does not,
-the section says so instead of giving a number.
+**Hop depth** (the float-vs-integer alignment). The float path (the NIR graph in torch)
+has no delay on its edges: a layer's spikes at step ``t`` depend on the input up to step
+``t``. On the chip every synaptic hop takes one step (docs/qgraph.md "Topology and
+timing"), so a layer ``d`` hops from the input reacts to input frame ``t`` at step ``t + d``.
+Its integer spikes at steps ``d .. d + T - 1`` are compared with the float spikes at steps
+``0 .. T - 1``, where ``d`` is the number of LIF layers on the longest feed-forward path
+from the input to the layer, itself included (recurrent edges ignored). Where export
+inserted synaptic delays to align merge points (docs/qgraph.md "Synaptic delays"), the
+shifts it recorded replace the hop depth; any other delay is a real difference.
+
+**Spike overlap** ``matched / union``: with ``a`` and ``b`` the spikes (or spike counts of
+multi-spike layers) of two runs at each (sample, step, neuron), ``matched = sum(min(a, b))``
+and ``union = sum(max(a, b))``. It is 1 when both fire the same spikes, 0 when one side is
+silent and the other is not, and undefined (``None``, shown "n/a") when both are silent:
+silence is never counted as agreement.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
-import torch
+import numpy as np
 
-from snn2hw.quant.align_delays import Alignment, PathTiming, aligned_twin, plan_alignment
+from snn2hw.quant.align_delays import layer_shifts
 from snn2hw.quant.qgraph import QGraph
 
-COST_SAMPLES = 2000  # test samples for the misalignment cost (digits: the whole split)
+
+def hop_depths(graph: QGraph) -> dict[str, int]:
+    """Per LIF node: how many steps the chip runs behind the float path. The hop depth of
+    the module docstring, or, for a graph whose export aligned merge points with synaptic
+    delays, the shifts that alignment recorded (one definition:
+    :func:`snn2hw.quant.align_delays.layer_shifts`)."""
+    return layer_shifts(graph)
 
 
-def _alignment(graph: QGraph) -> Alignment:
-    """The alignment recorded at quantization (re-planned from the graph if absent)."""
-    rec = graph.metadata.get("alignment")
-    if not isinstance(rec, dict):
-        return plan_alignment(graph)
-    paths = [PathTiming(p["lif"], p["source"], p["op"], int(p["float_delay"]), int(p["extra"]),
-                        bool(p["recurrent"])) for p in rec["paths"]]
-    return Alignment({k: int(v) for k, v in rec["shifts"].items()}, paths,
-                     int(rec["max_synaptic_delay"]), bool(rec["applied"]))
-
-
-def misalignment_cost(graph: QGraph, ints: Any, labels: Any) -> dict[str, Any]:
-    """Integer accuracy of ``graph`` as deployed and of its aligned twin on the same
-    samples (torch-int), and their difference; ``measured: False`` with the reason when
-    torch-int does not execute delays."""
-    from snn2hw.backends.base import UnsupportedNodeError
-    from snn2hw.pipeline.simulate import predictions, run_backend
-
-    al = _alignment(graph)
-    twin = aligned_twin(graph, al)
-    n = int(ints.shape[1])
-    try:
-        aligned = run_backend("torch-int", twin, ints)
-    except UnsupportedNodeError as exc:
-        return {"measured": False, "samples": n, "reason": str(exc)}
-    deployed = run_backend("torch-int", graph, ints)
-    acc_dep = float((predictions(graph, deployed.spikes) == labels).mean())
-    acc_al = float((predictions(twin, aligned.spikes) == labels).mean())
-    return {"measured": True, "samples": n, "deployed_accuracy": acc_dep,
-            "aligned_accuracy": acc_al, "cost": acc_al - acc_dep}
-
-
-def delay_section(graph: QGraph, spec: Any, fmt: Any) -> dict[str, Any]:
-    """What export.json records about synaptic delays (and export.md prints)."""
-    al = _alignment(graph)
-    out: dict[str, Any] = {
-        "target_max_delay": al.max_synaptic_delay,
-        "applied": al.applied,
-        "lines": al.describe(),
-        "merge_nodes": al.merge_nodes,
-        "shifts": al.shifts,
-    }
-    if al.applied or not al.misaligned or all(p.chip_delay < 0 for p in al.misaligned):
-        return out
-    from snn2hw.pipeline.samples import load_samples
-
-    test = load_samples(spec, fmt, "test", COST_SAMPLES)
-    if test.labels is None:
-        out["cost"] = {"measured": False, "reason": "the samples have no labels"}
-    else:
-        out["cost"] = misalignment_cost(graph, test.ints, test.labels)
+def align(graph: QGraph, float_spikes: dict[str, np.ndarray],
+          int_spikes: dict[str, np.ndarray]) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """Per LIF layer in both runs: ``(float, integer)`` spikes over the same steps, the
+    integer ones shifted back by the layer's depth (int64 arrays ``[T', B, ...]``; a
+    negative shift, a float layer running behind the chip, drops the float's first steps)."""
+    depths = hop_depths(graph)
+    out = {}
+    for lif in graph.lif_nodes:
+        if lif.name not in float_spikes or lif.name not in int_spikes:
+            continue
+        d = depths.get(lif.name, 0)
+        f = np.asarray(float_spikes[lif.name])[max(-d, 0):]
+        i = np.asarray(int_spikes[lif.name])[max(d, 0) : max(d, 0) + f.shape[0]]
+        n = min(f.shape[0], i.shape[0])
+        out[lif.name] = (f[:n].astype(np.int64), i[:n].astype(np.int64))
     return out
 
 
-def delay_markdown(sec: dict[str, Any]) -> list[str]:
-    """The export.md lines of :func:`delay_section`'s result."""
-    lines = ["## Synaptic delays", ""]
-    if not sec["lines"]:
-        return [*lines, "- none needed: every merge point receives its inputs aligned", ""]
-    if sec["applied"]:
-        lines.append(f"Inserted so every merge point sums its inputs as the float model does "
-                     f"(target limit {sec['target_max_delay']} steps):")
-    else:
-        lines.append("The target has no synaptic delays; these merge points receive their "
-                     "inputs misaligned relative to the float model:")
-    lines += [f"- {line}" for line in sec["lines"]]
-    cost = sec.get("cost")
-    if cost is not None:
-        if cost.get("measured"):
-            lines.append(
-                f"- measured cost (torch-int, {cost['samples']} test samples): accuracy "
-                f"{cost['deployed_accuracy']:.4f} as deployed vs {cost['aligned_accuracy']:.4f} "
-                f"with the delays inserted ({100 * cost['cost']:+.2f} pp from alignment)")
+@dataclass(frozen=True)
+class SpikeOverlap:
+    """Spikes of a reference run and of another run, and how many coincide."""
+
+    reference_spikes: int
+    spikes: int
+    matched: int
+
+    @property
+    def union(self) -> int:
+        return self.reference_spikes + self.spikes - self.matched
+
+    @property
+    def overlap(self) -> float | None:
+        """``matched / union``; None when both runs are silent (no spike to agree on)."""
+        return self.matched / self.union if self.union else None
+
+    def cell(self) -> str:
+        """The overlap as a table cell: 4 decimals, or ``n/a`` when both are silent."""
+        return "n/a" if self.overlap is None else f"{self.overlap:.4f}"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"reference_spikes": self.reference_spikes, "spikes": self.spikes,
+                "matched": self.matched, "union": self.union, "overlap": self.overlap}
+
+
+def spike_overlap(reference: np.ndarray, other: np.ndarray) -> SpikeOverlap:
+    """:class:`SpikeOverlap` of two spike (or spike count) arrays of the same shape."""
+    a = np.asarray(reference, dtype=np.int64)
+    b = np.asarray(other, dtype=np.int64)
+    return SpikeOverlap(int(a.sum()), int(b.sum()), int(np.minimum(a, b).sum()))
+
+
+def silence_warnings(graph: QGraph, spikes: dict[str, dict[str, np.ndarray]]) -> list[str]:
+    """One warning per LIF layer that is silent on every sample in some backend
+    (``spikes``: backend -> layer -> spikes), the output layer's first."""
+    out_layers = [graph.source_of_output(o.name) for o in graph.output_nodes]
+    order = out_layers + [n.name for n in graph.lif_nodes if n.name not in out_layers]
+    warnings = []
+    for layer in order:
+        silent = [b for b, sp in spikes.items() if layer in sp and not np.asarray(sp[layer]).any()]
+        if not silent:
+            continue
+        where = (f"in every run ({', '.join(silent)})" if len(silent) == len(spikes)
+                 else f"in {', '.join(silent)}")
+        if layer in out_layers:
+            warnings.append(f"the output layer '{layer}' is silent on every sample {where}: "
+                            "no decision comes from spikes (accuracy is the tie-break's)")
         else:
-            lines.append(f"- cost not measured: {cost['reason']}")
-        lines.append("- to deploy without this cost on a chip without delays, train with the "
-                     "chip's timing: `[model] hop_delays = true`, or "
-                     "`snn2hw finetune CKPT --target ... --hop-delays`")
-    return [*lines, ""]
-
-
-def pad_for_delays(frames: torch.Tensor, steps: int) -> torch.Tensor:
-    """``frames`` ``[T, B, ...]`` followed by ``steps`` zero frames: a float run of a graph
-    with Delay nodes needs them to flush its last frame to the output."""
-    if steps <= 0:
-        return frames
-    return torch.cat([frames, frames.new_zeros((steps, *frames.shape[1:]))])
+            warnings.append(f"layer '{layer}' is silent on every sample {where}")
+    return warnings

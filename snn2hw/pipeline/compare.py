@@ -1,12 +1,15 @@
 """Spike-for-spike equivalence of backends on the same inputs; ``snn2hw compare``.
 
 The integer backends (torch-int, event, lava) execute the same quantized graph and must
-agree exactly: per layer we report the fraction of (sample, step, neuron) spike values
-that agree with the reference backend (the first one listed), and the first divergence
-(sample, step, layer, neuron, with u and v on both sides, re-run with state recording).
-The float path (``float``: the NIR graph executed in float, no hop delays, unquantized)
-is compared after aligning each layer by its hop depth; it is expected to differ a
-little, and never fails the comparison.
+agree exactly: per layer we report each backend's spikes, the spike overlap with the
+reference backend (the first one listed): matched spikes / union, 0 when one side is silent
+and the other is not, n/a when both are silent (:mod:`snn2hw.pipeline.alignment`), the
+fraction of (sample, step, neuron) values that agree, and the first divergence (sample,
+step, layer, neuron, with u and v on both sides, re-run with state recording). A layer or
+output silent on every sample in some backend is a warning: agreement of silence proves
+nothing. The float path (``float``: the NIR graph executed in float, no hop delays,
+unquantized) is compared after aligning each layer by its hop depth (stated in the output);
+it is expected to differ a little, and never fails the comparison.
 """
 
 from __future__ import annotations
@@ -23,9 +26,15 @@ from snn2hw.backends.base import SimResult
 from snn2hw.common.errors import Snn2hwError
 from snn2hw.common.tables import markdown_table
 from snn2hw.nir.delays import flush_steps
-from snn2hw.pipeline.alignment import pad_for_delays
+from snn2hw.pipeline.alignment import (
+    SpikeOverlap,
+    align,
+    hop_depths,
+    silence_warnings,
+    spike_overlap,
+)
+from snn2hw.pipeline.delay_report import pad_for_delays
 from snn2hw.pipeline.simulate import BackendRun, graph_samples, predictions, run_backend
-from snn2hw.quant.align_delays import layer_shifts
 from snn2hw.quant.qgraph import QGraph
 
 
@@ -96,10 +105,18 @@ class Comparison:
     float_agreement: dict[str, float] = field(default_factory=dict)
     runs: dict[str, SimResult] = field(default_factory=dict, repr=False)
     energy: dict[str, str] = field(default_factory=dict)  # backend -> energy per inference
+    # backend -> layer -> spikes and overlap with the reference backend (float: hop-aligned)
+    overlap: dict[str, dict[str, SpikeOverlap]] = field(default_factory=dict)
+    hop_depth: dict[str, int] = field(default_factory=dict)  # float alignment, per layer
+    warnings: list[str] = field(default_factory=list)
 
     @property
     def integer_equal(self) -> bool:
         return not self.divergences
+
+    @property
+    def reference(self) -> str:
+        return next(b for b in self.backends if b != "float")
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -114,38 +131,64 @@ class Comparison:
             "integer_backends_equal": self.integer_equal,
             "divergences": [d.to_dict() for d in self.divergences],
             "float_agreement": self.float_agreement,
+            "reference": self.reference,
+            "spikes": {b: {k: o.spikes for k, o in lay.items()}
+                       for b, lay in self.overlap.items()},
+            "overlap": {b: {k: o.to_dict() for k, o in lay.items()}
+                        for b, lay in self.overlap.items()},
+            "overlap_definition": OVERLAP_DEFINITION,
+            "hop_depth": self.hop_depth,
+            "warnings": self.warnings,
             "energy_per_inference": self.energy,
         }
 
     def table(self) -> str:
-        """The comparison as a Markdown table: one row per backend, one column per layer."""
+        """The comparison as a Markdown table: one row per backend, one column per layer;
+        each cell is the spike overlap with the reference backend and the backend's spikes
+        (float: aligned by hop depth, marked *)."""
         layers = list(next(iter(self.agreement.values()), {}).keys())
         e_col = bool(self.energy)
         header = ["backend", "accuracy", "wall s", "samples/s",
-                  *(["energy / inference"] if e_col else []), *layers]
+                  *(["energy / inference"] if e_col else []),
+                  *(f"{layer} overlap (spikes)" for layer in layers)]
         rows = []
         for b in self.backends:
             acc = self.accuracy.get(b)
-            agree = self.agreement.get(b, {})
-            if b == "float":
-                cells = [
-                    f"{self.float_agreement.get(layer, float('nan')):.4f}*" for layer in layers
-                ]
-            else:
-                cells = [f"{agree.get(layer, float('nan')):.4f}" for layer in layers]
+            mark = "*" if b == "float" else ""
+            cells = []
+            for layer in layers:
+                o = self.overlap.get(b, {}).get(layer)
+                cells.append("-" if o is None else f"{o.cell()}{mark} ({o.spikes})")
             w = self.wall_s.get(b, float("nan"))
             rows.append([b, "-" if acc is None else f"{acc:.4f}", f"{w:.3f}",
                          f"{self.samples / w if w else float('nan'):.1f}",
                          *([self.energy.get(b, "-")] if e_col else []), *cells])
         return markdown_table(header, rows)
 
+    def legend(self) -> str:
+        """What the table's cells mean, with the float path's hop depths."""
+        text = (f"Overlap: {OVERLAP_DEFINITION}, against {self.reference}.")
+        if "float" in self.backends:
+            depths = ", ".join(f"{k} {v}" for k, v in self.hop_depth.items())
+            text += (" `*` float path: integer spikes of a layer at hop depth d are compared "
+                     f"at step t + d with the float spikes at step t (hop depth: {depths}); "
+                     "not expected to be exact.")
+        return text
+
     def describe(self) -> str:
-        """What ``snn2hw compare`` prints: the table, then each divergence (or agreement)."""
-        lines = [self.table()]
+        """What ``snn2hw compare`` prints: the table, the legend, warnings, then each
+        divergence (or agreement)."""
+        lines = [self.table(), self.legend()]
+        lines += [f"warning: {w}" for w in self.warnings]
         lines += [d.describe() for d in self.divergences] or [
             "integer backends agree on every spike"
         ]
         return "\n".join(lines)
+
+
+OVERLAP_DEFINITION = ("matched spikes / union of spikes over all (sample, step, neuron); "
+                      "0 when one side is silent and the other is not, n/a (null) when both "
+                      "are silent")
 
 
 def _first_divergence(
@@ -257,24 +300,28 @@ def compare(
             if smp.labels is None
             else float((predictions(graph, runs[b].spikes) == smp.labels).mean())
         )
+    overlap = {b: {lif.name: spike_overlap(ref.spikes[lif.name], runs[b].spikes[lif.name])
+                   for lif in graph.lif_nodes} for b in ints_backends}
+    spikes = {b: runs[b].spikes for b in ints_backends}
     float_agree: dict[str, float] = {}
     if "float" in backends:
         fs, wall["float"] = float_path_spikes(graph, smp.frames, qgraph_path.parent)
-        shifts = layer_shifts(graph)  # chip step = float step + shift (quant.align_delays)
-        for name, s in fs.items():
-            d = shifts.get(name, 0)
-            s = s[max(-d, 0):]
-            ints = ref.spikes[name][max(d, 0) : max(d, 0) + s.shape[0]]
-            float_agree[name] = float((ints == s[: ints.shape[0]]).mean())
+        spikes["float"] = fs
+        overlap["float"] = {}
+        # chip step = float step + the layer's shift (hop depth, or export's delay alignment)
+        for name, (f, i) in align(graph, fs, ref.spikes).items():
+            float_agree[name] = float((i == f).mean())
+            overlap["float"][name] = spike_overlap(i, f)
         src = graph.source_of_output(graph.output_nodes[0].name)
         if smp.labels is not None and src in fs:
-            counts = fs[src].sum(0).reshape(fs[src].shape[1], -1)
-            accuracy["float"] = float((counts.argmax(1) == smp.labels).mean())
+            accuracy["float"] = float((predictions(graph, fs) == smp.labels).mean())
         else:
             accuracy["float"] = None
     order = [b for b in backends if b in runs or b == "float"]
     cmp = Comparison(
-        order, int(smp.ints.shape[1]), agreement, accuracy, wall, divergences, float_agree, runs
+        order, int(smp.ints.shape[1]), agreement, accuracy, wall, divergences, float_agree, runs,
+        overlap={b: overlap[b] for b in order}, hop_depth=hop_depths(graph),
+        warnings=silence_warnings(graph, {b: spikes[b] for b in order}),
     )
     if energy_target:
         cmp.energy = _energy_column(graph, smp, runs, backends, energy_target, device,
@@ -345,9 +392,10 @@ def write_comparison(res: Comparison, qgraph_path: Path, out: Path) -> dict[str,
         "",
         res.table(),
         "",
-        "Agreement: fraction of (sample, step, neuron) spike values equal to the reference "
-        f"backend ({ref.backend}). `*` float path: aligned by hop depth, not expected to be exact.",
+        res.legend(),
         "",
+        *[f"- **warning**: {w}" for w in res.warnings],
+        *([""] if res.warnings else []),
     ]
     if res.divergences:
         md += ["## First divergence", "",

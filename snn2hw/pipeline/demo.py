@@ -44,6 +44,9 @@ def run_demo(out: Path, device: str = "auto") -> dict[str, Any]:
         f"      wrote {exp.nir_path.name}, {exp.qgraph_path.name}; "
         f"{exp.report['resources']['total_cores']} cores"
     )
+    click.echo(f"      {exp.check.summary()}")
+    if not exp.check.passed:  # as `snn2hw export` would, the demo stops on a failed check
+        raise click.ClickException(exp.check.error())
 
     backends = ["float", "torch-int", "event"] + (["lava"] if lava_available() else [])
     _step(3, n, f"comparing {', '.join(backends)} on {COMPARE_SAMPLES} test samples")

@@ -21,7 +21,8 @@ from snn2hw.common.errors import DatasetError, GraphError
 from snn2hw.common.readout import accuracy, classify
 from snn2hw.common.tables import markdown_table
 from snn2hw.common.units import DEFAULT_DT
-from snn2hw.pipeline.alignment import delay_markdown, delay_section, pad_for_delays
+from snn2hw.pipeline.delay_report import delay_markdown, delay_section, pad_for_delays
+from snn2hw.pipeline.deviation import DeploymentCheck, DeviationLimits, check_deployment
 from snn2hw.pipeline.samples import (
     SampleSpec,
     bundle_sample_files,
@@ -39,6 +40,7 @@ class ExportResult:
     nir_path: Path
     qgraph_path: Path
     report: dict[str, Any] = field(default_factory=dict)
+    check: DeploymentCheck | None = None  # float path vs torch-int on the calibration data
 
     def describe(self) -> str:
         """What ``snn2hw export`` prints: the files written and the headline numbers."""
@@ -53,6 +55,8 @@ class ExportResult:
             f"wrote {', '.join(str(f) for f in files)}\n"
             f"float accuracy {acc_text}; cores {cores}; "
             f"assumptions: {len(r['assumptions'])} (see export.md)"
+            + (f"\n{self.check.summary()}\n{self.check.table()}"
+               + "".join(f"\nwarning: {w}" for w in self.check.warnings) if self.check else "")
         )
 
 
@@ -85,12 +89,18 @@ def export(
     calib_samples: int = 128,
     trust_pickle: bool = False,
     approximate: tuple[str, ...] = (),
+    limits: DeviationLimits | None = None,
+    accept_deviation: bool = False,
 ) -> ExportResult:
     """Export ``source`` (a snn2hw checkpoint or a ``.nir`` file) for ``target``: write the
-    NIR file, quantize on calibration samples, map onto cores, write the report.
-    ``approximate``: what the user accepts where the target's neurons cannot do what the
-    source's do ("reset", "threshold", "spikes"; docs/nir.md "Framework conventions on a
-    target"); anything else is refused, naming the node."""
+    NIR file, quantize on calibration samples, map onto cores, measure what deployment
+    changes (the deployment check: float path vs torch-int on the calibration samples,
+    against ``limits``), write the report. The check's verdict is ``result.check``; a failed
+    check does not raise here (``snn2hw export`` exits 2 on it unless ``accept_deviation``,
+    which is recorded in the report). ``approximate``: what the user accepts where the
+    target's neurons cannot do what the source's do ("reset", "threshold", "spikes";
+    docs/nir.md "Framework conventions on a target"); anything else is refused, naming the
+    node."""
     from snn2hw.chip.mapping import map_to_cores
     from snn2hw.chip.targets import load_target
     from snn2hw.nir import NIRNet
@@ -123,7 +133,10 @@ def export(
             "notes": src.notes, "approximate": sorted(approximate),
         }, approximate)
         delays = delay_section(qres.graph, src.spec, fmt)
-        calib_check = _integer_rates(qres.graph, calib.ints, rec, neurons)
+        check = check_deployment(qres.graph, {k: rec[k] for k in neurons if k in rec},
+                                 calib.ints, calib.labels, limits=limits, neurons=neurons,
+                                 accepted=accept_deviation)
+        calib_check = check.rates()
         qres.notes += _quality_warnings(calib_check)
         mapping = map_to_cores(qres.graph, tgt)
         qpath = out / f"{source.stem}.qgraph"
@@ -141,13 +154,14 @@ def export(
             "quantization": qres.to_dict(),
             "synaptic_delays": delays,
             "calibration_rates": calib_check,
+            "deployment_check": check.to_dict(),
             "resources": mapping.to_dict(),
             "files": {"nir": str(nir_path), "qgraph": str(qpath)},
             "seconds": time.monotonic() - t0,
         }
         qres.graph.metadata["float_accuracy"] = float_acc
-        _write_outputs(out, qres.graph, qpath, report, mapping)
-        return ExportResult(out, nir_path, qpath, report)
+        _write_outputs(out, qres.graph, qpath, report, mapping, check)
+        return ExportResult(out, nir_path, qpath, report, check)
     except BaseException:  # a failed or interrupted export leaves no empty folder
         if created and out.is_dir() and not any(out.iterdir()):
             out.rmdir()
@@ -275,25 +289,13 @@ def _float_test(net: Any, spec: SampleSpec, fmt: Any, neurons: dict
 
 
 def _write_outputs(out: Path, graph: Any, qpath: Path, report: dict[str, Any],
-                   mapping: Any) -> None:
+                   mapping: Any, check: DeploymentCheck) -> None:
     from snn2hw.chip.mapping import format_mapping
 
     graph.save(qpath)
     atomic_write_text(out / "export.json", json.dumps(report, indent=2, default=float))
-    atomic_write_text(out / "export.md", _markdown(report, format_mapping(mapping)))
-
-
-def _integer_rates(graph, ints: np.ndarray, float_rec: dict, neurons: dict) -> dict[str, Any]:
-    """Per LIF layer: firing rate of the quantized graph (torch integer mode) on the
-    calibration inputs next to the float path's, to catch silent or saturated layers."""
-    from snn2hw.backends.torch_int import run
-
-    res = run(graph, ints)
-    return {
-        name: {"float_rate": float(float_rec[name].float().mean()),
-               "integer_rate": float(res.spikes[name].mean())}
-        for name in neurons if name in res.spikes and name in float_rec
-    }
+    atomic_write_text(out / "export.md",
+                      _markdown(report, format_mapping(mapping), check.markdown()))
 
 
 def _max_message_bits(tgt) -> int:
@@ -316,7 +318,7 @@ def _input_words(bits: int) -> str:
     return "binary spikes" if bits == 0 else f"{bits}-bit graded spikes"
 
 
-def _markdown(r: dict[str, Any], mapping_table: str) -> str:
+def _markdown(r: dict[str, Any], mapping_table: str, check_lines: list[str]) -> str:
     lines = [
         f"# Export of `{r['source']}` for {r['target']}",
         "",
@@ -340,7 +342,7 @@ def _markdown(r: dict[str, Any], mapping_table: str) -> str:
         "## Predicted activity (float path)",
         markdown_table(["layer", "spikes/neuron/step"],
                        [[k, f"{v:.4f}"] for k, v in r["float_rates"].items()]),
-        "", "## Resources", "```", mapping_table, "```", "",
+        "", *check_lines, "## Resources", "```", mapping_table, "```", "",
     ]
     return "\n".join(lines)
 

@@ -166,27 +166,39 @@ def _accuracy(doc: Doc, out: Path, exp: dict[str, Any] | None, cmp_: dict[str, A
 def _comparison(doc: Doc, cmp_: dict[str, Any] | None, why: str) -> None:
     doc.h(2, "Backend comparison")
     doc.p("What you are looking at: every integer backend runs the same quantized graph on "
-          "the same inputs; each cell is the fraction of (sample, step, neuron) spike values "
-          "equal to the reference backend (1.0000 = identical). The float path (marked *) is "
-          "aligned by hop depth and not expected to be exact.")
+          "the same inputs; each cell is the spike overlap with the reference backend "
+          "(matched spikes / union: 1.0000 = identical spikes, 0 when one side is silent and "
+          "the other is not, n/a when both are silent) and the backend's spike count. The "
+          "float path (marked *) is aligned by hop depth and not expected to be exact.")
     if not cmp_:
         doc.note(f"{why}. Run `snn2hw compare <export folder>`.")
         return
     agreement: dict[str, dict[str, float]] = cmp_.get("agreement") or {}
     layers = list(next(iter(agreement.values()), {}).keys())
+    overlap: dict[str, dict[str, Any]] = cmp_.get("overlap") or {}
     fa = cmp_.get("float_agreement") or {}
     rows = []
     for b in cmp_.get("backends", []):
         acc = (cmp_.get("accuracy") or {}).get(b)
         wall = (cmp_.get("wall_s") or {}).get(b)
         sps = (cmp_.get("samples_per_s") or {}).get(b)
-        if b == "float":
-            cells = [f"{fa[layer]:.4f}*" if layer in fa else "-" for layer in layers]
-        else:
-            cells = [_fmt((agreement.get(b) or {}).get(layer)) for layer in layers]
+        mark = "*" if b == "float" else ""
+        cells = []
+        for layer in layers:
+            o = (overlap.get(b) or {}).get(layer)
+            if o is not None:  # compare.json with spike overlap
+                val = o.get("overlap")
+                cells.append(f"{'n/a' if val is None else f'{val:.4f}'}{mark} "
+                             f"({o.get('spikes')})")
+            elif b == "float":  # older compare.json: fraction of equal values only
+                cells.append(f"{fa[layer]:.4f}*" if layer in fa else "-")
+            else:
+                cells.append(_fmt((agreement.get(b) or {}).get(layer)))
         rows.append([b, _fmt(acc), _fmt(wall, 3), _fmt(sps, 1), *cells])
     doc.table(["backend", "accuracy", f"wall s, all samples ({MEASURED})", "samples/s",
                *layers], rows)
+    for w in cmp_.get("warnings") or []:
+        doc.note(f"Warning: {w}.")
     divs = cmp_.get("divergences") or []
     if divs:
         d = divs[0]
@@ -195,6 +207,37 @@ def _comparison(doc: Doc, cmp_: dict[str, Any] | None, why: str) -> None:
                  f"{d.get('neuron')} (spike {d.get('spike')}, u {d.get('u')}, v {d.get('v')}).")
     else:
         doc.p(f"The integer backends agree on every spike ({cmp_.get('samples')} samples).")
+
+
+def _deployment_check(doc: Doc, exp: dict[str, Any] | None, why: str) -> None:
+    doc.h(2, "Deployment check")
+    doc.p("What you are looking at: export ran the float path and torch-int on the "
+          "calibration samples; per layer, the spikes on both sides (integer shifted back by "
+          "the layer's hop depth), the change of the spike count, the overlap of spike counts "
+          "per (sample, neuron) and of spikes per step, and the likely cause where a layer is "
+          "over the limit (docs/deployment-check.md).")
+    chk = (exp or {}).get("deployment_check")
+    if not chk:
+        doc.note(f"{why or 'export.json has no deployment check'}. Run `snn2hw export`.")
+        return
+    lim = chk.get("limits") or {}
+    doc.p(f"Verdict: **{chk.get('verdict')}** on {chk.get('samples')} samples (limits: output "
+          f"spike change {_fmt(lim.get('max_spike_change'))}, accuracy drop "
+          f"{_fmt(lim.get('max_accuracy_drop_pp'), 2)} pp); accuracy float "
+          f"{_fmt(chk.get('float_accuracy'))}, integer {_fmt(chk.get('integer_accuracy'))}.")
+    rows = []
+    for lay in chk.get("layers") or []:
+        ch = lay.get("spike_change")
+        rows.append([lay.get("layer") + (" (output)" if lay.get("output") else ""),
+                     _fmt(lay.get("hop_depth")), _fmt(lay.get("float_spikes")),
+                     _fmt(lay.get("integer_spikes")),
+                     "silent in float" if ch is None else f"{ch:+.1%}",
+                     _fmt(lay.get("count_overlap")), _fmt(lay.get("timing_overlap")),
+                     "; ".join(lay.get("causes") or []) or "-"])
+    doc.table(["layer", "hop depth", "float spikes", "integer spikes", "spike change",
+               "count overlap", "timing overlap", "likely cause"], rows)
+    for f in chk.get("failures") or []:
+        doc.note(f)
 
 
 def _activity(doc: Doc, out: Path, graph: QGraph | None, run: ActivityRun | None,
@@ -377,6 +420,7 @@ def write_report(
           f"Generated {time.strftime('%Y-%m-%d %H:%M')}.")
     _summary(doc, exp, cmp_, energies, graph, run)
     _accuracy(doc, out, exp, cmp_, why_exp, why_cmp)
+    _deployment_check(doc, exp, why_exp)
     _comparison(doc, cmp_, why_cmp)
     _activity(doc, out, graph, run, energies, sample)
     _energy(doc, out, energies)

@@ -29,6 +29,8 @@ def _deploy(tmp_path, graph: nir.NIRGraph, convention: str, frames: np.ndarray):
     res = export(path, "loihi", tmp_path / "out", convention=convention,
                  spec=SampleSpec(inputs_file=str(tmp_path / "x.npy")),
                  calib_samples=frames.shape[1])
+    print(f"{convention}: {res.check.summary()}\n{res.check.table()}")
+    assert res.check.passed, res.check.error()  # the deployment check, default limits
     return compare(res.qgraph_path, ["float", "torch-int", "event", "lava"], frames.shape[1])
 
 

@@ -18,7 +18,7 @@ from snn2hw.nir import read_nir
 from snn2hw.nir.delays import delay_steps, flush_steps
 from snn2hw.nir.discretize import CONVENTIONS
 from snn2hw.nir.executor import NIRNet
-from snn2hw.pipeline.alignment import pad_for_delays
+from snn2hw.pipeline.delay_report import pad_for_delays
 from snn2hw.quant.align_delays import layer_shifts
 from snn2hw.quant.ptq import quantize
 

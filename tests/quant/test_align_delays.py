@@ -132,7 +132,7 @@ def _torch_int_runs_delays() -> bool:
                     reason="torch-int executes synaptic delays only after the backend branch "
                            "(issue 15) is merged")
 def test_misalignment_cost_is_measured_with_torch_int():
-    from snn2hw.pipeline.alignment import misalignment_cost
+    from snn2hw.pipeline.delay_report import misalignment_cost
 
     g = quantized(skip_chain(4), load_target("loihi").number_formats)
     x = frames(batch=32)
@@ -145,7 +145,7 @@ def test_misalignment_cost_is_measured_with_torch_int():
 
 
 def test_export_note_says_which_delays_were_inserted_or_what_is_misaligned():
-    from snn2hw.pipeline.alignment import delay_markdown, delay_section
+    from snn2hw.pipeline.delay_report import delay_markdown, delay_section
 
     g2 = quantized(skip_chain(3), load_target("loihi2").number_formats)
     text = "\n".join(delay_markdown(delay_section(g2, None, None)))
