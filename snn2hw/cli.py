@@ -53,6 +53,13 @@ REPORT_OPTION = click.option(
 )
 
 
+WORKERS_OPTION = click.option(
+    "--workers", type=POSITIVE, default=1, show_default=True,
+    help="Split the samples across N local processes (torch.distributed, gloo); under "
+    "torchrun leave it at 1: every rank torchrun starts is a worker.",
+)
+
+
 def artifact_out_option(help_text: str):
     """``-o/--out`` folder that defaults to the artifact's own folder."""
     return click.option("-o", "--out", "out_dir", type=click.Path(file_okay=False),
@@ -315,19 +322,26 @@ def finetune(checkpoint, target, out_path, epochs, lr, device, as_json, quiet) -
               "every frame runs, plus the graph's hop depth.")
 @click.option("--clip-inputs", is_flag=True,
               help="Clip out-of-range --inputs values instead of refusing them.")
+@WORKERS_OPTION
 @click.option("--json", "as_json", is_flag=True)
-def simulate(qgraph, backend, samples, device, inputs_file, clip_inputs, as_json) -> None:
+def simulate(qgraph, backend, samples, device, inputs_file, clip_inputs, workers,
+             as_json) -> None:
     """Run a quantized graph on one integer backend: accuracy, spikes and SynOps per layer.
 
     \b
-    Example:
+    Examples:
       snn2hw simulate build/best.qgraph --backend event --samples 200
+      snn2hw simulate build/best.qgraph --backend lava --samples 1000 --workers 4
     """
+    from snn2hw.pipeline.sharding import session
     from snn2hw.pipeline.simulate import simulate_artifact
 
-    res = simulate_artifact(qgraph, backend, samples, device=device, inputs_file=inputs_file,
-                            clip_inputs=clip_inputs)
-    _emit(res.to_dict(), as_json, res.describe())
+    with session(workers) as driver:
+        if not driver:  # a torchrun rank > 0: it ran its shards for rank 0
+            return
+        res = simulate_artifact(qgraph, backend, samples, device=device,
+                                inputs_file=inputs_file, clip_inputs=clip_inputs)
+        _emit(res.to_dict(), as_json, res.describe())
 
 
 @main.command()
@@ -345,22 +359,29 @@ def simulate(qgraph, backend, samples, device, inputs_file, clip_inputs, as_json
 @REPORT_OPTION
 @click.option("--energy", "energy_target", default=None,
               help="Add energy per inference: modelled for this target, measured (NVML) on GPU.")
+@WORKERS_OPTION
 @click.option("--json", "as_json", is_flag=True)
-def compare(artifact, backends, samples, device, out_dir, report, energy_target, as_json) -> None:
+def compare(artifact, backends, samples, device, out_dir, report, energy_target, workers,
+            as_json) -> None:
     """Run the same inputs through several backends and compare spike for spike.
 
     Exits with code 2 when the integer backends disagree anywhere.
 
     \b
-    Example:
+    Examples:
       snn2hw compare build/best.qgraph --backends float,torch-int,event,lava --samples 50
+      snn2hw compare build/best.qgraph --backends torch-int,lava --samples 1000 --workers 4
     """
     from snn2hw.pipeline.compare import compare_artifact
+    from snn2hw.pipeline.sharding import session
 
     names = [b.strip() for b in backends.split(",") if b.strip()]
-    res = compare_artifact(artifact, names, samples, device=device, out_dir=out_dir,
-                           report=report, energy_target=energy_target)
-    _emit(res.to_dict(), as_json, res.describe())
+    with session(workers) as driver:
+        if not driver:  # a torchrun rank > 0: it ran its shards for rank 0
+            return
+        res = compare_artifact(artifact, names, samples, device=device, out_dir=out_dir,
+                               report=report, energy_target=energy_target)
+        _emit(res.to_dict(), as_json, res.describe())
     if not res.integer_equal:
         sys.exit(2)
 
