@@ -118,11 +118,15 @@ def train(config, out_dir, device, resume, epochs, data_dir, as_json, quiet) -> 
 
     CONFIG is a TOML file or the name of a bundled example config (digits_lif,
     digits_conv, digits_srm, digits_spikeseq, digits_resnet, mnist5k_lif, mnist5k_conv).
+    Under torchrun it trains data parallel (DistributedDataParallel; [data].batch_size is
+    the global batch).
 
     \b
-    Example:
+    Examples:
       snn2hw train digits_lif --out runs/digits_lif
+      torchrun --nproc-per-node 2 -m snn2hw.cli train mnist5k_lif --out runs/mnist5k
     """
+    from snn2hw.common.distributed import env_world
     from snn2hw.common.examples import resolve_config
     from snn2hw.training.config import load_config
     from snn2hw.training.train import train as run_train
@@ -133,6 +137,8 @@ def train(config, out_dir, device, resume, epochs, data_dir, as_json, quiet) -> 
     if data_dir:
         cfg["data"]["data_dir"] = data_dir
     res = run_train(cfg, out_dir=out_dir, device=device, resume=resume, progress=not quiet)
+    if not env_world().is_main:  # under torchrun rank 0 alone prints (every rank has res)
+        return
     data = {
         "checkpoint": str(res.checkpoint),
         "best_checkpoint": str(res.best_checkpoint),
