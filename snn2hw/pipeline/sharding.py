@@ -239,8 +239,13 @@ def _spawn(workers: int) -> tuple[World, Any, dict[int, subprocess.Popen]]:
     """Rank 0 here, ranks 1..workers-1 as local processes with torchrun's variables."""
     world = World(0, workers, 0)
     store = dist_rt.store_client(world, host=True, addr="127.0.0.1", port=0)
+    import snn2hw
+
+    # the workers import the snn2hw this process runs, installed or not
+    here = os.path.dirname(os.path.dirname(os.path.abspath(snn2hw.__file__)))
+    path = os.pathsep.join(p for p in (here, os.environ.get("PYTHONPATH", "")) if p)
     env = {**os.environ, "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(store.port),
-           "WORLD_SIZE": str(workers), "LOCAL_WORLD_SIZE": str(workers)}
+           "WORLD_SIZE": str(workers), "LOCAL_WORLD_SIZE": str(workers), "PYTHONPATH": path}
     env.pop("TORCHELASTIC_USE_AGENT_STORE", None)
     procs = {}
     for r in range(1, workers):
