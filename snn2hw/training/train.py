@@ -281,10 +281,12 @@ def _train_epoch(run: _Run, epoch: int, epochs: int, progress: bool) -> EvalResu
         kept = last if last.exists() else "none yet"
         return f"; the last good checkpoint is kept at {kept}; lower [train].lr or check the data"
 
+    t0 = time.perf_counter()
     stats = run_epoch(run.model, run.data, run.opt, run.rule, device=run.device,
                       forward=run.forward, desc=f"epoch {epoch + 1}/{epochs}",
                       where=f"epoch {epoch + 1}", progress=progress, on_nonfinite=keep_note,
                       world=run.world)
+    seconds = time.perf_counter() - t0
     if run.sched is not None:
         run.sched.step()
     if not run.main:  # rank 0 alone evaluates and writes; the others go on training
@@ -296,7 +298,8 @@ def _train_epoch(run: _Run, epoch: int, epochs: int, progress: bool) -> EvalResu
         progress_line(
             f"epoch {epoch + 1}/{epochs}: loss {record['train_loss']:.4f} "
             f"train {record['train_accuracy']:.4f} val {val.accuracy:.4f} "
-            f"spikes/sample {val.spikes_per_sample:.1f}"
+            f"spikes/sample {val.spikes_per_sample:.1f} ({seconds:.1f} s, "
+            f"{stats.samples / seconds:.0f} training samples/s)"
         )
     _save_epoch(run, epoch, val)
     return val

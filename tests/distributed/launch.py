@@ -48,3 +48,34 @@ def cli(args: list[str], *, timeout: float = 120, **extra: str) -> subprocess.Co
     """``python -m snn2hw.cli`` + ``args`` in one process."""
     return subprocess.run([sys.executable, "-m", "snn2hw.cli", *args], cwd=ROOT,
                           env=env(**extra), capture_output=True, text=True, timeout=timeout)
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def two_machines(readme_line: str, args: list[str], *, timeout: float = 150
+                 ) -> list[subprocess.CompletedProcess]:
+    """The README's multi-machine ``torchrun`` line as two launchers on this machine (one
+    process each): its options up to ``-m snn2hw.cli``, with ``--nproc-per-node 1`` and the
+    rendezvous endpoint on localhost, then ``args``."""
+    opts = shlex.split(readme_line.split(" -m snn2hw.cli ")[0])[1:]
+    opts[opts.index("--nproc-per-node") + 1] = "1"
+    opts[opts.index("--rdzv-endpoint") + 1] = f"127.0.0.1:{free_port()}"
+    cmd = [sys.executable, "-m", "torch.distributed.run", *opts, "-m", "snn2hw.cli", *args]
+    procs = [subprocess.Popen(cmd, cwd=ROOT, env=env(), stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    out = []
+    for p in procs:
+        try:
+            stdout, stderr = p.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            for q in procs:
+                q.kill()
+            raise
+        out.append(subprocess.CompletedProcess(cmd, p.returncode, stdout, stderr))
+    return out

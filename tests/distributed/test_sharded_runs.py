@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from click.testing import CliRunner
-from launch import SINGLE_NODE, readme_commands, torchrun
+from launch import SINGLE_NODE, readme_commands, torchrun, two_machines
 
 from snn2hw.backends import registry
 from snn2hw.cli import main
@@ -99,6 +99,21 @@ def test_compare_on_two_torchrun_ranks_reports_what_one_process_reports(
     assert _untimed(files[0]) == _untimed(files[1])
     clean = CliRunner().invoke(main, [*args, "-o", str(tmp_path / "clean")])
     assert clean.exit_code == 0 and _untimed(json.loads(clean.output)) != _untimed(a)
+
+
+def test_readme_two_machine_compare_runs_as_two_launchers(artifact, tmp_path):
+    """The README's multi-machine compare line, as two torchrun launchers meeting at a
+    c10d rendezvous on this machine: rank 0's launcher prints one process's report."""
+    line = next(c for c in readme_commands() if "--rdzv-endpoint" in c and " compare " in c)
+    args = ["compare", artifact, "--backends", "torch-int,event", "--samples", "6",
+            "--no-report", "--json"]
+    runs = two_machines(line, [*args, "-o", str(tmp_path / "two")])
+    assert all(r.returncode == 0 for r in runs), [r.stderr[-2000:] for r in runs]
+    printed = [r.stdout for r in runs if r.stdout.strip()]
+    assert len(printed) == 1  # rank 0 alone prints
+    one = CliRunner().invoke(main, [*args, "-o", str(tmp_path / "one")])
+    assert one.exit_code == 0, one.output
+    assert _untimed(json.loads(printed[0])) == _untimed(json.loads(one.output))
 
 
 def test_workers_2_give_the_reports_of_one_process(artifact, tmp_path, monkeypatch):
