@@ -128,16 +128,28 @@ class Pool:
             self.store.set(self._key("job", k, r), str(len(payload)))
             self._sends.append(dist_rt.send_bytes(payload, r))
         start, stop = ranges[0]
+        t_own = time.perf_counter()
         mine = _run_job(Job(name, graph, ints[:, start:stop], num_steps, device, record_state,
                             batch_size), self.world)
-        parts = [mine, *self._gather(k, ranges)]
+        t_own = time.perf_counter() - t_own
+        # a rank alive but stuck (a deadlocked backend) must not hold the run forever: the
+        # others get SNN2HW_DIST_TIMEOUT, or 4x rank 0's own shard time if that is longer
+        patience = max(dist_rt.timeout_s(), 4 * t_own)
+        parts = [mine, *self._gather(k, ranges, patience, t_own)]
         self._sends.clear()
         return SimResult.concat(parts, wall_s=time.perf_counter() - t0)
 
-    def _gather(self, k: int, ranges: list[tuple[int, int]]) -> list[SimResult]:
+    def _gather(self, k: int, ranges: list[tuple[int, int]], patience: float,
+                t_own: float) -> list[SimResult]:
         waiting = {r for r in range(1, self.world.size) if ranges[r][1] > ranges[r][0]}
         got: dict[int, SimResult] = {}
+        deadline = time.monotonic() + patience
         while waiting:
+            if time.monotonic() > deadline:
+                r = min(waiting)
+                raise self._failure(r, ranges[r], (
+                    f"gave no result {patience:.0f} s after rank 0 finished its own shard "
+                    f"in {t_own:.1f} s (SNN2HW_DIST_TIMEOUT)"))
             for r in sorted(waiting):
                 if self.store.check([self._key("res", k, r)]):
                     # the rank has posted its send: receiving now cannot wait on its work
@@ -297,7 +309,9 @@ def session(workers: int = 1) -> Iterator[bool]:
             Pool(world, store, dist_rt.run_prefix(), procs).close(True)
         if beat is not None:
             beat.stop()
-        if not failed:
+        # after a failure under torchrun a peer may still hold an operation open and the
+        # process is about to exit anyway; local workers are gone by now, so nothing blocks
+        if not failed or procs:
             dist_rt.destroy_process_group()
 
 

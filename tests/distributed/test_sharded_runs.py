@@ -141,10 +141,12 @@ def test_workers_2_give_the_reports_of_one_process(artifact, tmp_path, monkeypat
 @pytest.mark.parametrize("fault, says", [
     ("raise:1", "rank 1 of 2 (samples 3-5) failed: RuntimeError: injected fault on rank 1"),
     ("kill:1", "rank 1 of 2 (samples 3-5) exited with code -9"),
+    ("hang:1", "rank 1 of 2 (samples 3-5) gave no result 3 s after rank 0 finished"),
 ])
 def test_a_failing_worker_fails_the_run_naming_rank_and_samples(
         fault, says, artifact, tmp_path, monkeypatch):
     _with_fault(monkeypatch, fault)
+    monkeypatch.setenv("SNN2HW_DIST_TIMEOUT", "3")  # patience with a stuck rank
     t0 = time.monotonic()
     r = CliRunner().invoke(main, ["compare", artifact, "--backends", "torch-int,event",
                                   "--samples", "6", "--no-report", "-o", str(tmp_path),

@@ -7,7 +7,9 @@ every ``--workers`` process gets the fault without a hook in snn2hw. Inert unles
   whose content is sample 1 of ``fixed_inputs()`` (tests/pipeline/fault_injection.py);
 - ``raise:RANK``: on rank RANK (the ``RANK`` variable; 0 when unset) every backend lookup
   raises RuntimeError;
-- ``kill:RANK``: rank RANK kills itself (SIGKILL) when it looks up a backend.
+- ``kill:RANK``: rank RANK kills itself (SIGKILL) when it looks up a backend;
+- ``hang:RANK``: rank RANK sleeps for an hour when it looks up a backend (alive, its
+  heartbeat still beating, but stuck).
 """
 
 import os
@@ -31,6 +33,10 @@ if _SPEC:
             if os.environ.get("RANK", "0") == _arg:
                 if _kind == "raise":
                     raise RuntimeError(f"injected fault on rank {_arg}")
+                if _kind == "hang":
+                    import time
+
+                    time.sleep(3600)
                 os.kill(os.getpid(), signal.SIGKILL)
             return _real(name)
 
