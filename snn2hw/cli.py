@@ -410,8 +410,9 @@ def compare(artifact, backends, samples, device, out_dir, report, energy_target,
 )
 @click.option("--device", type=DEVICE, default="auto", help="Device for --measure.")
 @artifact_out_option("Where to write energy.json/.md (default: next to the artifact).")
+@WORKERS_OPTION
 @click.option("--json", "as_json", is_flag=True)
-def energy(artifact, targets_, samples, measure, device, out_dir, as_json) -> None:
+def energy(artifact, targets_, samples, measure, device, out_dir, workers, as_json) -> None:
     """Energy and latency per inference from measured activity (event simulator) and the
     target's constants, with sources, plus ANN/GPU baselines.
 
@@ -420,11 +421,15 @@ def energy(artifact, targets_, samples, measure, device, out_dir, as_json) -> No
       snn2hw energy build/best.qgraph --target loihi --target loihi2
     """
     from snn2hw.pipeline.energy import energy_for_artifact
+    from snn2hw.pipeline.sharding import session
 
-    reports = energy_for_artifact(artifact, targets_, samples=samples, measure=measure,
-                                  device=device, out_dir=out_dir)
-    data = [r.to_dict() for r in reports]
-    _emit({"reports": data}, as_json, "\n\n".join(r.markdown() for r in reports))
+    with session(workers) as driver:  # the event run's activity, summed over the ranks
+        if not driver:
+            return
+        reports = energy_for_artifact(artifact, targets_, samples=samples, measure=measure,
+                                      device=device, out_dir=out_dir)
+        data = [r.to_dict() for r in reports]
+        _emit({"reports": data}, as_json, "\n\n".join(r.markdown() for r in reports))
 
 
 @main.command()

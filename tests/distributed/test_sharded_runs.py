@@ -118,7 +118,8 @@ def test_readme_two_machine_compare_runs_as_two_launchers(artifact, tmp_path):
 
 def test_workers_2_give_the_reports_of_one_process(artifact, tmp_path, monkeypatch):
     """compare with every integer backend (Lava per rank) and energy from the summed
-    activity counters, and simulate's per-layer SynOps: equal with 1 and 2 processes."""
+    activity counters, simulate's per-layer SynOps, and the energy command's reports:
+    equal with 1 and 2 processes."""
     monkeypatch.setenv("OMP_NUM_THREADS", "1")
     backends = ",".join(b for b in ("torch-int", "event", "lava") if b in registry.available())
     out = {}
@@ -131,11 +132,15 @@ def test_workers_2_give_the_reports_of_one_process(artifact, tmp_path, monkeypat
         s = CliRunner().invoke(main, ["simulate", artifact, "--backend", "event", "--samples",
                                       "6", "--json", "--workers", w])
         assert s.exit_code == 0, s.output
-        out[w] = (json.loads(r.output), json.loads(s.output))
+        e = CliRunner().invoke(main, ["energy", artifact, "--samples", "6", "--json", "-o",
+                                      str(tmp_path / f"e{w}"), "--workers", w])
+        assert e.exit_code == 0, e.output
+        out[w] = (json.loads(r.output), json.loads(s.output), json.loads(e.output))
     assert _untimed(out["1"][0]) == _untimed(out["2"][0])
     assert out["1"][0]["energy_per_inference"]["event"].endswith("modelled on loihi")
     assert _untimed(out["1"][1]) == _untimed(out["2"][1])
     assert all("synops_per_sample" in row for row in out["2"][1]["layers"].values())
+    assert out["1"][2] == out["2"][2] and out["2"][2]["reports"]
 
 
 @pytest.mark.parametrize("fault, says", [
@@ -177,3 +182,29 @@ def test_workers_under_torchrun_are_refused(monkeypatch):
     monkeypatch.setenv("RANK", "0")
     r = CliRunner().invoke(main, ["simulate", "x.qgraph", "--workers", "2"])
     assert r.exit_code == 1 and "drop --workers" in r.output
+
+
+def test_shards_joined_in_rank_order_are_the_one_process_run_energy_included(artifact):
+    """What rank 0 does with the shards, without processes: the event simulator's runs of
+    samples 0-2 and 3-5 joined equal its run of all six (spikes and activity counters), so
+    the energy estimate is the same; rank 0's counters alone would give another estimate."""
+    from snn2hw.pipeline.energy import energy_for_graph
+    from snn2hw.pipeline.simulate import graph_samples, run_local
+    from snn2hw.quant.qgraph import QGraph
+
+    g = QGraph.load(artifact)
+    x = graph_samples(g, 6).ints
+    full = run_local("event", g, x)
+    parts = [run_local("event", g, x[:, a:b]) for a, b in shard_ranges(6, 2)]
+    joined = type(full).concat(parts)
+    for name, s in full.spikes.items():
+        np.testing.assert_array_equal(joined.spikes[name], s)
+    for key, per_layer in full.counters.as_dict().items():
+        for layer, value in per_layer.items():
+            np.testing.assert_array_equal(getattr(joined.counters, key)[layer], value)
+
+    def total_pj(run) -> float:
+        return energy_for_graph(g, "loihi", run=run, inputs=x)[0].total_pj
+
+    assert total_pj(joined) == total_pj(full)
+    assert total_pj(parts[0]) != total_pj(full)  # the check sees a missing shard
