@@ -55,6 +55,13 @@ REPORT_OPTION = click.option(
 )
 
 
+WORKERS_OPTION = click.option(
+    "--workers", type=POSITIVE, default=1, show_default=True,
+    help="Split the samples across N local processes (torch.distributed, gloo); under "
+    "torchrun leave it at 1: every rank torchrun starts is a worker.",
+)
+
+
 def artifact_out_option(help_text: str):
     """``-o/--out`` folder that defaults to the artifact's own folder."""
     return click.option("-o", "--out", "out_dir", type=click.Path(file_okay=False),
@@ -127,11 +134,15 @@ def train(config, out_dir, device, resume, epochs, data_dir, as_json, quiet) -> 
 
     CONFIG is a TOML file or the name of a bundled example config (digits_lif,
     digits_conv, digits_srm, digits_spikeseq, digits_resnet, mnist5k_lif, mnist5k_conv).
+    Under torchrun it trains data parallel (DistributedDataParallel; [data].batch_size is
+    the global batch).
 
     \b
-    Example:
+    Examples:
       snn2hw train digits_lif --out runs/digits_lif
+      torchrun --nproc-per-node 2 -m snn2hw.cli train mnist5k_lif --out runs/mnist5k
     """
+    from snn2hw.common.distributed import env_world
     from snn2hw.common.examples import resolve_config
     from snn2hw.training.config import load_config
     from snn2hw.training.train import train as run_train
@@ -142,6 +153,8 @@ def train(config, out_dir, device, resume, epochs, data_dir, as_json, quiet) -> 
     if data_dir:
         cfg["data"]["data_dir"] = data_dir
     res = run_train(cfg, out_dir=out_dir, device=device, resume=resume, progress=not quiet)
+    if not env_world().is_main:  # under torchrun rank 0 alone prints (every rank has res)
+        return
     data = {
         "checkpoint": str(res.checkpoint),
         "best_checkpoint": str(res.best_checkpoint),
@@ -377,19 +390,26 @@ def finetune(checkpoint, target, out_path, epochs, lr, device, trust_pickle, hop
               "every frame runs, plus the graph's hop depth.")
 @click.option("--clip-inputs", is_flag=True,
               help="Clip out-of-range --inputs values instead of refusing them.")
+@WORKERS_OPTION
 @click.option("--json", "as_json", is_flag=True)
-def simulate(qgraph, backend, samples, device, inputs_file, clip_inputs, as_json) -> None:
+def simulate(qgraph, backend, samples, device, inputs_file, clip_inputs, workers,
+             as_json) -> None:
     """Run a quantized graph on one integer backend: accuracy, spikes and SynOps per layer.
 
     \b
-    Example:
+    Examples:
       snn2hw simulate build/best.qgraph --backend event --samples 200
+      snn2hw simulate build/best.qgraph --backend lava --samples 1000 --workers 4
     """
+    from snn2hw.pipeline.sharding import session
     from snn2hw.pipeline.simulate import simulate_artifact
 
-    res = simulate_artifact(qgraph, backend, samples, device=device, inputs_file=inputs_file,
-                            clip_inputs=clip_inputs)
-    _emit(res.to_dict(), as_json, res.describe())
+    with session(workers) as driver:
+        if not driver:  # a torchrun rank > 0: it ran its shards for rank 0
+            return
+        res = simulate_artifact(qgraph, backend, samples, device=device,
+                                inputs_file=inputs_file, clip_inputs=clip_inputs)
+        _emit(res.to_dict(), as_json, res.describe())
 
 
 @main.command()
@@ -407,8 +427,10 @@ def simulate(qgraph, backend, samples, device, inputs_file, clip_inputs, as_json
 @REPORT_OPTION
 @click.option("--energy", "energy_target", default=None,
               help="Add energy per inference: modelled for this target, measured (NVML) on GPU.")
+@WORKERS_OPTION
 @click.option("--json", "as_json", is_flag=True)
-def compare(artifact, backends, samples, device, out_dir, report, energy_target, as_json) -> None:
+def compare(artifact, backends, samples, device, out_dir, report, energy_target, workers,
+            as_json) -> None:
     """Run the same inputs through several backends and compare spike for spike.
 
     Per layer: each backend's spikes and their overlap with the reference (matched /
@@ -416,15 +438,20 @@ def compare(artifact, backends, samples, device, out_dir, report, energy_target,
     Exits with code 2 when the integer backends disagree anywhere.
 
     \b
-    Example:
+    Examples:
       snn2hw compare build/best.qgraph --backends float,torch-int,event,lava --samples 50
+      snn2hw compare build/best.qgraph --backends torch-int,lava --samples 1000 --workers 4
     """
     from snn2hw.pipeline.compare import compare_artifact
+    from snn2hw.pipeline.sharding import session
 
     names = [b.strip() for b in backends.split(",") if b.strip()]
-    res = compare_artifact(artifact, names, samples, device=device, out_dir=out_dir,
-                           report=report, energy_target=energy_target)
-    _emit(res.to_dict(), as_json, res.describe())
+    with session(workers) as driver:
+        if not driver:  # a torchrun rank > 0: it ran its shards for rank 0
+            return
+        res = compare_artifact(artifact, names, samples, device=device, out_dir=out_dir,
+                               report=report, energy_target=energy_target)
+        _emit(res.to_dict(), as_json, res.describe())
     if not res.integer_equal:
         sys.exit(2)
 
@@ -447,8 +474,9 @@ def compare(artifact, backends, samples, device, out_dir, report, energy_target,
 )
 @click.option("--device", type=DEVICE, default="auto", help="Device for --measure.")
 @artifact_out_option("Where to write energy.json/.md (default: next to the artifact).")
+@WORKERS_OPTION
 @click.option("--json", "as_json", is_flag=True)
-def energy(artifact, targets_, samples, measure, device, out_dir, as_json) -> None:
+def energy(artifact, targets_, samples, measure, device, out_dir, workers, as_json) -> None:
     """Energy and latency per inference from measured activity (event simulator) and the
     target's constants, with sources, plus ANN/GPU baselines.
 
@@ -457,11 +485,15 @@ def energy(artifact, targets_, samples, measure, device, out_dir, as_json) -> No
       snn2hw energy build/best.qgraph --target loihi --target loihi2
     """
     from snn2hw.pipeline.energy import energy_for_artifact
+    from snn2hw.pipeline.sharding import session
 
-    reports = energy_for_artifact(artifact, targets_, samples=samples, measure=measure,
-                                  device=device, out_dir=out_dir)
-    data = [r.to_dict() for r in reports]
-    _emit({"reports": data}, as_json, "\n\n".join(r.markdown() for r in reports))
+    with session(workers) as driver:  # the event run's activity, summed over the ranks
+        if not driver:
+            return
+        reports = energy_for_artifact(artifact, targets_, samples=samples, measure=measure,
+                                      device=device, out_dir=out_dir)
+        data = [r.to_dict() for r in reports]
+        _emit({"reports": data}, as_json, "\n\n".join(r.markdown() for r in reports))
 
 
 @main.command()

@@ -49,7 +49,31 @@ def run_backend(
     """Run ``graph`` on backend ``name`` over integer frames ``[F, B, ...]``: in batches of
     ``batch_size`` where the backend splits batches, else all at once. ``device`` only
     reaches backends that use one (torch-int); ``wall_s`` covers preparation and every
-    batch. Unknown names and unsupported node kinds are refused before any work."""
+    batch. Unknown names and unsupported node kinds are refused before any work. Inside a
+    sharded session (``--workers``, torchrun) the samples are split across the ranks
+    (:mod:`snn2hw.pipeline.sharding`) and the same result comes back."""
+    from snn2hw.pipeline.sharding import active_pool  # sharding runs shards with run_local
+
+    pool = active_pool()
+    if pool is None:
+        return run_local(name, graph, ints, num_steps=num_steps, device=device,
+                         record_state=record_state, batch_size=batch_size)
+    check_memory(graph, ints, num_steps, record_state)  # rank 0 holds every shard's result
+    return pool.run(name, graph, ints, num_steps=num_steps, device=device,
+                    record_state=record_state, batch_size=batch_size)
+
+
+def run_local(
+    name: str,
+    graph: QGraph,
+    ints: np.ndarray,
+    *,
+    num_steps: int | None = None,
+    device: str = "cpu",
+    record_state: bool = False,
+    batch_size: int = 64,
+) -> SimResult:
+    """:func:`run_backend` in this process only (what each rank runs on its shard)."""
     backend = registry.get(name)
     check_memory(graph, ints, num_steps, record_state)
     t0 = time.perf_counter()

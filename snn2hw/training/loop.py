@@ -4,6 +4,16 @@ file or a pipe every redraw would be a line, so there the callers print one line
 (:func:`progress_line`) and nothing else. Used by ``train.train`` (plain BPTT) and by
 ``qat.finetune`` (forward through fake-quantized weights).
 
+Data parallel (``world`` of several ranks, the model wrapped in DistributedDataParallel by
+the caller): every rank draws the same global batch from the same seeded order and encodes
+(and augments) all of it, so every random-number stream advances exactly as in one
+process; rank r then keeps samples ``r, r + W, ...`` of it (the strided assignment of
+``torch.utils.data.DistributedSampler``, without its padding, which would count samples
+twice). Its loss is scaled by ``W · n_r / n`` so DDP's gradient average is the gradient of
+the mean over the global batch, also for an uneven last batch; a rank left without samples
+runs one sample with weight 0 so it still joins the all-reduce. The loss checked for being
+finite and every metric are summed over the ranks, so all ranks stop together.
+
 May import: ``snn2hw.nn``, ``snn2hw.common``. Nothing else in snn2hw.
 """
 
@@ -18,6 +28,7 @@ from typing import Any
 import torch
 from tqdm import tqdm
 
+from snn2hw.common.distributed import World, all_reduce_sum
 from snn2hw.common.errors import TrainingError
 from snn2hw.common.readout import classify
 from snn2hw.nn.encoders import Encoder
@@ -129,6 +140,18 @@ def _batch(data: EpochData, idx: torch.Tensor, device: torch.device) -> tuple:
     return encode_batch(data.encoder, xb, data.num_steps, data.encode_gen), yb
 
 
+def _rank_share(
+    inp: torch.Tensor, yb: torch.Tensor, world: World
+) -> tuple[torch.Tensor, torch.Tensor, int, float]:
+    """This rank's samples of a global batch ``inp`` ``[T, B, ...]``: ``(inp, labels, n_r,
+    loss weight)``; without samples, one stand-in sample with weight 0."""
+    n = len(yb)
+    mine = torch.arange(world.rank, n, world.size, device=yb.device)
+    if len(mine) == 0:
+        return inp[:, :1], yb[:1], 0, 0.0
+    return inp[:, mine], yb[mine], len(mine), world.size * len(mine) / n
+
+
 def run_epoch(
     model: torch.nn.Module,
     data: EpochData,
@@ -141,11 +164,15 @@ def run_epoch(
     where: str | None = None,
     progress: bool = True,
     on_nonfinite: Callable[[], str] = lambda: "",
+    world: World | None = None,
 ) -> EpochStats:
     """One pass over ``data`` in a seeded random order; ``forward`` defaults to
     ``model(inp, record=True)``. A non-finite loss raises :class:`TrainingError` (one line:
-    ``at {where}, batch N{on_nonfinite()}``) before the optimizer step."""
+    ``at {where}, batch N{on_nonfinite()}``) before the optimizer step. With a ``world`` of
+    several ranks, each rank trains on its share of every global batch (module docstring)
+    and the returned statistics are those of the whole epoch, on every rank."""
     forward = forward or (lambda inp: model(inp, record=True))
+    world = world or World()
     model.train()
     perm = torch.randperm(len(data.x), generator=data.order_gen)
     bs = data.batch_size
@@ -154,19 +181,30 @@ def run_epoch(
     run = _Running()
     for b in bar:
         inp, yb = _batch(data, perm[b * bs : (b + 1) * bs], device)
+        n_global, weight = len(yb), 1.0
+        if world.distributed:
+            inp, yb, n_mine, weight = _rank_share(inp, yb, world)
         out, rec = forward(inp)
         loss = spike_loss(rule.kind, out, yb, **rule.options)
-        if not torch.isfinite(loss):
+        value = float(loss.detach())
+        if world.distributed:  # the global batch's mean loss, the same on every rank
+            value = all_reduce_sum([value * n_mine], device)[0] / n_global
+        if not math.isfinite(value):
             raise TrainingError(
-                f"non-finite loss ({float(loss.detach())}) at {where or desc}, batch {b + 1}"
+                f"non-finite loss ({value}) at {where or desc}, batch {b + 1}"
                 f"{on_nonfinite()}"
             )
         opt.zero_grad(set_to_none=True)
-        loss.backward()
+        (loss * weight if world.distributed else loss).backward()
         if rule.grad_clip:
             torch.nn.utils.clip_grad_norm_(model.parameters(), float(rule.grad_clip))
         opt.step()
-        run.add(loss, out, rec, yb)
-        bar.set_postfix(**run.postfix())
+        if weight:
+            run.add(loss, out, rec, yb)
+        bar.set_postfix(**run.postfix() if run.seen else {})
     bar.close()
+    if world.distributed:
+        run.loss_sum, correct, seen, run.spikes = all_reduce_sum(
+            [run.loss_sum, run.correct, run.seen, run.spikes], device)
+        run.correct, run.seen = int(correct), int(seen)
     return run.stats()

@@ -10,6 +10,15 @@ on the test split, written into ``best.pt`` and returned. Seeding is determinist
 ``[train].max_minutes`` stops early, and a non-finite loss stops with one line while keeping
 the last good checkpoint.
 
+Data parallel: under ``torchrun --nproc-per-node N`` (``WORLD_SIZE`` > 1) every rank runs
+``train``; the model is wrapped in ``torch.nn.parallel.DistributedDataParallel`` (gloo on
+CPU, NCCL with one GPU per rank), each rank trains on its share of every global batch
+(:mod:`snn2hw.training.loop`; ``[data].batch_size`` stays the global batch, so N ranks
+take the same optimizer steps as one process), and only rank 0 evaluates, writes
+checkpoints and prints; the others receive its results. Checkpoints are the same files as
+in one process, so ``--resume`` crosses world sizes in both directions (rank 0 reads the
+checkpoint and sends it to the others). docs/distributed.md.
+
 Protocol: the validation split is ``[data].val_fraction`` of the training data (stratified,
 seeded; :meth:`snn2hw.data.Dataset.with_validation`), or the data set's official one. Model
 selection reads validation only; the test split is read once, at the end, for the
@@ -29,6 +38,8 @@ from typing import Any
 
 import torch
 
+from snn2hw.common import distributed as dist_rt
+from snn2hw.common.distributed import World
 from snn2hw.common.errors import ConfigError
 from snn2hw.nn.model import SpikingNet
 from snn2hw.training.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
@@ -94,6 +105,12 @@ class _Run:
     best_epoch: int = 0
     best_val: dict[str, Any] | None = None
     start_epoch: int = 0
+    world: World = World()
+    forward: Any = None  # the DistributedDataParallel wrapper's forward under DDP
+
+    @property
+    def main(self) -> bool:
+        return self.world.is_main
 
     def evaluate(self, split: str) -> EvalResult:
         """The current model on ``split`` ("val" or "test") with the evaluation encoder seed."""
@@ -113,15 +130,36 @@ def train(
     dataset=None,
 ) -> TrainResult:
     """Train the model described by ``cfg``; returns paths of the checkpoints and metrics."""
+    world = dist_rt.env_world()
+    joined = world.distributed and not dist_rt.is_initialized()
+    dev = dist_rt.rank_device(resolve_device(device or cfg["experiment"]["device"]), world)
+    if joined:
+        dist_rt.init_process_group(world, dev)
+    try:
+        return _train(cfg, world, dev, out_dir=out_dir, resume=resume,
+                      progress=progress and world.is_main, dataset=dataset)
+    finally:
+        if joined:
+            dist_rt.destroy_process_group()
+
+
+def _train(cfg: dict[str, Any], world: World, dev: torch.device, *, out_dir, resume, progress,
+           dataset) -> TrainResult:
     exp, tcfg = cfg["experiment"], cfg["train"]
     seed = int(exp["seed"])
     seed_everything(seed)
-    dev = resolve_device(device or exp["device"])
     out = check_output_path(out_dir or exp["out_dir"] or f"runs/{exp['name']}",
                             "run folder", folder=True)
-    out.mkdir(parents=True, exist_ok=True)
+    if world.is_main:
+        out.mkdir(parents=True, exist_ok=True)
     ds = config_validation(cfg, dataset if dataset is not None else load_config_dataset(cfg))
     run = _setup(cfg, ds, dev, out)
+    run.world = world
+    if world.distributed:
+        from torch.nn.parallel import DistributedDataParallel
+
+        ddp = DistributedDataParallel(run.model, device_ids=[dev] if dev.type == "cuda" else None)
+        run.forward = lambda inp: ddp(inp, record=True)
     if resume:
         _resume(run, resume, progress)
     deadline = time.monotonic() + 60 * float(tcfg["max_minutes"]) if tcfg["max_minutes"] else None
@@ -129,19 +167,24 @@ def train(
     epochs = int(tcfg["epochs"])
     for epoch in range(run.start_epoch, epochs):
         _train_epoch(run, epoch, epochs, progress)
-        if deadline is not None and time.monotonic() > deadline:
+        # rank 0's clock decides for every rank: ranks must leave the loop together
+        if deadline is not None and dist_rt.broadcast_object(
+                time.monotonic() > deadline, device=dev):
             if progress:
                 progress_line(f"stopping early: [train].max_minutes={tcfg['max_minutes']} reached")
             break
-    test, val = _final_test(run)
-    if progress:
-        progress_line(
-            f"best.pt = epoch {run.best_epoch} (by validation accuracy {val.accuracy:.4f}, "
-            f"{val.num_samples} val); test accuracy {test.accuracy:.4f} on {test.num_samples} "
-            "test samples (measured once)"
-        )
-    return TrainResult(run.last_path, run.best_path, run.history, test,
-                       time.monotonic() - t0, val, run.best_epoch)
+    result = None
+    if run.main:
+        test, val = _final_test(run)
+        if progress:
+            progress_line(
+                f"best.pt = epoch {run.best_epoch} (by validation accuracy {val.accuracy:.4f}, "
+                f"{val.num_samples} val); test accuracy {test.accuracy:.4f} on "
+                f"{test.num_samples} test samples (measured once)"
+            )
+        result = TrainResult(run.last_path, run.best_path, run.history, test,
+                             time.monotonic() - t0, val, run.best_epoch)
+    return dist_rt.broadcast_object(result, device=dev)
 
 
 def _final_test(run: _Run) -> tuple[EvalResult, EvalResult]:
@@ -207,7 +250,9 @@ def _resume(run: _Run, path: str | Path, progress: bool = True) -> None:
     """Continue from a checkpoint: weights, optimizer/scheduler state, epoch, history and
     every random-number state (so the resumed run is bit-identical to an uninterrupted one;
     a checkpoint written before those were saved resumes, but not bit-identically)."""
-    ck = load_checkpoint(path)
+    # rank 0 reads the file (on a cluster it may exist on rank 0's machine only)
+    ck = dist_rt.broadcast_object(load_checkpoint(path) if run.main else None,
+                                  device=run.device)
     run.model.load_state_dict(ck.state_dict)
     if ck.optimizer:
         run.opt.load_state_dict(ck.optimizer.get("optimizer", {}))
@@ -227,19 +272,25 @@ def _resume(run: _Run, path: str | Path, progress: bool = True) -> None:
         run.best_epoch = int(sel.get("best_epoch", 0))
 
 
-def _train_epoch(run: _Run, epoch: int, epochs: int, progress: bool) -> EvalResult:
-    """One epoch: train, step the scheduler, evaluate on the validation split, checkpoint."""
+def _train_epoch(run: _Run, epoch: int, epochs: int, progress: bool) -> EvalResult | None:
+    """One epoch: train, step the scheduler, evaluate on the validation split, checkpoint
+    (rank 0 only: None elsewhere)."""
     last = run.last_path
 
     def keep_note() -> str:
         kept = last if last.exists() else "none yet"
         return f"; the last good checkpoint is kept at {kept}; lower [train].lr or check the data"
 
+    t0 = time.perf_counter()
     stats = run_epoch(run.model, run.data, run.opt, run.rule, device=run.device,
-                      desc=f"epoch {epoch + 1}/{epochs}", where=f"epoch {epoch + 1}",
-                      progress=progress, on_nonfinite=keep_note)
+                      forward=run.forward, desc=f"epoch {epoch + 1}/{epochs}",
+                      where=f"epoch {epoch + 1}", progress=progress, on_nonfinite=keep_note,
+                      world=run.world)
+    seconds = time.perf_counter() - t0
     if run.sched is not None:
         run.sched.step()
+    if not run.main:  # rank 0 alone evaluates and writes; the others go on training
+        return None
     val = run.evaluate("val")
     record = _epoch_record(epoch, stats, val)
     run.history.append(record)
@@ -247,7 +298,8 @@ def _train_epoch(run: _Run, epoch: int, epochs: int, progress: bool) -> EvalResu
         progress_line(
             f"epoch {epoch + 1}/{epochs}: loss {record['train_loss']:.4f} "
             f"train {record['train_accuracy']:.4f} val {val.accuracy:.4f} "
-            f"spikes/sample {val.spikes_per_sample:.1f}"
+            f"spikes/sample {val.spikes_per_sample:.1f} ({seconds:.1f} s, "
+            f"{stats.samples / seconds:.0f} training samples/s)"
         )
     _save_epoch(run, epoch, val)
     return val
