@@ -35,7 +35,8 @@ def hop_depths(graph: QGraph) -> dict[str, int]:
     the module docstring, or, for a graph whose export aligned merge points with synaptic
     delays, the shifts that alignment recorded (one definition:
     :func:`snn2hw.quant.align_delays.layer_shifts`)."""
-    return layer_shifts(graph)
+    lifs = {n.name for n in graph.lif_nodes}
+    return {k: v for k, v in layer_shifts(graph).items() if k in lifs}
 
 
 def align(graph: QGraph, float_spikes: dict[str, np.ndarray],

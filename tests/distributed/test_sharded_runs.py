@@ -39,8 +39,8 @@ def artifact(tmp_path_factory) -> str:
     np.save(d / "frames.npy", fixed_inputs()[:, ORDER])
     np.save(d / "labels.npy", np.array([0, 1, 0, 1, 1, 1]))
     g = fixed_graph()
-    g.metadata = {"samples": SampleSpec(inputs_file=str(d / "frames.npy"),
-                                        labels_file=str(d / "labels.npy")).to_dict(),
+    g.metadata = {"samples": SampleSpec(inputs_file="frames.npy",  # inside the artifact
+                                        labels_file="labels.npy").to_dict(),
                   "input_format": InputFormat(0, 1.0).to_dict()}
     g.save(d / "fixed.qgraph")
     return str(d / "fixed.qgraph")

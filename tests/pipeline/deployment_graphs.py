@@ -2,7 +2,7 @@
 as a plain module: pytest puts this folder on sys.path).
 
 ``write_mlp`` writes ``8 inputs -> 24 LIF -> 4 LIF`` (nir.Affine + nir.LIF, read with the
-snnTorch convention) and Bernoulli input frames; ``labels`` are the float path's own
+snnTorch convention, hard reset) and Bernoulli input frames; ``labels`` are the float path's own
 decisions, so the float accuracy is 1.0 and any integer decision that moves is an accuracy
 drop. Everything is seeded: the same files every run.
 """
@@ -15,11 +15,13 @@ import nir
 import numpy as np
 
 STEPS, SAMPLES, N_IN, N_HID, N_OUT = 40, 32, 8, 24, 4
-GAIN = 20.0  # dt/tau = 0.01 (snnTorch convention, dt 1e-4): ~13 % hidden, ~11 % output rate
+CONVENTION = "snntorch:reset=zero,reset_delay=false"  # Leaky with a hard reset: exact on loihi
+GAIN = 0.2  # per-step input gain 1 (snnTorch), beta 0.99: ~13 % hidden, ~11 % output rate
 
 
 def _lif(n: int) -> nir.LIF:
-    return nir.LIF(tau=np.full(n, 1e-2), r=np.ones(n), v_leak=np.zeros(n),
+    # as snnTorch writes a Leaky(beta=0.99) at dt = 1e-4: tau = dt / (1 - beta), r = tau / dt
+    return nir.LIF(tau=np.full(n, 1e-2), r=np.full(n, 100.0), v_leak=np.zeros(n),
                    v_threshold=np.ones(n), v_reset=np.zeros(n))
 
 
@@ -62,7 +64,7 @@ def write_mlp(folder: Path, scale: float = 1.0, labels: bool = True) -> dict[str
     x = frames()
     np.save(paths["inputs"], x)
     if labels:
-        dt, conv, _ = resolve_timing(g, None, "snntorch")
+        dt, conv, _ = resolve_timing(g, None, CONVENTION)
         with torch.no_grad():
             out = NIRNet(g, dt, conv).eval()(torch.from_numpy(x))
         paths["labels"] = folder / "y.npy"

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from click.testing import CliRunner
-from deployment_graphs import write_mlp
+from deployment_graphs import CONVENTION, write_mlp
 
 from snn2hw.backends import registry
 from snn2hw.cli import main
@@ -28,7 +28,7 @@ from snn2hw.quant.qgraph import DenseNode, QGraph
 def _exported(folder, scale: float) -> str:
     f = write_mlp(folder / "src", scale=scale)
     r = CliRunner().invoke(main, [
-        "export", str(f["nir"]), "--convention", "snntorch", "--inputs", str(f["inputs"]),
+        "export", str(f["nir"]), "--convention", CONVENTION, "--inputs", str(f["inputs"]),
         "--labels", str(f["labels"]), "--target", "loihi", "-o", str(folder / "out"),
         "--no-report"])
     assert r.exit_code == 0, r.output

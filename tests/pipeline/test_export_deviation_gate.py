@@ -16,7 +16,7 @@ import json
 import numpy as np
 import pytest
 from click.testing import CliRunner
-from deployment_graphs import write_mlp
+from deployment_graphs import CONVENTION, write_mlp
 
 import snn2hw.pipeline.export as export_mod
 from snn2hw.cli import main
@@ -31,7 +31,7 @@ def files(tmp_path_factory):
 
 
 def _export(files, out, *extra):
-    args = ["export", str(files["nir"]), "--convention", "snntorch", "--inputs",
+    args = ["export", str(files["nir"]), "--convention", CONVENTION, "--inputs",
             str(files["inputs"]), "--labels", str(files["labels"]), "--target", "loihi",
             "-o", str(out), "--no-report", *extra]
     return CliRunner().invoke(main, args)
@@ -136,8 +136,11 @@ def test_json_output_carries_the_failed_check_and_exit_2(files, tmp_path, monkey
 
 
 def test_reset_the_target_cannot_execute_is_named_as_the_cause(files, tmp_path):
-    # The float path resets by subtraction; Loihi resets to 0 (docs/qgraph.md).
-    r = _export(files, tmp_path / "out", "--reset", "subtract")
+    # The float path resets by subtraction; Loihi resets to 0 (docs/qgraph.md): refused
+    # outright, and with the approximation accepted, measured and failed with its cause.
+    refused = _export(files, tmp_path / "refused", "--reset", "subtract")
+    assert refused.exit_code == 1 and "--approximate reset" in refused.output
+    r = _export(files, tmp_path / "out", "--reset", "subtract", "--approximate", "reset")
     assert r.exit_code == 2, r.output
     chk = json.loads((tmp_path / "out" / "export.json").read_text())["deployment_check"]
     for lay in chk["layers"]:
@@ -222,7 +225,7 @@ def test_check_deployment_on_a_graph_directly(files, tmp_path):
 
 def test_the_report_page_shows_the_check_and_its_cause(files, tmp_path, monkeypatch):
     _fault(monkeypatch, _scale_vth("lif2", 1.6))
-    args = ["export", str(files["nir"]), "--convention", "snntorch", "--inputs",
+    args = ["export", str(files["nir"]), "--convention", CONVENTION, "--inputs",
             str(files["inputs"]), "--labels", str(files["labels"]), "--target", "loihi",
             "-o", str(tmp_path / "out"), "--accept-deviation"]
     r = CliRunner().invoke(main, args)
