@@ -17,6 +17,11 @@ unshifted products and floor-shifts each arrival step's sum once (one accumulato
 neuron); a uniform delay buffers the finished operator output (the same values, since the
 operator is time-invariant).
 
+Periodic state reset (docs/qgraph.md "Periodic state reset"): a LIF with
+``reset_interval > 0`` has its ``u`` and ``v`` zeroed at the start of every step ``n``
+(0-based; every sample of the batch starts at step 0) with ``n % reset_interval ==
+reset_offset``, before that step's input is integrated.
+
 Multi-spike LIF nodes (``max_spikes > 1``) emit their count as a graded payload, which
 the synaptic kernels multiply like any graded input. ``spikes`` in the result holds that
 payload (uint8 while ``max_spikes <= 255``, wider beyond).
@@ -413,6 +418,13 @@ def _lif_rules(f: NumberFormats) -> tuple[int, ...]:
             f.v_overflow == "saturate", f.threshold_compare == ">=", f.reset == "subtract")
 
 
+def _resets_at(node: LIFNode, n: int) -> bool:
+    """Whether ``node``'s periodic state reset (docs/qgraph.md "Periodic state reset")
+    zeroes its ``u`` and ``v`` at the start of step ``n`` (0-based within the sample)."""
+    interval = int(node.reset_interval)
+    return interval > 0 and n % interval == int(node.reset_offset)
+
+
 def _check_inputs(graph: QGraph, inputs: Any) -> np.ndarray:
     """Validate ``[F, B, *input_shape]`` integer frames against the input node."""
     node: InputNode = graph.input_node
@@ -544,6 +556,9 @@ def run(
                     a += ops[t].out
                     c += ops[t].cnt
             nd = L.node
+            if _resets_at(nd, n):  # before this step's input is integrated
+                u[name].fill(0)
+                v[name].fill(0)
             n_spk, n_act, pk = K.lif_step(
                 a, c, u[name], v[name], L.bias, int(nd.du), int(nd.dv), int(nd.vth),
                 int(nd.max_spikes), cur[name], spikes[name][n], *rules,
@@ -600,7 +615,7 @@ class EventBackend(PreparingBackend):
 
     name = "event"
     node_kinds = NODE_KINDS
-    features = frozenset({"delay", "multi_spike"})
+    features = frozenset({"delay", "multi_spike", "periodic_reset"})
     records_state = True
     uses_device = False
     counts_activity = True
