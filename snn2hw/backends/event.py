@@ -418,11 +418,14 @@ def _lif_rules(f: NumberFormats) -> tuple[int, ...]:
             f.v_overflow == "saturate", f.threshold_compare == ">=", f.reset == "subtract")
 
 
-def _resets_at(node: LIFNode, n: int) -> bool:
-    """Whether ``node``'s periodic state reset (docs/qgraph.md "Periodic state reset")
-    zeroes its ``u`` and ``v`` at the start of step ``n`` (0-based within the sample)."""
+def _reset_state(node: LIFNode, n: int, u: np.ndarray, v: np.ndarray) -> None:
+    """The periodic state reset of ``node`` (docs/qgraph.md "Periodic state reset"): zero
+    its ``u`` and ``v`` at the start of step ``n`` (0-based within the sample) when
+    ``reset_interval > 0`` and ``n % reset_interval == reset_offset``."""
     interval = int(node.reset_interval)
-    return interval > 0 and n % interval == int(node.reset_offset)
+    if interval > 0 and n % interval == int(node.reset_offset):
+        u.fill(0)
+        v.fill(0)
 
 
 def _check_inputs(graph: QGraph, inputs: Any) -> np.ndarray:
@@ -556,9 +559,7 @@ def run(
                     a += ops[t].out
                     c += ops[t].cnt
             nd = L.node
-            if _resets_at(nd, n):  # before this step's input is integrated
-                u[name].fill(0)
-                v[name].fill(0)
+            _reset_state(nd, n, u[name], v[name])  # before this step's input is integrated
             n_spk, n_act, pk = K.lif_step(
                 a, c, u[name], v[name], L.bias, int(nd.du), int(nd.dv), int(nd.vth),
                 int(nd.max_spikes), cur[name], spikes[name][n], *rules,
