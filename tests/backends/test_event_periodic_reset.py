@@ -7,13 +7,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from periodic_reset_cases import (
+    check as check_by_hand,
+)
+from periodic_reset_cases import (
     constant_bias,
     delays_and_recurrence,
     every_step,
     two_layers,
-)
-from periodic_reset_cases import (
-    check as check_by_hand,
 )
 
 from snn2hw.backends import event
