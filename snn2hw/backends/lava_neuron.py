@@ -135,11 +135,15 @@ class PySnnLifModel(PyLoihiProcessModel):
             return True
         return self.step_interval > 0 and n % self.step_interval == self.step_offset
 
-    def run_spk(self) -> None:
-        a = np.asarray(self.a_in.recv()).astype(np.int64)
-        if self._resets_now():  # state reset before integrating this step's input
+    def _reset_state(self) -> None:
+        """Zero ``u`` and ``v`` where :meth:`_resets_now`."""
+        if self._resets_now():
             self.u[:] = 0
             self.v[:] = 0
+
+    def run_spk(self) -> None:
+        a = np.asarray(self.a_in.recv()).astype(np.int64)
+        self._reset_state()  # before integrating this step's input
         u = np.asarray(self.u, np.int64)
         v = np.asarray(self.v, np.int64)
         be = np.asarray(self.bias_exp, np.int64)
