@@ -237,6 +237,11 @@ def evaluate(checkpoint, device, samples, split, data_dir, trust_pickle, as_json
 )
 @click.option("--calib-samples", type=POSITIVE, default=128, show_default=True)
 @click.option("--trust-pickle", is_flag=True, help="Allow unpickling (only for files you trust).")
+@click.option("--netx-reset-interval", type=POSITIVE, default=None,
+              help="netx source: reset u and v of every layer each N steps, as lava-dl netx's "
+                   "Network(reset_interval=N) (docs/netx.md).")
+@click.option("--netx-reset-offset", type=click.IntRange(min=0), default=0, show_default=True,
+              help="netx source: the reset phase, netx's reset_offset (layer i one step later).")
 @REPORT_OPTION
 @click.option("--json", "as_json", is_flag=True)
 def export(
@@ -253,6 +258,8 @@ def export(
     num_steps,
     calib_samples,
     trust_pickle,
+    netx_reset_interval,
+    netx_reset_offset,
     report,
     as_json,
 ) -> None:
@@ -264,15 +271,20 @@ def export(
       snn2hw export runs/digits_lif/best.pt --target loihi -o build/
       snn2hw export net.nir --convention snntorch --inputs x.npy --target loihi
       snn2hw export model.net --inputs frames.npy --labels y.npy --target loihi
+      snn2hw export tiny.net --inputs frames.npy --netx-reset-interval 17
       snn2hw export runs/digits_lif/best.pt --target onnx -o build/onnx/
     """
     from snn2hw.pipeline.export import export_artifact
     from snn2hw.pipeline.samples import spec_from_options
 
+    if netx_reset_interval is None and netx_reset_offset:
+        raise click.UsageError("--netx-reset-offset needs --netx-reset-interval")
+    extra = ({} if netx_reset_interval is None
+             else {"netx_reset": (netx_reset_interval, netx_reset_offset)})
     res = export_artifact(
         source, target, out_dir, report=report, dt=dt, convention=convention, reset=reset,
         spec=spec_from_options(dataset, inputs_file, labels_file, encoder, num_steps),
-        calib_samples=calib_samples, trust_pickle=trust_pickle,
+        calib_samples=calib_samples, trust_pickle=trust_pickle, **extra,
     )
     _emit(res.report, as_json, res.describe())
 

@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 from snn2hw.common.atomic_io import atomic_write_text, file_sha256
-from snn2hw.common.errors import DatasetError, GraphError
+from snn2hw.common.errors import ConfigError, DatasetError, GraphError
 from snn2hw.common.readout import accuracy, classify
 from snn2hw.common.tables import markdown_table
 from snn2hw.common.units import DEFAULT_DT
@@ -84,9 +84,11 @@ def export(
     spec: SampleSpec | None = None,
     calib_samples: int = 128,
     trust_pickle: bool = False,
+    netx_reset: tuple[int, int] | None = None,
 ) -> ExportResult:
     """Export ``source`` (a snn2hw checkpoint or a ``.nir`` file) for ``target``: write the
-    NIR file, quantize on calibration samples, map onto cores, write the report."""
+    NIR file, quantize on calibration samples, map onto cores, write the report.
+    ``netx_reset``: netx's ``(reset_interval, reset_offset)`` (a ``.net`` source only)."""
     from snn2hw.chip.mapping import map_to_cores
     from snn2hw.chip.targets import load_target
     from snn2hw.nir import NIRNet
@@ -101,7 +103,10 @@ def export(
             from snn2hw.pipeline.netx_export import export_netx
 
             _remove_previous_export(out, source.stem)
-            return export_netx(source, target, out, spec)
+            return export_netx(source, target, out, spec, netx_reset)
+        if netx_reset is not None:
+            raise ConfigError(f"{source}: --netx-reset-interval/--netx-reset-offset apply to "
+                              "lava-dl netx files (.net) only")
         tgt = load_target(target)
         nir_path = out / f"{source.stem}.nir"
         _remove_previous_export(out, source.stem)
