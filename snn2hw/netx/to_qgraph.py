@@ -440,9 +440,9 @@ def _apply_netx_reset(net: NetxNetwork, nodes: dict[str, Any], has_input_block: 
     offsets = netx_reset_offsets(len(lifs), int(interval), int(offset), has_input_block)
     for node, off in zip(lifs, offsets, strict=True):
         node.reset_interval, node.reset_offset = int(interval), off
+    where = ", ".join(f"{n.name} at steps {n.reset_offset} mod {interval}" for n in lifs)
     notes.append(
-        f"netx reset_interval={interval}, reset_offset={offset}: u and v of "
-        + ", ".join(f"{n.name} at steps {o} mod {interval}" for n, o in zip(lifs, offsets, strict=True))
+        f"netx reset_interval={interval}, reset_offset={offset}: u and v of {where}"
         + (" (one step later than netx: the input block's neuron is one synapse hop away "
            "here)" if has_input_block else ""))
 
