@@ -278,7 +278,9 @@ def export(
     from snn2hw.pipeline.samples import spec_from_options
 
     if netx_reset_interval is None and netx_reset_offset:
-        raise click.UsageError("--netx-reset-offset needs --netx-reset-interval")
+        from snn2hw.common.errors import ConfigError
+
+        raise ConfigError(f"{source}: --netx-reset-offset needs --netx-reset-interval")
     extra = ({} if netx_reset_interval is None
              else {"netx_reset": (netx_reset_interval, netx_reset_offset)})
     res = export_artifact(
