@@ -16,7 +16,12 @@ from typing import Any
 from snn2hw.common.atomic_io import atomic_write_text, file_sha256
 from snn2hw.common.errors import DatasetError
 from snn2hw.common.tables import markdown_table
-from snn2hw.pipeline.samples import SampleSpec, load_samples
+from snn2hw.pipeline.samples import (
+    SampleSpec,
+    bundle_sample_files,
+    load_samples,
+    resolve_sample_files,
+)
 from snn2hw.quant.inputs import InputFormat
 
 
@@ -37,6 +42,9 @@ def export_netx(source: Path, target: str, out: Path, spec: SampleSpec | None,
         raise DatasetError(f"{source}: input samples needed: pass --inputs FRAMES.npy (integer "
                            "frames [T, B, *input_shape]) or --dataset NAME")
     net = read_netx(source)
+    # inputs/labels files travel with the artifact (read relative to it, never outside)
+    stored_spec = bundle_sample_files(spec, out, source.stem)
+    spec = resolve_sample_files(stored_spec, out)
     interval, offset = netx_reset if netx_reset is not None else (None, 0)
     res = netx_to_qgraph(net, target=tgt.name, formats=tgt.number_formats,
                          reset_interval=interval, reset_offset=offset)
@@ -46,7 +54,7 @@ def export_netx(source: Path, target: str, out: Path, spec: SampleSpec | None,
     graph.num_steps = int(samples.ints.shape[0])
     graph.metadata.update({
         "source": str(source), "netx_sha256": file_sha256(source),
-        "samples": spec.to_dict(), "input_format": fmt.to_dict(), "notes": res.notes,
+        "samples": stored_spec.to_dict(), "input_format": fmt.to_dict(), "notes": res.notes,
     })
     nir_path, float_acc, rates = _float_path(graph, out / f"{source.stem}.nir", spec, fmt,
                                              res.notes)
@@ -55,7 +63,8 @@ def export_netx(source: Path, target: str, out: Path, spec: SampleSpec | None,
     report = {
         "source": str(source), "source_format": "lava-dl netx", "target": tgt.name,
         "dt": graph.dt, "convention": "loihi (netx integers)", "assumptions": res.notes,
-        "input_format": fmt.to_dict(), "samples": spec.to_dict(), "float_accuracy": float_acc,
+        "input_format": fmt.to_dict(), "samples": stored_spec.to_dict(),
+        "float_accuracy": float_acc,
         "float_rates": rates, "blocks": _blocks(graph), "resources": mapping.to_dict(),
         "netx_reset": ({"interval": interval, "offset": offset} if interval is not None
                        else None),
