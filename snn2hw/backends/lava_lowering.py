@@ -7,9 +7,9 @@ docstring of :mod:`snn2hw.backends.lava`) and the static int32 bounds of a lower
 (:func:`check_path_int32`), and the synaptic delays of a path (docs/qgraph.md "Synaptic
 delays"): Lava's ``DelayDense``/``DelaySparse`` deliver a delay ``d`` at ``t + 1 + d``,
 exactly the arrival step of the docs, so a path's delays are passed through unchanged
-(docs/lava.md "Synaptic delays"). Split from ``lava.py`` (which keeps the Lava process network
-and its run) to keep each module readable; it is part of the same backend and needs no
-lava-nc.
+(docs/lava.md "Synaptic delays: DelayDense and DelaySparse"). Split from ``lava.py`` (which
+keeps the Lava process network and its run) to keep each module readable; it is part of
+the same backend and needs no lava-nc.
 
 May import: numpy, scipy, ``snn2hw.common``, ``snn2hw.quant``. Never another backend
 (torch_int, event, onnx) nor pipeline, chip, training, reporting or cli.

@@ -30,7 +30,7 @@ def export_netx(source: Path, target: str, out: Path, spec: SampleSpec | None,
     """Write ``<stem>.qgraph``, ``export.json`` and ``export.md`` for a netx file; returns
     the :class:`~snn2hw.pipeline.export.ExportResult`. ``netx_reset``: netx ``Network``'s
     ``(reset_interval, reset_offset)`` build options (None: no periodic reset), mapped to
-    each LIF's periodic state reset (docs/netx.md "Timing")."""
+    each LIF's periodic state reset (docs/netx.md "Timing: what runs when")."""
     from snn2hw.chip.mapping import format_mapping, map_to_cores
     from snn2hw.chip.targets import load_target
     from snn2hw.netx import netx_to_qgraph, read_netx
@@ -133,7 +133,7 @@ def _markdown(r: dict[str, Any], mapping_table: str) -> str:
                        else "binary spikes"),
         "- periodic state reset: " + (
             f"netx reset_interval {reset['interval']}, reset_offset {reset['offset']} (u and "
-            "v of each layer zeroed at the steps in the table; docs/netx.md \"Timing\")"
+            "v of each layer zeroed at the steps in the table; docs/netx.md, Timing)"
             if reset else "none (every layer starts each sample at rest only)"),
         "",
         "## Assumptions",
