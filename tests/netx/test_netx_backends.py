@@ -144,6 +144,19 @@ def test_tinynet_ground_truth_check_sees_a_wrong_reset_phase(external):
     assert mismatches(netx_to_qgraph(net).graph) > 0
 
 
+def test_lava_dl_netx_reset_options_reproduce_the_tinynet_ground_truth(external):
+    """netx's own Network(reset_interval=17, reset_offset=0) equals the test harness's
+    per-layer resets: 0 errors against gts_tinynet_output, what the export option mirrors."""
+    ref = _lavadl()
+    bias, _ = _tiny_frames(external, 1)
+    path = str(external / "lava-dl-netx/tinynet/tiny.net")
+    gt = np.load(external / "lava-dl-netx/tinynet/gts_tinynet_output.npy")[0, :, 0, 0, :]
+    out = ref.run_netx(path, 20, input_bias=bias, network_reset=(TINY_RESET, 0))[:, 0, 0, :]
+    assert np.abs(out[2:17].T - gt[:, 1:]).sum() == 0
+    off = ref.run_netx(path, 20, input_bias=bias, network_reset=(TINY_RESET, 1))[:, 0, 0, :]
+    assert np.abs(off[2:17].T - gt[:, 1:]).sum() > 0  # the phase matters
+
+
 def test_netx_reset_offsets_follow_netx_create_blocks():
     """netx: layer j gets LIFReset offset K + 1 + j (1-based Lava time), i.e. 0-based step
     K + j; one step later here behind an input block's hop."""
