@@ -270,6 +270,11 @@ def evaluate(checkpoint, device, samples, split, data_dir, trust_pickle, as_json
               "points), integer vs float, on the calibration samples (needs labels).")
 @click.option("--accept-deviation", is_flag=True,
               help="Exit 0 although the deployment check fails; export.md records it.")
+@click.option("--netx-reset-interval", type=POSITIVE, default=None,
+              help="netx source: reset u and v of every layer each N steps, as lava-dl netx's "
+                   "Network(reset_interval=N) (docs/netx.md).")
+@click.option("--netx-reset-offset", type=click.IntRange(min=0), default=0, show_default=True,
+              help="netx source: the reset phase, netx's reset_offset (layer i one step later).")
 @REPORT_OPTION
 @click.option("--json", "as_json", is_flag=True)
 def export(
@@ -290,6 +295,8 @@ def export(
     max_spike_change,
     max_accuracy_drop,
     accept_deviation,
+    netx_reset_interval,
+    netx_reset_offset,
     report,
     as_json,
 ) -> None:
@@ -307,18 +314,25 @@ def export(
       snn2hw export runs/digits_lif/best.pt --target loihi -o build/
       snn2hw export net.nir --convention snntorch --inputs x.npy --target loihi
       snn2hw export model.net --inputs frames.npy --labels y.npy --target loihi
+      snn2hw export tiny.net --inputs frames.npy --netx-reset-interval 17
       snn2hw export runs/digits_lif/best.pt --target onnx -o build/onnx/
     """
     from snn2hw.pipeline.deviation import DeviationLimits
     from snn2hw.pipeline.export import export_artifact
     from snn2hw.pipeline.samples import spec_from_options
 
+    if netx_reset_interval is None and netx_reset_offset:
+        from snn2hw.common.errors import ConfigError
+
+        raise ConfigError(f"{source}: --netx-reset-offset needs --netx-reset-interval")
+    extra = ({} if netx_reset_interval is None
+             else {"netx_reset": (netx_reset_interval, netx_reset_offset)})
     res = export_artifact(
         source, target, out_dir, report=report, dt=dt, convention=convention, reset=reset,
         spec=spec_from_options(dataset, inputs_file, labels_file, encoder, num_steps),
         calib_samples=calib_samples, trust_pickle=trust_pickle, approximate=tuple(approximate),
         limits=DeviationLimits(max_spike_change / 100.0, max_accuracy_drop),
-        accept_deviation=accept_deviation,
+        accept_deviation=accept_deviation, **extra,
     )
     _emit(res.report, as_json, res.describe())
     if res.check is not None and not res.check.passed:

@@ -17,6 +17,11 @@ unshifted products and floor-shifts each arrival step's sum once (one accumulato
 neuron); a uniform delay buffers the finished operator output (the same values, since the
 operator is time-invariant).
 
+Periodic state reset (docs/qgraph.md "Periodic state reset"): a LIF with
+``reset_interval > 0`` has its ``u`` and ``v`` zeroed at the start of every step ``n``
+(0-based; every sample of the batch starts at step 0) with ``n % reset_interval ==
+reset_offset``, before that step's input is integrated.
+
 Multi-spike LIF nodes (``max_spikes > 1``) emit their count as a graded payload, which
 the synaptic kernels multiply like any graded input. ``spikes`` in the result holds that
 payload (uint8 while ``max_spikes <= 255``, wider beyond).
@@ -413,6 +418,16 @@ def _lif_rules(f: NumberFormats) -> tuple[int, ...]:
             f.v_overflow == "saturate", f.threshold_compare == ">=", f.reset == "subtract")
 
 
+def _reset_state(node: LIFNode, n: int, u: np.ndarray, v: np.ndarray) -> None:
+    """The periodic state reset of ``node`` (docs/qgraph.md "Periodic state reset"): zero
+    its ``u`` and ``v`` at the start of step ``n`` (0-based within the sample) when
+    ``reset_interval > 0`` and ``n % reset_interval == reset_offset``."""
+    interval = int(node.reset_interval)
+    if interval > 0 and n % interval == int(node.reset_offset):
+        u.fill(0)
+        v.fill(0)
+
+
 def _check_inputs(graph: QGraph, inputs: Any) -> np.ndarray:
     """Validate ``[F, B, *input_shape]`` integer frames against the input node."""
     node: InputNode = graph.input_node
@@ -544,6 +559,7 @@ def run(
                     a += ops[t].out
                     c += ops[t].cnt
             nd = L.node
+            _reset_state(nd, n, u[name], v[name])  # before this step's input is integrated
             n_spk, n_act, pk = K.lif_step(
                 a, c, u[name], v[name], L.bias, int(nd.du), int(nd.dv), int(nd.vth),
                 int(nd.max_spikes), cur[name], spikes[name][n], *rules,
@@ -600,7 +616,7 @@ class EventBackend(PreparingBackend):
 
     name = "event"
     node_kinds = NODE_KINDS
-    features = frozenset({"delay", "multi_spike"})
+    features = frozenset({"delay", "multi_spike", "periodic_reset"})
     records_state = True
     uses_device = False
     counts_activity = True

@@ -28,6 +28,13 @@ Lowering (one Lava *connection* per synapse path, so every path costs exactly on
   with delay d (they deliver at ``t + 1 + d``, the docs' arrival step); per-synapse
   delays of different lengths only on a ``source -> dense`` path and, there, only with
   ``weight_exp >= 0`` (Lava shifts each delay's products separately).
+* periodic state reset (docs/qgraph.md "Periodic state reset", ``reset_interval`` I,
+  ``reset_offset`` O of a LIF node): the node needs both the sample-boundary reset and
+  its own phase. Where one LIFReset schedule gives both (O = 0 and I divides the
+  sample's N steps) it is ``LIFReset(reset_interval=I, reset_offset=1 % I)``; otherwise
+  the node runs on ``SnnLif`` with the sample schedule plus ``step_interval=I``,
+  ``step_offset=O`` (a second reset counted within the sample). Graphs without it keep
+  Lava's LIFReset;
 * connections fed by a graded source (graded input, multi-spike LIF) get
   ``num_message_bits`` so they multiply the payload.
 
@@ -188,10 +195,15 @@ class LavaNetwork:
         m = int(self.graph.nodes[source].max_spikes)
         return m.bit_length() if m > 1 else 0
 
-    def own_neuron(self, node: LIFNode) -> bool:
-        """Whether ``node`` needs snn2hw's LIF process (rules Lava's LIF lacks)."""
+    def own_neuron(self, node: LIFNode, n_steps: int | None = None) -> bool:
+        """Whether ``node`` needs snn2hw's LIF process (rules Lava's LIF lacks, or a
+        periodic state reset that one ``LIFReset`` schedule cannot combine with the sample
+        boundaries of an ``n_steps``-step run, default :meth:`default_num_steps`)."""
         f = self.graph.formats
-        return node.max_spikes > 1 or f.reset != "zero" or f.threshold_compare != ">"
+        if node.max_spikes > 1 or f.reset != "zero" or f.threshold_compare != ">":
+            return True
+        n = self.default_num_steps() if n_steps is None else int(n_steps)
+        return _lif_reset_schedule(node, n) is None
 
     @property
     def num_connections(self) -> int:
@@ -255,7 +267,8 @@ class LavaNetwork:
             chunk = max(1, min(chunk, _EXTRACTOR_BYTES // (8 * lif.size)))
         net = self._build(data, n_steps, chunk, record_state)
         models: dict[Any, Any] = {Extractor: PyLoihiExtractorModel}
-        own = [net["lifs"][lif.node.name] for lif in self.lifs if self.own_neuron(lif.node)]
+        own = [net["lifs"][lif.node.name] for lif in self.lifs
+               if self.own_neuron(lif.node, n_steps)]
         if own:
             from snn2hw.backends.lava_neuron import model_map
 
@@ -326,9 +339,10 @@ class LavaNetwork:
         lifs: dict[str, Any] = {}
         for lif in self.lifs:
             n = lif.node
-            if self.own_neuron(n):
+            if self.own_neuron(n, n_steps):
                 lifs[n.name] = self._own_lif(lif, n_steps)
                 continue
+            interval, offset = _lif_reset_schedule(n, n_steps) or (n_steps, 1 % n_steps)
             lifs[n.name] = LIFReset(
                 shape=(lif.size,),
                 du=int(n.du),
@@ -336,8 +350,8 @@ class LavaNetwork:
                 vth=int(n.vth),
                 bias_mant=np.asarray(n.bias_mant, np.int64).ravel(),
                 bias_exp=np.asarray(n.bias_exp, np.int64).ravel(),
-                reset_interval=n_steps,  # t % N == 1: the first step of every sample
-                reset_offset=1,
+                reset_interval=interval,  # the first step of every sample (and the
+                reset_offset=offset,  # node's periodic reset): _lif_reset_schedule
                 name=f"lif:{n.name}",
             )
         out_port = {self.input.name: source.s_out, **{k: p.s_out for k, p in lifs.items()}}
@@ -407,6 +421,7 @@ class LavaNetwork:
             bias_exp=np.asarray(n.bias_exp, np.int64).ravel(),
             max_spikes=int(n.max_spikes), reset=f.reset, compare=f.threshold_compare,
             reset_interval=n_steps, reset_offset=1,
+            step_interval=int(n.reset_interval), step_offset=int(n.reset_offset),
             rules={k: getattr(f, k) for k in ("activation_shift", "decay_bits", "u_bits",
                                               "u_overflow", "v_bits", "v_overflow")},
             name=f"lif:{n.name}",
@@ -480,6 +495,23 @@ class LavaNetwork:
                 )
 
 
+def _lif_reset_schedule(node: LIFNode, n_steps: int) -> tuple[int, int] | None:
+    """``(reset_interval, reset_offset)`` of one ``LIFReset`` that zeroes ``u``/``v`` at
+    the first step of every ``n_steps``-step sample and at the node's periodic reset
+    (docs/qgraph.md "Periodic state reset"), or None where no single schedule does both.
+
+    Sample b's step n is Lava's ``time_step = b * N + n + 1`` and LIFReset resets when
+    ``time_step % interval == offset``. Without a periodic reset: ``(N, 1 % N)``. With
+    interval I and offset 0, where I divides N: ``n % I == 0`` is ``time_step % I == 1 %
+    I`` on every sample, and n = 0 is among those steps, so ``(I, 1 % I)`` does both."""
+    interval = int(node.reset_interval)
+    if interval <= 0:
+        return n_steps, 1 % n_steps
+    if int(node.reset_offset) == 0 and n_steps % interval == 0:
+        return interval, 1 % interval
+    return None
+
+
 def _payload_dtype(node: LIFNode) -> type:
     """Record dtype of a LIF's output: uint8 for spikes and counts up to 255."""
     m = int(node.max_spikes)
@@ -542,7 +574,7 @@ class LavaBackend(PreparingBackend):
 
     name = "lava"
     node_kinds = NODE_KINDS
-    features = frozenset({"delay", "multi_spike"})
+    features = frozenset({"delay", "multi_spike", "periodic_reset"})
     records_state = True
     uses_device = False
     counts_activity = False

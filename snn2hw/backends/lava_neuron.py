@@ -14,6 +14,10 @@ leaves through ``s_out`` as a graded spike (payload); the receiving ``Dense``/``
 must be built with ``num_message_bits > 0`` to multiply it (``proc/dense/models.py``).
 Like ``LIFReset``, it zeroes ``u`` and ``v`` when ``time_step % reset_interval ==
 reset_offset`` (the first step of every sample), before integrating that step's input.
+A node with a periodic state reset of its own (docs/qgraph.md "Periodic state reset")
+adds a second schedule counted within the sample: with ``n = (time_step - reset_offset)
+mod reset_interval`` (0 at the sample's first step), ``u`` and ``v`` are also zeroed when
+``n % step_interval == step_offset`` (``step_interval`` 0: none).
 
 Importing this module imports Lava (through :func:`snn2hw.compat.lava_py311.import_lava`,
 which installs the Python 3.11 import fix first); the Lava backend imports it lazily. Lava
@@ -51,17 +55,21 @@ class SnnLif(AbstractProcess):
     ``shape``: flat ``(n,)``; ``du``, ``dv``, ``vth`` scalars; ``bias_mant``,
     ``bias_exp`` per neuron; ``max_spikes``: largest payload (1: binary spikes);
     ``reset``: ``"zero"`` or ``"subtract"``; ``compare``: ``">"`` or ``">="``;
-    ``reset_interval``/``reset_offset``: state reset schedule (as ``LIFReset``); ``rules``:
+    ``reset_interval``/``reset_offset``: state reset schedule (as ``LIFReset``; the
+    sample boundaries); ``step_interval``/``step_offset``: the node's periodic reset
+    within each sample (0: none, module docstring); ``rules``:
     the number formats' arithmetic (``activation_shift``, ``decay_bits``, ``u_bits``,
     ``u_overflow``, ``v_bits``, ``v_overflow``)."""
 
     def __init__(self, *, shape: tuple[int, ...], du: int, dv: int, vth: int,
                  bias_mant: np.ndarray, bias_exp: np.ndarray, max_spikes: int, reset: str,
                  compare: str, reset_interval: int, reset_offset: int,
-                 rules: dict[str, Any], name: str | None = None) -> None:
+                 rules: dict[str, Any], step_interval: int = 0, step_offset: int = 0,
+                 name: str | None = None) -> None:
         super().__init__(shape=shape, max_spikes=int(max_spikes), reset=reset,
                          compare=compare, reset_interval=int(reset_interval),
-                         reset_offset=int(reset_offset), rules=dict(rules), name=name)
+                         reset_offset=int(reset_offset), step_interval=int(step_interval),
+                         step_offset=int(step_offset), rules=dict(rules), name=name)
         self.a_in = InPort(shape=shape)
         self.s_out = OutPort(shape=shape)
         self.u = Var(shape=shape, init=0)
@@ -111,17 +119,31 @@ class PySnnLifModel(PyLoihiProcessModel):
         self.ge = proc_params["compare"] == ">="
         self.reset_interval = int(proc_params["reset_interval"])
         self.reset_offset = int(proc_params["reset_offset"]) % self.reset_interval
+        self.step_interval = int(proc_params.get("step_interval", 0))
+        self.step_offset = int(proc_params.get("step_offset", 0))
         r = proc_params["rules"]
         self.sh = int(r["activation_shift"])
         self.db = int(r["decay_bits"])
         self.u_bits, self.u_rule = int(r["u_bits"]), str(r["u_overflow"])
         self.v_bits, self.v_rule = int(r["v_bits"]), str(r["v_overflow"])
 
+    def _resets_now(self) -> bool:
+        """A new sample starts (``time_step % reset_interval == reset_offset``) or the
+        node's own periodic reset falls on this step of the sample."""
+        n = (self.time_step - self.reset_offset) % self.reset_interval  # step in sample
+        if n == 0:
+            return True
+        return self.step_interval > 0 and n % self.step_interval == self.step_offset
+
+    def _reset_state(self) -> None:
+        """Zero ``u`` and ``v`` where :meth:`_resets_now`."""
+        if self._resets_now():
+            self.u[:] = 0
+            self.v[:] = 0
+
     def run_spk(self) -> None:
         a = np.asarray(self.a_in.recv()).astype(np.int64)
-        if self.time_step % self.reset_interval == self.reset_offset:
-            self.u[:] = 0  # a new sample starts: state reset before integrating
-            self.v[:] = 0
+        self._reset_state()  # before integrating this step's input
         u = np.asarray(self.u, np.int64)
         v = np.asarray(self.v, np.int64)
         be = np.asarray(self.bias_exp, np.int64)

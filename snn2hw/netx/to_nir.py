@@ -91,6 +91,9 @@ def qgraph_to_nir(graph: QGraph) -> nir.NIRGraph:
             nodes[name] = nir.Flatten(input_type={"input": np.array(n.input_shape)},
                                       start_dim=0, end_dim=-1)
         elif n.kind == "lif":
+            if int(n.reset_interval):
+                raise NetxError(f"'{name}': periodic state reset (netx reset_interval "
+                                f"{n.reset_interval}) has no NIR form")
             nodes[name] = _neuron(n, graph.dt)[1]
         else:
             raise NetxError(f"'{name}': node kind '{n.kind}' has no NIR form here")

@@ -18,7 +18,13 @@ restated in docs/netx.md:
 * ``flatten`` -> :class:`FlattenNode` (C, H, W order, what netx's ``transpose([2, 1, 0])``
   of its W, H, C layout gives);
 * ``input`` with a neuron -> :class:`InputNode` (graded) -> identity synapse -> LIF: the
-  input block's neuron is driven through its current input ``a_in``.
+  input block's neuron is driven through its current input ``a_in``;
+* netx's ``Network(reset_interval=I, reset_offset=K)`` build options (``create_blocks``:
+  every neuron layer j, 0-based in block order, gets ``LIFReset(reset_interval=I,
+  reset_offset=K + 1 + j)``, Lava's time being 1-based) -> ``LIFNode.reset_interval = I``,
+  ``reset_offset = (K + j + h) mod I``, with ``h = 1`` when the first block is an input
+  block with a neuron (netx feeds that neuron directly, snn2hw through one synapse hop, so
+  the whole network runs one step later here) and 0 otherwise (:func:`netx_reset_offsets`).
 
 Anything snn2hw cannot execute exactly is refused with the layer index, the block name and
 what would be needed (:class:`NetxError`); nothing is dropped silently.
@@ -409,15 +415,52 @@ def _refuse_block(path: Any, layer: NetxLayer) -> None:
                     f"{needs.get(layer.type, layer.type)} in the netx reader")
 
 
+def netx_reset_offsets(num_layers: int, interval: int, offset: int,
+                       has_input_block: bool) -> list[int]:
+    """``LIFNode.reset_offset`` of each of ``num_layers`` neuron layers (block order) for
+    netx's ``reset_interval=interval, reset_offset=offset`` build options (module
+    docstring): layer j resets at 0-based step ``offset + j`` of netx's timing, which is
+    step ``offset + j + 1`` here when an input block's neuron leads (one hop later)."""
+    hop = 1 if has_input_block else 0
+    return [(offset + j + hop) % interval for j in range(num_layers)]
+
+
+def _apply_netx_reset(net: NetxNetwork, nodes: dict[str, Any], has_input_block: bool,
+                      interval: int | None, offset: int, notes: list[str]) -> None:
+    """Set every LIF's periodic state reset from netx's build options (none: nothing)."""
+    if interval is None:
+        if offset:
+            raise NetxError(f"{net.path}: a netx reset offset ({offset}) needs a reset "
+                            "interval (--netx-reset-interval N)")
+        return
+    if isinstance(interval, bool) or int(interval) < 1 or int(offset) < 0:
+        raise NetxError(f"{net.path}: netx reset interval {interval} / offset {offset}: need "
+                        "an interval >= 1 and an offset >= 0 (netx's Network options)")
+    lifs = [n for n in nodes.values() if isinstance(n, LIFNode)]
+    offsets = netx_reset_offsets(len(lifs), int(interval), int(offset), has_input_block)
+    for node, off in zip(lifs, offsets, strict=True):
+        node.reset_interval, node.reset_offset = int(interval), off
+    where = ", ".join(f"{n.name} at steps {n.reset_offset} mod {interval}" for n in lifs)
+    notes.append(
+        f"netx reset_interval={interval}, reset_offset={offset}: u and v of {where}"
+        + (" (one step later than netx: the input block's neuron is one synapse hop away "
+           "here)" if has_input_block else ""))
+
+
 def netx_to_qgraph(net: NetxNetwork, *, target: str = "loihi",
                    formats: NumberFormats = LOIHI_FORMATS,
                    input_message_bits: int | None = None,
-                   num_steps: int | None = None) -> NetxGraph:
+                   num_steps: int | None = None,
+                   reset_interval: int | None = None,
+                   reset_offset: int = 0) -> NetxGraph:
     """Build the validated :class:`QGraph` of a parsed netx network for ``target``.
 
     ``input_message_bits``: payload bits of the input frames (default: binary spikes, or
     :data:`INPUT_BLOCK_MESSAGE_BITS` when the first block is an input block with a neuron).
-    ``num_steps``: input frames per sample (default: the file's ``simulation/tSample``)."""
+    ``num_steps``: input frames per sample (default: the file's ``simulation/tSample``).
+    ``reset_interval`` / ``reset_offset``: netx ``Network``'s build options of the same
+    names (None: no periodic reset), mapped to each LIF's periodic state reset (module
+    docstring)."""
     check_formats(formats, target)
     b = _Builder(net, formats, input_message_bits)
     for layer in net.layers:
@@ -428,6 +471,7 @@ def netx_to_qgraph(net: NetxNetwork, *, target: str = "loihi",
         handler(layer)
     if not any(isinstance(n, LIFNode) for n in b.nodes.values()):
         raise NetxError(f"{net.path}: no neuron block, nothing to run")
+    _apply_netx_reset(net, b.nodes, b.has_input_block, reset_interval, reset_offset, b.notes)
     last = b.src
     assert last is not None and b.shape is not None
     b.add(OutputNode("output", tuple(b.shape)), last)
@@ -436,7 +480,10 @@ def netx_to_qgraph(net: NetxNetwork, *, target: str = "loihi",
     graph = QGraph(
         nodes=b.nodes, edges=b.edges, dt=ts * 1e-3, target=target, num_steps=steps,
         metadata={"source_format": "lava-dl netx", "netx_file": net.path.name,
-                  "netx_input_block": b.has_input_block},
+                  "netx_input_block": b.has_input_block,
+                  **({"netx_reset": {"interval": int(reset_interval),
+                                     "offset": int(reset_offset)}}
+                     if reset_interval is not None else {})},
         formats=formats,
     )
     try:

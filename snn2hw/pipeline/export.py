@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 from snn2hw.common.atomic_io import atomic_write_text, file_sha256
-from snn2hw.common.errors import DatasetError, GraphError
+from snn2hw.common.errors import ConfigError, DatasetError, GraphError
 from snn2hw.common.readout import accuracy, classify
 from snn2hw.common.tables import markdown_table
 from snn2hw.common.units import DEFAULT_DT
@@ -91,6 +91,7 @@ def export(
     approximate: tuple[str, ...] = (),
     limits: DeviationLimits | None = None,
     accept_deviation: bool = False,
+    netx_reset: tuple[int, int] | None = None,
 ) -> ExportResult:
     """Export ``source`` (a snn2hw checkpoint or a ``.nir`` file) for ``target``: write the
     NIR file, quantize on calibration samples, map onto cores, measure what deployment
@@ -100,7 +101,8 @@ def export(
     which is recorded in the report). ``approximate``: what the user accepts where the
     target's neurons cannot do what the source's do ("reset", "threshold", "spikes";
     docs/nir.md "Framework conventions on a target"); anything else is refused, naming the
-    node."""
+    node. ``netx_reset``: netx's ``(reset_interval, reset_offset)`` (a ``.net`` source
+    only)."""
     from snn2hw.chip.mapping import map_to_cores
     from snn2hw.chip.targets import load_target
     from snn2hw.nir import NIRNet
@@ -115,7 +117,10 @@ def export(
             from snn2hw.pipeline.netx_export import export_netx
 
             _remove_previous_export(out, source.stem)
-            return export_netx(source, target, out, spec)
+            return export_netx(source, target, out, spec, netx_reset)
+        if netx_reset is not None:
+            raise ConfigError(f"{source}: --netx-reset-interval/--netx-reset-offset apply to "
+                              "lava-dl netx files (.net) only")
         tgt = load_target(target)
         nir_path = out / f"{source.stem}.nir"
         _remove_previous_export(out, source.stem)

@@ -25,9 +25,12 @@ from snn2hw.pipeline.samples import (
 from snn2hw.quant.inputs import InputFormat
 
 
-def export_netx(source: Path, target: str, out: Path, spec: SampleSpec | None) -> Any:
+def export_netx(source: Path, target: str, out: Path, spec: SampleSpec | None,
+                netx_reset: tuple[int, int] | None = None) -> Any:
     """Write ``<stem>.qgraph``, ``export.json`` and ``export.md`` for a netx file; returns
-    the :class:`~snn2hw.pipeline.export.ExportResult`."""
+    the :class:`~snn2hw.pipeline.export.ExportResult`. ``netx_reset``: netx ``Network``'s
+    ``(reset_interval, reset_offset)`` build options (None: no periodic reset), mapped to
+    each LIF's periodic state reset (docs/netx.md "Timing: what runs when")."""
     from snn2hw.chip.mapping import format_mapping, map_to_cores
     from snn2hw.chip.targets import load_target
     from snn2hw.netx import netx_to_qgraph, read_netx
@@ -42,7 +45,12 @@ def export_netx(source: Path, target: str, out: Path, spec: SampleSpec | None) -
     stored_spec = bundle_sample_files(spec, out, source.stem)
     spec = resolve_sample_files(stored_spec, out)
     net = read_netx(source)
-    res = netx_to_qgraph(net, target=tgt.name, formats=tgt.number_formats)
+    # inputs/labels files travel with the artifact (read relative to it, never outside)
+    stored_spec = bundle_sample_files(spec, out, source.stem)
+    spec = resolve_sample_files(stored_spec, out)
+    interval, offset = netx_reset if netx_reset is not None else (None, 0)
+    res = netx_to_qgraph(net, target=tgt.name, formats=tgt.number_formats,
+                         reset_interval=interval, reset_offset=offset)
     graph = res.graph
     fmt = InputFormat(graph.input_node.message_bits, 1.0)
     samples = load_samples(spec, fmt, "test", 1)
@@ -61,6 +69,8 @@ def export_netx(source: Path, target: str, out: Path, spec: SampleSpec | None) -
         "input_format": fmt.to_dict(), "samples": stored_spec.to_dict(),
         "float_accuracy": float_acc,
         "float_rates": rates, "blocks": _blocks(graph), "resources": mapping.to_dict(),
+        "netx_reset": ({"interval": interval, "offset": offset} if interval is not None
+                       else None),
         "files": {"qgraph": str(qpath), "nir": str(nir_path) if nir_path else None},
         "seconds": time.monotonic() - t0,
     }
@@ -105,7 +115,8 @@ def _blocks(graph: Any) -> list[dict[str, Any]]:
     for n in graph.nodes.values():
         row: dict[str, Any] = {"name": n.name, "kind": n.kind}
         if n.kind == "lif":
-            row.update(shape=list(n.shape), du=n.du, dv=n.dv, vth=n.vth)
+            row.update(shape=list(n.shape), du=n.du, dv=n.dv, vth=n.vth,
+                       reset_interval=int(n.reset_interval), reset_offset=int(n.reset_offset))
         elif n.kind in ("dense", "conv"):
             row.update(weight_shape=list(n.weight.shape), weight_exp=n.weight_exp)
         rows.append(row)
@@ -113,19 +124,25 @@ def _blocks(graph: Any) -> list[dict[str, Any]]:
 
 
 def _markdown(r: dict[str, Any], mapping_table: str) -> str:
-    lif_rows = [[b["name"], b["shape"], b["du"], b["dv"], b["vth"]]
-                for b in r["blocks"] if b["kind"] == "lif"]
+    lif_rows = [[b["name"], b["shape"], b["du"], b["dv"], b["vth"],
+                 f"{b['reset_offset']} mod {b['reset_interval']}" if b["reset_interval"]
+                 else "-"] for b in r["blocks"] if b["kind"] == "lif"]
+    reset = r.get("netx_reset")
     return "\n".join([
         f"# Export of `{r['source']}` (lava-dl netx) for {r['target']}",
         "",
         f"- dt: {r['dt']} s; integers taken from the netx file unchanged (docs/netx.md)",
         "- input: " + (f"{bits}-bit graded frames" if (bits := r["input_format"]["message_bits"])
                        else "binary spikes"),
+        "- periodic state reset: " + (
+            f"netx reset_interval {reset['interval']}, reset_offset {reset['offset']} (u and "
+            "v of each layer zeroed at the steps in the table; docs/netx.md, Timing)"
+            if reset else "none (every layer starts each sample at rest only)"),
         "",
         "## Assumptions",
         *([f"- {a}" for a in r["assumptions"]] or ["- none"]),
         "",
         "## Neurons",
-        markdown_table(["layer", "shape", "du", "dv", "vth"], lif_rows),
+        markdown_table(["layer", "shape", "du", "dv", "vth", "u, v reset at step"], lif_rows),
         "", "## Resources", "```", mapping_table, "```", "",
     ])

@@ -123,3 +123,43 @@ def test_a_checkpoint_named_nir_is_named_as_a_checkpoint(tmp_path):
     msg = _one_line_error(CliRunner().invoke(
         main, ["export", str(p), "-o", str(tmp_path / "o"), "--inputs", str(p)]))
     assert "PyTorch checkpoint" in msg and "not a NIR graph" in msg
+
+
+def test_tinynet_export_with_netx_resets_records_them_and_meets_the_ground_truth(external,
+                                                                                 tmp_path):
+    """``--netx-reset-interval 17``: netx's Network(reset_interval=17) as each layer's
+    periodic reset (one step later than netx behind the input block's hop), recorded in
+    export.md; the exported graph gives lava-dl's gts_tinynet_output on the event backend."""
+    from snn2hw.backends import event
+    from snn2hw.quant.qgraph import QGraph
+
+    tiny = external / "lava-dl-netx/tinynet"
+    bias = np.load(tiny / "gts_tinynet_input_bias.npy")
+    frames = np.broadcast_to(bias.transpose(2, 1, 0).astype(np.int64), (20, 1, 3, 16, 16))
+    np.save(tmp_path / "x.npy", frames)
+    out = tmp_path / "o"
+    r = CliRunner().invoke(main, ["export", str(tiny / "tiny.net"), "-o", str(out), "--inputs",
+                                  str(tmp_path / "x.npy"), "--netx-reset-interval", "17",
+                                  "--no-report", "--json"])
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.output)["netx_reset"] == {"interval": 17, "offset": 0}
+    md = (out / "export.md").read_text()
+    assert "netx reset_interval 17, reset_offset 0" in md and "| lif2 |" in md
+    assert "3 mod 17" in md
+    g = QGraph.load(out / "tiny.qgraph")
+    assert [n.reset_offset for n in g.lif_nodes] == [1, 2, 3]
+    spk = event.run(g, frames, num_steps=20).spikes["lif2"][:, 0, :, 0, 0]
+    gt = np.load(tiny / "gts_tinynet_output.npy")[0, :, 0, 0, :]
+    assert np.abs(spk[3:18].T.astype(np.int64) - gt[:, 1:]).sum() == 0
+
+
+def test_netx_reset_options_outside_a_netx_export_are_one_line(external, tmp_path):
+    tiny = external / "lava-dl-netx/tinynet/tiny.net"
+    msg = _one_line_error(CliRunner().invoke(
+        main, ["export", str(tiny), "-o", str(tmp_path / "o"), "--netx-reset-offset", "2"]))
+    assert "--netx-reset-offset needs --netx-reset-interval" in msg
+    nir_file = external / "nir-paper/01_lif/lif_norse.nir"
+    msg = _one_line_error(CliRunner().invoke(
+        main, ["export", str(nir_file), "-o", str(tmp_path / "n"), "--netx-reset-interval", "4",
+               "--inputs", str(nir_file)]))
+    assert "apply to lava-dl netx files (.net) only" in msg

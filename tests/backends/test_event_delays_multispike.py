@@ -209,5 +209,5 @@ def test_the_reference_itself_catches_a_missing_delay():
 
 
 def test_features_are_declared():
-    assert event.BACKEND.features == {"delay", "multi_spike"}
+    assert event.BACKEND.features == {"delay", "multi_spike", "periodic_reset"}
     assert LOIHI2.max_synaptic_delay == 63

@@ -127,7 +127,7 @@ def test_plain_loihi_graphs_keep_lavas_own_lif_and_features_are_declared():
     g = make([InputNode("in", (1,)), dense("fc", [[100]]), lif("l", 1, vth=10)],
              [("in", "fc"), ("fc", "l")], num_steps=2, fmt=formats())
     assert not lava_backend.LavaNetwork(g).own_neuron(g.nodes["l"])
-    assert lava_backend.BACKEND.features == {"delay", "multi_spike"}
+    assert lava_backend.BACKEND.features == {"delay", "multi_spike", "periodic_reset"}
 
 
 def test_default_run_length_covers_delays():

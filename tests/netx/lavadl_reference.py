@@ -36,21 +36,25 @@ def import_netx() -> Any:
 
 
 def run_netx(path: str, num_steps: int, *, input_frames: np.ndarray | None = None,
-             input_bias: np.ndarray | None = None, layer_reset: int | None = None
-             ) -> np.ndarray:
+             input_bias: np.ndarray | None = None, layer_reset: int | None = None,
+             network_reset: tuple[int, int] | None = None) -> np.ndarray:
     """Output spikes ``[num_steps, *out]`` (W, H, C order as netx builds it) of lava-dl's
     netx network on Lava's fixed-point models.
 
     ``input_frames`` ``[*in_shape, T]`` go through a RingBuffer into the network input
     (as lava-dl's oxford tutorial does); ``input_bias`` sets the input block's
     ``bias_mant`` (as lava-dl's tinynet test does); ``layer_reset`` adds that test's
-    per-layer ``io.reset.Reset(interval=layer_reset, offset=i - 1)`` of u and v."""
+    per-layer ``io.reset.Reset(interval=layer_reset, offset=i - 1)`` of u and v;
+    ``network_reset`` ``(interval, offset)`` builds the network with netx's own
+    ``reset_interval`` / ``reset_offset`` options instead."""
     hdf5 = import_netx()
     from lava.magma.core.run_conditions import RunSteps
     from lava.magma.core.run_configs import Loihi2SimCfg
     from lava.proc import io
 
-    net = hdf5.Network(net_config=path)
+    opts = ({} if network_reset is None
+            else {"reset_interval": network_reset[0], "reset_offset": network_reset[1]})
+    net = hdf5.Network(net_config=path, **opts)
     sink = io.sink.RingBuffer(shape=net.out_layer.out.shape, buffer=num_steps)
     net.out_layer.out.connect(sink.a_in)
     if input_frames is not None:
