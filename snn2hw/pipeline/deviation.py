@@ -316,6 +316,34 @@ def _find_causes(check: DeploymentCheck, graph: QGraph, ints: np.ndarray,
     check.failures.append(text)
 
 
+COLLAPSED_ZERO_SHARE = 0.9  # weights left zero by quantization that make a layer "collapsed"
+COLLAPSED_MAX_WEIGHT = 4
+
+
+def _collapsed_weights(graph: QGraph, layer: str) -> str | None:
+    """A cause when quantization left the layer's incoming weights almost all zero: the
+    weight scale was squeezed (on Loihi 1 typically by the chip's worst-case synaptic-sum
+    limit with a large fan-in of graded input, docs/loihi-edges.md)."""
+    ws = [np.asarray(graph.nodes[op].weight) for path in graph.synapse_paths(layer)
+          for op in path[1:] if hasattr(graph.nodes[op], "weight")]
+    if not ws:
+        return None
+    flat = np.concatenate([w.ravel() for w in ws])
+    zero = float((flat == 0).mean())
+    top = int(np.abs(flat).max()) if flat.size else 0
+    if zero < COLLAPSED_ZERO_SHARE or top > COLLAPSED_MAX_WEIGHT:
+        return None
+    limited = "chip_limits" in graph.metadata
+    why = (" by the chip's worst-case input-sum limits (docs/loihi-edges.md): the fan-in "
+           "times the largest input it may receive must fit the accumulator"
+           if limited else "")
+    fix = (" feed binary (spiking) input instead of graded values, reduce the fan-in, or "
+           "use a target without these limits (e.g. loihi2)" if limited else
+           " check the calibration range")
+    return (f"quantization range: the incoming weights collapsed{why} ({zero:.1%} are 0, "
+            f"largest |w| = {top});{fix}")
+
+
 def _causes(lay: LayerDeviation, graph: QGraph, dn: Any, state: Any, over: set[str],
             layers: dict[str, LayerDeviation]) -> list[str]:
     node: LIFNode = graph.nodes[lay.layer]
@@ -349,6 +377,9 @@ def _causes(lay: LayerDeviation, graph: QGraph, dn: Any, state: Any, over: set[s
             if wraps:
                 out.append(f"quantization range: u wraps around its {f.u_bits} bits in "
                            f"{wraps} neuron-steps")
+    collapsed = _collapsed_weights(graph, lay.layer)
+    if collapsed and (lay.change is None or lay.change < 0):
+        out.append(collapsed)
     sources = {p[0] for p in graph.synapse_paths(lay.layer)} - {lay.layer}
     ups = sorted(sources & set(over))
     if ups:

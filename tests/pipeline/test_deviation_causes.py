@@ -101,3 +101,27 @@ def test_an_accuracy_drop_fails_only_when_it_is_not_chance():
         assert chk.accuracy_p == 0.5**lost  # one-sided exact McNemar with no gains
         assert chk.passed is not fails, chk.failures
     assert "accuracy drops 18.75 pp" in chk.failures[0] and "p = 0.0156" in chk.failures[0]
+
+
+def test_weights_collapsed_by_quantization_are_named_as_the_cause():
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "backends"))
+    from qgraph_builders import dense, lif, make_graph
+
+    from snn2hw.pipeline.deviation import _collapsed_weights
+    from snn2hw.quant.qgraph import InputNode
+
+    def graph(w):
+        g = make_graph([InputNode("in", (50,)), dense("d", w), lif("l", 4)],
+                       [("in", "d"), ("d", "l")])
+        g.metadata["chip_limits"] = {"chip_accumulator_bits": 21}
+        return g
+
+    squeezed = np.zeros((4, 50), np.int64)
+    squeezed[0, :3] = 2  # 98.5 % zero, largest 2: what a worst-case sum bound leaves
+    cause = _collapsed_weights(graph(squeezed), "l")
+    assert cause and "collapsed" in cause and "loihi2" in cause and "largest |w| = 2" in cause
+    healthy = np.random.default_rng(0).integers(-60, 60, (4, 50)) * 2
+    assert _collapsed_weights(graph(healthy), "l") is None
