@@ -6,7 +6,7 @@ and under snn2hw's (idle threads sleep: ``OMP_WAIT_POLICY=PASSIVE``, snn2hw/comm
 Workloads (each in a fresh process, so the policy is read when torch loads):
 ``lif_loop`` a 100-step two-layer LIF loop in float torch (784-1024-1024, batch 64, 5 %
 input activity; the shape of training/float-path inference), and ``torch_int`` the torch
-integer backend on a 784-1024-10 quantized MLP (batch 64, 100 frames). Each runs with 1
+integer backend on a 784-1024-10 quantized MLP (batch 16, 50 frames). Each runs with 1
 and with all available threads, alone and beside one CPU-bound competing process; the
 table gives the median of ``--rounds`` rounds and the slowdown against the same run alone.
 """
@@ -47,8 +47,8 @@ nodes = [InputNode("input", (784,)), DenseNode("fc1", rng.integers(-60, 80, (102
          lif("lif2", 10, 600), OutputNode("output", (10,))]
 edges = [("input", "fc1"), ("fc1", "lif1"), ("lif1", "fc2"), ("fc2", "lif2"),
          ("lif2", "output")]
-g = QGraph({n.name: n for n in nodes}, edges, 1e-3, "loihi", 100).validate()
-x = (rng.random((100, 64, 784)) < 0.05).astype(np.int64)
+g = QGraph({n.name: n for n in nodes}, edges, 1e-3, "loihi", 50).validate()
+x = (rng.random((50, 16, 784)) < 0.05).astype(np.int64)
 backend = registry.get("torch-int")
 def work():
     backend.run(g, x)
