@@ -1,0 +1,170 @@
+"""Linear layer products over the active inputs only, for sparse (spike) inputs on CPU.
+
+A layer fed by spikes sees mostly zeros: at a firing rate ``d`` the forward product
+``y = x Wᵀ + b`` and the weight gradient ``dW = gyᵀ x`` need only ``d`` of the dense
+multiply-adds. With ``x`` ``[R, K]`` (all ``T·B`` rows) compressed once per forward pass
+into its nonzeros by row (CSR) and by column (CSC):
+
+    y[r, :]  = b + Σ_{j: x[r,j]≠0} x[r, j] · Wᵀ[j, :]          (rows in parallel)
+    dWᵀ[j, :] = Σ_{r: x[r,j]≠0} x[r, j] · gy[r, :]            (input columns in parallel)
+
+The input gradient ``gx = gy W`` is dense (``gy`` is, under a surrogate gradient) and
+stays a BLAS product; the bias gradient is ``Σ_r gy[r, :]``. The math is the dense
+layer's; only the order of the float additions differs (results agree to rounding, see
+``tests/nn/test_sparse_linear.py``). The sparse kernels pay about one load and one store
+per multiply-add where BLAS reuses registers and cache blocks, so they win only below a
+density (:data:`SPARSE_MAX_DENSITY`, measured on this machine's CPUs with
+``benchmarks/bench_training.py``); :func:`use_sparse` checks it per call, so a layer
+whose input becomes dense (or that is fed analog currents) runs the dense product.
+"""
+
+from __future__ import annotations
+
+import numba
+import numpy as np
+import torch
+
+SPARSE_MAX_DENSITY = 0.2
+"""Largest fraction of nonzero inputs for which the sparse products are used."""
+SPARSE_MIN_OUT = 32
+"""Narrower layers (few outputs) run dense: per nonzero the sparse kernels do too little
+work (an ``out``-long vector update) to beat one BLAS call."""
+
+
+@numba.njit(cache=True)
+def _compress(x):  # pragma: no cover - numba
+    """CSR (row pointers, column indices, values) and CSC (column pointers, row indices,
+    values) of the nonzeros of ``x`` ``[R, K]``."""
+    R, K = x.shape
+    row_ptr = np.zeros(R + 1, dtype=np.int64)
+    col_ptr = np.zeros(K + 1, dtype=np.int64)
+    for r in range(R):
+        cnt = 0
+        for j in range(K):
+            if x[r, j] != 0:
+                cnt += 1
+                col_ptr[j + 1] += 1
+        row_ptr[r + 1] = row_ptr[r] + cnt
+    for j in range(K):
+        col_ptr[j + 1] += col_ptr[j]
+    nnz = row_ptr[R]
+    cols = np.empty(nnz, dtype=np.int32)
+    rvals = np.empty(nnz, dtype=x.dtype)
+    rows = np.empty(nnz, dtype=np.int32)
+    cvals = np.empty(nnz, dtype=x.dtype)
+    fill = col_ptr[:K].copy()
+    p = 0
+    for r in range(R):
+        for j in range(K):
+            v = x[r, j]
+            if v != 0:
+                cols[p] = j
+                rvals[p] = v
+                p += 1
+                q = fill[j]
+                rows[q] = r
+                cvals[q] = v
+                fill[j] = q + 1
+    return row_ptr, cols, rvals, col_ptr, rows, cvals
+
+
+@numba.njit(parallel=True, cache=True, fastmath=False)
+def _forward_rows(row_ptr, cols, vals, wt, bias, has_bias, out):  # pragma: no cover
+    """``out[r] = bias + Σ vals · wt[cols]`` over the nonzeros of row r; ``wt`` = Wᵀ."""
+    R, O = out.shape
+    for r in numba.prange(R):
+        o = out[r]
+        if has_bias:
+            for k in range(O):
+                o[k] = bias[k]
+        else:
+            for k in range(O):
+                o[k] = 0.0
+        for p in range(row_ptr[r], row_ptr[r + 1]):
+            v = vals[p]
+            w = wt[cols[p]]
+            for k in range(O):
+                o[k] += v * w[k]
+
+
+@numba.njit(parallel=True, cache=True, fastmath=False)
+def _weight_grad_cols(col_ptr, rows, vals, gy, gwt):  # pragma: no cover
+    """``gwt[j] = Σ vals · gy[rows]`` over the nonzeros of input column j; ``gwt`` = dWᵀ."""
+    K, O = gwt.shape
+    for j in numba.prange(K):
+        g = gwt[j]
+        for k in range(O):
+            g[k] = 0.0
+        for p in range(col_ptr[j], col_ptr[j + 1]):
+            v = vals[p]
+            gr = gy[rows[p]]
+            for k in range(O):
+                g[k] += v * gr[k]
+
+
+def use_sparse(x: torch.Tensor, weight: torch.Tensor) -> bool:
+    """Whether :func:`sparse_linear` pays off for input ``x`` ``[..., K]`` (CPU float32/64,
+    the weight's dtype, at least :data:`SPARSE_MIN_OUT` outputs, measured density at most
+    :data:`SPARSE_MAX_DENSITY`)."""
+    if (
+        x.device.type != "cpu"
+        or weight.device.type != "cpu"
+        or x.dtype not in (torch.float32, torch.float64)
+        or weight.dtype != x.dtype
+        or x.dim() < 2
+        or weight.shape[0] < SPARSE_MIN_OUT
+        or x.numel() == 0
+    ):
+        return False
+    return int(torch.count_nonzero(x)) <= SPARSE_MAX_DENSITY * x.numel()
+
+
+class _SparseInputLinear(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x, weight, bias):  # type: ignore[override]
+        shape = x.shape
+        x2 = x.detach().reshape(-1, shape[-1]).contiguous().numpy()
+        w = weight.detach()
+        row_ptr, cols, rvals, col_ptr, rows, cvals = _compress(x2)
+        out = np.empty((x2.shape[0], w.shape[0]), dtype=x2.dtype)
+        b = bias.detach().contiguous().numpy() if bias is not None else out[:0, 0]
+        _forward_rows(row_ptr, cols, rvals, w.t().contiguous().numpy(), b, bias is not None,
+                      out)
+        ctx.save_for_backward(weight)
+        ctx.csc = (col_ptr, rows, cvals)
+        ctx.in_shape = shape
+        ctx.has_bias = bias is not None
+        return torch.from_numpy(out).reshape(*shape[:-1], w.shape[0])
+
+    @staticmethod
+    def backward(ctx, grad_out):  # type: ignore[override]
+        (weight,) = ctx.saved_tensors
+        gy = grad_out.reshape(-1, grad_out.shape[-1]).contiguous()
+        gx = gw = gb = None
+        if ctx.needs_input_grad[0]:
+            gx = (gy @ weight).reshape(ctx.in_shape)
+        if ctx.needs_input_grad[1]:
+            col_ptr, rows, cvals = ctx.csc
+            gwt = np.empty((weight.shape[1], weight.shape[0]), dtype=cvals.dtype)
+            _weight_grad_cols(col_ptr, rows, cvals, gy.numpy(), gwt)
+            gw = torch.from_numpy(gwt).t().contiguous()
+        if ctx.has_bias and ctx.needs_input_grad[2]:
+            gb = gy.sum(0)
+        ctx.csc = None
+        return gx, gw, gb
+
+
+def sparse_linear(
+    x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None
+) -> torch.Tensor:
+    """``F.linear(x, weight, bias)`` computed over the nonzeros of ``x`` (CPU; forward and
+    weight gradient; see the module doc). Any density works; it is faster only for sparse
+    ``x`` (:func:`use_sparse`)."""
+    if x.device.type != "cpu":
+        raise ValueError("sparse_linear runs on CPU tensors only; use F.linear on other devices")
+    if x.shape[-1] != weight.shape[1]:
+        raise ValueError(
+            f"sparse_linear: input has {x.shape[-1]} features, the weight expects "
+            f"{weight.shape[1]}"
+        )
+    return _SparseInputLinear.apply(x, weight, bias)
