@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from snn2hw.nn.sparse import sparse_linear, use_sparse
+from snn2hw.nn.sparse import SparseInput, sparse_eligible, sparse_linear
 
 
 def _seq(fn, x: torch.Tensor) -> torch.Tensor:
@@ -30,8 +30,10 @@ class SeqLinear(nn.Linear):
     sparse_inputs: bool = True
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
-        if self.sparse_inputs and use_sparse(x, self.weight):
-            return sparse_linear(x, self.weight, self.bias)
+        if self.sparse_inputs and sparse_eligible(x, self.weight):
+            sp = SparseInput.if_sparse(x)
+            if sp is not None:
+                return sparse_linear(x, self.weight, self.bias, sp)
         return super().forward(x)  # matmul broadcasts over leading dims
 
 

@@ -14,7 +14,7 @@ layer's; only the order of the float additions differs (results agree to roundin
 ``tests/nn/test_sparse_linear.py``). The sparse kernels pay about one load and one store
 per multiply-add where BLAS reuses registers and cache blocks, so they win only below a
 density (:data:`SPARSE_MAX_DENSITY`, measured on this machine's CPUs with
-``benchmarks/bench_training.py``); :func:`use_sparse` checks it per call, so a layer
+``benchmarks/bench_training.py``); :meth:`SparseInput.if_sparse` checks it per call, so a layer
 whose input becomes dense (or that is fed analog currents) runs the dense product.
 """
 
@@ -31,41 +31,52 @@ SPARSE_MIN_OUT = 32
 work (an ``out``-long vector update) to beat one BLAS call."""
 
 
-@numba.njit(cache=True)
-def _compress(x):  # pragma: no cover - numba
-    """CSR (row pointers, column indices, values) and CSC (column pointers, row indices,
-    values) of the nonzeros of ``x`` ``[R, K]``."""
+@numba.njit(parallel=True, cache=True)
+def _row_counts(x):  # pragma: no cover - numba
+    """Row pointers of the CSR of ``x`` ``[R, K]`` (``row_ptr[R]`` = number of nonzeros)."""
     R, K = x.shape
     row_ptr = np.zeros(R + 1, dtype=np.int64)
-    col_ptr = np.zeros(K + 1, dtype=np.int64)
-    for r in range(R):
+    for r in numba.prange(R):
         cnt = 0
         for j in range(K):
-            if x[r, j] != 0:
-                cnt += 1
-                col_ptr[j + 1] += 1
-        row_ptr[r + 1] = row_ptr[r] + cnt
-    for j in range(K):
-        col_ptr[j + 1] += col_ptr[j]
+            cnt += x[r, j] != 0
+        row_ptr[r + 1] = cnt
+    for r in range(R):
+        row_ptr[r + 1] += row_ptr[r]
+    return row_ptr
+
+
+@numba.njit(parallel=True, cache=True)
+def _compress(x, row_ptr):  # pragma: no cover - numba
+    """CSR (column indices, values; rows in parallel) and, by a counting sort of it, CSC
+    (column pointers, row indices, values) of the nonzeros of ``x``."""
+    R, K = x.shape
     nnz = row_ptr[R]
     cols = np.empty(nnz, dtype=np.int32)
     rvals = np.empty(nnz, dtype=x.dtype)
-    rows = np.empty(nnz, dtype=np.int32)
-    cvals = np.empty(nnz, dtype=x.dtype)
-    fill = col_ptr[:K].copy()
-    p = 0
-    for r in range(R):
+    for r in numba.prange(R):
+        p = row_ptr[r]
         for j in range(K):
             v = x[r, j]
             if v != 0:
                 cols[p] = j
                 rvals[p] = v
                 p += 1
-                q = fill[j]
-                rows[q] = r
-                cvals[q] = v
-                fill[j] = q + 1
-    return row_ptr, cols, rvals, col_ptr, rows, cvals
+    col_ptr = np.zeros(K + 1, dtype=np.int64)
+    for p in range(nnz):
+        col_ptr[cols[p] + 1] += 1
+    for j in range(K):
+        col_ptr[j + 1] += col_ptr[j]
+    fill = col_ptr[:K].copy()
+    rows = np.empty(nnz, dtype=np.int32)
+    cvals = np.empty(nnz, dtype=x.dtype)
+    for r in range(R):
+        for p in range(row_ptr[r], row_ptr[r + 1]):
+            q = fill[cols[p]]
+            rows[q] = r
+            cvals[q] = rvals[p]
+            fill[cols[p]] = q + 1
+    return cols, rvals, col_ptr, rows, cvals
 
 
 @numba.njit(parallel=True, cache=True, fastmath=False)
@@ -102,39 +113,59 @@ def _weight_grad_cols(col_ptr, rows, vals, gy, gwt):  # pragma: no cover
                 g[k] += v * gr[k]
 
 
-def use_sparse(x: torch.Tensor, weight: torch.Tensor) -> bool:
-    """Whether :func:`sparse_linear` pays off for input ``x`` ``[..., K]`` (CPU float32/64,
-    the weight's dtype, at least :data:`SPARSE_MIN_OUT` outputs, measured density at most
-    :data:`SPARSE_MAX_DENSITY`)."""
-    if (
-        x.device.type != "cpu"
-        or weight.device.type != "cpu"
-        or x.dtype not in (torch.float32, torch.float64)
-        or weight.dtype != x.dtype
-        or x.dim() < 2
-        or weight.shape[0] < SPARSE_MIN_OUT
-        or x.numel() == 0
-    ):
-        return False
-    return int(torch.count_nonzero(x)) <= SPARSE_MAX_DENSITY * x.numel()
+def sparse_eligible(x: torch.Tensor, weight: torch.Tensor) -> bool:
+    """Whether the sparse products apply to input ``x`` ``[..., K]`` at all: CPU float32/64
+    in the weight's dtype, at least :data:`SPARSE_MIN_OUT` outputs."""
+    return (
+        x.device.type == "cpu"
+        and weight.device.type == "cpu"
+        and x.dtype in (torch.float32, torch.float64)
+        and weight.dtype == x.dtype
+        and x.dim() >= 2
+        and weight.shape[0] >= SPARSE_MIN_OUT
+        and x.numel() > 0
+    )
+
+
+class SparseInput:
+    """The nonzeros of ``x`` ``[..., K]`` as CSR and CSC over its ``[R, K]`` rows."""
+
+    def __init__(self, x: torch.Tensor, row_ptr: np.ndarray | None = None) -> None:
+        x2 = x.detach().reshape(-1, x.shape[-1]).contiguous().numpy()
+        self.shape = tuple(x.shape)
+        self.row_ptr = _row_counts(x2) if row_ptr is None else row_ptr
+        self.cols, self.rvals, self.col_ptr, self.rows, self.cvals = _compress(x2, self.row_ptr)
+
+    @property
+    def nnz(self) -> int:
+        return int(self.row_ptr[-1])
+
+    @classmethod
+    def if_sparse(
+        cls, x: torch.Tensor, max_density: float = SPARSE_MAX_DENSITY
+    ) -> SparseInput | None:
+        """The compressed ``x`` when at most ``max_density`` of it is nonzero, else None
+        (the density is counted in one parallel pass, which the compression reuses)."""
+        x2 = x.detach().reshape(-1, x.shape[-1]).contiguous()
+        row_ptr = _row_counts(x2.numpy())
+        if row_ptr[-1] > max_density * x2.numel():
+            return None
+        return cls(x2.reshape(x.shape), row_ptr)
 
 
 class _SparseInputLinear(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, x, weight, bias):  # type: ignore[override]
-        shape = x.shape
-        x2 = x.detach().reshape(-1, shape[-1]).contiguous().numpy()
+    def forward(ctx, x, weight, bias, sp):  # type: ignore[override]
         w = weight.detach()
-        row_ptr, cols, rvals, col_ptr, rows, cvals = _compress(x2)
-        out = np.empty((x2.shape[0], w.shape[0]), dtype=x2.dtype)
+        out = np.empty((len(sp.row_ptr) - 1, w.shape[0]), dtype=sp.rvals.dtype)
         b = bias.detach().contiguous().numpy() if bias is not None else out[:0, 0]
-        _forward_rows(row_ptr, cols, rvals, w.t().contiguous().numpy(), b, bias is not None,
-                      out)
+        _forward_rows(sp.row_ptr, sp.cols, sp.rvals, w.t().contiguous().numpy(), b,
+                      bias is not None, out)
         ctx.save_for_backward(weight)
-        ctx.csc = (col_ptr, rows, cvals)
-        ctx.in_shape = shape
+        ctx.csc = (sp.col_ptr, sp.rows, sp.cvals)
+        ctx.in_shape = sp.shape
         ctx.has_bias = bias is not None
-        return torch.from_numpy(out).reshape(*shape[:-1], w.shape[0])
+        return torch.from_numpy(out).reshape(*sp.shape[:-1], w.shape[0])
 
     @staticmethod
     def backward(ctx, grad_out):  # type: ignore[override]
@@ -151,15 +182,18 @@ class _SparseInputLinear(torch.autograd.Function):
         if ctx.has_bias and ctx.needs_input_grad[2]:
             gb = gy.sum(0)
         ctx.csc = None
-        return gx, gw, gb
+        return gx, gw, gb, None
 
 
 def sparse_linear(
-    x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None
+    x: torch.Tensor,
+    weight: torch.Tensor,
+    bias: torch.Tensor | None = None,
+    compressed: SparseInput | None = None,
 ) -> torch.Tensor:
     """``F.linear(x, weight, bias)`` computed over the nonzeros of ``x`` (CPU; forward and
     weight gradient; see the module doc). Any density works; it is faster only for sparse
-    ``x`` (:func:`use_sparse`)."""
+    ``x`` (:meth:`SparseInput.if_sparse`, whose result is passed as ``compressed``)."""
     if x.device.type != "cpu":
         raise ValueError("sparse_linear runs on CPU tensors only; use F.linear on other devices")
     if x.shape[-1] != weight.shape[1]:
@@ -167,4 +201,10 @@ def sparse_linear(
             f"sparse_linear: input has {x.shape[-1]} features, the weight expects "
             f"{weight.shape[1]}"
         )
-    return _SparseInputLinear.apply(x, weight, bias)
+    if x.dtype != weight.dtype:
+        raise ValueError(f"sparse_linear: input is {x.dtype}, the weight {weight.dtype}")
+    sp = compressed if compressed is not None else SparseInput(x)
+    if sp.shape != tuple(x.shape):
+        raise ValueError(f"sparse_linear: compressed input has shape {list(sp.shape)}, "
+                         f"x has {list(x.shape)}")
+    return _SparseInputLinear.apply(x, weight, bias, sp)
