@@ -73,7 +73,8 @@ def _fwd_kernel(x, alpha, beta, vth, bias, n_per_sample, hard, h_out, s_out):  #
 
 @numba.njit(parallel=True, cache=True, fastmath=False)
 def _bwd_kernel(
-    gs, sg, h, s, alpha, beta, vth, bias, n_per_sample, hard, detach, gx, gb, partial
+    gs, sg, h, s, alpha, beta, vth, bias, n_per_sample, hard, detach, want_decay, gx, gb,
+    partial
 ):  # pragma: no cover
     T, M = h.shape
     nchunks = (M + _CHUNK - 1) // _CHUNK
@@ -111,7 +112,7 @@ def _bwd_kernel(
                 gu = gh + gu_next[k]
                 gx[t, i] = gu
                 b = bb[k]
-                if t > 0:
+                if want_decay and t > 0:  # reads two earlier steps: only when learnt
                     hp = h[t - 1, i]
                     sp = s[t - 1, i]
                     vp = hp * (1.0 - sp) if hard else hp - vth * sp
@@ -261,6 +262,7 @@ class _FusedLIF(torch.autograd.Function):
                 n,
                 hard,
                 detach,
+                bool(ctx.needs_input_grad[1] or ctx.needs_input_grad[2]),
                 gx,
                 gb,
                 partial,
