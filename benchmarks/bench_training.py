@@ -12,7 +12,10 @@ is encoded by this file's own torch code, outside any library). Contenders:
 * ``snn2hw``: :class:`snn2hw.nn.model.SpikingNet` trained by
   :func:`snn2hw.training.loop.run_epoch` (the library's epoch loop, as ``snn2hw train``
   runs it, its progress bar off); its default fused LIF and sparse-input Linear layers.
-* ``snn2hw-dense``: the same with the sparse-input Linear switched off (the before state).
+* ``snn2hw-dense``: the same with the sparse-input Linear switched off.
+* ``snn2hw-before`` (with ``--before PATH``): the training step of another snn2hw
+  checkout (e.g. ``mkdir /tmp/base && git archive COMMIT | tar -x -C /tmp/base``), measured in
+  the same rounds.
 * ``snntorch``: its best arrangement for a feed-forward net: each ``nn.Linear`` on all T
   steps at once, only ``snn.Leaky`` looped over time (the tutorial's per-step Linear is
   slower: ``benchmarks/bench_lif.py``).
@@ -72,7 +75,7 @@ def _data(spec: dict[str, Any]):
 
 
 class SampleInputs:
-    """Pre-drawn inputs ``[N, T, 784]`` of N samples, looked up by sample index: the same
+    """Pre-drawn inputs of N samples, looked up by sample index: the same
     Poisson draws for every contender, whatever code walks the batches."""
 
     def __init__(self, spec: dict[str, Any], x, offset: int, n: int) -> None:
@@ -81,13 +84,14 @@ class SampleInputs:
         gen = torch.Generator().manual_seed(spec["seed"] + offset)
         xs = x[offset:offset + n].unsqueeze(1).expand(n, spec["T"], 784)
         if spec["encoder"] == "poisson":
-            self.inputs = (torch.rand(xs.shape, generator=gen) < xs).float()
+            inputs = (torch.rand(xs.shape, generator=gen) < xs).float()
         else:
-            self.inputs = xs.contiguous()
+            inputs = xs
+        self.inputs = inputs.transpose(0, 1).contiguous()  # [T, N, 784]: a batch is a gather
 
     def __call__(self, idx, num_steps: int | None = None, generator=None):
         """``[T, B, 784]`` of the samples ``idx`` (``[B]`` or ``[B, 1]`` indices)."""
-        return self.inputs[idx.reshape(-1).long()].transpose(0, 1).contiguous()
+        return self.inputs[:, idx.reshape(-1).long()]
 
 
 def _order(spec: dict[str, Any], n: int):
@@ -120,11 +124,15 @@ def _snn2hw(spec: dict[str, Any], weights):
     """The step of ``snn2hw train``: run_epoch over SpikingNet; returns ``step(batches, n)``."""
     import torch
 
-    if str(REPO_ROOT) not in sys.path:
-        sys.path.insert(0, str(REPO_ROOT))
+    root = spec.get("repo") or str(REPO_ROOT)
+    sys.path.insert(0, root)
+    import snn2hw
     from snn2hw.nn.layers import SeqLinear
     from snn2hw.nn.model import SpikingNet
     from snn2hw.training.loop import EpochData, LossRule, run_epoch
+
+    if not snn2hw.__file__.startswith(root):
+        raise RuntimeError(f"imported snn2hw from {snn2hw.__file__}, expected under {root}")
 
     H = spec["hidden"]
     arch = {"input_shape": [784],
@@ -260,8 +268,8 @@ def _worker(spec: dict[str, Any]) -> dict[str, Any]:
     nw, nt = spec["warm_batches"] * spec["B"], spec["batches"] * spec["B"]
     warm = SampleInputs(spec, x, 0, nw)
     timed = SampleInputs(spec, x, nw, nt)
-    build = {"snn2hw": _snn2hw, "snn2hw-dense": _snn2hw, "snntorch": _snntorch,
-             "spikingjelly": _spikingjelly}[spec["contender"]]
+    build = {"snn2hw": _snn2hw, "snn2hw-dense": _snn2hw, "snn2hw-before": _snn2hw,
+             "snntorch": _snntorch, "spikingjelly": _spikingjelly}[spec["contender"]]
     step = build(spec, _init_weights(spec))
     if nw:
         step(warm, y[:nw])
@@ -301,6 +309,9 @@ def _loadavg() -> list[float] | None:
 
 def run_benchmark(args: argparse.Namespace) -> dict[str, Any]:
     chosen = [c.strip() for c in args.contenders.split(",") if c.strip()]
+    if args.before and "snn2hw-before" not in chosen:
+        chosen.insert(0, "snn2hw-before")
+    args.contenders = ",".join(chosen)
     rounds: list[dict[str, Any]] = []
     for threads in args.threads:
         for rnd in range(args.rounds):
@@ -310,6 +321,8 @@ def run_benchmark(args: argparse.Namespace) -> dict[str, Any]:
                 spec = dict(contender=name, threads=threads, hidden=args.hidden, T=args.T,
                             B=args.B, encoder=args.encoder, seed=args.seed,
                             batches=args.batches, warm_batches=args.warm_batches)
+                if name == "snn2hw-before":
+                    spec["repo"] = str(Path(args.before).resolve())
                 r = _spawn(spec, args.timeout)
                 res[name] = r
                 msg = r.get("error") or (f"{r['samples_per_s']:.1f} samples/s, rates "
@@ -360,6 +373,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--rounds", type=int, default=3)
     p.add_argument("--threads", default="1,2", help="comma-separated thread counts")
     p.add_argument("--contenders", default=",".join(CONTENDERS))
+    p.add_argument("--before", default=None, metavar="PATH",
+                   help="a copy of an earlier snn2hw (git archive COMMIT | tar -x -C PATH): adds "
+                        "the contender snn2hw-before, its training step, to every round")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--timeout", type=float, default=1800.0)
     p.add_argument("--json", type=Path, default=None)
