@@ -30,8 +30,11 @@ sets, given to everyone). A child trains ``--warm-batches`` untimed batches (imp
 allocator), then times ``--batches`` batches (an epoch is 63 batches of 64; a fixed number
 keeps a round short on a loaded machine) and reports samples/s. ``--rounds`` interleaves
 the contenders; the table gives medians over rounds, the ratios are medians over rounds of
-the per-round ratios (the contenders of one round ran back to back), and the load average
-is printed with every round.
+the per-round ratios (the contenders of one round ran back to back), the best round of
+each (the least disturbed one) and samples per CPU-second of the process (all its threads:
+insensitive to time lost to other processes, so a steadier work measure on a shared
+machine; with 2 threads it does not show parallel speedup). The load average is printed
+with every round.
 
 Usage: ``python benchmarks/bench_training.py [--hidden 512] [--T 25] [--B 64] [--encoder
 poisson] [--batches 16] [--rounds 3] [--threads 1,2] [--json PATH]``.
@@ -273,10 +276,10 @@ def _worker(spec: dict[str, Any]) -> dict[str, Any]:
     step = build(spec, _init_weights(spec))
     if nw:
         step(warm, y[:nw])
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     rates = step(timed, y[nw:nw + nt])
-    dt = time.perf_counter() - t0
-    return {"s": dt, "samples_per_s": nt / dt, **rates}
+    dt, cpu = time.perf_counter() - t0, time.process_time() - c0
+    return {"s": dt, "samples_per_s": nt / dt, "samples_per_cpu_s": nt / cpu, **rates}
 
 
 # --------------------------------------------------------------------------- parent process
@@ -341,16 +344,23 @@ def summary(doc: dict[str, Any], ref: str = "snntorch") -> list[str]:
     """Markdown table: median samples/s per contender and thread count, and the median of the
     per-round ratios to ``ref``."""
     chosen = [c.strip() for c in doc["args"]["contenders"].split(",") if c.strip()]
-    lines = ["| threads | contender | samples/s (median) | x vs snnTorch (median of rounds) "
-             "| per-round x | firing L1/L2/L3 |", "|---|---|---|---|---|---|"]
+    lines = ["| threads | contender | samples/s (median) | best | x vs snnTorch (median of "
+             "rounds) | per-round x | x on best | samples per CPU-s (x) | firing L1/L2/L3 |",
+             "|---|---|---|---|---|---|---|---|---|"]
     for threads in doc["args"]["threads"]:
         rs = [r["results"] for r in doc["rounds"] if r["threads"] == threads]
         for name in chosen:
             ok = [r[name] for r in rs if "error" not in r.get(name, {"error": 1})]
             if not ok:
-                lines.append(f"| {threads} | {name} | failed | | | |")
+                lines.append(f"| {threads} | {name} | failed | | | | | | |")
                 continue
             sps = statistics.median(o["samples_per_s"] for o in ok)
+            best = max(o["samples_per_s"] for o in ok)
+            ref_ok = [r[ref] for r in rs if "error" not in r.get(ref, {"error": 1})]
+            best_x = best / max(o["samples_per_s"] for o in ref_ok) if ref_ok else None
+            cpu = statistics.median(o["samples_per_cpu_s"] for o in ok)
+            cpu_x = (cpu / statistics.median(o["samples_per_cpu_s"] for o in ref_ok)
+                     if ref_ok else None)
             ratios = [r[name]["samples_per_s"] / r[ref]["samples_per_s"] for r in rs
                       if "error" not in r.get(name, {"error": 1})
                       and "error" not in r.get(ref, {"error": 1})]
@@ -358,7 +368,10 @@ def summary(doc: dict[str, Any], ref: str = "snntorch") -> list[str]:
             per = " ".join(f"{v:.2f}" for v in ratios)
             rate = "/".join(f"{statistics.median(o[f'rate{i}'] for o in ok):.3f}"
                             for i in range(3))
-            lines.append(f"| {threads} | {name} | {sps:.1f} | {xr} | {per} | {rate} |")
+            bx = f"{best_x:.2f}x" if best_x else "n/a"
+            cx = f"{cpu:.0f} ({cpu_x:.2f}x)" if cpu_x else f"{cpu:.0f}"
+            lines.append(f"| {threads} | {name} | {sps:.1f} | {best:.1f} | {xr} | {per} | {bx} "
+                         f"| {cx} | {rate} |")
     return lines
 
 
