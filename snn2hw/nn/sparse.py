@@ -6,7 +6,7 @@ multiply-adds. With ``x`` ``[R, K]`` (all ``T·B`` rows) compressed once per for
 into its nonzeros by row (CSR) and by column (CSC):
 
     y[r, :]  = b + Σ_{j: x[r,j]≠0} x[r, j] · Wᵀ[j, :]          (rows in parallel)
-    dWᵀ[j, :] = Σ_{r: x[r,j]≠0} x[r, j] · gy[r, :]            (input columns in parallel)
+    dW[:, j] = Σ_{r: x[r,j]≠0} x[r, j] · gy[r, :]             (input columns in parallel)
 
 The input gradient ``gx = gy W`` is dense (``gy`` is, under a surrogate gradient) and
 stays a BLAS product; the bias gradient is ``Σ_r gy[r, :]``. The math is the dense
@@ -137,27 +137,37 @@ def _forward_rows(row_ptr, cols, vals, wt, bias, has_bias, out):  # pragma: no c
 
 
 @numba.njit(parallel=True, cache=True, fastmath=False)
-def _weight_grad_cols(col_ptr, rows, vals, gy, gwt):  # pragma: no cover
-    """``gwt[j] = Σ vals · gy[rows]`` over the nonzeros of input column j; ``gwt`` = dWᵀ."""
-    K, O = gwt.shape
-    for j in numba.prange(K):
-        g = gwt[j]
+def _weight_grad_cols(col_ptr, rows, vals, gy, gw):  # pragma: no cover
+    """``gw[:, j] = Σ vals · gy[rows]`` over the nonzeros of input column j (``gw`` = dW,
+    ``[O, K]``). Columns are summed in blocks of 16 into a ``[16, O]`` scratch that is then
+    written out transposed: 16 adjacent floats per row of ``gw`` instead of a separate
+    transpose pass."""
+    O, K = gw.shape
+    nblk = (K + 15) // 16
+    for bi in numba.prange(nblk):
+        j0 = bi * 16
+        nj = min(K, j0 + 16) - j0
+        buf = np.zeros((16, O), dtype=gw.dtype)
+        for jj in range(nj):
+            g = buf[jj]
+            j = j0 + jj
+            p = col_ptr[j]
+            end = col_ptr[j + 1]
+            while p + 3 < end:
+                v0, v1, v2, v3 = vals[p], vals[p + 1], vals[p + 2], vals[p + 3]
+                g0, g1, g2, g3 = gy[rows[p]], gy[rows[p + 1]], gy[rows[p + 2]], gy[rows[p + 3]]
+                for k in range(O):
+                    g[k] += (v0 * g0[k] + v1 * g1[k]) + (v2 * g2[k] + v3 * g3[k])
+                p += 4
+            while p < end:
+                v = vals[p]
+                gr = gy[rows[p]]
+                for k in range(O):
+                    g[k] += v * gr[k]
+                p += 1
         for k in range(O):
-            g[k] = 0.0
-        p = col_ptr[j]
-        end = col_ptr[j + 1]
-        while p + 3 < end:
-            v0, v1, v2, v3 = vals[p], vals[p + 1], vals[p + 2], vals[p + 3]
-            g0, g1, g2, g3 = gy[rows[p]], gy[rows[p + 1]], gy[rows[p + 2]], gy[rows[p + 3]]
-            for k in range(O):
-                g[k] += (v0 * g0[k] + v1 * g1[k]) + (v2 * g2[k] + v3 * g3[k])
-            p += 4
-        while p < end:
-            v = vals[p]
-            gr = gy[rows[p]]
-            for k in range(O):
-                g[k] += v * gr[k]
-            p += 1
+            for jj in range(nj):
+                gw[k, j0 + jj] = buf[jj, k]
 
 
 def sparse_eligible(x: torch.Tensor, weight: torch.Tensor) -> bool:
@@ -223,9 +233,9 @@ class _SparseInputLinear(torch.autograd.Function):
             gx = (gy @ weight).reshape(ctx.in_shape)
         if ctx.needs_input_grad[1]:
             col_ptr, rows, cvals = ctx.csc
-            gwt = np.empty((weight.shape[1], weight.shape[0]), dtype=cvals.dtype)
-            _weight_grad_cols(col_ptr, rows, cvals, gy.numpy(), gwt)
-            gw = torch.from_numpy(gwt).t().contiguous()
+            gwn = np.empty((weight.shape[0], weight.shape[1]), dtype=cvals.dtype)
+            _weight_grad_cols(col_ptr, rows, cvals, gy.numpy(), gwn)
+            gw = torch.from_numpy(gwn)
         if ctx.has_bias and ctx.needs_input_grad[2]:
             gb = gy.sum(0)
         ctx.csc = None

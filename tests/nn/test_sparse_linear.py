@@ -150,12 +150,12 @@ def test_comparison_catches_a_kernel_that_drops_a_nonzero(monkeypatch):
     caught by the same comparison the tests above pass."""
     real = sparse._weight_grad_cols
 
-    def dropping(col_ptr, rows, vals, gy, gwt):
+    def dropping(col_ptr, rows, vals, gy, gw):
         lens = np.diff(col_ptr)
         keep = np.ones(len(rows), dtype=bool)
         keep[(col_ptr[1:] - 1)[lens > 0]] = False
         starts = np.concatenate([[0], np.cumsum(np.maximum(lens - 1, 0))])
-        real(starts.astype(np.int64), rows[keep], vals[keep], gy, gwt)
+        real(starts.astype(np.int64), rows[keep], vals[keep], gy, gw)
 
     monkeypatch.setattr(sparse, "_weight_grad_cols", dropping)
     (_, _, gws, _), (_, _, gwd, _) = _both(_inputs("spikes", torch.float32), 48, True)
