@@ -13,6 +13,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from snn2hw.nn.sparse import SparseInput, sparse_eligible, sparse_linear
+
 
 def _seq(fn, x: torch.Tensor) -> torch.Tensor:
     t, b = x.shape[:2]
@@ -21,9 +23,17 @@ def _seq(fn, x: torch.Tensor) -> torch.Tensor:
 
 
 class SeqLinear(nn.Linear):
-    """``nn.Linear`` applied to every step of ``[T, B, in]``."""
+    """``nn.Linear`` applied to every step of ``[T, B, in]``. On CPU, a sparse input (spikes
+    at a low firing rate) takes the products over its active inputs only
+    (:mod:`snn2hw.nn.sparse`, same math); ``sparse_inputs = False`` forces the dense path."""
+
+    sparse_inputs: bool = True
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
+        if self.sparse_inputs and sparse_eligible(x, self.weight):
+            sp = SparseInput.if_sparse(x)
+            if sp is not None:
+                return sparse_linear(x, self.weight, self.bias, sp)
         return super().forward(x)  # matmul broadcasts over leading dims
 
 
