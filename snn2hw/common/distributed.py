@@ -89,10 +89,20 @@ def init_process_group(world: World, device: torch.device, store: Any = None) ->
     dist.init_process_group(backend, **kwargs)
 
 
-def destroy_process_group() -> None:
+def destroy_process_group(together: bool = False) -> None:
+    """Leave the process group. ``together`` (a run that succeeded on every rank): a barrier
+    first, so no rank tears down its gloo pairs while another still sends (a rank then
+    aborts with "terminate called without an active exception", seen once under load).
+    Never after a failure: the peers may be stuck in a collective and the barrier would
+    wait for them until the timeout."""
     import torch.distributed as dist
 
     if is_initialized():
+        if together:
+            try:
+                dist.barrier()
+            except Exception:  # noqa: BLE001 - a peer already gone: leave anyway
+                pass
         dist.destroy_process_group()
 
 

@@ -135,12 +135,15 @@ def train(
     dev = dist_rt.rank_device(resolve_device(device or cfg["experiment"]["device"]), world)
     if joined:
         dist_rt.init_process_group(world, dev)
+    ok = False
     try:
-        return _train(cfg, world, dev, out_dir=out_dir, resume=resume,
-                      progress=progress and world.is_main, dataset=dataset)
+        result = _train(cfg, world, dev, out_dir=out_dir, resume=resume,
+                        progress=progress and world.is_main, dataset=dataset)
+        ok = True
+        return result
     finally:
         if joined:
-            dist_rt.destroy_process_group()
+            dist_rt.destroy_process_group(together=ok)
 
 
 def _train(cfg: dict[str, Any], world: World, dev: torch.device, *, out_dir, resume, progress,
