@@ -303,14 +303,68 @@ class ConvOp(Op):
             device=device,
         )
 
+        self.w4 = torch.as_tensor(w, dtype=self.dtype, device=device)
+        self.last_path = ""  # "direct" or "unfold": which formulation the last call used
+        self._direct: dict[int, bool] = {}  # batch size -> library conv is a direct sum
+
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         b = x.shape[0]
         xf = x.reshape(b, *self.in_shape).to(self.dtype)
-        cols = F.unfold(xf, self.kernel, self.dilation, self.padding, self.stride)
-        cols = cols.reshape(b, self.groups, -1, cols.shape[-1])
-        acc = torch.matmul(self.w, cols)  # [B, G, C_out/G, L]: exact integer GEMM
+        if self._direct_ok(xf):
+            self.last_path = "direct"
+            acc = F.conv2d(xf, self.w4, None, self.stride, self.padding, self.dilation,
+                           self.groups)
+        else:
+            self.last_path = "unfold"
+            acc = self._unfold_gemm(xf)
         acc = acc.round_().to(torch.int64).reshape(b, *self.out_shape)
         return _wrap24(_shift(acc, self.weight_exp))
+
+    def _unfold_gemm(self, xf: torch.Tensor) -> torch.Tensor:
+        """conv2d as an exact gather (unfold) plus an integer-valued GEMM."""
+        b = xf.shape[0]
+        cols = F.unfold(xf, self.kernel, self.dilation, self.padding, self.stride)
+        cols = cols.reshape(b, self.groups, -1, cols.shape[-1])
+        return torch.matmul(self.w, cols)  # [B, G, C_out/G, L]: exact integer GEMM
+
+    def _direct_ok(self, xf: torch.Tensor) -> bool:
+        """Whether ``F.conv2d`` would run a formulation that only sums products (see
+        :func:`conv_is_direct_sum`), cached per batch size."""
+        b = int(xf.shape[0])
+        ok = self._direct.get(b)
+        if ok is None:
+            ok = self._direct[b] = conv_is_direct_sum(
+                xf, self.w4, self.stride, self.padding, self.dilation, self.groups)
+        return ok
+
+
+# ConvBackend values of torch's conv2d dispatcher whose arithmetic is a plain sum of
+# products: oneDNN called by PyTorch with ideep's default algorithm::convolution_direct
+# (ideep include/ideep/operators/conv.hpp, `convolution_forward::compute`), and ATen's
+# slow_conv2d / slow_conv_dilated2d (im2col + GEMM). Excluded: cuDNN (it may choose
+# Winograd/FFT and TF32-rounded transforms), NNPACK (Winograd/FFT), XNNPACK and others.
+_DIRECT_CONV_BACKENDS = frozenset({"Mkldnn", "Slow2d", "SlowDilated2d"})
+
+
+def conv_is_direct_sum(xf: torch.Tensor, w: torch.Tensor, stride: tuple[int, ...],
+                       padding: tuple[int, ...], dilation: tuple[int, ...], groups: int
+                       ) -> bool:
+    """True when ``F.conv2d(xf, w, ...)`` on the CPU dispatches to a direct-sum backend, so
+    that an integer-valued input and weight within the operator's exactness bound give the
+    exact integer result. False on CUDA (cuDNN picks its own algorithms) and whenever
+    torch's dispatcher cannot be asked (a private API: the exact unfold path is then used).
+    """
+    if xf.device.type != "cpu":
+        return False
+    select = getattr(torch._C, "_select_conv_backend", None)
+    if select is None:
+        return False
+    try:
+        backend = select(xf, w, None, list(stride), list(padding), list(dilation), False,
+                         [0] * len(stride), groups, None)
+    except (RuntimeError, TypeError):
+        return False
+    return str(backend).rsplit(".", 1)[-1] in _DIRECT_CONV_BACKENDS
 
 
 class SumPoolOp(Op):
