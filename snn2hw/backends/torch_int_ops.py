@@ -204,16 +204,18 @@ class Op:
         self.delay = 0  # one delay for the whole operator (conv; 0 for sumpool, flatten)
         self.max_delay = 0
 
-    def _pick_dtype(self, kind: str) -> None:
-        """Choose float32/float64 from the proven partial-sum bound (see the docstring of
-        :mod:`snn2hw.backends.torch_int`)."""
+    def _pick_dtype(self, kind: str, weight_max: int = 0) -> None:
+        """Choose float32/float64 from the proven partial-sum bound and the largest operand
+        magnitudes, input and weight (see the docstring of :mod:`snn2hw.backends.torch_int`).
+        """
         if self.acc_bound >= _F64_EXACT:
             raise GraphError(
                 f"node '{self.name}' ({kind}): partial sums can reach {self.acc_bound} "
                 f"(>= 2^53), which torch integer mode cannot compute exactly; "
                 "reduce weights, weight_exp or input payload bits"
             )
-        f32_ok = self.acc_bound < _F32_EXACT and self.in_bound <= _F32_OPERAND_MAX
+        f32_ok = (self.acc_bound < _F32_EXACT and self.in_bound <= _F32_OPERAND_MAX
+                  and weight_max <= _F32_OPERAND_MAX)
         self.dtype = torch.float32 if f32_ok else torch.float64
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:  # pragma: no cover - abstract
@@ -285,7 +287,8 @@ class ConvOp(Op):
         c_out, c_in_g, kh, kw = (int(s) for s in w.shape)
         per_out = np.abs(w).reshape(c_out, -1).sum(axis=1)
         self.acc_bound = int(per_out.max()) * in_bound if w.size else 0
-        self._pick_dtype("conv")
+        # Conv weights are used as stored (no clip): check them as operands too.
+        self._pick_dtype("conv", int(np.abs(w).max()) if w.size else 0)
         self.weight_exp = int(node.weight_exp)
         self.out_bound = min(_shift_bound(self.acc_bound, self.weight_exp), _U_MAX)
         self.delay = self.max_delay = int(node.delay)  # delays the wrapped output
