@@ -115,6 +115,14 @@ class _Lif:
     reset_interval: int = 0  # > 0: u = v = 0 at the start of steps n % interval == offset
     reset_offset: int = 0
     paths: list[_Path] = field(default_factory=list)
+    _zero_bias: bool | None = None
+
+    @property
+    def step_bias(self) -> torch.Tensor | int:
+        """The bias as ``lif_step`` takes it: the int 0 when every bias is 0 (no add)."""
+        if self._zero_bias is None:
+            self._zero_bias = not bool(self.bias.any())
+        return 0 if self._zero_bias else self.bias
 
     @property
     def spike_dtype(self) -> torch.dtype:
@@ -364,10 +372,11 @@ class TorchIntNetwork:
                 for path in lif.paths:
                     y = val[path.ops[-1]] if path.ops else val[path.source]
                     if y is not None:
-                        a = a + y.reshape(batch, *lif.shape).to(i64)
+                        y = y.reshape(batch, *lif.shape).to(i64)
+                        a = y if isinstance(a, int) else a + y
                 # every sample of the batch is at step n, so one decision serves them all
                 rest = reset_due(n, lif.reset_interval, lif.reset_offset)
-                un, vn, s = lif_step(u[lif.name], v[lif.name], a, lif.du, lif.dv, lif.bias,
+                un, vn, s = lif_step(u[lif.name], v[lif.name], a, lif.du, lif.dv, lif.step_bias,
                                      lif.vth, self.formats, lif.max_spikes, from_rest=rest)
                 u[lif.name], v[lif.name] = un, vn
                 spk_rec[lif.name][n] = s

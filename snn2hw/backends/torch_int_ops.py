@@ -144,9 +144,9 @@ def lif_step(
     else:
         a = int(a) << sh
     # du + 1: Lava's hidden offset; du = -1 means no current decay.
-    u = _rtz(u * ((1 << db) - (du + 1)), db) + a
+    u = _decay(u, (1 << db) - (du + 1), db) + a
     u = _overflow(u, f.u_bits, f.u_overflow)
-    v = _rtz(v * ((1 << db) - dv), db) + u + bias
+    v = _decay(v, (1 << db) - dv, db) + u + bias
     v = _overflow(v, f.v_bits, f.v_overflow)
     th = vth << sh
     if max_spikes > 1:
@@ -154,6 +154,17 @@ def lif_step(
     s = v >= th if f.threshold_compare == ">=" else v > th
     v = v.masked_fill(s, 0) if f.reset == "zero" else torch.where(s, v - th, v)
     return u, v, s
+
+
+def _decay(x: torch.Tensor, mult: int, db: int) -> torch.Tensor:
+    """rtz(x * mult, db), with the two common factors done without arithmetic: mult = 0
+    (du = 4095: no current memory) gives 0, mult = 2^db (dv = 0: no leak) gives x
+    exactly (x * 2^db is a multiple of 2^db, so the shift toward zero drops nothing)."""
+    if mult == 0:
+        return torch.zeros_like(x)
+    if mult == 1 << db:
+        return x
+    return _rtz(x * mult, db)
 
 
 def reset_due(n: int, interval: int, offset: int) -> bool:
