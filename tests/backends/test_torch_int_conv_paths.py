@@ -138,3 +138,18 @@ def test_network_on_a_non_direct_backend_runs_unfold_and_gives_the_same_spikes(m
     slow = net.run(frames).spikes["l"]
     assert net._ops["c"].last_path == "unfold"
     np.testing.assert_array_equal(fast, slow)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+@pytest.mark.parametrize("c_in", [258, 259])  # float32 / float64 on the GPU
+def test_cuda_conv_runs_unfold_and_equals_cpu(c_in):
+    g = _conv_graph(c_in)
+    rng = np.random.default_rng(5)
+    frames = rng.integers(0, 256, (6, 16, c_in, 2, 2)).astype(np.uint8)
+    cpu = TorchIntNetwork(g).run(frames, record_state=True)
+    net = TorchIntNetwork(g, device="cuda")
+    gpu = net.run(frames, record_state=True)
+    assert net._ops["c"].last_path == "unfold"
+    np.testing.assert_array_equal(gpu.spikes["l"], cpu.spikes["l"])
+    np.testing.assert_array_equal(gpu.v["l"], cpu.v["l"])
+    np.testing.assert_array_equal(gpu.u["l"], cpu.u["l"])
