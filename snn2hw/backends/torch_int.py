@@ -20,10 +20,18 @@ bits) or bfloat16 (8 significant bits; ``torch.set_float32_matmul_precision("med
 integers of magnitude <= 256 fit in 8 significant bits, and products/sums accumulate in
 float32. Binary spikes through a 784-input dense layer (bound 784 * 255 < 2^24) use float32.
 
-Conv is lowered to ``unfold`` (an exact gather) plus a batched matmul instead of calling
-``conv2d``: cuDNN/oneDNN may pick Winograd or FFT algorithms whose intermediate values are
-not integers, so their results are not provably exact; a GEMM over integers is. The cost is
-memory for the unfolded input, ``B * C_in * kH * kW * H_out * W_out`` floats per step.
+Conv runs as ``F.conv2d`` only where the library's arithmetic is a plain sum of products:
+on the CPU, when torch's dispatcher (``torch._C._select_conv_backend``) picks oneDNN (called
+by PyTorch with ideep's default ``algorithm::convolution_direct``) or ATen's
+``slow_conv2d``/``slow_conv_dilated2d`` (im2col + GEMM); the choice is cached per batch size
+(``ConvOp.last_path`` says which ran). Everywhere else (CUDA, NNPACK, XNNPACK, or a torch
+without that private function) it is lowered to ``unfold`` (an exact gather) plus a batched
+matmul: cuDNN/NNPACK may pick Winograd or FFT algorithms whose intermediate values are not
+integers, so their results are not provably exact; a GEMM over integers is. The unfold path
+costs memory for the unfolded input, ``B * C_in * kH * kW * H_out * W_out`` floats per step,
+and on the CPU 2-4x the time of the direct conv at batch 16-64
+(``benchmarks/bench_torch_int.py``). Conv weights are used as stored (no clip), so float32
+also requires ``max|w| <= 256`` for conv (the operand condition above).
 
 Synaptic delays and multi-spike output (docs/qgraph.md, the optional ``features`` of
 :class:`TorchIntBackend`): every operator with a delay keeps a delay line of its per-step
