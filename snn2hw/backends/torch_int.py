@@ -79,6 +79,7 @@ from snn2hw.backends.torch_int_ops import (
     lif_step,
     prepare_dense_weight,
     reset_due,
+    u_stays_in_range,
 )
 from snn2hw.common.errors import ConfigError, GraphError
 from snn2hw.quant.qgraph import (
@@ -123,6 +124,7 @@ class _Lif:
     reset_interval: int = 0  # > 0: u = v = 0 at the start of steps n % interval == offset
     reset_offset: int = 0
     paths: list[_Path] = field(default_factory=list)
+    u_in_range: bool = False  # proven: the u overflow rule never fires (u_stays_in_range)
     _zero_bias: bool | None = None
 
     @property
@@ -227,6 +229,7 @@ class TorchIntNetwork:
                     f"node '{node.name}' (lif): synaptic input can reach {a_bound}, too large "
                     "for 64-bit integer state; reduce weights or weight_exp upstream"
                 )
+            lif.u_in_range = u_stays_in_range(a_bound, lif.du, f)
             self._lifs.append(lif)
         self.op_dtypes: dict[str, str] = {
             name: str(op.dtype).removeprefix("torch.") if op.dtype is not None else "none"
@@ -385,7 +388,8 @@ class TorchIntNetwork:
                 # every sample of the batch is at step n, so one decision serves them all
                 rest = reset_due(n, lif.reset_interval, lif.reset_offset)
                 un, vn, s = lif_step(u[lif.name], v[lif.name], a, lif.du, lif.dv, lif.step_bias,
-                                     lif.vth, self.formats, lif.max_spikes, from_rest=rest)
+                                     lif.vth, self.formats, lif.max_spikes, from_rest=rest,
+                                     u_in_range=lif.u_in_range)
                 u[lif.name], v[lif.name] = un, vn
                 spk_rec[lif.name][n] = s
                 if u_rec is not None and v_rec is not None:
