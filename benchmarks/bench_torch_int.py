@@ -11,9 +11,11 @@ Workloads:
 
 Each workload runs at batch 1, 16 and 64 (``--batches``), one :class:`TorchIntNetwork`
 prepared once and reused; ``ms/sample`` is the wall time of one ``run`` divided by the batch,
-median of ``--rounds`` interleaved rounds (>= 3). For the CNN the same runs are repeated
-with every conv forced onto the unfold + GEMM formulation (``unfold``: the formulation
-before the library conv2d path, and the one used on CUDA) and the table gives the ratio.
+median of ``--rounds`` interleaved rounds (>= 3); ``cpu ms`` is the same for the process
+CPU time, which a machine shared with other jobs distorts far less than wall time. For the
+CNN the same runs are repeated with every conv forced onto the unfold + GEMM formulation
+(``unfold``: the formulation before the library conv2d path, and the one used on CUDA) and
+the table gives the ratio.
 The thread count used is printed (``--threads``, default 1).
 
 Usage::
@@ -22,6 +24,12 @@ Usage::
         [--device cpu|cuda] [--qgraph PATH] [--json PATH]
 
 ``--qgraph`` reuses an exported CNN graph instead of exporting it (about 20 s).
+
+Measured 2026-11-30 on the 2-core helper machine under load 6-7 (other jobs), 1 thread, T = 30,
+CPU ms/sample at batch 1 / 16 / 64 (wall times were 1.2-2x higher and noisier):
+before this change (commit 9bcb285, unfold conv, full LIF arithmetic) CNN 22.6 / 10.7 / 10.1,
+MLP 15.7 / 4.2 / 2.8; after, CNN 16.1 / 4.0 / 4.3 (unfold forced: 14.3 / 6.3 / 7.4),
+MLP 10.7 / 3.0 / 2.2.
 """
 
 from __future__ import annotations
@@ -97,12 +105,15 @@ def _force_unfold(net: TorchIntNetwork, on: bool) -> None:
                 op.__dict__.pop("_direct_ok", None)
 
 
-def _time_run(net: TorchIntNetwork, x: np.ndarray, steps: int, device: str) -> float:
-    t0 = time.perf_counter()
+def _time_run(net: TorchIntNetwork, x: np.ndarray, steps: int, device: str
+              ) -> tuple[float, float]:
+    """Wall and process CPU seconds of one run (CPU time is what a loaded machine distorts
+    least for a 1-thread run)."""
+    t0, c0 = time.perf_counter(), time.process_time()
     net.run(x, steps)
     if device.startswith("cuda"):
         torch.cuda.synchronize()
-    return time.perf_counter() - t0
+    return time.perf_counter() - t0, time.process_time() - c0
 
 
 def bench(name: str, graph: QGraph, rate: float, args: argparse.Namespace,
@@ -113,8 +124,8 @@ def bench(name: str, graph: QGraph, rate: float, args: argparse.Namespace,
     rows = []
     inputs = {b: (rng.random((args.steps, b, *shape)) < rate).astype(np.uint8)
               for b in args.batches}
-    times: dict[tuple[str, int], list[float]] = {(v, b): [] for v in variants
-                                                 for b in args.batches}
+    times: dict[tuple[str, int], list[tuple[float, float]]] = {
+        (v, b): [] for v in variants for b in args.batches}
     for v in variants:  # warm-up: first calls allocate and pick kernels
         _force_unfold(net, v == "unfold")
         for b in args.batches:
@@ -123,12 +134,14 @@ def bench(name: str, graph: QGraph, rate: float, args: argparse.Namespace,
         for b in args.batches:
             for v in variants:
                 _force_unfold(net, v == "unfold")
-                times[(v, b)].append(_time_run(net, inputs[b], args.steps, args.device) / b)
+                wall, cpu = _time_run(net, inputs[b], args.steps, args.device)
+                times[(v, b)].append((wall / b, cpu / b))
     _force_unfold(net, False)
     for b in args.batches:
         row = {"workload": name, "batch": b, "steps": args.steps}
         for v in variants:
-            row[f"{v}_ms_per_sample"] = 1e3 * statistics.median(times[(v, b)])
+            row[f"{v}_ms_per_sample"] = 1e3 * statistics.median(t[0] for t in times[(v, b)])
+            row[f"{v}_cpu_ms_per_sample"] = 1e3 * statistics.median(t[1] for t in times[(v, b)])
         rows.append(row)
     return rows
 
@@ -160,14 +173,18 @@ def main() -> None:
     if not args.skip_mlp:
         rows += bench("mlp", make_mlp(), INPUT_RATE_MLP, args, ("direct",))
     b1 = {r["workload"]: r["direct_ms_per_sample"] for r in rows if r["batch"] == 1}
-    print(f"{'workload':8} {'batch':>5} {'ms/sample':>10} {'vs batch 1':>10} "
-          f"{'unfold ms':>10} {'unfold/new':>10}")
+    c1 = {r["workload"]: r["direct_cpu_ms_per_sample"] for r in rows if r["batch"] == 1}
+    print(f"{'workload':8} {'batch':>5} {'ms/sample':>10} {'vs batch 1':>10} {'cpu ms':>8} "
+          f"{'cpu vs b1':>9} {'unfold ms':>10} {'unfold cpu':>10} {'unfold/new cpu':>14}")
     for r in rows:
-        new = r["direct_ms_per_sample"]
-        gain = b1[r["workload"]] / new if r["workload"] in b1 else float("nan")
-        old = r.get("unfold_ms_per_sample")
-        extra = f"{old:10.2f} {old / new:10.2f}" if old is not None else f"{'':10} {'':10}"
-        print(f"{r['workload']:8} {r['batch']:5d} {new:10.2f} {gain:9.2f}x {extra}")
+        new, cpu = r["direct_ms_per_sample"], r["direct_cpu_ms_per_sample"]
+        gain = b1[r["workload"]] / new
+        cgain = c1[r["workload"]] / cpu
+        old, ocpu = r.get("unfold_ms_per_sample"), r.get("unfold_cpu_ms_per_sample")
+        extra = (f"{old:10.2f} {ocpu:10.2f} {ocpu / cpu:13.2f}x" if old is not None and ocpu
+                 else "")
+        print(f"{r['workload']:8} {r['batch']:5d} {new:10.2f} {gain:9.2f}x {cpu:8.2f} "
+              f"{cgain:8.2f}x {extra}")
     if args.json is not None:
         args.json.write_text(json.dumps({"threads": torch.get_num_threads(),
                                          "device": args.device, "rows": rows}, indent=2))
