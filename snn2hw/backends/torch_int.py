@@ -20,10 +20,18 @@ bits) or bfloat16 (8 significant bits; ``torch.set_float32_matmul_precision("med
 integers of magnitude <= 256 fit in 8 significant bits, and products/sums accumulate in
 float32. Binary spikes through a 784-input dense layer (bound 784 * 255 < 2^24) use float32.
 
-Conv is lowered to ``unfold`` (an exact gather) plus a batched matmul instead of calling
-``conv2d``: cuDNN/oneDNN may pick Winograd or FFT algorithms whose intermediate values are
-not integers, so their results are not provably exact; a GEMM over integers is. The cost is
-memory for the unfolded input, ``B * C_in * kH * kW * H_out * W_out`` floats per step.
+Conv runs as ``F.conv2d`` only where the library's arithmetic is a plain sum of products:
+on the CPU, when torch's dispatcher (``torch._C._select_conv_backend``) picks oneDNN (called
+by PyTorch with ideep's default ``algorithm::convolution_direct``) or ATen's
+``slow_conv2d``/``slow_conv_dilated2d`` (im2col + GEMM); the choice is cached per batch size
+(``ConvOp.last_path`` says which ran). Everywhere else (CUDA, NNPACK, XNNPACK, or a torch
+without that private function) it is lowered to ``unfold`` (an exact gather) plus a batched
+matmul: cuDNN/NNPACK may pick Winograd or FFT algorithms whose intermediate values are not
+integers, so their results are not provably exact; a GEMM over integers is. The unfold path
+costs memory for the unfolded input, ``B * C_in * kH * kW * H_out * W_out`` floats per step,
+and on the CPU 2-4x the time of the direct conv at batch 16-64
+(``benchmarks/bench_torch_int.py``). Conv weights are used as stored (no clip), so float32
+also requires ``max|w| <= 256`` for conv (the operand condition above).
 
 Synaptic delays and multi-spike output (docs/qgraph.md, the optional ``features`` of
 :class:`TorchIntBackend`): every operator with a delay keeps a delay line of its per-step
@@ -71,6 +79,7 @@ from snn2hw.backends.torch_int_ops import (
     lif_step,
     prepare_dense_weight,
     reset_due,
+    u_stays_in_range,
 )
 from snn2hw.common.errors import ConfigError, GraphError
 from snn2hw.quant.qgraph import (
@@ -115,6 +124,15 @@ class _Lif:
     reset_interval: int = 0  # > 0: u = v = 0 at the start of steps n % interval == offset
     reset_offset: int = 0
     paths: list[_Path] = field(default_factory=list)
+    u_in_range: bool = False  # proven: the u overflow rule never fires (u_stays_in_range)
+    _zero_bias: bool | None = None
+
+    @property
+    def step_bias(self) -> torch.Tensor | int:
+        """The bias as ``lif_step`` takes it: the int 0 when every bias is 0 (no add)."""
+        if self._zero_bias is None:
+            self._zero_bias = not bool(self.bias.any())
+        return 0 if self._zero_bias else self.bias
 
     @property
     def spike_dtype(self) -> torch.dtype:
@@ -211,6 +229,7 @@ class TorchIntNetwork:
                     f"node '{node.name}' (lif): synaptic input can reach {a_bound}, too large "
                     "for 64-bit integer state; reduce weights or weight_exp upstream"
                 )
+            lif.u_in_range = u_stays_in_range(a_bound, lif.du, f)
             self._lifs.append(lif)
         self.op_dtypes: dict[str, str] = {
             name: str(op.dtype).removeprefix("torch.") if op.dtype is not None else "none"
@@ -364,11 +383,13 @@ class TorchIntNetwork:
                 for path in lif.paths:
                     y = val[path.ops[-1]] if path.ops else val[path.source]
                     if y is not None:
-                        a = a + y.reshape(batch, *lif.shape).to(i64)
+                        y = y.reshape(batch, *lif.shape).to(i64)
+                        a = y if isinstance(a, int) else a + y
                 # every sample of the batch is at step n, so one decision serves them all
                 rest = reset_due(n, lif.reset_interval, lif.reset_offset)
-                un, vn, s = lif_step(u[lif.name], v[lif.name], a, lif.du, lif.dv, lif.bias,
-                                     lif.vth, self.formats, lif.max_spikes, from_rest=rest)
+                un, vn, s = lif_step(u[lif.name], v[lif.name], a, lif.du, lif.dv, lif.step_bias,
+                                     lif.vth, self.formats, lif.max_spikes, from_rest=rest,
+                                     u_in_range=lif.u_in_range)
                 u[lif.name], v[lif.name] = un, vn
                 spk_rec[lif.name][n] = s
                 if u_rec is not None and v_rec is not None:

@@ -31,6 +31,7 @@ __all__ = [
     "lif_step",
     "prepare_dense_weight",
     "reset_due",
+    "u_stays_in_range",
 ]
 
 # Loihi's formats (the defaults; a graph's own are QGraph.formats):
@@ -105,6 +106,7 @@ def lif_step(
     formats: NumberFormats = LOIHI_FORMATS,
     max_spikes: int = 1,
     from_rest: bool = False,
+    u_in_range: bool = False,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """One CUBA LIF step on int64 tensors (docs/qgraph.md "LIF step") with the
     graph's number formats; Loihi's by default.
@@ -134,6 +136,9 @@ def lif_step(
     ``from_rest``: the step is one of the node's periodic resets (docs/qgraph.md "Periodic
     state reset", :func:`reset_due`): ``u`` and ``v`` are set to 0 *before* this step's
     input is integrated, so its input, bias and threshold act on a neuron at rest.
+
+    ``u_in_range``: the caller has proved ``|u| < 2^(u_bits-1)`` after the add on every step
+    (:func:`u_stays_in_range`), so ``ovf(u, ...)`` changes nothing and is skipped.
     """
     f = formats
     sh, db = f.activation_shift, f.decay_bits
@@ -144,9 +149,10 @@ def lif_step(
     else:
         a = int(a) << sh
     # du + 1: Lava's hidden offset; du = -1 means no current decay.
-    u = _rtz(u * ((1 << db) - (du + 1)), db) + a
-    u = _overflow(u, f.u_bits, f.u_overflow)
-    v = _rtz(v * ((1 << db) - dv), db) + u + bias
+    u = _decay(u, (1 << db) - (du + 1), db) + a
+    if not u_in_range:
+        u = _overflow(u, f.u_bits, f.u_overflow)
+    v = _decay(v, (1 << db) - dv, db) + u + bias
     v = _overflow(v, f.v_bits, f.v_overflow)
     th = vth << sh
     if max_spikes > 1:
@@ -154,6 +160,31 @@ def lif_step(
     s = v >= th if f.threshold_compare == ">=" else v > th
     v = v.masked_fill(s, 0) if f.reset == "zero" else torch.where(s, v - th, v)
     return u, v, s
+
+
+def u_stays_in_range(a_bound: int, du: int, formats: NumberFormats = LOIHI_FORMATS) -> bool:
+    """Whether ``u`` can never leave ``(-2^(u_bits-1), 2^(u_bits-1))``, so the u overflow
+    rule is a no-op, given ``|a| <= a_bound`` on every step.
+
+    Induction: ``u`` starts (and restarts) at 0; if ``|u| < H = 2^(u_bits-1)`` then
+    ``|rtz(u * m, db)| <= (H * m) >> db`` with ``m = 2^db - (du + 1)``, and the new ``u`` is
+    at most that plus ``a_bound << activation_shift`` in magnitude; below ``H`` closes the
+    induction. ``du = 4095`` (m = 0, Sinabs/IF exports) leaves only the input term."""
+    f = formats
+    half = 1 << (f.u_bits - 1)
+    m = (1 << f.decay_bits) - (du + 1)
+    return ((half * m) >> f.decay_bits) + (a_bound << f.activation_shift) < half
+
+
+def _decay(x: torch.Tensor, mult: int, db: int) -> torch.Tensor:
+    """rtz(x * mult, db), with the two common factors done without arithmetic: mult = 0
+    (du = 4095: no current memory) gives 0, mult = 2^db (dv = 0: no leak) gives x
+    exactly (x * 2^db is a multiple of 2^db, so the shift toward zero drops nothing)."""
+    if mult == 0:
+        return torch.zeros_like(x)
+    if mult == 1 << db:
+        return x
+    return _rtz(x * mult, db)
 
 
 def reset_due(n: int, interval: int, offset: int) -> bool:
@@ -204,16 +235,18 @@ class Op:
         self.delay = 0  # one delay for the whole operator (conv; 0 for sumpool, flatten)
         self.max_delay = 0
 
-    def _pick_dtype(self, kind: str) -> None:
-        """Choose float32/float64 from the proven partial-sum bound (see the docstring of
-        :mod:`snn2hw.backends.torch_int`)."""
+    def _pick_dtype(self, kind: str, weight_max: int = 0) -> None:
+        """Choose float32/float64 from the proven partial-sum bound and the largest operand
+        magnitudes, input and weight (see the docstring of :mod:`snn2hw.backends.torch_int`).
+        """
         if self.acc_bound >= _F64_EXACT:
             raise GraphError(
                 f"node '{self.name}' ({kind}): partial sums can reach {self.acc_bound} "
                 f"(>= 2^53), which torch integer mode cannot compute exactly; "
                 "reduce weights, weight_exp or input payload bits"
             )
-        f32_ok = self.acc_bound < _F32_EXACT and self.in_bound <= _F32_OPERAND_MAX
+        f32_ok = (self.acc_bound < _F32_EXACT and self.in_bound <= _F32_OPERAND_MAX
+                  and weight_max <= _F32_OPERAND_MAX)
         self.dtype = torch.float32 if f32_ok else torch.float64
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:  # pragma: no cover - abstract
@@ -285,7 +318,8 @@ class ConvOp(Op):
         c_out, c_in_g, kh, kw = (int(s) for s in w.shape)
         per_out = np.abs(w).reshape(c_out, -1).sum(axis=1)
         self.acc_bound = int(per_out.max()) * in_bound if w.size else 0
-        self._pick_dtype("conv")
+        # Conv weights are used as stored (no clip): check them as operands too.
+        self._pick_dtype("conv", int(np.abs(w).max()) if w.size else 0)
         self.weight_exp = int(node.weight_exp)
         self.out_bound = min(_shift_bound(self.acc_bound, self.weight_exp), _U_MAX)
         self.delay = self.max_delay = int(node.delay)  # delays the wrapped output
@@ -303,14 +337,68 @@ class ConvOp(Op):
             device=device,
         )
 
+        self.w4 = torch.as_tensor(w, dtype=self.dtype, device=device)
+        self.last_path = ""  # "direct" or "unfold": which formulation the last call used
+        self._direct: dict[int, bool] = {}  # batch size -> library conv is a direct sum
+
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         b = x.shape[0]
         xf = x.reshape(b, *self.in_shape).to(self.dtype)
-        cols = F.unfold(xf, self.kernel, self.dilation, self.padding, self.stride)
-        cols = cols.reshape(b, self.groups, -1, cols.shape[-1])
-        acc = torch.matmul(self.w, cols)  # [B, G, C_out/G, L]: exact integer GEMM
+        if self._direct_ok(xf):
+            self.last_path = "direct"
+            acc = F.conv2d(xf, self.w4, None, self.stride, self.padding, self.dilation,
+                           self.groups)
+        else:
+            self.last_path = "unfold"
+            acc = self._unfold_gemm(xf)
         acc = acc.round_().to(torch.int64).reshape(b, *self.out_shape)
         return _wrap24(_shift(acc, self.weight_exp))
+
+    def _unfold_gemm(self, xf: torch.Tensor) -> torch.Tensor:
+        """conv2d as an exact gather (unfold) plus an integer-valued GEMM."""
+        b = xf.shape[0]
+        cols = F.unfold(xf, self.kernel, self.dilation, self.padding, self.stride)
+        cols = cols.reshape(b, self.groups, -1, cols.shape[-1])
+        return torch.matmul(self.w, cols)  # [B, G, C_out/G, L]: exact integer GEMM
+
+    def _direct_ok(self, xf: torch.Tensor) -> bool:
+        """Whether ``F.conv2d`` would run a formulation that only sums products (see
+        :func:`conv_is_direct_sum`), cached per batch size."""
+        b = int(xf.shape[0])
+        ok = self._direct.get(b)
+        if ok is None:
+            ok = self._direct[b] = conv_is_direct_sum(
+                xf, self.w4, self.stride, self.padding, self.dilation, self.groups)
+        return ok
+
+
+# ConvBackend values of torch's conv2d dispatcher whose arithmetic is a plain sum of
+# products: oneDNN called by PyTorch with ideep's default algorithm::convolution_direct
+# (ideep include/ideep/operators/conv.hpp, `convolution_forward::compute`), and ATen's
+# slow_conv2d / slow_conv_dilated2d (im2col + GEMM). Excluded: cuDNN (it may choose
+# Winograd/FFT and TF32-rounded transforms), NNPACK (Winograd/FFT), XNNPACK and others.
+_DIRECT_CONV_BACKENDS = frozenset({"Mkldnn", "Slow2d", "SlowDilated2d"})
+
+
+def conv_is_direct_sum(xf: torch.Tensor, w: torch.Tensor, stride: tuple[int, ...],
+                       padding: tuple[int, ...], dilation: tuple[int, ...], groups: int
+                       ) -> bool:
+    """True when ``F.conv2d(xf, w, ...)`` on the CPU dispatches to a direct-sum backend, so
+    that an integer-valued input and weight within the operator's exactness bound give the
+    exact integer result. False on CUDA (cuDNN picks its own algorithms) and whenever
+    torch's dispatcher cannot be asked (a private API: the exact unfold path is then used).
+    """
+    if xf.device.type != "cpu":
+        return False
+    select = getattr(torch._C, "_select_conv_backend", None)
+    if select is None:
+        return False
+    try:
+        backend = select(xf, w, None, list(stride), list(padding), list(dilation), False,
+                         [0] * len(stride), groups, None)
+    except (RuntimeError, TypeError):
+        return False
+    return str(backend).rsplit(".", 1)[-1] in _DIRECT_CONV_BACKENDS
 
 
 class SumPoolOp(Op):
