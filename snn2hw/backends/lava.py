@@ -194,6 +194,7 @@ class LavaNetwork:
         self.graph = graph
         self._live: dict[str, Any] | None = None  # the started network kept between calls
         self._finalizer: weakref.finalize | None = None
+        self.builds = 0  # Lava networks compiled by this object (reuse keeps it at 1)
         self.input: InputNode = graph.input_node
         self.n_in = int(np.prod(self.input.shape))
         graded = self.input.message_bits > 0
@@ -340,6 +341,7 @@ class LavaNetwork:
         anchor = net["source"]
         with lava_start_method():  # fork for Lava's actors only, not the whole program
             anchor.create_runtime(run_cfg=cfg)
+        self.builds += 1
         net.update(anchor=anchor, plan=plan, build_s=time.perf_counter() - t0)
         return net
 
