@@ -38,16 +38,21 @@ Lowering (one Lava *connection* per synapse path, so every path costs exactly on
 * connections fed by a graded source (graded input, multi-spike LIF) get
   ``num_message_bits`` so they multiply the payload.
 
-Samples run back to back in ONE Lava network: the input ``RingBuffer`` holds all samples,
-``N`` steps each. ``LIFReset(reset_interval=N, reset_offset=1)`` zeroes ``u``/``v`` at the
-first step of each sample. Connections hold a one-step-delayed buffer, so activity at a
-sample's last step would leak into the next sample's first step: LIFReset zeroes the
-state *before* integrating that step's input, and zero padding cannot prevent it either
-(a bias-driven LIF spikes without input). The run is therefore chunked at sample
-boundaries and, where a source was active at that last step, the buffers of its
-connections are zeroed with ``Var.set`` (about 1 ms per small buffer). Spikes are read in
-bulk with ``Extractor``, whose buffer holds one chunk: its sends block when full, so a
-longer blocking run would deadlock.
+Samples run back to back in ONE Lava network, built and compiled once per step count
+(:class:`RunPlan`) and kept started between calls (:meth:`LavaNetwork.close` or garbage
+collection stops it). Input frames are streamed: the source is Lava's ``Injector`` with an
+int32 model (:class:`snn2hw.backends.lava_neuron.PyIntInjectorModel`) whose channel holds
+one chunk; before each ``run()`` of ``c`` steps the backend sends those ``c`` frames, so no
+buffer of every sample's frames exists (the old ``RingBuffer`` held them all).
+``LIFReset(reset_interval=N, reset_offset=1)`` zeroes ``u``/``v`` at the first step of each
+sample. Connections hold a one-step-delayed buffer, so activity at a sample's last step
+would leak into the next sample's first step: LIFReset zeroes the state *before*
+integrating that step's input, and zero padding cannot prevent it either (a bias-driven
+LIF spikes without input). The run is therefore chunked at sample boundaries and, where a
+source was active at that last step, the buffers of its connections are zeroed with
+``Var.set`` (about 1 ms per small buffer); after a call's last sample too, so that the
+kept network starts the next call clean. Spikes are read in bulk with ``Extractor``, whose
+buffer holds one chunk: its sends block when full, so a longer blocking run would deadlock.
 
 Exactness against Lava's int32 datapath: Lava computes ``a << 6`` and ``u`` in int32. With
 ``|a| <= 2^18`` per step, ``|u| <= 2^23`` stays invariant and nothing overflows, so Lava
@@ -178,8 +183,9 @@ def _stop_quietly(anchor: Any) -> None:
 
 
 class LavaNetwork:
-    """A quantized graph lowered once for Lava; each :meth:`run` builds ONE Lava process
-    network holding all samples of the batch and streams them through it.
+    """A quantized graph lowered once for Lava; :meth:`run` streams all samples of a call
+    through ONE Lava process network, compiled on the first call of a :meth:`plan` and
+    reused by the following calls with the same plan.
 
     Construction validates the graph, composes every synapse path into its Lava
     connection(s) (module docstring) and proves the int32 bounds; it raises
@@ -632,7 +638,7 @@ def run(
     graph: QGraph, inputs: Any, num_steps: int | None = None, record_state: bool = False
 ) -> SimResult:
     """Run ``graph`` on integer frames ``[F, B, *input_shape]`` with Lava's bit-accurate
-    models (docs/qgraph.md); one Lava network per call. ``num_steps`` defaults to
+    models (docs/qgraph.md); one Lava network, stopped on return. ``num_steps`` defaults to
     ``graph.num_steps + graph.depth()``. Raises LavaMissingError without lava-nc."""
     net = LavaNetwork(graph)
     try:
@@ -643,8 +649,9 @@ def run(
 
 class LavaBackend(PreparingBackend):
     """The Lava backend behind :class:`snn2hw.backends.base.Backend` (registry name
-    ``lava``): every sample of a call streams through ONE Lava network, so callers pass
-    all samples at once (``splits_batches = False``)."""
+    ``lava``): every sample of a call streams through ONE Lava network, kept compiled by
+    the prepared :class:`LavaNetwork` for its next call, so callers pass all samples at
+    once (``splits_batches = False``)."""
 
     name = "lava"
     node_kinds = NODE_KINDS
