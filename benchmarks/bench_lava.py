@@ -23,7 +23,7 @@ Reported (medians of ``--rounds`` interleaved rounds, 1 thread):
   (``RUSAGE_CHILDREN``), in MiB.
 
 Usage: ``python benchmarks/bench_lava.py [--samples 20] [--steps 50] [--rounds 3]
-[--many 200]``.
+[--many 200] [--memory-only]``.
 """
 
 from __future__ import annotations
@@ -182,11 +182,14 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=50)
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--many", type=int, default=200)
+    ap.add_argument("--memory-only", action="store_true", help="skip the timing rounds")
     ap.add_argument("--child", choices=("ours", "hand"))
     args = ap.parse_args()
     if args.child:
         child(args.child, args.samples, args.steps)
         return
+    if args.memory_only:
+        return report_memory(args.many, args.steps)
     g, x = make_graph(args.steps), make_inputs(args.samples, args.steps)
     # exactness first: the backend equals the docs' arithmetic (torch_int) on this graph
     from snn2hw.backends import torch_int
@@ -212,9 +215,13 @@ def main() -> None:
         o, h = med[f"ours_{what}"], med[f"hand_{what}"]
         print(f"{what:5s} ours {o:7.3f} s  hand {h:7.3f} s  ratio {o / h:5.2f}x  "
               f"(ours {1e3 * o / (args.samples * args.steps):.2f} ms/step)")
+    report_memory(args.many, args.steps)
+
+
+def report_memory(many: int, steps: int) -> None:
     for which in ("ours", "hand"):
-        few, many = maxrss(which, 10, args.steps), maxrss(which, args.many, args.steps)
-        print(f"maxrss {which}: 10 samples {few}, {args.many} samples {many}")
+        few, lots = maxrss(which, 10, steps), maxrss(which, many, steps)
+        print(f"maxrss {which}: 10 samples {few}, {many} samples {lots}")
 
 
 if __name__ == "__main__":
