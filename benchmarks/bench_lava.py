@@ -188,8 +188,11 @@ def main() -> None:
     if args.child:
         child(args.child, args.samples, args.steps)
         return
+    # memory first: Linux keeps ru_maxrss across exec, so a child started after this
+    # process imported torch (the exactness check below) would report at least its size
+    report_memory(args.many, args.steps)
     if args.memory_only:
-        return report_memory(args.many, args.steps)
+        return
     g, x = make_graph(args.steps), make_inputs(args.samples, args.steps)
     # exactness first: the backend equals the docs' arithmetic (torch_int) on this graph
     from snn2hw.backends import torch_int
@@ -215,7 +218,6 @@ def main() -> None:
         o, h = med[f"ours_{what}"], med[f"hand_{what}"]
         print(f"{what:5s} ours {o:7.3f} s  hand {h:7.3f} s  ratio {o / h:5.2f}x  "
               f"(ours {1e3 * o / (args.samples * args.steps):.2f} ms/step)")
-    report_memory(args.many, args.steps)
 
 
 def report_memory(many: int, steps: int) -> None:
