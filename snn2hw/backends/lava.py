@@ -338,8 +338,8 @@ class LavaNetwork:
         t0 = time.perf_counter()
         net = self._build(plan, record, total)
         models: dict[Any, Any] = {Extractor: PyLoihiExtractorModel,
-                                  Injector: PyIntInjectorModel,
-                                  net["source"]: PyIntInjectorModel}
+                                  Injector: PyIntInjectorModel}
+        models.update(_instance_models(net))
         own = [net["lifs"][lif.node.name] for lif in self.lifs
                if self.own_neuron(lif.node, plan.n_steps)]
         models.update(model_map(own))
@@ -458,12 +458,14 @@ class LavaNetwork:
                     proc.a_out.connect(lifs[lif.node.name].a_in)
                     conns.setdefault(p.source, []).append((proc, c.max_delay + 1))
                 linked.join(p.source, p.target)
+        zeros: list[Any] = []
         for name in linked.cut_off(self.input.name):
             # Lava compiles only what is connected to the process it runs: tie a network
             # part that never hears the input to it with an all-zero Dense.
             zero = Dense(weights=np.zeros((lifs[name].a_in.shape[0], self.n_in), np.int64))
             source.out_port.connect(zero.s_in)
             zero.a_out.connect(lifs[name].a_in)
+            zeros.append(zero)
         extractors = {}
         for name, proc in lifs.items():
             ex = Extractor(shape=proc.s_out.shape, buffer_size=chunk)
@@ -482,6 +484,7 @@ class LavaNetwork:
             "source": source,
             "lifs": lifs,
             "conns": conns,
+            "zeros": zeros,
             "extractors": extractors,
             "monitors": monitors,
         }
@@ -569,6 +572,36 @@ class LavaNetwork:
                     "Lava's int32 LIF arithmetic (a << 6, u) can differ from docs/qgraph.md; "
                     "reduce weights or weight_exp upstream"
                 )
+
+
+def _instance_models(net: dict[str, Any]) -> dict[Any, type]:
+    """``exception_proc_model_map`` entries naming the ``fixed_pt`` model of every Lava
+    process of ``net`` by instance. Lava's compiler looks instances up first
+    (``ProcGroupDiGraphs._map_proc_to_model``, ``magma/compiler/compiler_graphs.py``);
+    otherwise it imports every module next to each process class in search of models
+    (``_find_proc_models``), about 0.3 s per compile on a small network. The models are
+    the ones ``select_tag="fixed_pt"`` picks (docs/lava.md "Processes and models used")."""
+    from lava.proc.dense.models import PyDelayDenseModelBitAcc, PyDenseModelBitAcc
+    from lava.proc.dense.process import DelayDense, Dense
+    from lava.proc.io.extractor import PyLoihiExtractorModel
+    from lava.proc.lif.models import PyLifResetModelBitAcc
+    from lava.proc.lif.process import LIFReset
+    from lava.proc.monitor.models import PyMonitorModel
+    from lava.proc.sparse.models import PyDelaySparseModelBitAcc, PySparseModelBitAcc
+    from lava.proc.sparse.process import DelaySparse, Sparse
+
+    from snn2hw.backends.lava_neuron import PyIntInjectorModel
+
+    by_type = {Dense: PyDenseModelBitAcc, DelayDense: PyDelayDenseModelBitAcc,
+               Sparse: PySparseModelBitAcc, DelaySparse: PyDelaySparseModelBitAcc,
+               LIFReset: PyLifResetModelBitAcc}
+    procs = [p for group in net["conns"].values() for p, _ in group] + net["zeros"]
+    procs += [p for p in net["lifs"].values() if type(p) in by_type]
+    found: dict[Any, type] = {p: by_type[type(p)] for p in procs}
+    found[net["source"]] = PyIntInjectorModel
+    found.update({ex: PyLoihiExtractorModel for ex in net["extractors"].values()})
+    found.update({m: PyMonitorModel for pair in net["monitors"].values() for m in pair})
+    return found
 
 
 def _lif_reset_schedule(node: LIFNode, n_steps: int) -> tuple[int, int] | None:
