@@ -22,6 +22,27 @@ Reported (medians of ``--rounds`` interleaved rounds, 1 thread):
   with 10 and with ``--many`` samples, for the main process and for the largest Lava actor
   (``RUSAGE_CHILDREN``), in MiB.
 
+Measured on the shared 2-core development machine (load average 7-8, 20 samples x 50 steps,
+firing 13 % / 37 %, medians of 5 rounds), before this backend kept its network and streamed
+its input (commit 9bcb285) and after:
+
+=====================================================  ===============  ===============
+what                                                   before           after
+=====================================================  ===============  ===============
+run, compiled network (ours rebuilt it per call)       2.42 / 1.31 s    1.36 / 1.29 s
+  ratio ours / hand                                    1.85x            1.06x
+call from nothing, ours / hand                         2.51 / 2.29 s    1.87 / 1.84 s
+  ratio ours / hand                                    1.10x            1.02x
+peak RSS ours, 10 -> 200 samples, main (MiB)           99 -> 112        99 -> 102
+peak RSS ours, 10 -> 200 samples, largest actor        72 -> 84         71 -> 73
+peak RSS hand, 10 -> 200 samples, main / actor         101 -> 166 / 71 -> 96
+ours, 10 -> 1,000 samples (--memory-only --many 1000)                   99 -> 115 / 71 -> 75
+hand, 10 -> 1,000 samples, main / actor                101 -> 440 / 72 -> 202
+=====================================================  ===============  ===============
+
+What remains of ours above the Lava actors is the returned spike record (uint8, ``samples
+x steps x neurons``, 13 MiB for 1,000 samples here) and its time-major copy.
+
 Usage: ``python benchmarks/bench_lava.py [--samples 20] [--steps 50] [--rounds 3]
 [--many 200] [--memory-only]``.
 """
