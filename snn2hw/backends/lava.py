@@ -38,16 +38,21 @@ Lowering (one Lava *connection* per synapse path, so every path costs exactly on
 * connections fed by a graded source (graded input, multi-spike LIF) get
   ``num_message_bits`` so they multiply the payload.
 
-Samples run back to back in ONE Lava network: the input ``RingBuffer`` holds all samples,
-``N`` steps each. ``LIFReset(reset_interval=N, reset_offset=1)`` zeroes ``u``/``v`` at the
-first step of each sample. Connections hold a one-step-delayed buffer, so activity at a
-sample's last step would leak into the next sample's first step: LIFReset zeroes the
-state *before* integrating that step's input, and zero padding cannot prevent it either
-(a bias-driven LIF spikes without input). The run is therefore chunked at sample
-boundaries and, where a source was active at that last step, the buffers of its
-connections are zeroed with ``Var.set`` (about 1 ms per small buffer). Spikes are read in
-bulk with ``Extractor``, whose buffer holds one chunk: its sends block when full, so a
-longer blocking run would deadlock.
+Samples run back to back in ONE Lava network, built and compiled once per step count
+(:class:`RunPlan`) and kept started between calls (:meth:`LavaNetwork.close` or garbage
+collection stops it). Input frames are streamed: the source is Lava's ``Injector`` with an
+int32 model (:class:`snn2hw.backends.lava_neuron.PyIntInjectorModel`) whose channel holds
+one chunk; before each ``run()`` of ``c`` steps the backend sends those ``c`` frames, so no
+buffer of every sample's frames exists (the old ``RingBuffer`` held them all).
+``LIFReset(reset_interval=N, reset_offset=1)`` zeroes ``u``/``v`` at the first step of each
+sample. Connections hold a one-step-delayed buffer, so activity at a sample's last step
+would leak into the next sample's first step: LIFReset zeroes the state *before*
+integrating that step's input, and zero padding cannot prevent it either (a bias-driven
+LIF spikes without input). The run is therefore chunked at sample boundaries and, where a
+source was active at that last step, the buffers of its connections are zeroed with
+``Var.set`` (about 1 ms per small buffer); after a call's last sample too, so that the
+kept network starts the next call clean. Spikes are read in bulk with ``Extractor``, whose
+buffer holds one chunk: its sends block when full, so a longer blocking run would deadlock.
 
 Exactness against Lava's int32 datapath: Lava computes ``a << 6`` and ``u`` in int32. With
 ``|a| <= 2^18`` per step, ``|u| <= 2^23`` stays invariant and nothing overflows, so Lava
@@ -67,6 +72,8 @@ event, onnx), pipeline, chip, training, reporting or cli.
 from __future__ import annotations
 
 import time
+import weakref
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -152,9 +159,33 @@ def _show(val: Any) -> str:
 
 
 # ----- the network ---------------------------------------------------------------------------
+@dataclass(frozen=True)
+class RunPlan:
+    """How samples stream through one Lava network (:meth:`LavaNetwork.plan`): each sample's
+    ``n_steps`` run as ``runs_per_sample`` ``run()`` calls of at most ``chunk`` steps; the
+    input channel holds ``input_frames`` int32 frames (``input_bytes``) and each Extractor
+    ``output_frames`` frames, whatever the number of samples."""
+
+    n_steps: int
+    chunk: int
+    runs_per_sample: int
+    input_frames: int
+    input_bytes: int
+    output_frames: int
+
+
+def _stop_quietly(anchor: Any) -> None:
+    """Stop a Lava runtime (finalizer of a kept network; it may be half torn down)."""
+    try:
+        anchor.stop()
+    except Exception:  # noqa: BLE001 - interpreter exit or a runtime already failed
+        pass
+
+
 class LavaNetwork:
-    """A quantized graph lowered once for Lava; each :meth:`run` builds ONE Lava process
-    network holding all samples of the batch and streams them through it.
+    """A quantized graph lowered once for Lava; :meth:`run` streams all samples of a call
+    through ONE Lava process network, compiled on the first call of a :meth:`plan` and
+    reused by the following calls with the same plan.
 
     Construction validates the graph, composes every synapse path into its Lava
     connection(s) (module docstring) and proves the int32 bounds; it raises
@@ -167,6 +198,9 @@ class LavaNetwork:
         check_formats(graph)  # before Lava: the reason holds whether or not it is installed
         import_lava()  # fail fast with the install hint
         self.graph = graph
+        self._live: dict[str, Any] | None = None  # the started network kept between calls
+        self._finalizer: weakref.finalize | None = None
+        self.builds = 0  # Lava networks compiled by this object (reuse keeps it at 1)
         self.input: InputNode = graph.input_node
         self.n_in = int(np.prod(self.input.shape))
         graded = self.input.message_bits > 0
@@ -215,7 +249,8 @@ class LavaNetwork:
         return int(self.graph.num_steps + self.graph.depth())
 
     def _check_inputs(self, inputs: Any) -> np.ndarray:
-        """Validate integer frames ``[F, B, *input_shape]``; return int64 ``[F, B, n_in]``."""
+        """Validate integer frames ``[F, B, *input_shape]``; return them as ``[F, B, n_in]``
+        in their own integer dtype (a view where possible)."""
         arr = np.asarray(inputs.detach().cpu() if hasattr(inputs, "detach") else inputs)
         node = self.input
         shape = tuple(int(s) for s in node.shape)
@@ -229,7 +264,9 @@ class LavaNetwork:
             )
         if arr.shape[0] == 0 or arr.shape[1] == 0:
             raise GraphError(f"input frames are empty: shape {list(arr.shape)}")
-        x = arr.astype(np.int64).reshape(arr.shape[0], arr.shape[1], -1)
+        # no widened copy of every sample: frames are converted chunk by chunk (_stream)
+        x = arr.astype(np.int64) if arr.dtype.kind == "b" else arr
+        x = x.reshape(arr.shape[0], arr.shape[1], -1)
         hi = (1 << node.message_bits) - 1 if node.message_bits else 1
         if x.min() < 0 or x.max() > hi:
             raise GraphError(
@@ -238,75 +275,113 @@ class LavaNetwork:
             )
         return x
 
+    def plan(self, n_steps: int | None = None, chunk: int | None = None) -> RunPlan:
+        """How a call of ``n_steps`` steps per sample streams through Lava (module
+        docstring): steps per ``run()`` and the frames held on each side. Nothing here
+        depends on the number of samples."""
+        n = self.default_num_steps() if n_steps is None else int(n_steps)
+        if n < 1:
+            raise GraphError(f"num_steps must be >= 1, got {n}")
+        c = min(n, _CHUNK_MAX if chunk is None else int(chunk))
+        if c < 1:
+            raise GraphError(f"chunk must be >= 1 step, got {chunk}")
+        for lif in self.lifs:  # bound each Extractor's shared-memory ring
+            c = max(1, min(c, _EXTRACTOR_BYTES // (8 * lif.size)))
+        return RunPlan(n_steps=n, chunk=c, runs_per_sample=-(-n // c),
+                       input_frames=c, input_bytes=4 * c * self.n_in, output_frames=c)
+
     def run(
-        self, inputs: Any, num_steps: int | None = None, record_state: bool = False
+        self, inputs: Any, num_steps: int | None = None, record_state: bool = False,
+        chunk: int | None = None,
     ) -> SimResult:
         """Run every sample of ``inputs`` (integer frames ``[F, B, *input_shape]``) for
-        ``num_steps`` steps (default ``num_steps + depth()``) in one Lava network.
+        ``num_steps`` steps (default ``num_steps + depth()``) in one Lava network, fed
+        ``chunk`` steps at a time (default :meth:`plan`'s).
 
-        ``record_state`` also reads ``u``/``v`` traces through Lava Monitors (slow: Lava
-        reads them element by element). The runtime is always stopped, also on errors."""
+        The compiled network stays alive for the next call with the same step count and
+        chunk (:meth:`close` stops it; so does garbage collection). ``record_state`` also
+        reads ``u``/``v`` traces through Lava Monitors, in a network built for that call
+        only (slow: Lava reads them element by element)."""
         t_start = time.perf_counter()
-        n_steps = self.default_num_steps() if num_steps is None else int(num_steps)
-        if n_steps < 1:
-            raise GraphError(f"num_steps must be >= 1, got {n_steps}")
+        plan = self.plan(num_steps, chunk)
         x = self._check_inputs(inputs)
-        n_frames, batch = x.shape[0], x.shape[1]
+        if record_state:
+            net = self._start(plan, record=True, total=x.shape[1] * plan.n_steps)
+            try:
+                return self._stream(net, x, plan, True, t_start)
+            finally:
+                net["anchor"].stop()
+        if self._live is None or self._live["plan"] != plan:
+            self.close()
+            self._live = self._start(plan, record=False)
+            self._finalizer = weakref.finalize(self, _stop_quietly, self._live["anchor"])
+        try:
+            return self._stream(self._live, x, plan, False, t_start)
+        except BaseException:
+            self.close()  # a failed run leaves the runtime in an unknown state
+            raise
 
+    def close(self) -> None:
+        """Stop the Lava runtime kept alive between calls (if any)."""
+        if self._finalizer is not None:
+            self._finalizer()
+        self._live = self._finalizer = None
+
+    def _start(self, plan: RunPlan, record: bool, total: int = 0) -> dict[str, Any]:
+        """Build, compile and start a Lava network for ``plan`` (one per step count)."""
         from lava.magma.core.run_configs import Loihi2SimCfg
         from lava.proc.io.extractor import Extractor, PyLoihiExtractorModel
+        from lava.proc.io.injector import Injector
 
-        # RingBuffer sends data[:, t-1] at Lava step t: sample b's step n is column b*N + n.
-        frames = np.zeros((batch, n_steps, self.n_in), np.int32)
-        k = min(n_frames, n_steps)
-        frames[:, :k] = x[:k].transpose(1, 0, 2)
-        data = np.ascontiguousarray(frames.reshape(batch * n_steps, self.n_in).T)
+        from snn2hw.backends.lava_neuron import PyIntInjectorModel, model_map
 
-        chunk = min(n_steps, _CHUNK_MAX)
-        for lif in self.lifs:  # bound each Extractor's shared-memory ring
-            chunk = max(1, min(chunk, _EXTRACTOR_BYTES // (8 * lif.size)))
-        net = self._build(data, n_steps, chunk, record_state)
-        models: dict[Any, Any] = {Extractor: PyLoihiExtractorModel}
+        t0 = time.perf_counter()
+        net = self._build(plan, record, total)
+        models: dict[Any, Any] = {Extractor: PyLoihiExtractorModel,
+                                  Injector: PyIntInjectorModel}
+        models.update(_instance_models(net))
         own = [net["lifs"][lif.node.name] for lif in self.lifs
-               if self.own_neuron(lif.node, n_steps)]
-        if own:
-            from snn2hw.backends.lava_neuron import model_map
-
-            models.update(model_map(own))
+               if self.own_neuron(lif.node, plan.n_steps)]
+        models.update(model_map(own))
         cfg = Loihi2SimCfg(select_tag="fixed_pt", exception_proc_model_map=models)
         anchor = net["source"]
         with lava_start_method():  # fork for Lava's actors only, not the whole program
-            return self._run_built(net, anchor, cfg, x, batch, n_steps, chunk, record_state,
-                                   t_start)
+            anchor.create_runtime(run_cfg=cfg)
+        self.builds += 1
+        net.update(anchor=anchor, plan=plan, build_s=time.perf_counter() - t0)
+        return net
 
-    def _run_built(self, net: dict[str, Any], anchor: Any, cfg: Any, x: np.ndarray, batch: int,
-                   n_steps: int, chunk: int, record_state: bool, t_start: float) -> SimResult:
-        """Compile, stream every sample through and stop the built Lava network."""
+    def _stream(self, net: dict[str, Any], x: np.ndarray, plan: RunPlan, record_state: bool,
+                t_start: float) -> SimResult:
+        """Stream every sample through the started network ``chunk`` steps at a time:
+        send the chunk's frames, run it, drain the Extractors. Leaves the network clean
+        for a next call (no carry from the last sample)."""
         from lava.magma.core.run_conditions import RunSteps
 
+        build_s = max(time.perf_counter() - t_start, 1e-9) if net.get("used") else net["build_s"]
+        net["used"] = True
+        n_steps, batch, n_frames = plan.n_steps, x.shape[1], x.shape[0]
         spk = {lif.node.name: np.zeros((batch, n_steps, lif.size), _payload_dtype(lif.node))
                for lif in self.lifs}
-        resets = 0
+        source, resets = net["source"], 0
+        zero = np.zeros(self.n_in, np.int32)
+        for b in range(batch):
+            done = 0
+            while done < n_steps:
+                c = min(plan.chunk, n_steps - done)
+                for t in range(done, done + c):  # the Injector's channel holds `chunk` frames
+                    source.send(x[t, b].astype(np.int32) if t < n_frames else zero)
+                net["anchor"].run(condition=RunSteps(num_steps=c))
+                for lif in self.lifs:
+                    ex, rec = net["extractors"][lif.node.name], spk[lif.node.name][b]
+                    for i in range(done, done + c):
+                        rec[i] = ex.receive()
+                done += c
+            if b + 1 < batch or not record_state:
+                resets += self._clear_carry(net, x, spk, b, n_steps)
         u_rec = v_rec = None
-        try:
-            anchor.create_runtime(run_cfg=cfg)
-            build_s = time.perf_counter() - t_start
-            for b in range(batch):
-                done = 0
-                while done < n_steps:
-                    c = min(chunk, n_steps - done)
-                    anchor.run(condition=RunSteps(num_steps=c))
-                    for lif in self.lifs:
-                        ex, rec = net["extractors"][lif.node.name], spk[lif.node.name][b]
-                        for i in range(done, done + c):
-                            rec[i] = ex.receive()
-                    done += c
-                if b + 1 < batch:
-                    resets += self._clear_carry(net, x, spk, b, n_steps)
-            if record_state:
-                u_rec, v_rec = self._read_state(net, batch, n_steps)
-        finally:
-            anchor.stop()
+        if record_state:
+            u_rec, v_rec = self._read_state(net, batch, n_steps)
 
         spikes = {
             lif.node.name: spk[lif.node.name]
@@ -327,15 +402,17 @@ class LavaNetwork:
         )
 
     # ----- helpers of run() ------------------------------------------------------------------
-    def _build(self, data: np.ndarray, n_steps: int, chunk: int, record: bool) -> dict[str, Any]:
-        """Create and connect the Lava processes (not yet compiled)."""
+    def _build(self, plan: RunPlan, record: bool, total: int = 0) -> dict[str, Any]:
+        """Create and connect the Lava processes (not yet compiled); Monitors of ``total``
+        steps where ``record``."""
         from lava.proc.dense.process import DelayDense, Dense
         from lava.proc.io.extractor import Extractor
-        from lava.proc.io.source import RingBuffer
+        from lava.proc.io.injector import Injector
         from lava.proc.lif.process import LIFReset
         from lava.proc.sparse.process import DelaySparse, Sparse
 
-        source = RingBuffer(data=data)
+        n_steps, chunk = plan.n_steps, plan.chunk
+        source = Injector(shape=(self.n_in,), buffer_size=chunk)
         lifs: dict[str, Any] = {}
         for lif in self.lifs:
             n = lif.node
@@ -354,7 +431,7 @@ class LavaNetwork:
                 reset_offset=offset,  # node's periodic reset): _lif_reset_schedule
                 name=f"lif:{n.name}",
             )
-        out_port = {self.input.name: source.s_out, **{k: p.s_out for k, p in lifs.items()}}
+        out_port = {self.input.name: source.out_port, **{k: p.s_out for k, p in lifs.items()}}
         # source -> its connection processes, each with the steps its buffer spans
         conns: dict[str, list[tuple[Any, int]]] = {}
         linked = _Components([self.input.name, *lifs])
@@ -381,12 +458,14 @@ class LavaNetwork:
                     proc.a_out.connect(lifs[lif.node.name].a_in)
                     conns.setdefault(p.source, []).append((proc, c.max_delay + 1))
                 linked.join(p.source, p.target)
+        zeros: list[Any] = []
         for name in linked.cut_off(self.input.name):
             # Lava compiles only what is connected to the process it runs: tie a network
             # part that never hears the input to it with an all-zero Dense.
             zero = Dense(weights=np.zeros((lifs[name].a_in.shape[0], self.n_in), np.int64))
-            source.s_out.connect(zero.s_in)
+            source.out_port.connect(zero.s_in)
             zero.a_out.connect(lifs[name].a_in)
+            zeros.append(zero)
         extractors = {}
         for name, proc in lifs.items():
             ex = Extractor(shape=proc.s_out.shape, buffer_size=chunk)
@@ -396,7 +475,6 @@ class LavaNetwork:
         if record:
             from lava.proc.monitor.process import Monitor
 
-            total = int(data.shape[1])
             for name, proc in lifs.items():
                 mu, mv = Monitor(), Monitor()
                 mu.probe(proc.u, total)
@@ -406,6 +484,7 @@ class LavaNetwork:
             "source": source,
             "lifs": lifs,
             "conns": conns,
+            "zeros": zeros,
             "extractors": extractors,
             "monitors": monitors,
         }
@@ -495,6 +574,36 @@ class LavaNetwork:
                 )
 
 
+def _instance_models(net: dict[str, Any]) -> dict[Any, type]:
+    """``exception_proc_model_map`` entries naming the ``fixed_pt`` model of every Lava
+    process of ``net`` by instance. Lava's compiler looks instances up first
+    (``ProcGroupDiGraphs._map_proc_to_model``, ``magma/compiler/compiler_graphs.py``);
+    otherwise it imports every module next to each process class in search of models
+    (``_find_proc_models``), about 0.3 s per compile on a small network. The models are
+    the ones ``select_tag="fixed_pt"`` picks (docs/lava.md "Processes and models used")."""
+    from lava.proc.dense.models import PyDelayDenseModelBitAcc, PyDenseModelBitAcc
+    from lava.proc.dense.process import DelayDense, Dense
+    from lava.proc.io.extractor import PyLoihiExtractorModel
+    from lava.proc.lif.models import PyLifResetModelBitAcc
+    from lava.proc.lif.process import LIFReset
+    from lava.proc.monitor.models import PyMonitorModel
+    from lava.proc.sparse.models import PyDelaySparseModelBitAcc, PySparseModelBitAcc
+    from lava.proc.sparse.process import DelaySparse, Sparse
+
+    from snn2hw.backends.lava_neuron import PyIntInjectorModel
+
+    by_type = {Dense: PyDenseModelBitAcc, DelayDense: PyDelayDenseModelBitAcc,
+               Sparse: PySparseModelBitAcc, DelaySparse: PyDelaySparseModelBitAcc,
+               LIFReset: PyLifResetModelBitAcc}
+    procs = [p for group in net["conns"].values() for p, _ in group] + net["zeros"]
+    procs += [p for p in net["lifs"].values() if type(p) in by_type]
+    found: dict[Any, type] = {p: by_type[type(p)] for p in procs}
+    found[net["source"]] = PyIntInjectorModel
+    found.update({ex: PyLoihiExtractorModel for ex in net["extractors"].values()})
+    found.update({m: PyMonitorModel for pair in net["monitors"].values() for m in pair})
+    return found
+
+
 def _lif_reset_schedule(node: LIFNode, n_steps: int) -> tuple[int, int] | None:
     """``(reset_interval, reset_offset)`` of one ``LIFReset`` that zeroes ``u``/``v`` at
     the first step of every ``n_steps``-step sample and at the node's periodic reset
@@ -562,15 +671,20 @@ def run(
     graph: QGraph, inputs: Any, num_steps: int | None = None, record_state: bool = False
 ) -> SimResult:
     """Run ``graph`` on integer frames ``[F, B, *input_shape]`` with Lava's bit-accurate
-    models (docs/qgraph.md); one Lava network per call. ``num_steps`` defaults to
+    models (docs/qgraph.md); one Lava network, stopped on return. ``num_steps`` defaults to
     ``graph.num_steps + graph.depth()``. Raises LavaMissingError without lava-nc."""
-    return LavaNetwork(graph).run(inputs, num_steps, record_state)
+    net = LavaNetwork(graph)
+    try:
+        return net.run(inputs, num_steps, record_state)
+    finally:
+        net.close()
 
 
 class LavaBackend(PreparingBackend):
     """The Lava backend behind :class:`snn2hw.backends.base.Backend` (registry name
-    ``lava``): every sample of a call streams through ONE Lava network, so callers pass
-    all samples at once (``splits_batches = False``)."""
+    ``lava``): every sample of a call streams through ONE Lava network, kept compiled by
+    the prepared :class:`LavaNetwork` for its next call, so callers pass all samples at
+    once (``splits_batches = False``)."""
 
     name = "lava"
     node_kinds = NODE_KINDS

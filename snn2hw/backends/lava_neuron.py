@@ -19,6 +19,12 @@ adds a second schedule counted within the sample: with ``n = (time_step - reset_
 mod reset_interval`` (0 at the sample's first step), ``u`` and ``v`` are also zeroed when
 ``n % step_interval == step_offset`` (``step_interval`` 0: none).
 
+The same module holds :class:`PyIntInjectorModel`, an integer model of Lava's
+``Injector`` (``proc/io/injector.py``), through which the backend streams input frames
+chunk by chunk: Lava's own Injector model sends float64, which the bit-accurate ``Dense``
+cannot shift when it multiplies graded payloads; this one sends int32 like ``RingBuffer``'s
+fixed-point model (``proc/io/source.py``).
+
 Importing this module imports Lava (through :func:`snn2hw.compat.lava_py311.import_lava`,
 which installs the Python 3.11 import fix first); the Lava backend imports it lazily. Lava
 gets the model through ``exception_proc_model_map`` of the run configuration
@@ -45,8 +51,9 @@ from lava.magma.core.process.process import AbstractProcess  # noqa: E402
 from lava.magma.core.process.variable import Var  # noqa: E402
 from lava.magma.core.resources import CPU  # noqa: E402
 from lava.magma.core.sync.protocols.loihi_protocol import LoihiProtocol  # noqa: E402
+from lava.proc.io.injector import Injector, PyLoihiInjectorModel  # noqa: E402
 
-__all__ = ["PySnnLifModel", "SnnLif", "model_map"]
+__all__ = ["PyIntInjectorModel", "PySnnLifModel", "SnnLif", "model_map"]
 
 
 class SnnLif(AbstractProcess):
@@ -165,6 +172,18 @@ class PySnnLifModel(PyLoihiProcessModel):
         self.u[:] = u
         self.v[:] = v
         self.s_out.send(n.astype(np.int32))
+
+
+@implements(proc=Injector, protocol=LoihiProtocol)
+@requires(CPU)
+@tag("fixed_pt")
+class PyIntInjectorModel(PyLoihiInjectorModel):
+    """Lava's Injector model with int32 ports: the external channel the runtime builds
+    takes its dtype from ``in_port`` (``Runtime._create_external_channels``), and the frames
+    leave on ``out_port`` as int32, as from ``RingBuffer``'s ``PySendModelFixed``."""
+
+    in_port: PyInPort = LavaPyType(PyInPort.VEC_DENSE, np.int32, precision=24)
+    out_port: PyOutPort = LavaPyType(PyOutPort.VEC_DENSE, np.int32, precision=24)
 
 
 def model_map(procs: list[Any]) -> dict[Any, type]:
