@@ -498,3 +498,16 @@ def csr_rows(wt, want_nonzero):
                 k += 1
         ptr[r + 1] = k
     return ptr, idx, val
+
+
+@_jit
+def checksum64(words):
+    """Fletcher-style checksum of a uint64 array (wrapping sums): ``s1`` changes with any
+    single word, ``s2`` (the running sum of ``s1``) also with the order of the words.
+    Used to notice a graph array written in place since its plan was prepared."""
+    s1 = np.uint64(0)
+    s2 = np.uint64(0)
+    for i in range(words.size):
+        s1 += words[i]
+        s2 += s1
+    return s1, s2
