@@ -293,6 +293,63 @@ def identity_scatter(x, out, cnt):
 @_jit
 def lif_step(a, cnt, u, v, bias, du, dv, vth, max_spikes, spk, rec, sh, db, u_bits, u_sat,
              v_bits, v_sat, ge, sub):
+    """One LIF step (see :func:`lif_step_general`): binary spikes take a branch-free loop
+    the compiler vectorizes, multi-spike nodes the general one. Same results."""
+    if max_spikes != 1:
+        return lif_step_general(a, cnt, u, v, bias, du, dv, vth, max_spikes, spk, rec, sh,
+                                db, u_bits, u_sat, v_bits, v_sat, ge, sub)
+    nb, n = a.shape
+    fu = (1 << db) - (du + 1)
+    fv = (1 << db) - dv
+    th = vth << sh
+    th_cmp = th - 1 if ge else th  # v >= th  <=>  v > th - 1 (integers)
+    rmask = (1 << db) - 1  # rtz(p, db) = (p + (p < 0 ? 2^db - 1 : 0)) >> db
+    big = np.int64(1) << 62
+    u_hi = np.int64(1) << (u_bits - 1)
+    v_hi = np.int64(1) << (v_bits - 1)
+    # saturate: clip to +-(2^(n-1) - 1) (the wrap below then never fires); wrap: no clip
+    u_lo_c, u_hi_c = (1 - u_hi, u_hi - 1) if u_sat else (-big, big)
+    v_lo_c, v_hi_c = (1 - v_hi, v_hi - 1) if v_sat else (-big, big)
+    u_span = u_hi << 1
+    v_span = v_hi << 1
+    keep = 1 if sub else 0  # v after a spike: (v - th) * keep
+    n_spk = 0
+    n_act = 0
+    peak = 0
+    for b in range(nb):
+        ab = a[b]
+        cb = cnt[b]
+        ub = u[b]
+        vb = v[b]
+        sb = spk[b]
+        rb = rec[b]
+        for i in range(n):
+            ai = ab[i]
+            ui = ub[i]
+            vi = vb[i]
+            bi = bias[i]
+            n_act += ((ai | ui | vi | bi) != 0)
+            peak = max(peak, cb[i])
+            p = ui * fu
+            ui = ((p + ((p >> 63) & rmask)) >> db) + (ai << sh)
+            ui = min(max(ui, u_lo_c), u_hi_c)
+            ui = ui - u_span * (ui > u_hi) + u_span * (ui <= -u_hi)
+            p = vi * fv
+            vi = ((p + ((p >> 63) & rmask)) >> db) + ui + bi
+            vi = min(max(vi, v_lo_c), v_hi_c)
+            vi = vi - v_span * (vi > v_hi) + v_span * (vi <= -v_hi)
+            k = vi > th_cmp
+            sb[i] = k
+            rb[i] = k
+            n_spk += k
+            vb[i] = (vi - th) * keep if k else vi
+            ub[i] = ui
+    return n_spk, n_act, peak
+
+
+@_jit
+def lif_step_general(a, cnt, u, v, bias, du, dv, vth, max_spikes, spk, rec, sh, db, u_bits,
+                     u_sat, v_bits, v_sat, ge, sub):
     """One LIF step for ``[B, N]`` neurons, docs/qgraph.md "LIF step" and "Multi-spike
     output".
 
