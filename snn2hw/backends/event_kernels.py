@@ -223,18 +223,28 @@ def conv_scatter(
                                     arow[t] += v * wrow[t]
                             syn += nnzg[g * cig * kh * kw + tap]
                             syn_all += cog
+        # out = wrap24(shift(acc, e)) in (C, H, W) order; each mode its own branch-free
+        # loop (contiguous writes, L1-resident strided reads of the channels-last scratch)
         n_pos = h_out * w_out
-        for pos in range(n_pos):
-            for co in range(c_out):
-                acc = acc_t[pos * c_out + co]
-                k = co * n_pos + pos
-                if packed:  # acc = true + count << 32 with |true| < 2^31
+        el = max(weight_exp, 0)
+        er = max(-weight_exp, 0)  # shift(x, e) = (x << max(e, 0)) >> max(-e, 0)
+        ob = out[b]
+        cb = cnt[b]
+        for co in range(c_out):
+            k0 = co * n_pos
+            if packed:  # acc = true + count << 32 with |true| < 2^31
+                for pos in range(n_pos):
+                    acc = acc_t[pos * c_out + co]
                     c = (acc + half) >> 32
-                    acc -= c << 32
-                    cnt[b, k] = c
-                elif need_cnt:
-                    cnt[b, k] = cnt_t[pos * c_out + co]
-                out[b, k] = _wrap24(_shift(acc, weight_exp))
+                    cb[k0 + pos] = c
+                    ob[k0 + pos] = ((((acc - (c << 32)) << el) >> er) + _U_HI & _MASK24) - _U_HI
+            else:
+                if need_cnt:
+                    for pos in range(n_pos):
+                        cb[k0 + pos] = cnt_t[pos * c_out + co]
+                for pos in range(n_pos):
+                    acc = acc_t[pos * c_out + co]
+                    ob[k0 + pos] = (((acc << el) >> er) + _U_HI & _MASK24) - _U_HI
     return syn, syn_all
 
 
