@@ -203,14 +203,23 @@ class _DenseOp(_Op):
         nnz = int(self.nnz_col.sum())
         density = nnz / w.size if w.size else 0.0
         self.columns = density >= COLUMN_DENSITY
-        if not self.columns:
+        if self.columns:
+            # the zero entries per input column (fan-in counts) and the int32-safety bound
+            self.zptr, self.zidx, _ = K.csr_rows(self.wt, False)
+            self.rowbound = int(np.abs(self.wt.astype(np.int64)).sum(axis=0).max(initial=0))
+        else:
             self.ptr, self.idx, self.val = K.csr_rows(self.wt, True)
+
+    def alloc(self, batch: int) -> None:
+        super().alloc(batch)
+        self.acc32 = np.zeros(self.size_out, dtype=np.int32)  # int32 sums (dense_columns)
 
     def _apply(self, x: np.ndarray, need_cnt: bool, out: np.ndarray,
                cnt: np.ndarray) -> tuple[int, int]:
         if self.columns:
             syn, n_ev = K.dense_columns(
-                x, self.wt, self.nnz_col, self.weight_exp, need_cnt, out, cnt
+                x, self.wt, self.nnz_col, self.zptr, self.zidx, self.rowbound,
+                self.weight_exp, need_cnt, out, cnt, self.acc32,
             )
         else:
             syn, n_ev = K.dense_csr(

@@ -40,53 +40,72 @@ def _wrap24(x: int) -> int:
 
 
 @_jit
-def dense_columns(x, wt, nnz_col, weight_exp, need_cnt, acc, cnt):
+def dense_columns(x, wt, nnz_col, zptr, zidx, rowbound, weight_exp, need_cnt, acc, cnt,
+                  acc32):
     """Dense synapses, column layout: each event j adds the whole row ``wt[j] = W'[:, j]``.
 
     ``wt`` is W' transposed, int16 ``[N_in, N_out]`` (contiguous fan-out per event; zero
     weights are added too, which is cheaper than skipping them when the matrix is dense).
-    ``acc = shift(W' @ x, weight_exp)`` (docs/qgraph.md, ``dense``); fan-in counts add
-    ``W'[i, j] != 0`` in the same SIMD loop (no extra memory traffic).
+    ``acc = shift(W' @ x, weight_exp)`` (docs/qgraph.md, ``dense``). The sum runs in int32
+    (``acc32``, twice the SIMD width of int64) when it provably fits: every partial sum is
+    at most ``max|x| * rowbound`` in magnitude (``rowbound = max_i sum_j |W'[i, j]|``);
+    otherwise in int64. Fan-in counts: every event reaches every neuron except through a
+    zero weight, so ``cnt = events - zeros hit`` with ``zptr/zidx`` the CSR (by input
+    column) of the zero entries of W' (few in a dense matrix).
     Returns ``(synops over non-zero weights, number of events)``.
     """
     nb, n_in = x.shape
     n_out = wt.shape[1]
+    lim = np.int64(1) << 31
     syn = 0
     n_ev = 0
     for b in range(nb):
         a = acc[b]
-        a[:] = 0
-        c = cnt[b]
-        if need_cnt:
-            c[:] = 0
+        vmax = 0
+        for j in range(n_in):
+            vmax = max(vmax, abs(x[b, j]))
+        narrow = vmax == 0 or rowbound < lim // vmax  # division: no overflow
+        if narrow:
+            acc32[:] = 0
+        else:
+            a[:] = 0
+        ev_b = 0
         for j in range(n_in):
             xj = x[b, j]
             if xj == 0:
                 continue
-            n_ev += 1
+            ev_b += 1
             syn += nnz_col[j]
             row = wt[j]
-            if need_cnt:
-                if xj == 1:  # binary spike: plain add (no int64 multiply on AVX2)
+            if narrow:
+                if xj == 1:  # binary spike: plain add
                     for i in range(n_out):
-                        w = row[i]
-                        a[i] += w
-                        c[i] += w != 0
-                else:  # graded payload: W'[:, j] * x_j
+                        acc32[i] += row[i]
+                else:
+                    x32 = np.int32(xj)
                     for i in range(n_out):
-                        w = row[i]
-                        a[i] += xj * w
-                        c[i] += w != 0
+                        acc32[i] += x32 * row[i]
             elif xj == 1:
                 for i in range(n_out):
                     a[i] += row[i]
-            else:
+            else:  # graded payload: W'[:, j] * x_j
                 for i in range(n_out):
                     a[i] += xj * row[i]
+        if narrow:
+            for i in range(n_out):
+                a[i] = acc32[i]
         # shift(acc, weight_exp) applies to the SUM (floor for negative exponents).
         if weight_exp != 0:
             for i in range(n_out):
                 a[i] = _shift(a[i], weight_exp)
+        if need_cnt:
+            c = cnt[b]
+            c[:] = ev_b
+            for j in range(n_in):
+                if x[b, j] != 0:
+                    for k in range(zptr[j], zptr[j + 1]):
+                        c[zidx[k]] -= 1
+        n_ev += ev_b
     return syn, n_ev
 
 
