@@ -293,6 +293,10 @@ class _ConvOp(_Op):
         # weight and fan-in count in one int64 add (see K.conv_scatter)
         self.wpk = self.wt.astype(np.int64) + ((self.wt != 0).astype(np.int64) << 32)
         self.wbound = int(np.abs(w).max(initial=0)) * cig * kh * kw
+        # kernel columns reversed: a stride-1 row of taps is one contiguous run (K.conv_scatter)
+        self.xrun = groups == 1 and int(node.stride[1]) == 1 and int(node.dilation[1]) == 1
+        self.wpk_r = np.ascontiguousarray(
+            self.wpk.reshape(cig, kh, kw, c_out)[:, :, ::-1, :]).ravel()
         # non-zero taps per (group, c_in/g, ky, kx): synops of one event through that tap
         self.nnzg = (w != 0).reshape(groups, cog, cig, kh, kw).sum(axis=1).astype(np.int64)
         self.nnzg = self.nnzg.ravel()
@@ -311,7 +315,7 @@ class _ConvOp(_Op):
         xp, xk, xo = self.xtaps
         syn, syn_all = K.conv_scatter(
             x, self.geom, self.wt, self.wpk, self.wbound, self.nnzg, yp, yk, yo, xp, xk, xo,
-            self.weight_exp, need_cnt, self.acc_t, self.cnt_t, out, cnt,
+            self.weight_exp, need_cnt, self.acc_t, self.cnt_t, out, cnt, self.wpk_r, self.xrun,
         )
         return int(syn), int(syn_all)
 

@@ -163,7 +163,7 @@ def dense_csr(x, ptr, idx, val, weight_exp, need_cnt, acc, cnt):
 @_jit
 def conv_scatter(
     x, geom, wt, wpk, wbound, nnzg, yptr, yk, yo, xptr, xk, xo, weight_exp, need_cnt, acc_t,
-    cnt_t, out, cnt,
+    cnt_t, out, cnt, wpk_r, xrun,
 ):
     """2-D convolution (PyTorch cross-correlation), event driven.
 
@@ -180,6 +180,9 @@ def conv_scatter(
     Fan-in counts ride in the same add when it is safe: ``wpk = w + (w != 0) << 32``; if
     ``max|x| * wbound < 2^31`` (``wbound = max|w| * taps per output``) the true sum stays in
     (-2^31, 2^31) and the count is the part above bit 32. Otherwise counts use ``cnt_t``.
+
+    ``xrun`` (one group, column stride and dilation 1): binary events in packed mode add
+    each kernel row as one run; ``wpk_r`` is ``wpk`` with the kernel columns reversed.
     """
     c_in, h, w, c_out, h_out, w_out = geom[0], geom[1], geom[2], geom[3], geom[4], geom[5]
     cig, cog, kh, kw = geom[6], geom[7], geom[8], geom[9]
@@ -208,6 +211,27 @@ def conv_scatter(
                 for xx in range(w):
                     v = x[b, base + xx]
                     if v == 0:
+                        continue
+                    if xrun and packed and v == 1:
+                        # stride-1 columns, one group: the taps of one kernel row reach
+                        # consecutive output columns, so with kx reversed (wpk_r) they are
+                        # one contiguous add of (taps x C_out) values
+                        q0 = xptr[xx]
+                        q1 = xptr[xx + 1]
+                        n_run = (q1 - q0) * c_out
+                        if n_run == 0:
+                            continue
+                        wr0 = (kw - 1 - xk[q1 - 1]) * c_out
+                        ar0 = xo[q1 - 1] * c_out
+                        for p in range(yptr[y], yptr[y + 1]):
+                            tap0 = (cl * kh + yk[p]) * kw
+                            wb = tap0 * c_out + wr0
+                            ab = yo[p] * w_out * c_out + ar0
+                            for t in range(n_run):
+                                acc_t[ab + t] += wpk_r[wb + t]
+                            for q in range(q0, q1):
+                                syn += nnzg[tap0 + xk[q]]
+                            syn_all += n_run
                         continue
                     for p in range(yptr[y], yptr[y + 1]):
                         ky = yk[p]
