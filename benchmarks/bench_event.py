@@ -285,7 +285,9 @@ def measure_real(name: str, graph: QGraph, x: np.ndarray, reps: int) -> list[dic
     steps = int(x.shape[0]) + graph.depth()  # every frame plus the flush steps
     res = event.run(graph, x, num_steps=steps)  # warms the plan cache
     net = TorchIntNetwork(graph, device="cpu")
-    net.run(x, steps)
+    ref = net.run(x, steps)
+    same = all(np.array_equal(np.asarray(res.spikes[k]), np.asarray(ref.spikes[k]))
+               for k in res.spikes)  # the two must agree spike for spike
     fns = {
         "event cold": lambda: (event.PLANS.clear(), event.run(graph, x, num_steps=steps)),
         "event": lambda: event.run(graph, x, num_steps=steps),
@@ -301,13 +303,14 @@ def measure_real(name: str, graph: QGraph, x: np.ndarray, reps: int) -> list[dic
     rates = {n: float(c.sum()) / (x.shape[1] * int(np.prod(graph.nodes[n].shape)) * steps)
              for n, c in res.spike_counts.items()}
     batch = int(x.shape[1])
-    ref = statistics.median(times["torch-int"])
+    t_ref = statistics.median(times["torch-int"])
     return [{"workload": name, "backend": k, "steps": steps, "batch": batch,
              "input_activity": float(x.mean()), "firing_rates": rates, "synops": syn,
              "wall_s": statistics.median(v), "wall_best_s": min(v),
              "ms_per_sample": 1e3 * statistics.median(v) / batch,
              "events_per_s": syn / statistics.median(v),
-             "speedup_vs_torch_int": ref / statistics.median(v)} for k, v in times.items()]
+             "speedup_vs_torch_int": t_ref / statistics.median(v), "spikes_equal": same}
+            for k, v in times.items()]
 
 
 def main_real(args: argparse.Namespace) -> int:
@@ -339,7 +342,8 @@ def main_real(args: argparse.Namespace) -> int:
     for r in rows:
         print(f"{r['workload']:12s} {r['backend']:11s} {r['steps']:5d} {r['batch']:3d} "
               f"{r['input_activity']:7.2%} {r['synops'] / 1e6:8.1f} {r['ms_per_sample']:9.2f} "
-              f"{r['events_per_s'] / 1e6:8.1f} {r['speedup_vs_torch_int']:11.2f}x")
+              f"{r['events_per_s'] / 1e6:8.1f} {r['speedup_vs_torch_int']:11.2f}x "
+              f"{str(r['spikes_equal']):>11s}")
     for w in dict.fromkeys(r["workload"] for r in rows):
         fr = next(r for r in rows if r["workload"] == w)["firing_rates"]
         print(f"{w}: firing per step " + ", ".join(f"{k} {v:.1%}" for k, v in fr.items()))
