@@ -206,7 +206,9 @@ class _DenseOp(_Op):
         if self.columns:
             # the zero entries per input column (fan-in counts) and the int32-safety bound
             self.zptr, self.zidx, _ = K.csr_rows(self.wt, False)
-            self.rowbound = int(np.abs(self.wt.astype(np.int64)).sum(axis=0).max(initial=0))
+            # max|W'| * N_in bounds every row's sum of |W'| (no int64 copy of W')
+            wmax = max(-int(self.wt.min(initial=0)), int(self.wt.max(initial=0)))
+            self.rowbound = wmax * n_in
         else:
             self.ptr, self.idx, self.val = K.csr_rows(self.wt, True)
 
