@@ -38,6 +38,13 @@ weight-1 event. Events of every weighted operator on a path are attributed to th
 path ends in (so ``lif -> sumpool -> conv -> lif`` counts the pooling events and the conv
 events).
 
+Prepared plans are cached (:data:`PLANS`): the checks (structure, formats, chip limits)
+and the weight preparation of a graph run once per graph object and content; every run
+compares a fingerprint of the graph (every node field, arrays by a checksum of their
+bytes, edges, formats, metadata; one memory pass, about 1 ms for 2 M weights) and
+prepares again when anything changed, including arrays written in place. Buffers (which
+depend on the batch) are made per run on shallow copies of the prepared operators.
+
 Module layout: the prepared operators, the plan, the time loop and the registry entry
 :data:`BACKEND` (about 500 lines: they share private types); the numba kernels live in
 :mod:`snn2hw.backends.event_kernels`. Results are :class:`snn2hw.backends.base.SimResult`
