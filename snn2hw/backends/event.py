@@ -38,6 +38,13 @@ weight-1 event. Events of every weighted operator on a path are attributed to th
 path ends in (so ``lif -> sumpool -> conv -> lif`` counts the pooling events and the conv
 events).
 
+Prepared plans are cached (:data:`PLANS`): the checks (structure, formats, chip limits)
+and the weight preparation of a graph run once per graph object and content; every run
+compares a fingerprint of the graph (every node field, arrays by a checksum of their
+bytes, edges, formats, metadata; one memory pass, about 1 ms for 2 M weights) and
+prepares again when anything changed, including arrays written in place. Buffers (which
+depend on the batch) are made per run on shallow copies of the prepared operators.
+
 Module layout: the prepared operators, the plan, the time loop and the registry entry
 :data:`BACKEND` (about 500 lines: they share private types); the numba kernels live in
 :mod:`snn2hw.backends.event_kernels`. Results are :class:`snn2hw.backends.base.SimResult`
@@ -48,7 +55,11 @@ lava, onnx), pipeline, chip, training, reporting or cli.
 
 from __future__ import annotations
 
+import copy
+import dataclasses
+import threading
 import time
+import weakref
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -76,7 +87,17 @@ from snn2hw.quant.qgraph import (
     SumPoolNode,
 )
 
-__all__ = ["BACKEND", "NODE_KINDS", "EventBackend", "dense_effective_weight", "run", "warmup"]
+__all__ = [
+    "BACKEND",
+    "NODE_KINDS",
+    "PLANS",
+    "EventBackend",
+    "PlanCache",
+    "dense_effective_weight",
+    "graph_fingerprint",
+    "run",
+    "warmup",
+]
 
 # Every qgraph node kind this backend executes (docs/qgraph.md).
 NODE_KINDS = frozenset({"input", "dense", "conv", "sumpool", "flatten", "lif", "output"})
@@ -189,14 +210,25 @@ class _DenseOp(_Op):
         nnz = int(self.nnz_col.sum())
         density = nnz / w.size if w.size else 0.0
         self.columns = density >= COLUMN_DENSITY
-        if not self.columns:
+        if self.columns:
+            # the zero entries per input column (fan-in counts) and the int32-safety bound
+            self.zptr, self.zidx, _ = K.csr_rows(self.wt, False)
+            # max|W'| * N_in bounds every row's sum of |W'| (no int64 copy of W')
+            wmax = max(-int(self.wt.min(initial=0)), int(self.wt.max(initial=0)))
+            self.rowbound = wmax * n_in
+        else:
             self.ptr, self.idx, self.val = K.csr_rows(self.wt, True)
+
+    def alloc(self, batch: int) -> None:
+        super().alloc(batch)
+        self.acc32 = np.zeros(self.size_out, dtype=np.int32)  # int32 sums (dense_columns)
 
     def _apply(self, x: np.ndarray, need_cnt: bool, out: np.ndarray,
                cnt: np.ndarray) -> tuple[int, int]:
         if self.columns:
             syn, n_ev = K.dense_columns(
-                x, self.wt, self.nnz_col, self.weight_exp, need_cnt, out, cnt
+                x, self.wt, self.nnz_col, self.zptr, self.zidx, self.rowbound,
+                self.weight_exp, need_cnt, out, cnt, self.acc32,
             )
         else:
             syn, n_ev = K.dense_csr(
@@ -270,13 +302,21 @@ class _ConvOp(_Op):
         # weight and fan-in count in one int64 add (see K.conv_scatter)
         self.wpk = self.wt.astype(np.int64) + ((self.wt != 0).astype(np.int64) << 32)
         self.wbound = int(np.abs(w).max(initial=0)) * cig * kh * kw
+        # kernel columns reversed: a stride-1 row of taps is one contiguous run (K.conv_scatter)
+        self.xrun = groups == 1 and int(node.stride[1]) == 1 and int(node.dilation[1]) == 1
+        self.wpk_r = np.ascontiguousarray(
+            self.wpk.reshape(cig, kh, kw, c_out)[:, :, ::-1, :]).ravel()
         # non-zero taps per (group, c_in/g, ky, kx): synops of one event through that tap
         self.nnzg = (w != 0).reshape(groups, cog, cig, kh, kw).sum(axis=1).astype(np.int64)
         self.nnzg = self.nnzg.ravel()
         self.ytaps = _taps(h, h_out, kh, node.stride[0], node.padding[0], node.dilation[0])
         self.xtaps = _taps(wd, w_out, kw, node.stride[1], node.padding[1], node.dilation[1])
-        self.acc_t = np.zeros(h_out * w_out * c_out, dtype=np.int64)  # channels last
-        self.cnt_t = np.zeros(h_out * w_out * c_out, dtype=np.int64)
+        self.n_scratch = h_out * w_out * c_out
+
+    def alloc(self, batch: int) -> None:
+        super().alloc(batch)
+        self.acc_t = np.zeros(self.n_scratch, dtype=np.int64)  # channels last
+        self.cnt_t = np.zeros(self.n_scratch, dtype=np.int64)
 
     def _apply(self, x: np.ndarray, need_cnt: bool, out: np.ndarray,
                cnt: np.ndarray) -> tuple[int, int]:
@@ -284,7 +324,7 @@ class _ConvOp(_Op):
         xp, xk, xo = self.xtaps
         syn, syn_all = K.conv_scatter(
             x, self.geom, self.wt, self.wpk, self.wbound, self.nnzg, yp, yk, yo, xp, xk, xo,
-            self.weight_exp, need_cnt, self.acc_t, self.cnt_t, out, cnt,
+            self.weight_exp, need_cnt, self.acc_t, self.cnt_t, out, cnt, self.wpk_r, self.xrun,
         )
         return int(syn), int(syn_all)
 
@@ -335,7 +375,6 @@ class _Plan:
     """The graph compiled for one run: prepared operators, their inputs, the LIF list."""
 
     def __init__(self, graph: QGraph) -> None:
-        self.graph = graph
         self.input = graph.input_node
         self.ops: dict[str, _Op] = {}
         self.op_input: dict[str, str] = {}  # op key -> key of what feeds it (op or source)
@@ -412,6 +451,86 @@ def _check_formats(graph: QGraph) -> None:
             )
 
 
+def _fingerprint_value(v: Any) -> Any:
+    """A hashable summary of one graph value that changes whenever the value does: arrays
+    by dtype, shape and a position-weighted checksum of their bytes (one memory pass)."""
+    if isinstance(v, np.ndarray) or isinstance(v, np.generic):
+        a = np.ascontiguousarray(v)
+        if a.dtype.kind in "iub":
+            words = a.astype(np.int64, copy=False).reshape(-1).view(np.uint64)
+        elif a.dtype.kind == "f":
+            words = a.astype(np.float64, copy=False).reshape(-1).view(np.uint64)
+        else:
+            return (a.dtype.str, a.shape, a.tobytes())
+        return (a.dtype.str, a.shape, K.checksum64(words))
+    if isinstance(v, dict):
+        return ("dict", tuple((repr(k), _fingerprint_value(x)) for k, x in v.items()))
+    if isinstance(v, (list, tuple)):
+        return (type(v).__name__, tuple(_fingerprint_value(x) for x in v))
+    if dataclasses.is_dataclass(v) and not isinstance(v, type):
+        return (type(v).__name__, tuple(_fingerprint_value(getattr(v, f.name))
+                                        for f in dataclasses.fields(v)))
+    return (type(v).__name__, repr(v))
+
+
+def graph_fingerprint(graph: QGraph) -> tuple[Any, ...]:
+    """Everything a run reads from ``graph`` (nodes in order with every field, edges,
+    formats, target, metadata; not ``folder``), arrays by content: equal fingerprints mean
+    the prepared plan (and the checks made when preparing it) still hold."""
+    nodes = tuple((name, _fingerprint_value(node)) for name, node in graph.nodes.items())
+    return (nodes, _fingerprint_value(list(graph.edges)), graph.dt, graph.target,
+            graph.num_steps, _fingerprint_value(graph.formats),
+            _fingerprint_value(graph.metadata))
+
+
+class PlanCache:
+    """Prepared plans per live graph object: a run of a graph seen before with the same
+    content (:func:`graph_fingerprint`) reuses its validated, prepared weights; a graph
+    changed since (a node replaced, an array written in place, an edge added) is checked
+    and prepared again. Entries go when their graph is garbage collected.
+    ``preparations`` counts the plans built (tests use it)."""
+
+    def __init__(self) -> None:
+        self._entries: dict[int, tuple[weakref.ref[QGraph], tuple[Any, ...], _Plan]] = {}
+        self._lock = threading.Lock()
+        self.preparations = 0
+
+    def get(self, graph: QGraph) -> _Plan:
+        """The plan of ``graph``, validated (structure, formats, chip limits) when built."""
+        fp = graph_fingerprint(graph)
+        key = id(graph)
+        with self._lock:
+            hit = self._entries.get(key)
+        if hit is not None and hit[0]() is graph and hit[1] == fp:
+            return hit[2]
+        graph.validate()
+        _check_formats(graph)
+        check_chip_limits_of(graph)  # a graph made for a chip with limits must stay inside
+        plan = _Plan(graph)
+        with self._lock:
+            self.preparations += 1
+            old = self._entries.get(key)
+            if old is None or old[0]() is not graph:
+                weakref.finalize(graph, self._forget, key)
+            self._entries[key] = (weakref.ref(graph), fp, plan)
+        return plan
+
+    def _forget(self, key: int) -> None:
+        with self._lock:
+            self._entries.pop(key, None)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._entries.clear()
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+
+PLANS = PlanCache()
+"""The process-wide plan cache :func:`run` uses."""
+
+
 def _lif_rules(f: NumberFormats) -> tuple[int, ...]:
     """The LIF kernel's format arguments (``event_kernels.lif_step``)."""
     return (f.activation_shift, f.decay_bits, f.u_bits, f.u_overflow == "saturate", f.v_bits,
@@ -474,9 +593,7 @@ def run(
     Raises :class:`GraphError` on a malformed graph or bad inputs.
     """
     t0 = time.perf_counter()
-    graph.validate()
-    _check_formats(graph)
-    check_chip_limits_of(graph)  # a graph made for a chip with limits must stay inside them
+    plan = PLANS.get(graph)  # validates and prepares only when the graph is new or changed
     arr = _check_inputs(graph, inputs)
     if num_steps is None:
         num_steps = graph.num_steps + graph.depth()
@@ -487,9 +604,11 @@ def run(
         raise GraphError(f"num_steps={n_steps} must be >= 0")
     n_frames, batch = int(arr.shape[0]), int(arr.shape[1])
 
-    plan = _Plan(graph)
     rules = _lif_rules(graph.formats)
-    for op in plan.ops.values():
+    # The prepared weights are shared; the per-run buffers live on shallow copies, so
+    # concurrent runs of one graph never share state.
+    ops = {k: copy.copy(op) for k, op in plan.ops.items()}
+    for op in ops.values():
         op.alloc(batch)
     lifs = plan.lifs
     names = [L.node.name for L in lifs]
@@ -516,7 +635,7 @@ def run(
     )
     peak = dict.fromkeys(names, 0)
 
-    ops, op_input, need_cnt = plan.ops, plan.op_input, plan.need_cnt
+    op_input, need_cnt = plan.op_input, plan.need_cnt
     memo: dict[str, tuple[int, int]] = {}
 
     def evaluate(key: str, n: int) -> tuple[int, int]:
@@ -599,7 +718,8 @@ def run(
 
 
 class _Prepared:
-    """The event simulator plans the graph per call (its buffers depend on the batch)."""
+    """A graph ready to run: its plan is in :data:`PLANS` (re-prepared there only if the
+    graph changes); buffers are made per call (they depend on the batch)."""
 
     def __init__(self, graph: QGraph) -> None:
         self.graph = graph
@@ -625,6 +745,7 @@ class EventBackend(PreparingBackend):
     def prepare(self, graph: QGraph, device: str = "cpu") -> _Prepared:
         check_node_kinds(graph, self.name, self.node_kinds, self.features)
         _check_formats(graph)
+        PLANS.get(graph)
         return _Prepared(graph)
 
 

@@ -40,53 +40,72 @@ def _wrap24(x: int) -> int:
 
 
 @_jit
-def dense_columns(x, wt, nnz_col, weight_exp, need_cnt, acc, cnt):
+def dense_columns(x, wt, nnz_col, zptr, zidx, rowbound, weight_exp, need_cnt, acc, cnt,
+                  acc32):
     """Dense synapses, column layout: each event j adds the whole row ``wt[j] = W'[:, j]``.
 
     ``wt`` is W' transposed, int16 ``[N_in, N_out]`` (contiguous fan-out per event; zero
     weights are added too, which is cheaper than skipping them when the matrix is dense).
-    ``acc = shift(W' @ x, weight_exp)`` (docs/qgraph.md, ``dense``); fan-in counts add
-    ``W'[i, j] != 0`` in the same SIMD loop (no extra memory traffic).
+    ``acc = shift(W' @ x, weight_exp)`` (docs/qgraph.md, ``dense``). The sum runs in int32
+    (``acc32``, twice the SIMD width of int64) when it provably fits: every partial sum is
+    at most ``max|x| * rowbound`` in magnitude (``rowbound = max_i sum_j |W'[i, j]|``);
+    otherwise in int64. Fan-in counts: every event reaches every neuron except through a
+    zero weight, so ``cnt = events - zeros hit`` with ``zptr/zidx`` the CSR (by input
+    column) of the zero entries of W' (few in a dense matrix).
     Returns ``(synops over non-zero weights, number of events)``.
     """
     nb, n_in = x.shape
     n_out = wt.shape[1]
+    lim = np.int64(1) << 31
     syn = 0
     n_ev = 0
     for b in range(nb):
         a = acc[b]
-        a[:] = 0
-        c = cnt[b]
-        if need_cnt:
-            c[:] = 0
+        vmax = 0
+        for j in range(n_in):
+            vmax = max(vmax, abs(x[b, j]))
+        narrow = vmax == 0 or rowbound < lim // vmax  # division: no overflow
+        if narrow:
+            acc32[:] = 0
+        else:
+            a[:] = 0
+        ev_b = 0
         for j in range(n_in):
             xj = x[b, j]
             if xj == 0:
                 continue
-            n_ev += 1
+            ev_b += 1
             syn += nnz_col[j]
             row = wt[j]
-            if need_cnt:
-                if xj == 1:  # binary spike: plain add (no int64 multiply on AVX2)
+            if narrow:
+                if xj == 1:  # binary spike: plain add
                     for i in range(n_out):
-                        w = row[i]
-                        a[i] += w
-                        c[i] += w != 0
-                else:  # graded payload: W'[:, j] * x_j
+                        acc32[i] += row[i]
+                else:
+                    x32 = np.int32(xj)
                     for i in range(n_out):
-                        w = row[i]
-                        a[i] += xj * w
-                        c[i] += w != 0
+                        acc32[i] += x32 * row[i]
             elif xj == 1:
                 for i in range(n_out):
                     a[i] += row[i]
-            else:
+            else:  # graded payload: W'[:, j] * x_j
                 for i in range(n_out):
                     a[i] += xj * row[i]
+        if narrow:
+            for i in range(n_out):
+                a[i] = acc32[i]
         # shift(acc, weight_exp) applies to the SUM (floor for negative exponents).
         if weight_exp != 0:
             for i in range(n_out):
                 a[i] = _shift(a[i], weight_exp)
+        if need_cnt:
+            c = cnt[b]
+            c[:] = ev_b
+            for j in range(n_in):
+                if x[b, j] != 0:
+                    for k in range(zptr[j], zptr[j + 1]):
+                        c[zidx[k]] -= 1
+        n_ev += ev_b
     return syn, n_ev
 
 
@@ -144,7 +163,7 @@ def dense_csr(x, ptr, idx, val, weight_exp, need_cnt, acc, cnt):
 @_jit
 def conv_scatter(
     x, geom, wt, wpk, wbound, nnzg, yptr, yk, yo, xptr, xk, xo, weight_exp, need_cnt, acc_t,
-    cnt_t, out, cnt,
+    cnt_t, out, cnt, wpk_r, xrun,
 ):
     """2-D convolution (PyTorch cross-correlation), event driven.
 
@@ -161,6 +180,9 @@ def conv_scatter(
     Fan-in counts ride in the same add when it is safe: ``wpk = w + (w != 0) << 32``; if
     ``max|x| * wbound < 2^31`` (``wbound = max|w| * taps per output``) the true sum stays in
     (-2^31, 2^31) and the count is the part above bit 32. Otherwise counts use ``cnt_t``.
+
+    ``xrun`` (one group, column stride and dilation 1): binary events in packed mode add
+    each kernel row as one run; ``wpk_r`` is ``wpk`` with the kernel columns reversed.
     """
     c_in, h, w, c_out, h_out, w_out = geom[0], geom[1], geom[2], geom[3], geom[4], geom[5]
     cig, cog, kh, kw = geom[6], geom[7], geom[8], geom[9]
@@ -189,6 +211,27 @@ def conv_scatter(
                 for xx in range(w):
                     v = x[b, base + xx]
                     if v == 0:
+                        continue
+                    if xrun and packed and v == 1:
+                        # stride-1 columns, one group: the taps of one kernel row reach
+                        # consecutive output columns, so with kx reversed (wpk_r) they are
+                        # one contiguous add of (taps x C_out) values
+                        q0 = xptr[xx]
+                        q1 = xptr[xx + 1]
+                        n_run = (q1 - q0) * c_out
+                        if n_run == 0:
+                            continue
+                        wr0 = (kw - 1 - xk[q1 - 1]) * c_out
+                        ar0 = xo[q1 - 1] * c_out
+                        for p in range(yptr[y], yptr[y + 1]):
+                            tap0 = (cl * kh + yk[p]) * kw
+                            wb = tap0 * c_out + wr0
+                            ab = yo[p] * w_out * c_out + ar0
+                            for t in range(n_run):
+                                acc_t[ab + t] += wpk_r[wb + t]
+                            for q in range(q0, q1):
+                                syn += nnzg[tap0 + xk[q]]
+                            syn_all += n_run
                         continue
                     for p in range(yptr[y], yptr[y + 1]):
                         ky = yk[p]
@@ -223,18 +266,28 @@ def conv_scatter(
                                     arow[t] += v * wrow[t]
                             syn += nnzg[g * cig * kh * kw + tap]
                             syn_all += cog
+        # out = wrap24(shift(acc, e)) in (C, H, W) order; each mode its own branch-free
+        # loop (contiguous writes, L1-resident strided reads of the channels-last scratch)
         n_pos = h_out * w_out
-        for pos in range(n_pos):
-            for co in range(c_out):
-                acc = acc_t[pos * c_out + co]
-                k = co * n_pos + pos
-                if packed:  # acc = true + count << 32 with |true| < 2^31
+        el = max(weight_exp, 0)
+        er = max(-weight_exp, 0)  # shift(x, e) = (x << max(e, 0)) >> max(-e, 0)
+        ob = out[b]
+        cb = cnt[b]
+        for co in range(c_out):
+            k0 = co * n_pos
+            if packed:  # acc = true + count << 32 with |true| < 2^31
+                for pos in range(n_pos):
+                    acc = acc_t[pos * c_out + co]
                     c = (acc + half) >> 32
-                    acc -= c << 32
-                    cnt[b, k] = c
-                elif need_cnt:
-                    cnt[b, k] = cnt_t[pos * c_out + co]
-                out[b, k] = _wrap24(_shift(acc, weight_exp))
+                    cb[k0 + pos] = c
+                    ob[k0 + pos] = ((((acc - (c << 32)) << el) >> er) + _U_HI & _MASK24) - _U_HI
+            else:
+                if need_cnt:
+                    for pos in range(n_pos):
+                        cb[k0 + pos] = cnt_t[pos * c_out + co]
+                for pos in range(n_pos):
+                    acc = acc_t[pos * c_out + co]
+                    ob[k0 + pos] = (((acc << el) >> er) + _U_HI & _MASK24) - _U_HI
     return syn, syn_all
 
 
@@ -293,6 +346,63 @@ def identity_scatter(x, out, cnt):
 @_jit
 def lif_step(a, cnt, u, v, bias, du, dv, vth, max_spikes, spk, rec, sh, db, u_bits, u_sat,
              v_bits, v_sat, ge, sub):
+    """One LIF step (see :func:`lif_step_general`): binary spikes take a branch-free loop
+    the compiler vectorizes, multi-spike nodes the general one. Same results."""
+    if max_spikes != 1:
+        return lif_step_general(a, cnt, u, v, bias, du, dv, vth, max_spikes, spk, rec, sh,
+                                db, u_bits, u_sat, v_bits, v_sat, ge, sub)
+    nb, n = a.shape
+    fu = (1 << db) - (du + 1)
+    fv = (1 << db) - dv
+    th = vth << sh
+    th_cmp = th - 1 if ge else th  # v >= th  <=>  v > th - 1 (integers)
+    rmask = (1 << db) - 1  # rtz(p, db) = (p + (p < 0 ? 2^db - 1 : 0)) >> db
+    big = np.int64(1) << 62
+    u_hi = np.int64(1) << (u_bits - 1)
+    v_hi = np.int64(1) << (v_bits - 1)
+    # saturate: clip to +-(2^(n-1) - 1) (the wrap below then never fires); wrap: no clip
+    u_lo_c, u_hi_c = (1 - u_hi, u_hi - 1) if u_sat else (-big, big)
+    v_lo_c, v_hi_c = (1 - v_hi, v_hi - 1) if v_sat else (-big, big)
+    u_span = u_hi << 1
+    v_span = v_hi << 1
+    keep = 1 if sub else 0  # v after a spike: (v - th) * keep
+    n_spk = 0
+    n_act = 0
+    peak = 0
+    for b in range(nb):
+        ab = a[b]
+        cb = cnt[b]
+        ub = u[b]
+        vb = v[b]
+        sb = spk[b]
+        rb = rec[b]
+        for i in range(n):
+            ai = ab[i]
+            ui = ub[i]
+            vi = vb[i]
+            bi = bias[i]
+            n_act += ((ai | ui | vi | bi) != 0)
+            peak = max(peak, cb[i])
+            p = ui * fu
+            ui = ((p + ((p >> 63) & rmask)) >> db) + (ai << sh)
+            ui = min(max(ui, u_lo_c), u_hi_c)
+            ui = ui - u_span * (ui > u_hi) + u_span * (ui <= -u_hi)
+            p = vi * fv
+            vi = ((p + ((p >> 63) & rmask)) >> db) + ui + bi
+            vi = min(max(vi, v_lo_c), v_hi_c)
+            vi = vi - v_span * (vi > v_hi) + v_span * (vi <= -v_hi)
+            k = vi > th_cmp
+            sb[i] = k
+            rb[i] = k
+            n_spk += k
+            vb[i] = (vi - th) * keep if k else vi
+            ub[i] = ui
+    return n_spk, n_act, peak
+
+
+@_jit
+def lif_step_general(a, cnt, u, v, bias, du, dv, vth, max_spikes, spk, rec, sh, db, u_bits,
+                     u_sat, v_bits, v_sat, ge, sub):
     """One LIF step for ``[B, N]`` neurons, docs/qgraph.md "LIF step" and "Multi-spike
     output".
 
@@ -498,3 +608,16 @@ def csr_rows(wt, want_nonzero):
                 k += 1
         ptr[r + 1] = k
     return ptr, idx, val
+
+
+@_jit
+def checksum64(words):
+    """Fletcher-style checksum of a uint64 array (wrapping sums): ``s1`` changes with any
+    single word, ``s2`` (the running sum of ``s1``) also with the order of the words.
+    Used to notice a graph array written in place since its plan was prepared."""
+    s1 = np.uint64(0)
+    s2 = np.uint64(0)
+    for i in range(words.size):
+        s1 += words[i]
+        s2 += s1
+    return s1, s2
