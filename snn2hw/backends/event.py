@@ -516,8 +516,11 @@ class PlanCache:
         return plan
 
     def _forget(self, key: int) -> None:
-        with self._lock:
-            self._entries.pop(key, None)
+        # No lock: this runs from a weakref finalizer, i.e. inside garbage collection, which
+        # may start while this thread holds ``_lock`` (a non-reentrant lock: a deadlock, seen
+        # as a hung test run). ``dict.pop`` is atomic under the GIL; a pop that removes a
+        # newer entry of a recycled id only costs a re-preparation (get() checks identity).
+        self._entries.pop(key, None)
 
     def clear(self) -> None:
         with self._lock:

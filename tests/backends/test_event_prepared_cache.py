@@ -156,3 +156,20 @@ def test_checksum_sees_one_changed_word_and_a_swap():
     c[[10, 900]] = c[[900, 10]]
     assert event_kernels.checksum64(c) != base
     assert event_kernels.checksum64(a.copy()) == base
+
+
+def test_a_cache_entry_is_forgotten_while_the_cache_lock_is_held():
+    """A cached graph's finalizer runs inside garbage collection, which can start while this
+    thread holds the cache lock: forgetting must not wait for that lock (a deadlock hung a
+    full test run once)."""
+    import threading
+
+    from snn2hw.backends.event import PLANS
+
+    done = threading.Event()
+    with PLANS._lock:
+        t = threading.Thread(target=lambda: (PLANS._forget(-1), done.set()))
+        t.start()
+        finished = done.wait(timeout=5)
+    t.join()
+    assert finished, "forgetting a plan waited for the cache lock"
