@@ -18,8 +18,9 @@ them — agreement, first divergence, accuracy, energy — is the same; only ``w
 (dispatch to last result, on rank 0) differs.
 
 Transport: job and result headers and heartbeats go through the run's c10d key-value store
-(``TCPStore``; values stay small), the pickled payloads point to point over a gloo process
-group. Rank 0 never blocks on a peer: it polls the store and the receive, and a rank that
+(``TCPStore``; values stay small), the payloads point to point over a gloo process group,
+as the pickle-free messages of :mod:`snn2hw.pipeline.shard_messages`. Rank 0 never
+blocks on a peer: it polls the store and the receive, and a rank that
 reports an exception, exits, or whose heartbeat stops (``SNN2HW_HEARTBEAT_TIMEOUT``) fails
 the run with a :class:`ShardError` naming the rank and its sample range. Nothing is
 written before every shard has arrived, so a failed run leaves no partial results.
@@ -28,13 +29,11 @@ written before every shard has arrived, so a failed run leaves no partial result
 from __future__ import annotations
 
 import os
-import pickle
 import subprocess
 import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -43,6 +42,13 @@ from snn2hw.backends.base import SimResult
 from snn2hw.common import distributed as dist_rt
 from snn2hw.common.distributed import World
 from snn2hw.common.errors import ConfigError, Snn2hwError
+from snn2hw.pipeline.shard_messages import (
+    Job,
+    decode_job,
+    decode_result,
+    encode_job,
+    encode_result,
+)
 from snn2hw.quant.qgraph import QGraph
 
 POLL_S = 0.02  # how often rank 0 looks at its ranks while it waits
@@ -66,19 +72,6 @@ def shard_ranges(n: int, size: int) -> list[tuple[int, int]]:
 
 def describe_range(start: int, stop: int) -> str:
     return f"samples {start}-{stop - 1}" if stop > start else "no samples"
-
-
-@dataclass
-class Job:
-    """One shard of one backend run."""
-
-    backend: str
-    graph: QGraph
-    ints: np.ndarray
-    num_steps: int | None
-    device: str
-    record_state: bool
-    batch_size: int
 
 
 def _run_job(job: Job, world: World) -> SimResult:
@@ -122,9 +115,8 @@ class Pool:
             if stop == start:
                 self.store.set(self._key("job", k, r), "0")
                 continue
-            payload = pickle.dumps(Job(name, graph, np.ascontiguousarray(ints[:, start:stop]),
-                                       num_steps, device, record_state, batch_size),
-                                   protocol=pickle.HIGHEST_PROTOCOL)
+            payload = encode_job(Job(name, graph, np.ascontiguousarray(ints[:, start:stop]),
+                                     num_steps, device, record_state, batch_size))
             self.store.set(self._key("job", k, r), str(len(payload)))
             self._sends.append(dist_rt.send_bytes(payload, r))
         start, stop = ranges[0]
@@ -172,7 +164,7 @@ class Pool:
             work.wait(datetime.timedelta(seconds=dist_rt.heartbeat_timeout_s()))
         except Exception as exc:  # noqa: BLE001 - gloo names a broken peer many ways
             raise self._failure(r, rng, f"died while sending its results ({exc})") from None
-        return pickle.loads(buf.numpy().tobytes())
+        return decode_result(buf.numpy().tobytes())
 
     def _check_alive(self, r: int, rng: tuple[int, int]) -> None:
         proc = self.procs.get(r)
@@ -332,9 +324,8 @@ def serve_loop(world: World, store: Any, prefix: str) -> None:
         if size:
             work, buf = dist_rt.recv_bytes(size, 0)
             work.wait()
-            job: Job = pickle.loads(buf.numpy().tobytes())
             try:
-                payload = pickle.dumps(_run_job(job, world), protocol=pickle.HIGHEST_PROTOCOL)
+                payload = encode_result(_run_job(decode_job(buf.numpy().tobytes()), world))
             except Exception as exc:  # noqa: BLE001 - any failure goes to rank 0, one line
                 text = str(exc).strip().splitlines()
                 store.set(f"{prefix}/err/{k}/{world.rank}",
