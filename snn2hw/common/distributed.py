@@ -125,15 +125,41 @@ def all_reduce_sum(values: list[float], device: torch.device | str = "cpu") -> l
     return [float(v) for v in t.cpu().tolist()]
 
 
-def broadcast_object(obj: Any, src: int = 0, device: torch.device | str = "cpu") -> Any:
-    """Rank ``src``'s ``obj`` on every rank (``obj`` elsewhere is ignored)."""
+def broadcast_flag(value: bool, src: int = 0, device: torch.device | str = "cpu") -> bool:
+    """Rank ``src``'s ``value`` on every rank."""
     if not is_initialized():
-        return obj
+        return bool(value)
     import torch.distributed as dist
 
-    box = [obj]
-    dist.broadcast_object_list(box, src=src, device=torch.device(device))
-    return box[0]
+    t = torch.tensor([1 if value else 0], dtype=torch.int64, device=device)
+    dist.broadcast(t, src=src)
+    return bool(t.item())
+
+
+def broadcast_bytes(data: bytes | None, src: int = 0,
+                    device: torch.device | str = "cpu") -> bytes:
+    """Rank ``src``'s ``data`` on every rank (``data`` elsewhere is ignored). Bytes, not
+    objects: ``broadcast_object_list`` would unpickle what a peer sends, and a peer of a
+    multi-machine run is not trusted to send code."""
+    if not is_initialized():
+        return bytes(data or b"")
+    import torch.distributed as dist
+
+    n = torch.tensor([len(data or b"")], dtype=torch.int64, device=device)
+    dist.broadcast(n, src=src)
+    buf = torch.zeros(int(n.item()), dtype=torch.uint8, device=device)
+    if data:
+        buf.copy_(torch.frombuffer(bytearray(data), dtype=torch.uint8))
+    dist.broadcast(buf, src=src)
+    return buf.cpu().numpy().tobytes()
+
+
+def broadcast_json(obj: Any, src: int = 0, device: torch.device | str = "cpu") -> Any:
+    """Rank ``src``'s JSON-able ``obj`` on every rank (numbers, strings, lists, dicts)."""
+    import json
+
+    text = json.dumps(obj, default=float).encode() if obj is not None else None
+    return json.loads(broadcast_bytes(text, src, device).decode() or "null")
 
 
 # ----- store, heartbeats and polled byte messages (sharded simulation) ----------------------

@@ -32,7 +32,7 @@ modules. Never a backend, ``pipeline`` or ``cli``.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -82,6 +82,20 @@ class TrainResult:
     seconds: float
     val: EvalResult | None = None  # best.pt on the validation split
     best_epoch: int = 0
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain data (paths as strings), the inverse of :meth:`from_dict`."""
+        return {"checkpoint": str(self.checkpoint), "best_checkpoint": str(self.best_checkpoint),
+                "history": self.history, "test": asdict(self.test), "seconds": self.seconds,
+                "val": asdict(self.val) if self.val is not None else None,
+                "best_epoch": self.best_epoch}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> TrainResult:
+        return cls(Path(d["checkpoint"]), Path(d["best_checkpoint"]), list(d["history"]),
+                   EvalResult(**d["test"]), float(d["seconds"]),
+                   EvalResult(**d["val"]) if d.get("val") is not None else None,
+                   int(d["best_epoch"]))
 
 
 @dataclass
@@ -171,7 +185,7 @@ def _train(cfg: dict[str, Any], world: World, dev: torch.device, *, out_dir, res
     for epoch in range(run.start_epoch, epochs):
         _train_epoch(run, epoch, epochs, progress)
         # rank 0's clock decides for every rank: ranks must leave the loop together
-        if deadline is not None and dist_rt.broadcast_object(
+        if deadline is not None and dist_rt.broadcast_flag(
                 time.monotonic() > deadline, device=dev):
             if progress:
                 progress_line(f"stopping early: [train].max_minutes={tcfg['max_minutes']} reached")
@@ -187,7 +201,11 @@ def _train(cfg: dict[str, Any], world: World, dev: torch.device, *, out_dir, res
             )
         result = TrainResult(run.last_path, run.best_path, run.history, test,
                              time.monotonic() - t0, val, run.best_epoch)
-    return dist_rt.broadcast_object(result, device=dev)
+    if not world.distributed:
+        return result
+    # as JSON, not a pickled object: the other ranks never unpickle what a peer sends
+    return TrainResult.from_dict(dist_rt.broadcast_json(
+        result.to_dict() if result is not None else None, device=dev))
 
 
 def _final_test(run: _Run) -> tuple[EvalResult, EvalResult]:
@@ -253,9 +271,19 @@ def _resume(run: _Run, path: str | Path, progress: bool = True) -> None:
     """Continue from a checkpoint: weights, optimizer/scheduler state, epoch, history and
     every random-number state (so the resumed run is bit-identical to an uninterrupted one;
     a checkpoint written before those were saved resumes, but not bit-identically)."""
-    # rank 0 reads the file (on a cluster it may exist on rank 0's machine only)
-    ck = dist_rt.broadcast_object(load_checkpoint(path) if run.main else None,
-                                  device=run.device)
+    # rank 0 reads the file (on a cluster it may exist on rank 0's machine only) and sends
+    # its bytes; every other rank loads them as safely as a file (weights only, no pickle)
+    ck = load_checkpoint(path) if run.main else None
+    if run.world.distributed:
+        data = dist_rt.broadcast_bytes(Path(path).read_bytes() if run.main else None,
+                                       device=run.device)
+        if not run.main:
+            import tempfile
+
+            with tempfile.TemporaryDirectory() as tmp:
+                copy = Path(tmp) / Path(path).name
+                copy.write_bytes(data)
+                ck = load_checkpoint(copy)
     run.model.load_state_dict(ck.state_dict)
     if ck.optimizer:
         run.opt.load_state_dict(ck.optimizer.get("optimizer", {}))

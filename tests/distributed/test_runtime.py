@@ -46,4 +46,6 @@ def test_a_stopped_heartbeat_is_declared_dead_and_a_beating_one_is_not(monkeypat
 @pytest.mark.parametrize("n", [0, 1, 5])
 def test_all_reduce_and_broadcast_are_identity_in_one_process(n):
     assert d.all_reduce_sum([float(n), 2.0]) == [float(n), 2.0]
-    assert d.broadcast_object({"n": n}) == {"n": n}
+    assert d.broadcast_json({"n": n}) == {"n": n}
+    assert d.broadcast_bytes(bytes([n, 7])) == bytes([n, 7])
+    assert d.broadcast_flag(n > 0) is (n > 0)
