@@ -107,11 +107,6 @@ def _tinynet_mismatches(out: np.ndarray, gt: np.ndarray) -> int:
 def test_tinynet_with_netx_resets_equals_lava_dl_ground_truth_exactly(external, backend):
     """netx's Network(reset_interval=17, reset_offset=0) is lava-dl's test harness (layer i
     reset before its step i); mapped to each LIF's periodic reset, shifted one step."""
-    from snn2hw.backends import registry
-
-    if backend == "torch-int" and "periodic_reset" not in registry.get(backend).features:
-        pytest.skip("torch-int does not execute periodic state reset in this branch (it "
-                    "comes with the torch-int periodic reset branch)")
     mod = {"torch-int": torch_int, "event": event}.get(backend) or _lava()
     res = netx_to_qgraph(read_netx(external / "lava-dl-netx/tinynet/tiny.net"),
                          reset_interval=TINY_RESET, reset_offset=0)

@@ -122,15 +122,6 @@ def test_alignment_above_the_targets_limit_is_refused_naming_layer_delay_and_lim
         quantized(skip_chain(5), fmts)
 
 
-def _torch_int_runs_delays() -> bool:
-    from snn2hw.backends.torch_int import TorchIntBackend
-
-    return "delay" in getattr(TorchIntBackend, "features", frozenset())
-
-
-@pytest.mark.skipif(not _torch_int_runs_delays(),
-                    reason="torch-int executes synaptic delays only after the backend branch "
-                           "(issue 15) is merged")
 def test_misalignment_cost_is_measured_with_torch_int():
     from snn2hw.pipeline.delay_report import misalignment_cost
 
