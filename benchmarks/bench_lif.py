@@ -39,12 +39,13 @@ import json
 import os
 import platform
 import statistics
-import subprocess
 import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+
+from contender_process import loadavg, spawn
 
 BETA = 0.9
 VTH = 1.0
@@ -263,21 +264,8 @@ def _worker(spec: dict[str, Any]) -> dict[str, Any]:
 
 
 def _spawn(spec: dict[str, Any], timeout: float) -> dict[str, Any]:
-    """Run :func:`_worker` for ``spec`` in a fresh interpreter; errors become ``{"error": ...}``."""
-    env = dict(os.environ)
-    for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS"):
-        env[var] = str(spec["threads"])
-    env.setdefault("PYTHONWARNINGS", "ignore")
-    cmd = [sys.executable, str(Path(__file__).resolve()), "--worker", json.dumps(spec)]
-    try:
-        proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=timeout)
-    except subprocess.TimeoutExpired:
-        return {"error": f"timed out after {timeout:.0f} s"}
-    for line in reversed(proc.stdout.splitlines()):
-        if line.startswith("RESULT "):
-            return json.loads(line[len("RESULT "):])
-    tail = (proc.stderr or proc.stdout).strip().splitlines()[-1:] or ["no output"]
-    return {"error": f"exit {proc.returncode}: {tail[0][:200]}"}
+    """Run the worker for ``spec`` in a fresh interpreter; errors become ``{"error": ...}``."""
+    return spawn(__file__, spec, timeout)
 
 
 def _available(module: str) -> bool:
@@ -313,7 +301,7 @@ def run_benchmark(args: argparse.Namespace) -> dict[str, Any]:
         # Without the Linear the tutorial loop is the Leaky-only loop (x[t] vs unbind aside).
         chosen = [c for c in chosen if c != "snntorch-loop"]
 
-    load_before = _loadavg()
+    load_before = loadavg()
     rows: list[dict[str, Any]] = []
     for device in devices:
         for n in args.sizes:
@@ -361,7 +349,7 @@ def run_benchmark(args: argparse.Namespace) -> dict[str, Any]:
             "gpu": torch.cuda.get_device_name(0) if "cuda" in devices else None,
             "date": time.strftime("%Y-%m-%d %H:%M:%S"),
             "loadavg_before": load_before,
-            "loadavg_after": _loadavg(),
+            "loadavg_after": loadavg(),
         },
         "rows": rows,
     }
@@ -404,14 +392,6 @@ def _speedups(rows: list[dict[str, Any]]) -> None:
         if snn:
             row["x_vs_best"] = min(r["ms"] for r in snn) / row["ms"]
             row["x_vs_best_min"] = min(r["min_ms"] for r in snn) / row["min_ms"]
-
-
-def _loadavg() -> list[float] | None:
-    """1/5/15-minute load averages (to judge how noisy a shared machine was)."""
-    try:
-        return [round(v, 2) for v in os.getloadavg()]
-    except OSError:
-        return None
 
 
 def _cpu_name() -> str:

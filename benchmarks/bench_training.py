@@ -63,11 +63,12 @@ import json
 import os
 import platform
 import statistics
-import subprocess
 import sys
 import time
 from pathlib import Path
 from typing import Any
+
+from contender_process import loadavg, spawn
 
 BETA = 0.9
 VTH = 1.0
@@ -302,28 +303,8 @@ def _worker(spec: dict[str, Any]) -> dict[str, Any]:
 
 
 def _spawn(spec: dict[str, Any], timeout: float) -> dict[str, Any]:
-    env = dict(os.environ)
-    for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS"):
-        env[var] = str(spec["threads"])
-    env.update(SAME_ENV)
-    env.setdefault("PYTHONWARNINGS", "ignore")
-    cmd = [sys.executable, str(Path(__file__).resolve()), "--worker", json.dumps(spec)]
-    try:
-        proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=timeout)
-    except subprocess.TimeoutExpired:
-        return {"error": f"timed out after {timeout:.0f} s"}
-    for line in reversed(proc.stdout.splitlines()):
-        if line.startswith("RESULT "):
-            return json.loads(line[len("RESULT "):])
-    tail = (proc.stderr or proc.stdout).strip().splitlines()[-1:] or ["no output"]
-    return {"error": f"exit {proc.returncode}: {tail[0][:300]}"}
-
-
-def _loadavg() -> list[float] | None:
-    try:
-        return [round(v, 2) for v in os.getloadavg()]
-    except OSError:
-        return None
+    """Run the worker for ``spec`` in a fresh interpreter; errors become ``{"error": ...}``."""
+    return spawn(__file__, spec, timeout, SAME_ENV)
 
 
 def run_benchmark(args: argparse.Namespace) -> dict[str, Any]:
@@ -334,7 +315,7 @@ def run_benchmark(args: argparse.Namespace) -> dict[str, Any]:
     rounds: list[dict[str, Any]] = []
     for threads in args.threads:
         for rnd in range(args.rounds):
-            load = _loadavg()
+            load = loadavg()
             res = {}
             for name in chosen:
                 spec = dict(contender=name, threads=threads, hidden=args.hidden, T=args.T,
@@ -349,7 +330,7 @@ def run_benchmark(args: argparse.Namespace) -> dict[str, Any]:
                 print(f"  threads={threads} round {rnd + 1}/{args.rounds} {name:13s} {msg}",
                       flush=True)
             rounds.append({"threads": threads, "round": rnd, "load_before": load,
-                           "load_after": _loadavg(), "results": res})
+                           "load_after": loadavg(), "results": res})
     return {"args": {k: v for k, v in vars(args).items() if k not in ("json", "worker")},
             "env": {"python": platform.python_version(), "cpus": os.cpu_count(),
                     "date": time.strftime("%Y-%m-%d %H:%M:%S")},
