@@ -307,14 +307,13 @@ def check_int64_formats(graph: QGraph, backend: str) -> None:
     stay inside int64, so ``u_bits + decay_bits`` and ``v_bits + decay_bits`` are at most 62
     (Loihi: 24 + 12). :class:`UnsupportedFormatsError` names the field and its value."""
     f = graph.formats
-    for key in ("u_bits", "v_bits"):
-        bits = int(getattr(f, key))
-        if bits + f.decay_bits > 62:
-            raise UnsupportedFormatsError(
-                f"backend '{backend}' cannot run target '{graph.target}': {key} {bits} with "
-                f"decay_bits {f.decay_bits} overflows its 64-bit decay products "
-                f"({key} + decay_bits must be <= 62)"
-            )
+    key = f.int64_decay_overflow()
+    if key is not None:
+        raise UnsupportedFormatsError(
+            f"backend '{backend}' cannot run target '{graph.target}': {key} "
+            f"{getattr(f, key)} with decay_bits {f.decay_bits} overflows its 64-bit decay "
+            f"products ({key} + decay_bits must be <= 62)"
+        )
 
 
 @runtime_checkable

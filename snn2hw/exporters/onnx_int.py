@@ -496,14 +496,13 @@ def _check_formats(graph: QGraph) -> None:
     """Refuse formats whose decay products ``u · (2^decay_bits - du - 1)`` (or ``v · ...``)
     could leave int64: ``u_bits + decay_bits`` and ``v_bits + decay_bits`` at most 62."""
     f = graph.formats
-    for key in ("u_bits", "v_bits"):
-        bits = int(getattr(f, key))
-        if bits + f.decay_bits > 62:
-            raise GraphError(
-                f"ONNX export cannot run target '{graph.target}': {key} {bits} with "
-                f"decay_bits {f.decay_bits} overflows the 64-bit decay products "
-                f"({key} + decay_bits must be <= 62)"
-            )
+    key = f.int64_decay_overflow()
+    if key is not None:
+        raise GraphError(
+            f"ONNX export cannot run target '{graph.target}': {key} {getattr(f, key)} with "
+            f"decay_bits {f.decay_bits} overflows the 64-bit decay products "
+            f"({key} + decay_bits must be <= 62)"
+        )
 
 
 def check_opset(opset: int) -> int:

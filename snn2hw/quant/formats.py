@@ -121,6 +121,15 @@ class NumberFormats:
         overflow in one step (``2^(u_bits - 1 - activation_shift - 1)``)."""
         return 1 << max(self.u_bits - 2 - self.activation_shift, 0)
 
+    def int64_decay_overflow(self) -> str | None:
+        """The first of ``u_bits`` / ``v_bits`` whose decay product (``u · (2^decay_bits -
+        du - 1)``, ``v · (2^decay_bits - dv)``) can leave int64, i.e. ``bits + decay_bits >
+        62``; ``None`` when an int64 implementation is exact (Loihi: 24 + 12)."""
+        for key in ("u_bits", "v_bits"):
+            if int(getattr(self, key)) + self.decay_bits > 62:
+                return key
+        return None
+
     # ----- conversion -----------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
         """JSON-friendly dict (pairs as lists); :meth:`from_dict` reads it back."""
