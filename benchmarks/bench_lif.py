@@ -100,7 +100,7 @@ def _build(name: str, fc, spec: dict[str, Any]) -> tuple[Callable, dict[str, str
         if str(REPO_ROOT) not in sys.path:
             sys.path.insert(0, str(REPO_ROOT))
         from snn2hw.nn.functional import lif_multistep_reference
-        from snn2hw.nn.fused import lif_multistep
+        from snn2hw.nn.fused import default_backend, lif_multistep
         from snn2hw.nn.surrogate import Surrogate
 
         sur = Surrogate("arctan", SURROGATE_SLOPE)
@@ -110,8 +110,7 @@ def _build(name: str, fc, spec: dict[str, Any]) -> tuple[Callable, dict[str, str
                 return lif_multistep(fc(x), alpha=0.0, beta=BETA, vth=VTH, reset="hard",
                                      surrogate=sur, detach_reset=True)
 
-            backend = "numba" if x_device(spec) == "cpu" else "torch"
-            return run, {"backend": backend}
+            return run, {"backend": default_backend(spec["device"])}
 
         def run(x):
             return lif_multistep_reference(fc(x), alpha=0.0, beta=BETA, vth=VTH, reset="hard",

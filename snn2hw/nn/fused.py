@@ -325,6 +325,14 @@ class _FusedLIF(torch.autograd.Function):
         )
 
 
+def default_backend(device: torch.device | str) -> str:
+    """The backend ``backend="auto"`` picks on ``device``: numba on CPU; on a GPU the
+    per-step ops fused by ``torch.compile`` when its Triton backend exists, else plain torch."""
+    if torch.device(device).type == "cpu":
+        return "numba"
+    return "compiled" if importlib.util.find_spec("triton") else "torch"
+
+
 def lif_multistep(
     x: torch.Tensor,
     *,
@@ -345,10 +353,7 @@ def lif_multistep(
     ``"compiled"`` (the same loop with each step fused by ``torch.compile``; the default
     on CUDA when Triton is installed) or ``"auto"``."""
     if backend == "auto":
-        if x.device.type == "cpu":
-            backend = "numba"
-        else:  # GPU: per-step ops fused by torch.compile when its Triton backend exists
-            backend = "compiled" if importlib.util.find_spec("triton") else "torch"
+        backend = default_backend(x.device)
     if backend == "numba" and x.device.type != "cpu":
         raise ValueError("the numba LIF backend runs on CPU tensors only; use backend='torch'")
     neuron_shape = x.shape[2:]
