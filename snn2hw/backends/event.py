@@ -60,9 +60,11 @@ import dataclasses
 import threading
 import time
 import weakref
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from typing import Any
 
+import numba
 import numpy as np
 
 from snn2hw.backends import event_kernels as K
@@ -169,6 +171,7 @@ class _Op:
     size_out: int
     macs: int
     delay: int = 0
+    binary_input: bool = False  # set by the plan: the operator reads a 0/1 source
 
     def alloc(self, batch: int) -> None:
         depth = self.delay + 1
@@ -325,6 +328,7 @@ class _ConvOp(_Op):
         syn, syn_all = K.conv_scatter(
             x, self.geom, self.wt, self.wpk, self.wbound, self.nnzg, yp, yk, yo, xp, xk, xo,
             self.weight_exp, need_cnt, self.acc_t, self.cnt_t, out, cnt, self.wpk_r, self.xrun,
+            self.binary_input,
         )
         return int(syn), int(syn_all)
 
@@ -397,6 +401,7 @@ class _Plan:
                     if name not in self.ops:
                         self.ops[name] = self._prepare(n, graph.formats)
                         self.op_input[name] = prev
+                        self.ops[name].binary_input = _binary(graph, prev)
                     prev = name
                     weighted.append(name)
                 if not weighted:  # source -> (flatten ...) -> lif
@@ -435,6 +440,15 @@ class _Plan:
         if isinstance(node, SumPoolNode):
             return _PoolOp(node)
         raise GraphError(f"node '{node.name}' ({node.kind}) cannot sit on a synapse path")
+
+
+def _binary(graph: QGraph, key: str) -> bool:
+    """Whether the values ``key`` (a node name) sends are 0/1: a binary input or a LIF
+    with single spikes (an operator's output, or an unknown key, is not)."""
+    node = graph.nodes.get(key)
+    if isinstance(node, InputNode):
+        return int(node.message_bits) == 0
+    return isinstance(node, LIFNode) and int(node.max_spikes) == 1
 
 
 def _check_formats(graph: QGraph) -> None:
@@ -586,6 +600,7 @@ def run(
     inputs: np.ndarray,
     num_steps: int | None = None,
     record_state: bool = False,
+    threads: int | None = None,
 ) -> SimResult:
     """Run ``graph`` on integer input frames ``[F, B, *input_shape]`` for ``num_steps``
     steps (default ``graph.num_steps + graph.depth()``), exactly as docs/qgraph.md defines.
@@ -593,6 +608,9 @@ def run(
     Returns spikes of every LIF ``[N, B, *shape]`` (uint8), optionally the ``u``/``v``
     traces after each step (int64), and the activity counters (``SimResult.counters``,
     :class:`snn2hw.backends.base.ActivityCounters`) in a :class:`SimResult`.
+    ``threads`` (default: numba's thread count, which ``snn2hw --threads`` and
+    ``OMP_NUM_THREADS`` set) splits the batch into that many contiguous parts simulated at
+    once (the kernels release the GIL); results do not depend on it.
     Raises :class:`GraphError` on a malformed graph or bad inputs.
     """
     t0 = time.perf_counter()
@@ -605,8 +623,79 @@ def run(
     n_steps = int(num_steps)
     if n_steps < 0:
         raise GraphError(f"num_steps={n_steps} must be >= 0")
-    n_frames, batch = int(arr.shape[0]), int(arr.shape[1])
+    batch = int(arr.shape[1])
+    n_threads = numba.get_num_threads() if threads is None else int(threads)
+    if n_threads < 1:
+        raise GraphError(f"threads must be >= 1, got {n_threads}")
+    names = [L.node.name for L in plan.lifs]
 
+    def per_lif(steps: int, dtype: type = np.int64) -> dict[str, np.ndarray]:
+        return {L.node.name: np.zeros((steps, batch, L.size), dtype=dtype) for L in plan.lifs}
+
+    out = _Outputs(
+        spikes={L.node.name: np.zeros((n_steps, batch, L.size), dtype=_payload_dtype(L.node))
+                for L in plan.lifs},
+        u_rec=per_lif(n_steps) if record_state else None,
+        v_rec=per_lif(n_steps) if record_state else None,
+    )
+    parts = np.array_split(np.arange(batch), min(n_threads, batch)) if batch else []
+    spans = [(int(p[0]), int(p[-1]) + 1) for p in parts if len(p)]
+    if len(spans) <= 1:
+        tallies = [_simulate(plan, graph, arr, n_steps, out, 0, batch)]
+    else:
+        with ThreadPoolExecutor(len(spans)) as pool:
+            tallies = list(pool.map(
+                lambda span: _simulate(plan, graph, arr[:, span[0]:span[1]], n_steps, out,
+                                       *span), spans))
+    synops, synops_dense, updates, counts = (
+        {n: sum(t[k][n] for t in tallies) if tallies else np.zeros(n_steps, dtype=np.int64)
+         for n in names} for k in range(4)
+    )
+    peak = {n: max((t[4][n] for t in tallies), default=0) for n in names}
+
+    def shaped(d: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        return {L.node.name: d[L.node.name].reshape(n_steps, batch, *L.node.shape)
+                for L in plan.lifs}
+
+    counters = ActivityCounters(
+        synops=synops,
+        synops_dense=synops_dense,
+        neuron_updates=updates,
+        spike_counts=counts,
+        macs_dense={L.node.name: int(L.macs) for L in plan.lifs},
+        peak_fanin=peak,
+    )
+    return SimResult(
+        BACKEND.name,
+        shaped(out.spikes),
+        shaped(out.u_rec) if out.u_rec is not None else None,
+        shaped(out.v_rec) if out.v_rec is not None else None,
+        time.perf_counter() - t0,
+        counters=counters,
+    )
+
+
+@dataclass
+class _Outputs:
+    """Result arrays ``[steps, B, size]`` per LIF, shared by the batch parts of one run
+    (each part writes only its own samples)."""
+
+    spikes: dict[str, np.ndarray]
+    u_rec: dict[str, np.ndarray] | None
+    v_rec: dict[str, np.ndarray] | None
+
+
+def _payload_dtype(node: LIFNode) -> type:
+    m = int(node.max_spikes)
+    return np.uint8 if m <= 0xFF else np.uint16 if m <= 0xFFFF else np.uint32
+
+
+def _simulate(plan: _Plan, graph: QGraph, arr: np.ndarray, n_steps: int, out: _Outputs,
+              b0: int, b1: int) -> tuple[dict[str, np.ndarray], ...]:
+    """The time loop for samples ``b0:b1`` of the run (``arr`` holds only those); writes
+    their spikes and states into ``out`` and returns the activity tallies of this part
+    ``(synops, synops_dense, updates, counts, peak)`` per LIF."""
+    n_frames, batch = int(arr.shape[0]), b1 - b0
     rules = _lif_rules(graph.formats)
     # The prepared weights are shared; the per-run buffers live on shallow copies, so
     # concurrent runs of one graph never share state.
@@ -616,23 +705,17 @@ def run(
     lifs = plan.lifs
     names = [L.node.name for L in lifs]
 
-    def per_lif(steps: int | None, dtype: type = np.int64) -> dict[str, np.ndarray]:
-        lead = (batch,) if steps is None else (steps, batch)
-        return {L.node.name: np.zeros((*lead, L.size), dtype=dtype) for L in lifs}
-
-    def payload_dtype(node: LIFNode) -> type:
-        m = int(node.max_spikes)
-        return np.uint8 if m <= 0xFF else np.uint16 if m <= 0xFFFF else np.uint32
+    def per_lif() -> dict[str, np.ndarray]:
+        return {L.node.name: np.zeros((batch, L.size), dtype=np.int64) for L in lifs}
 
     # Source outputs of the previous step (what this step's synapses read), flat [B, size].
     in_buf = np.zeros((batch, plan.sources[plan.input.name]), dtype=np.int64)
-    prev = per_lif(None)
+    prev = per_lif()
     prev[plan.input.name] = in_buf
-    cur, u, v, a_sum, c_sum = (per_lif(None) for _ in range(5))
-    spikes = {L.node.name: np.zeros((n_steps, batch, L.size), dtype=payload_dtype(L.node))
-              for L in lifs}
-    u_rec = per_lif(n_steps) if record_state else None
-    v_rec = per_lif(n_steps) if record_state else None
+    cur, u, v, a_sum, c_sum = (per_lif() for _ in range(5))
+    spikes = {k: a[:, b0:b1] for k, a in out.spikes.items()}
+    u_rec = {k: a[:, b0:b1] for k, a in out.u_rec.items()} if out.u_rec is not None else None
+    v_rec = {k: a[:, b0:b1] for k, a in out.v_rec.items()} if out.v_rec is not None else None
     synops, synops_dense, updates, counts = (
         {n: np.zeros(n_steps, dtype=np.int64) for n in names} for _ in range(4)
     )
@@ -698,26 +781,7 @@ def run(
         for name in names:
             prev[name], cur[name] = cur[name], prev[name]
 
-    def shaped(d: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        return {L.node.name: d[L.node.name].reshape(n_steps, batch, *L.node.shape)
-                for L in plan.lifs}
-
-    counters = ActivityCounters(
-        synops=synops,
-        synops_dense=synops_dense,
-        neuron_updates=updates,
-        spike_counts=counts,
-        macs_dense={L.node.name: int(L.macs) for L in plan.lifs},
-        peak_fanin=peak,
-    )
-    return SimResult(
-        BACKEND.name,
-        shaped(spikes),
-        shaped(u_rec) if u_rec is not None else None,
-        shaped(v_rec) if v_rec is not None else None,
-        time.perf_counter() - t0,
-        counters=counters,
-    )
+    return synops, synops_dense, updates, counts, peak
 
 
 class _Prepared:

@@ -163,7 +163,7 @@ def dense_csr(x, ptr, idx, val, weight_exp, need_cnt, acc, cnt):
 @_jit
 def conv_scatter(
     x, geom, wt, wpk, wbound, nnzg, yptr, yk, yo, xptr, xk, xo, weight_exp, need_cnt, acc_t,
-    cnt_t, out, cnt, wpk_r, xrun,
+    cnt_t, out, cnt, wpk_r, xrun, xbin,
 ):
     """2-D convolution (PyTorch cross-correlation), event driven.
 
@@ -183,6 +183,8 @@ def conv_scatter(
 
     ``xrun`` (one group, column stride and dilation 1): binary events in packed mode add
     each kernel row as one run; ``wpk_r`` is ``wpk`` with the kernel columns reversed.
+    ``xbin``: the input is known to be 0/1 (a binary source), so ``max|x| <= 1`` without
+    scanning it.
     """
     c_in, h, w, c_out, h_out, w_out = geom[0], geom[1], geom[2], geom[3], geom[4], geom[5]
     cig, cog, kh, kw = geom[6], geom[7], geom[8], geom[9]
@@ -194,11 +196,13 @@ def conv_scatter(
         acc_t[:] = 0
         packed = False
         if need_cnt:
-            vmax = 0
-            for i in range(n_in):
-                av = abs(x[b, i])
-                if av > vmax:
-                    vmax = av
+            vmax = 1
+            if not xbin:
+                vmax = 0
+                for i in range(n_in):
+                    av = abs(x[b, i])
+                    if av > vmax:
+                        vmax = av
             packed = wbound == 0 or vmax < half // wbound  # division: no overflow
             if not packed:
                 cnt_t[:] = 0

@@ -772,3 +772,40 @@ def test_module_never_imports_torch():
     code = ("import sys, numpy as np; from snn2hw.backends import event; "
             "event.warmup(); assert 'torch' not in sys.modules, 'torch imported'")
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def _graded_conv_case() -> tuple[QGraph, np.ndarray]:
+    """Large 16-bit graded events into a conv of large positive weights: the interior sums
+    pass 2^31 (so the simulator must count fan-in on its unpacked path)."""
+    rng = np.random.default_rng(3)
+    wt = rng.integers(240, 256, (2, 16, 3, 3))
+    conv = ConvNode("conv", wt, (16, 4, 4), weight_exp=3, padding=(1, 1))
+    g = graph([InputNode("in", (16, 4, 4), message_bits=16), conv,
+               lif("l", conv.out_shape, du=100, dv=30, vth=5000)],
+              [("in", "conv"), ("conv", "l")])
+    x = rng.integers(2**16 - 2**10, 2**16, (3, 2, 16, 4, 4))
+    assert int(ref_conv(x[0, 0], wt, padding=(1, 1)).max()) >= 2**31
+    return g, x
+
+
+def test_binary_input_shortcut_is_taken_only_for_binary_sources():
+    g, _ = _graded_conv_case()
+    assert not event.PLANS.get(g).ops["conv"].binary_input  # 16-bit payloads
+    g.nodes["in"].message_bits = 0
+    assert event.PLANS.get(g).ops["conv"].binary_input  # binary input: no scan needed
+    g.nodes["in"].message_bits = 16
+    assert not event.PLANS.get(g).ops["conv"].binary_input  # re-prepared after the change
+
+
+def test_binary_shortcut_on_graded_input_would_corrupt_the_fanin_counts(monkeypatch):
+    # The packed sum keeps values right modulo 2^32 (so the 24-bit wrapped output too),
+    # but counts riding above bit 32 are corrupted once |sum| >= 2^31.
+    g, x = _graded_conv_case()
+    good = event.run(g, x, 4, threads=1)
+    assert_matches_reference(g, x)
+    event.PLANS.clear()
+    monkeypatch.setattr(event, "_binary", lambda graph, key: True)  # the fault
+    bad = event.run(g, x, 4, threads=1)
+    event.PLANS.clear()
+    assert good.counters.peak_fanin["l"] == 144  # 16 channels x 3 x 3 taps, all non-zero
+    assert bad.counters.peak_fanin["l"] != good.counters.peak_fanin["l"]
