@@ -231,7 +231,7 @@ class _DenseOp(_Op):
         if self.columns:
             syn, n_ev = K.dense_columns(
                 x, self.wt, self.nnz_col, self.zptr, self.zidx, self.rowbound,
-                self.weight_exp, need_cnt, out, cnt, self.acc32,
+                self.weight_exp, need_cnt, out, cnt, self.acc32, self.binary_input,
             )
         else:
             syn, n_ev = K.dense_csr(

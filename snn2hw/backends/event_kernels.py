@@ -41,7 +41,7 @@ def _wrap24(x: int) -> int:
 
 @_jit
 def dense_columns(x, wt, nnz_col, zptr, zidx, rowbound, weight_exp, need_cnt, acc, cnt,
-                  acc32):
+                  acc32, xbin):
     """Dense synapses, column layout: each event j adds the whole row ``wt[j] = W'[:, j]``.
 
     ``wt`` is W' transposed, int16 ``[N_in, N_out]`` (contiguous fan-out per event; zero
@@ -49,9 +49,10 @@ def dense_columns(x, wt, nnz_col, zptr, zidx, rowbound, weight_exp, need_cnt, ac
     ``acc = shift(W' @ x, weight_exp)`` (docs/qgraph.md, ``dense``). The sum runs in int32
     (``acc32``, twice the SIMD width of int64) when it provably fits: every partial sum is
     at most ``max|x| * rowbound`` in magnitude (``rowbound = max_i sum_j |W'[i, j]|``);
-    otherwise in int64. Fan-in counts: every event reaches every neuron except through a
-    zero weight, so ``cnt = events - zeros hit`` with ``zptr/zidx`` the CSR (by input
-    column) of the zero entries of W' (few in a dense matrix).
+    otherwise in int64. ``xbin``: the input is known to be 0/1, so ``max|x| <= 1`` without
+    scanning it. Fan-in counts: every event reaches every neuron except through a zero
+    weight, so ``cnt = events - zeros hit`` with ``zptr/zidx`` the CSR (by input column) of
+    the zero entries of W' (few in a dense matrix), gathered in the same pass.
     Returns ``(synops over non-zero weights, number of events)``.
     """
     nb, n_in = x.shape
@@ -61,14 +62,19 @@ def dense_columns(x, wt, nnz_col, zptr, zidx, rowbound, weight_exp, need_cnt, ac
     n_ev = 0
     for b in range(nb):
         a = acc[b]
-        vmax = 0
-        for j in range(n_in):
-            vmax = max(vmax, abs(x[b, j]))
+        c = cnt[b]
+        vmax = 1
+        if not xbin:
+            vmax = 0
+            for j in range(n_in):
+                vmax = max(vmax, abs(x[b, j]))
         narrow = vmax == 0 or rowbound < lim // vmax  # division: no overflow
         if narrow:
             acc32[:] = 0
         else:
             a[:] = 0
+        if need_cnt:
+            c[:] = 0
         ev_b = 0
         for j in range(n_in):
             xj = x[b, j]
@@ -76,6 +82,9 @@ def dense_columns(x, wt, nnz_col, zptr, zidx, rowbound, weight_exp, need_cnt, ac
                 continue
             ev_b += 1
             syn += nnz_col[j]
+            if need_cnt:
+                for k in range(zptr[j], zptr[j + 1]):
+                    c[zidx[k]] -= 1
             row = wt[j]
             if narrow:
                 if xj == 1:  # binary spike: plain add
@@ -99,12 +108,8 @@ def dense_columns(x, wt, nnz_col, zptr, zidx, rowbound, weight_exp, need_cnt, ac
             for i in range(n_out):
                 a[i] = _shift(a[i], weight_exp)
         if need_cnt:
-            c = cnt[b]
-            c[:] = ev_b
-            for j in range(n_in):
-                if x[b, j] != 0:
-                    for k in range(zptr[j], zptr[j + 1]):
-                        c[zidx[k]] -= 1
+            for i in range(n_out):
+                c[i] += ev_b
         n_ev += ev_b
     return syn, n_ev
 

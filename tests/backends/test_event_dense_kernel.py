@@ -19,12 +19,12 @@ def _case(seed: int, n_in: int = 300, n_out: int = 70, vmax: int = 1, lo: int = 
     return x.astype(np.int64), wt, nnz_col, zptr, zidx
 
 
-def _run(x, wt, nnz_col, zptr, zidx, rowbound, weight_exp):
+def _run(x, wt, nnz_col, zptr, zidx, rowbound, weight_exp, xbin=False):
     acc = np.zeros((x.shape[0], wt.shape[1]), np.int64)
     cnt = np.zeros_like(acc)
     acc32 = np.zeros(wt.shape[1], np.int32)
     syn, n_ev = K.dense_columns(x, wt, nnz_col, zptr, zidx, rowbound, weight_exp, True, acc,
-                                cnt, acc32)
+                                cnt, acc32, xbin)
     return acc, cnt, syn, n_ev
 
 
@@ -56,4 +56,23 @@ def test_the_bound_switches_to_int64_before_int32_sums_overflow():
     assert np.array_equal(acc, ref_a)
     # fault injection: a bound that lies (0) keeps int32 and the sums wrap
     bad, *_ = _run(x, wt, nnz_col, zptr, zidx, 0, 0)
+    assert not np.array_equal(bad, ref_a)
+
+
+def test_binary_input_flag_skips_the_scan_and_stays_exact_on_binary_input():
+    x, wt, nnz_col, zptr, zidx = _case(5, vmax=1)
+    bound = int(np.abs(wt.astype(np.int64)).sum(axis=0).max())
+    ref_a, ref_c = _reference(x, wt, -2)
+    acc, cnt, *_ = _run(x, wt, nnz_col, zptr, zidx, bound, -2, xbin=True)
+    assert np.array_equal(acc, ref_a) and np.array_equal(cnt, ref_c)
+
+
+def test_binary_input_flag_on_graded_input_would_overflow_int32():
+    x, wt, nnz_col, zptr, zidx = _case(4, n_in=3000, vmax=2**16 - 1, lo=0)
+    x[:] = 2**16 - 1
+    bound = int(np.abs(wt.astype(np.int64)).sum(axis=0).max())
+    ref_a, _ = _reference(x, wt, 0)
+    good, *_ = _run(x, wt, nnz_col, zptr, zidx, bound, 0, xbin=False)
+    assert np.array_equal(good, ref_a)
+    bad, *_ = _run(x, wt, nnz_col, zptr, zidx, bound, 0, xbin=True)  # the fault
     assert not np.array_equal(bad, ref_a)
