@@ -94,7 +94,8 @@ def _emit(data: dict[str, Any], as_json: bool, human: str) -> None:
               help="A folder of user target files (*.toml), searched before the bundled "
                    "ones; repeatable. Same as $SNN2HW_TARGETS_DIR.")
 @click.option("--threads", type=click.IntRange(min=1), default=None,
-              help="CPU threads for torch (default: the cores this process may use).")
+              help="CPU threads for torch, numba and the event simulator's batch split "
+                   "(default: the cores this process may use).")
 def main(targets_dirs: tuple[str, ...] = (), threads: int | None = None) -> None:
     """snn2hw: train spiking networks, quantize them for neuromorphic chips, export to NIR,
     simulate bit-accurately and estimate energy.

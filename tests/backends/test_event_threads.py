@@ -61,3 +61,25 @@ def test_threads_below_one_are_refused():
     g = random_dense_graph(5, "zero", ">")
     with pytest.raises(event.GraphError, match="threads must be >= 1"):
         event.run(g, _inputs(batch=2), 4, threads=0)
+
+
+def test_default_thread_count_follows_numba_which_snn2hw_threads_sets(monkeypatch):
+    import numba
+
+    g = random_dense_graph(5, "zero", ">")
+    parts = []
+    real = event._simulate
+    monkeypatch.setattr(event, "_simulate",
+                        lambda *a: parts.append(a[-2:]) or real(*a))
+    before = numba.get_num_threads()
+    try:
+        numba.set_num_threads(1)
+        event.run(g, _inputs(batch=4), 6)
+        assert parts == [(0, 4)]
+        if numba.config.NUMBA_NUM_THREADS >= 2:
+            parts.clear()
+            numba.set_num_threads(2)
+            event.run(g, _inputs(batch=4), 6)
+            assert sorted(parts) == [(0, 2), (2, 4)]
+    finally:
+        numba.set_num_threads(before)
