@@ -16,4 +16,4 @@ timeout "${LIF_TIMEOUT:-240}" python3 benchmarks/bench_lif.py --device cuda --si
   --json "$OUT/lif_cuda.json" 2>&1 | tail -25 | tee "$OUT/lif_cuda.txt"
 echo "== torch-int CNN, T = 300 on CUDA"
 timeout "${TINT_TIMEOUT:-120}" python3 benchmarks/bench_torch_int.py --device cuda --steps 300 \
-  --batches 1 64 --skip-mlp --json "$OUT/tint_t300.json" 2>&1 | tail -12 | tee "$OUT/tint_t300.txt"
+  --batches 1 64 256 --skip-mlp --json "$OUT/tint_t300.json" 2>&1 | tail -12 | tee "$OUT/tint_t300.txt"

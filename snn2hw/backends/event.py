@@ -708,12 +708,16 @@ def _simulate(plan: _Plan, graph: QGraph, arr: np.ndarray, n_steps: int, out: _O
     def per_lif() -> dict[str, np.ndarray]:
         return {L.node.name: np.zeros((batch, L.size), dtype=np.int64) for L in lifs}
 
-    # Source outputs of the previous step (what this step's synapses read), flat [B, size].
-    in_buf = np.zeros((batch, plan.sources[plan.input.name]), dtype=np.int64)
-    prev = per_lif()
-    prev[plan.input.name] = in_buf
-    cur, u, v, a_sum, c_sum = (per_lif() for _ in range(5))
+    u, v, a_sum, c_sum = (per_lif() for _ in range(4))
     spikes = {k: a[:, b0:b1] for k, a in out.spikes.items()}
+    # Source outputs of the previous step (what this step's synapses read), flat [B, size]
+    # in the sources' own narrow dtypes (the kernels widen each value to int64): the input
+    # frame itself, a LIF's row of the spike record (uint8 for single spikes).
+    if arr.dtype == np.bool_ or (arr.dtype.kind == "u" and arr.dtype.itemsize == 8):
+        arr = arr.astype(np.uint8 if arr.dtype == np.bool_ else np.int64)
+    in_zero = np.zeros((batch, plan.sources[plan.input.name]), dtype=arr.dtype)
+    zeros = {k: np.zeros((batch, a.shape[2]), dtype=a.dtype) for k, a in spikes.items()}
+    prev: dict[str, np.ndarray] = dict(zeros)
     u_rec = {k: a[:, b0:b1] for k, a in out.u_rec.items()} if out.u_rec is not None else None
     v_rec = {k: a[:, b0:b1] for k, a in out.v_rec.items()} if out.v_rec is not None else None
     synops, synops_dense, updates, counts = (
@@ -742,10 +746,13 @@ def _simulate(plan: _Plan, graph: QGraph, arr: np.ndarray, n_steps: int, out: _O
 
     for n in range(n_steps):
         # out[input][n-1] = x[n-1]; zeros at n == 0 and once the frames run out
+        x_in = in_zero
         if 1 <= n <= n_frames:
-            np.copyto(in_buf, arr[n - 1].reshape(batch, -1), casting="unsafe")
-        elif n == n_frames + 1:
-            in_buf[:] = 0
+            x_in = np.ascontiguousarray(arr[n - 1].reshape(batch, -1))
+        prev[plan.input.name] = x_in
+        if n >= 1:  # all LIFs update from step n-1 outputs (their spike record)
+            for name in names:
+                prev[name] = spikes[name][n - 1]
         memo.clear()
         for L in plan.lifs:
             name = L.node.name
@@ -767,7 +774,7 @@ def _simulate(plan: _Plan, graph: QGraph, arr: np.ndarray, n_steps: int, out: _O
             _reset_state(nd, n, u[name], v[name])  # before this step's input is integrated
             n_spk, n_act, pk = K.lif_step(
                 a, c, u[name], v[name], L.bias, int(nd.du), int(nd.dv), int(nd.vth),
-                int(nd.max_spikes), cur[name], spikes[name][n], *rules,
+                int(nd.max_spikes), spikes[name][n], *rules,
             )
             synops[name][n] = syn
             synops_dense[name][n] = syn_all
@@ -777,9 +784,6 @@ def _simulate(plan: _Plan, graph: QGraph, arr: np.ndarray, n_steps: int, out: _O
             if u_rec is not None and v_rec is not None:
                 u_rec[name][n] = u[name]
                 v_rec[name][n] = v[name]
-        # All LIFs updated from step n-1 values; their outputs become the sources' "prev".
-        for name in names:
-            prev[name], cur[name] = cur[name], prev[name]
 
     return synops, synops_dense, updates, counts, peak
 
@@ -846,6 +850,7 @@ def warmup() -> None:
     x = np.ones((2, 2, 1, 4, 4), dtype=np.int64)
     x[:, 1] = 3
     run(g, x, record_state=True)
+    run(g, x.astype(np.uint8))  # the usual frame dtype: kernels specialize on it
     # the delay ring kernels and a multi-spike LIF (formats allowing both)
     fmt = replace(LOIHI_FORMATS, max_synaptic_delay=3, max_message_bits=8)
     z = np.zeros(2, dtype=np.int64)

@@ -353,12 +353,12 @@ def identity_scatter(x, out, cnt):
 
 
 @_jit
-def lif_step(a, cnt, u, v, bias, du, dv, vth, max_spikes, spk, rec, sh, db, u_bits, u_sat,
+def lif_step(a, cnt, u, v, bias, du, dv, vth, max_spikes, spk, sh, db, u_bits, u_sat,
              v_bits, v_sat, ge, sub):
     """One LIF step (see :func:`lif_step_general`): binary spikes take a branch-free loop
     the compiler vectorizes, multi-spike nodes the general one. Same results."""
     if max_spikes != 1:
-        return lif_step_general(a, cnt, u, v, bias, du, dv, vth, max_spikes, spk, rec, sh,
+        return lif_step_general(a, cnt, u, v, bias, du, dv, vth, max_spikes, spk, sh,
                                 db, u_bits, u_sat, v_bits, v_sat, ge, sub)
     nb, n = a.shape
     fu = (1 << db) - (du + 1)
@@ -384,7 +384,6 @@ def lif_step(a, cnt, u, v, bias, du, dv, vth, max_spikes, spk, rec, sh, db, u_bi
         ub = u[b]
         vb = v[b]
         sb = spk[b]
-        rb = rec[b]
         for i in range(n):
             ai = ab[i]
             ui = ub[i]
@@ -402,7 +401,6 @@ def lif_step(a, cnt, u, v, bias, du, dv, vth, max_spikes, spk, rec, sh, db, u_bi
             vi = vi - v_span * (vi > v_hi) + v_span * (vi <= -v_hi)
             k = vi > th_cmp
             sb[i] = k
-            rb[i] = k
             n_spk += k
             vb[i] = (vi - th) * keep if k else vi
             ub[i] = ui
@@ -410,14 +408,14 @@ def lif_step(a, cnt, u, v, bias, du, dv, vth, max_spikes, spk, rec, sh, db, u_bi
 
 
 @_jit
-def lif_step_general(a, cnt, u, v, bias, du, dv, vth, max_spikes, spk, rec, sh, db, u_bits,
+def lif_step_general(a, cnt, u, v, bias, du, dv, vth, max_spikes, spk, sh, db, u_bits,
                      u_sat, v_bits, v_sat, ge, sub):
     """One LIF step for ``[B, N]`` neurons, docs/qgraph.md "LIF step" and "Multi-spike
     output".
 
     ``a``: summed activation; ``cnt``: fan-in event counts (for ``peak_fanin``); ``u``,
     ``v`` updated in place; ``bias = bias_mant << bias_exp``. Writes spikes to ``spk``
-    (int64, read by the next step's synapses) and ``rec`` (the record). With
+    (the record's row of this step, which the next step's synapses read). With
     ``max_spikes > 1`` the output is the number of thresholds crossed, capped at
     ``max_spikes`` (a graded payload), and ``v`` loses that many thresholds ("subtract")
     or is zeroed ("zero").
@@ -484,7 +482,6 @@ def lif_step_general(a, cnt, u, v, bias, du, dv, vth, max_spikes, spk, rec, sh, 
             else:  # n = min(max_spikes, floor((v - 1) / TH)) where v > TH
                 k = min(max_spikes, (vi - 1) // th) if vi > th else 0
             spk[b, i] = k
-            rec[b, i] = k
             if k > 0:
                 vi = vi - k * th if sub else 0
                 n_spk += 1  # one event per neuron and step, whatever its payload
