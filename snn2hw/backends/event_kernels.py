@@ -1,7 +1,9 @@
 """Numba kernels of the event-driven reference simulator (:mod:`snn2hw.backends.event`).
 
-Every kernel works on one time step for a whole batch, on flat C-order int64 arrays
-``[B, size]``. Synaptic kernels visit only the non-zero entries (events) of their input and
+Every kernel works on one time step for a whole batch, on flat C-order arrays ``[B, size]``:
+int64 state and outputs; inputs in their source's own integer dtype (a frame, a uint8 row
+of the spike record), each value widened to int64 before any arithmetic (numba promotes
+integer operands narrower than 64 bits to int64). Synaptic kernels visit only the non-zero entries (events) of their input and
 scatter each event into its fan-out; the LIF kernel is the per-neuron step of
 docs/qgraph.md ("LIF step"). All arithmetic is int64. No torch anywhere (the point of this
 backend is to be independent of the torch integer backend).

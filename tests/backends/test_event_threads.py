@@ -83,3 +83,20 @@ def test_default_thread_count_follows_numba_which_snn2hw_threads_sets(monkeypatc
             assert sorted(parts) == [(0, 2), (2, 4)]
     finally:
         numba.set_num_threads(before)
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.uint16, np.int32, np.int64, np.uint64])
+def test_frames_of_any_integer_dtype_give_the_same_run(dtype):
+    # synapses read the frames in their own dtype (no int64 copy): values must widen exactly
+    g = random_dense_graph(7, "subtract", ">=")
+    x = _inputs(batch=3)
+    ref = event.run(g, x.astype(np.int64), 12, record_state=True, threads=1)
+    _same(ref, event.run(g, x.astype(dtype), 12, record_state=True, threads=1))
+
+
+def test_binary_bool_frames_equal_their_uint8_values():
+    g = random_dense_graph(7, "zero", ">")
+    g.nodes["x"].message_bits = 0
+    x = _inputs(batch=3) > 0
+    _same(event.run(g, x.astype(np.uint8), 12, record_state=True, threads=1),
+          event.run(g, x, 12, record_state=True, threads=1))
