@@ -3,10 +3,11 @@
 Every kernel works on one time step for a whole batch, on flat C-order arrays ``[B, size]``:
 int64 state and outputs; inputs in their source's own integer dtype (a frame, a uint8 row
 of the spike record), each value widened to int64 before any arithmetic (numba promotes
-integer operands narrower than 64 bits to int64). Synaptic kernels visit only the non-zero entries (events) of their input and
-scatter each event into its fan-out; the LIF kernel is the per-neuron step of
-docs/qgraph.md ("LIF step"). All arithmetic is int64. No torch anywhere (the point of this
-backend is to be independent of the torch integer backend).
+integer operands narrower than 64 bits to int64). Synaptic kernels visit only the non-zero
+entries (events) of their input and scatter each event into its fan-out; the LIF kernel is
+the per-neuron step of docs/qgraph.md ("LIF step"). All arithmetic is int64 (int32 only
+where a bound proves the sum fits). No torch anywhere (the point of this backend is to be
+independent of the torch integer backend).
 
 Each synaptic kernel also fills ``cnt`` (when ``need_cnt``): the number of synaptic events
 with a non-zero weight that reached each output position this step; the LIF kernel takes
