@@ -44,7 +44,8 @@ What remains of ours above the Lava actors is the returned spike record (uint8, 
 x steps x neurons``, 13 MiB for 1,000 samples here) and its time-major copy.
 
 Usage: ``python benchmarks/bench_lava.py [--samples 20] [--steps 50] [--rounds 3]
-[--many 200] [--memory-only]``.
+[--many 200] [--memory-only] [--sizes 64,256,10]`` (``--sizes 784,1024,1024,10``: the
+issue-14 MLP's shape, same random weights and 20 % input).
 """
 
 from __future__ import annotations
@@ -75,12 +76,12 @@ DU, DV, VTH = 1000, 400, 6000
 SEED = 7
 
 
-def make_graph(steps: int) -> QGraph:
+def make_graph(steps: int, sizes: tuple[int, ...] = SIZES) -> QGraph:
     """The benchmark MLP as a quantized graph (``num_steps + depth() == steps``)."""
     rng = np.random.default_rng(SEED)
-    nodes: list = [InputNode("in", (SIZES[0],))]
+    nodes: list = [InputNode("in", (sizes[0],))]
     edges, prev = [], "in"
-    for i, (n_in, n_out) in enumerate(zip(SIZES, SIZES[1:], strict=False), 1):
+    for i, (n_in, n_out) in enumerate(zip(sizes, sizes[1:], strict=False), 1):
         w = rng.integers(-40, 90, (n_out, n_in))
         nodes += [DenseNode(f"d{i}", w, 0, 8),
                   LIFNode(f"l{i}", (n_out,), du=DU, dv=DV, vth=VTH,
@@ -88,16 +89,16 @@ def make_graph(steps: int) -> QGraph:
                           bias_exp=np.zeros(n_out, np.int64))]
         edges += [(prev, f"d{i}"), (f"d{i}", f"l{i}")]
         prev = f"l{i}"
-    nodes.append(OutputNode("out", (SIZES[-1],)))
+    nodes.append(OutputNode("out", (sizes[-1],)))
     edges.append((prev, "out"))
     g = QGraph({n.name: n for n in nodes}, edges, 1e-3, "loihi", 1).validate()
     g.num_steps = steps - g.depth()
     return g.validate()
 
 
-def make_inputs(samples: int, steps: int) -> np.ndarray:
+def make_inputs(samples: int, steps: int, n_in: int = SIZES[0]) -> np.ndarray:
     rng = np.random.default_rng(SEED + samples)
-    return (rng.random((steps, samples, SIZES[0])) < 0.2).astype(np.uint8)
+    return (rng.random((steps, samples, n_in)) < 0.2).astype(np.uint8)
 
 
 class Hand:
@@ -116,7 +117,8 @@ class Hand:
         data = np.ascontiguousarray(x.transpose(1, 0, 2).reshape(self.total, -1).T, np.int32)
         self.src = RingBuffer(data=data)
         port, self.ex = self.src.s_out, []
-        for i in range(1, len(SIZES)):
+        n_layers = len(graph.lif_nodes)
+        for i in range(1, n_layers + 1):
             d, n = graph.nodes[f"d{i}"], graph.nodes[f"l{i}"]
             dense = Dense(weights=np.asarray(d.weight), weight_exp=0, num_weight_bits=8)
             lif = LIFReset(shape=n.shape, du=DU, dv=DV, vth=VTH, bias_mant=0, bias_exp=0,
@@ -173,9 +175,9 @@ def time_hand(graph: QGraph, x: np.ndarray) -> tuple[float, float]:
     return run, time.perf_counter() - t0
 
 
-def child(which: str, samples: int, steps: int) -> None:
+def child(which: str, samples: int, steps: int, sizes: tuple[int, ...]) -> None:
     """One call in this (fresh) process; print peak RSS in MiB as JSON."""
-    g, x = make_graph(steps), make_inputs(samples, steps)
+    g, x = make_graph(steps, sizes), make_inputs(samples, steps, sizes[0])
     if which == "ours":
         lava_backend.run(g, x)
     else:
@@ -188,10 +190,10 @@ def child(which: str, samples: int, steps: int) -> None:
     print(json.dumps({"self_mib": round(own, 1), "actor_mib": round(kids, 1)}))
 
 
-def maxrss(which: str, samples: int, steps: int) -> dict:
+def maxrss(which: str, samples: int, steps: int, sizes: tuple[int, ...]) -> dict:
     out = subprocess.run(
         [sys.executable, __file__, "--child", which, "--samples", str(samples),
-         "--steps", str(steps)],
+         "--steps", str(steps), "--sizes", ",".join(map(str, sizes))],
         check=True, capture_output=True, text=True, env={**os.environ, "OMP_NUM_THREADS": "1"},
     ).stdout
     return json.loads(out.strip().splitlines()[-1])
@@ -204,17 +206,20 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--many", type=int, default=200)
     ap.add_argument("--memory-only", action="store_true", help="skip the timing rounds")
+    ap.add_argument("--sizes", default=",".join(map(str, SIZES)),
+                    help="layer widths, input first (784,1024,1024,10: the issue-14 MLP)")
     ap.add_argument("--child", choices=("ours", "hand"))
     args = ap.parse_args()
+    sizes = tuple(int(v) for v in args.sizes.split(","))
     if args.child:
-        child(args.child, args.samples, args.steps)
+        child(args.child, args.samples, args.steps, sizes)
         return
     # memory first: Linux keeps ru_maxrss across exec, so a child started after this
     # process imported torch (the exactness check below) would report at least its size
-    report_memory(args.many, args.steps)
+    report_memory(args.many, args.steps, sizes)
     if args.memory_only:
         return
-    g, x = make_graph(args.steps), make_inputs(args.samples, args.steps)
+    g, x = make_graph(args.steps, sizes), make_inputs(args.samples, args.steps, sizes[0])
     # exactness first: the backend equals the docs' arithmetic (torch_int) on this graph
     from snn2hw.backends import torch_int
 
@@ -232,7 +237,7 @@ def main() -> None:
         rows["hand_run"].append(r)
         rows["hand_call"].append(c)
     med = {k: statistics.median(v) for k, v in rows.items()}
-    print(f"graph {'-'.join(map(str, SIZES))} LIF MLP, {args.samples} samples x "
+    print(f"graph {'-'.join(map(str, sizes))} LIF MLP, {args.samples} samples x "
           f"{args.steps} steps, firing rates {rate}, OMP_NUM_THREADS="
           f"{os.environ['OMP_NUM_THREADS']}, median of {args.rounds} rounds")
     for what in ("run", "call"):
@@ -241,9 +246,9 @@ def main() -> None:
               f"(ours {1e3 * o / (args.samples * args.steps):.2f} ms/step)")
 
 
-def report_memory(many: int, steps: int) -> None:
+def report_memory(many: int, steps: int, sizes: tuple[int, ...]) -> None:
     for which in ("ours", "hand"):
-        few, lots = maxrss(which, 10, steps), maxrss(which, many, steps)
+        few, lots = maxrss(which, 10, steps, sizes), maxrss(which, many, steps, sizes)
         print(f"maxrss {which}: 10 samples {few}, {many} samples {lots}")
 
 
