@@ -18,7 +18,9 @@ in :mod:`snn2hw.nn.surrogate` before the recurrence runs.
 Backends: on CPU the recurrences run in numba kernels (parallel over neurons, sequential
 in time; cache-friendly time-outer loops); on other devices (CUDA) the same recurrences
 run as a loop of elementwise torch ops without building an autograd graph, each step
-fused into one kernel by ``torch.compile`` when available (backend ``"compiled"``).
+fused into one kernel by ``torch.compile`` when available (backend ``"compiled"``). On CUDA
+with Triton installed the default is ``"triton"`` (:mod:`snn2hw.nn.fused_triton`): one
+kernel per pass with the time loop inside, imported only when that backend runs.
 """
 
 from __future__ import annotations
@@ -29,9 +31,11 @@ import numba
 import numpy as np
 import torch
 
+from snn2hw.common.errors import ConfigError
 from snn2hw.nn.surrogate import DEFAULT_SURROGATE, Surrogate, surrogate_grad
 
 _CHUNK = 4096
+BACKENDS = ("numba", "torch", "compiled", "triton")
 
 
 @numba.njit(parallel=True, cache=True, fastmath=False)
@@ -252,6 +256,10 @@ class _FusedLIF(torch.autograd.Function):
             f = xn.dtype.type
             _fwd_kernel(xn, f(a), f(b_), f(th), bias_flat.numpy(), n_per_sample, hard, h, s)
             h_t, s_t = torch.from_numpy(h), torch.from_numpy(s)
+        elif backend == "triton":
+            from snn2hw.nn import fused_triton  # lazy: snn2hw imports without Triton
+
+            h_t, s_t = fused_triton.lif_forward(x2, a, b_, th, bias_flat, hard)
         else:
             bias_b = bias_flat.repeat(x2.shape[1] // n_per_sample)
             h_t, s_t = _fwd_torch(x2, a, b_, th, bias_b, hard, backend == "compiled")
@@ -269,7 +277,10 @@ class _FusedLIF(torch.autograd.Function):
         # Evaluated in time blocks of ~256K elements: the temporaries of the surrogate's
         # elementwise chain stay small (no fresh page-faulted [T, M] buffer per op).
         sg = torch.empty_like(h)
-        blk = max(1, (1 << 18) // max(1, h.shape[1]))
+        # A GPU wants fewer, larger blocks (each op is a launch); 4M elements stay small
+        # beside the [T, M] tensors.
+        per_block = 1 << 18 if h.device.type == "cpu" else 1 << 22
+        blk = max(1, per_block // max(1, h.shape[1]))
         for t0 in range(0, T, blk):
             sg[t0:t0 + blk] = surrogate_grad(h[t0:t0 + blk] - th, surrogate, th, 1.0 - b_)
         if backend == "numba":
@@ -306,6 +317,14 @@ class _FusedLIF(torch.autograd.Function):
             d_a, d_b, d_th = (
                 torch.tensor(float(v), dtype=torch.float64) for v in partial.sum(axis=0)
             )
+        elif backend == "triton":
+            from snn2hw.nn import fused_triton
+
+            gx_t, gb_t, d_a, d_b, d_th = fused_triton.lif_backward(
+                gs, sg, h, s, a, b_, th, bias_flat, hard, detach,
+                want_decay=bool(ctx.needs_input_grad[1] or ctx.needs_input_grad[2]),
+                want_params=bool(ctx.needs_input_grad[3] or ctx.needs_input_grad[4]),
+            )
         else:
             bias_b = bias_flat.repeat(h.shape[1] // n)
             gx_t, gb_t, d_a, d_b, d_th = _bwd_torch(
@@ -326,11 +345,15 @@ class _FusedLIF(torch.autograd.Function):
 
 
 def default_backend(device: torch.device | str) -> str:
-    """The backend ``backend="auto"`` picks on ``device``: numba on CPU; on a GPU the
-    per-step ops fused by ``torch.compile`` when its Triton backend exists, else plain torch."""
-    if torch.device(device).type == "cpu":
+    """The backend ``backend="auto"`` picks on ``device``: numba on CPU; on CUDA the Triton
+    kernels (time loop inside one kernel) when Triton is installed; on other devices the
+    per-step ops fused by ``torch.compile`` when Triton exists, else plain torch."""
+    dev = torch.device(device).type
+    if dev == "cpu":
         return "numba"
-    return "compiled" if importlib.util.find_spec("triton") else "torch"
+    if not importlib.util.find_spec("triton"):
+        return "torch"
+    return "triton" if dev == "cuda" else "compiled"
 
 
 def lif_multistep(
@@ -350,12 +373,15 @@ def lif_multistep(
     ``alpha``, ``beta``, ``vth`` are scalars (floats or 0-d tensors, learnable);
     ``bias`` is per neuron (``neuron_shape``) or ``None``. ``backend``: ``"numba"``
     (CPU float32/float64), ``"torch"`` (any device, a loop of elementwise ops),
-    ``"compiled"`` (the same loop with each step fused by ``torch.compile``; the default
-    on CUDA when Triton is installed) or ``"auto"``."""
+    ``"compiled"`` (the same loop with each step fused by ``torch.compile``),
+    ``"triton"`` (CUDA float32/float64: one Triton kernel per pass, the time loop inside;
+    the default on CUDA when Triton is installed) or ``"auto"``."""
     if backend == "auto":
         backend = default_backend(x.device)
     if backend == "numba" and x.device.type != "cpu":
         raise ValueError("the numba LIF backend runs on CPU tensors only; use backend='torch'")
+    if backend not in BACKENDS:
+        raise ConfigError(f"unknown LIF backend '{backend}'; known: {', '.join(BACKENDS)}, auto")
     neuron_shape = x.shape[2:]
 
     def as_param(p):
