@@ -31,7 +31,7 @@ import numba
 import numpy as np
 import torch
 
-from snn2hw.common.errors import ConfigError
+from snn2hw.common.errors import ConfigError, MissingDependencyError
 from snn2hw.nn.surrogate import DEFAULT_SURROGATE, Surrogate, surrogate_grad
 
 _CHUNK = 4096
@@ -240,6 +240,17 @@ def _bwd_torch(gs, sg, h, s, alpha, beta, vth, bias, hard, detach, compiled=Fals
     return gx, gh_all.sum(0), d_alpha, d_beta, d_vth
 
 
+def _triton():
+    """:mod:`snn2hw.nn.fused_triton`, imported on first use: snn2hw imports without Triton."""
+    try:
+        from snn2hw.nn import fused_triton
+    except ImportError as e:
+        raise MissingDependencyError(
+            f"the triton LIF backend needs Triton ({e}); install it with `pip install triton` "
+            "or use backend='torch'") from None
+    return fused_triton
+
+
 class _FusedLIF(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x, alpha, beta, vth, bias, hard, detach, surrogate, backend):  # type: ignore[override]
@@ -257,9 +268,7 @@ class _FusedLIF(torch.autograd.Function):
             _fwd_kernel(xn, f(a), f(b_), f(th), bias_flat.numpy(), n_per_sample, hard, h, s)
             h_t, s_t = torch.from_numpy(h), torch.from_numpy(s)
         elif backend == "triton":
-            from snn2hw.nn import fused_triton  # lazy: snn2hw imports without Triton
-
-            h_t, s_t = fused_triton.lif_forward(x2, a, b_, th, bias_flat, hard)
+            h_t, s_t = _triton().lif_forward(x2, a, b_, th, bias_flat, hard)
         else:
             bias_b = bias_flat.repeat(x2.shape[1] // n_per_sample)
             h_t, s_t = _fwd_torch(x2, a, b_, th, bias_b, hard, backend == "compiled")
@@ -318,9 +327,7 @@ class _FusedLIF(torch.autograd.Function):
                 torch.tensor(float(v), dtype=torch.float64) for v in partial.sum(axis=0)
             )
         elif backend == "triton":
-            from snn2hw.nn import fused_triton
-
-            gx_t, gb_t, d_a, d_b, d_th = fused_triton.lif_backward(
+            gx_t, gb_t, d_a, d_b, d_th = _triton().lif_backward(
                 gs, sg, h, s, a, b_, th, bias_flat, hard, detach,
                 want_decay=bool(ctx.needs_input_grad[1] or ctx.needs_input_grad[2]),
                 want_params=bool(ctx.needs_input_grad[3] or ctx.needs_input_grad[4]),

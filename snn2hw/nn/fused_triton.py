@@ -21,6 +21,8 @@ interpreter on CPU tensors (how the tests check them on machines without a GPU).
 
 from __future__ import annotations
 
+import os
+
 import torch
 import triton
 import triton.language as tl
@@ -33,6 +35,8 @@ from snn2hw.common.errors import ConfigError
 BLOCK = 128
 NUM_WARPS = 4
 DTYPES = (torch.float32, torch.float64)
+# Triton reads the variable when a kernel is decorated, i.e. when this module is imported.
+INTERPRETED = os.environ.get("TRITON_INTERPRET", "0") == "1"
 
 
 @triton.jit
@@ -143,6 +147,9 @@ def _lif_bwd_kernel(gs_ptr, sg_ptr, h_ptr, s_ptr, bias_ptr, par_ptr,
 
 
 def _check(x: torch.Tensor) -> None:
+    if x.device.type == "cpu" and not INTERPRETED:
+        raise ConfigError("the triton LIF backend runs on CUDA tensors (on CPU only in Triton's "
+                          "interpreter, TRITON_INTERPRET=1); use backend='numba' on CPU")
     if x.dtype not in DTYPES:
         raise ConfigError(f"the triton LIF backend runs float32 and float64 only, got {x.dtype}; "
                           "cast the input or use backend='torch'")
