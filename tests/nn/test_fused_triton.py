@@ -134,6 +134,14 @@ def interpreted(tmp_path_factory) -> dict:
            "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
     r = subprocess.run([sys.executable, __file__, str(out)], env=env, capture_output=True,
                        text=True, timeout=300)
+    if r.returncode and "only 0-dimensional arrays can be converted" in r.stderr:
+        # Triton < 3.9's interpreter turns loop bounds into ints with int(1-element array),
+        # which NumPy >= 2.5 refuses (seen: Triton 3.6, NumPy 2.5 on a CUDA image).
+        import numpy
+        import triton
+
+        pytest.skip(f"Triton {triton.__version__}'s interpreter cannot run with NumPy "
+                    f"{numpy.__version__} (a loop bound taken with int() of an array)")
     assert r.returncode == 0, r.stderr[-3000:]
     return torch.load(out)
 
