@@ -187,10 +187,23 @@ def _steps(compiled: bool):
     fused into one kernel by ``torch.compile`` (the GPU path: one launch per step)."""
     if not compiled:
         return _fwd_step, _bwd_step
-    if not _COMPILED:
+    if "fwd" not in _COMPILED:
         _COMPILED["fwd"] = torch.compile(_fwd_step, dynamic=False)
         _COMPILED["bwd"] = torch.compile(_bwd_step, dynamic=False)
     return _COMPILED["fwd"], _COMPILED["bwd"]
+
+
+def _surrogate_at(h: torch.Tensor, vth: float, leak: float, surrogate: Surrogate) -> torch.Tensor:
+    return surrogate_grad(h - vth, surrogate, vth, leak)
+
+
+def _compiled_surrogate():
+    """:func:`surrogate_grad` (the one definition) on the whole ``h``, fused by
+    ``torch.compile`` into one kernel; ``dynamic`` so a learnt threshold or decay (new floats
+    every step) and new shapes do not recompile."""
+    if "sg" not in _COMPILED:
+        _COMPILED["sg"] = torch.compile(_surrogate_at, dynamic=True)
+    return _COMPILED["sg"]
 
 
 def _fwd_torch(x, alpha, beta, vth, bias, hard, compiled=False):
@@ -285,13 +298,18 @@ class _FusedLIF(torch.autograd.Function):
         gs = grad_s.reshape(T, -1).contiguous().to(h.dtype)
         # Evaluated in time blocks of ~256K elements: the temporaries of the surrogate's
         # elementwise chain stay small (no fresh page-faulted [T, M] buffer per op).
-        sg = torch.empty_like(h)
-        # A GPU wants fewer, larger blocks (each op is a launch); 4M elements stay small
-        # beside the [T, M] tensors.
-        per_block = 1 << 18 if h.device.type == "cpu" else 1 << 22
-        blk = max(1, per_block // max(1, h.shape[1]))
-        for t0 in range(0, T, blk):
-            sg[t0:t0 + blk] = surrogate_grad(h[t0:t0 + blk] - th, surrogate, th, 1.0 - b_)
+        if backend == "triton" and h.is_cuda:
+            # One fused kernel, no temporaries: 10x faster than the blocked ops below on an
+            # H200 ([500, 65536]: 0.07 ms against 0.68 ms).
+            sg = _compiled_surrogate()(h, th, 1.0 - b_, surrogate)
+        else:
+            sg = torch.empty_like(h)
+            # A GPU wants fewer, larger blocks (each op is a launch); 4M elements stay small
+            # beside the [T, M] tensors.
+            per_block = 1 << 18 if h.device.type == "cpu" else 1 << 22
+            blk = max(1, per_block // max(1, h.shape[1]))
+            for t0 in range(0, T, blk):
+                sg[t0:t0 + blk] = surrogate_grad(h[t0:t0 + blk] - th, surrogate, th, 1.0 - b_)
         if backend == "numba":
             gx = np.empty_like(h.numpy())
             gb = np.zeros(h.shape[1], dtype=h.numpy().dtype)
