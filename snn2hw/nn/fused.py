@@ -266,12 +266,16 @@ def _triton():
 
 class _FusedLIF(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, x, alpha, beta, vth, bias, hard, detach, surrogate, backend):  # type: ignore[override]
+    def forward(ctx, x, alpha, beta, vth, bias, hard, detach, surrogate, backend, host):  # type: ignore[override]
         T = x.shape[0]
         n_per_sample = bias.numel()
         x2 = x.detach().reshape(T, -1).contiguous()
-        a, b_, th = float(alpha), float(beta), float(vth)
+        # ``host``: the parameters given as numbers, already known here; reading a GPU
+        # tensor's value would wait for all queued GPU work.
+        a, b_, th = (float(t) if v is None else v for v, t in zip(host, (alpha, beta, vth),
+                                                                   strict=True))
         bias_flat = bias.detach().reshape(-1).contiguous()
+        par = None
         if backend == "numba":
             xn = x2.numpy()
             h = np.empty_like(xn)
@@ -281,17 +285,19 @@ class _FusedLIF(torch.autograd.Function):
             _fwd_kernel(xn, f(a), f(b_), f(th), bias_flat.numpy(), n_per_sample, hard, h, s)
             h_t, s_t = torch.from_numpy(h), torch.from_numpy(s)
         elif backend == "triton":
-            h_t, s_t = _triton().lif_forward(x2, a, b_, th, bias_flat, hard)
+            # The scalars stay on the device, in the data dtype (rounded like numba's f(a)).
+            par = torch.cat([p.detach().reshape(1).to(x.dtype) for p in (alpha, beta, vth)])
+            h_t, s_t = _triton().lif_forward(x2, par, bias_flat, hard)
         else:
             bias_b = bias_flat.repeat(x2.shape[1] // n_per_sample)
             h_t, s_t = _fwd_torch(x2, a, b_, th, bias_b, hard, backend == "compiled")
-        ctx.save_for_backward(h_t, s_t, bias_flat)
+        ctx.save_for_backward(h_t, s_t, bias_flat, par)
         ctx.params = (a, b_, th, hard, detach, surrogate, backend, tuple(x.shape))
         return s_t.reshape(x.shape)
 
     @staticmethod
     def backward(ctx, grad_s):  # type: ignore[override]
-        h, s, bias_flat = ctx.saved_tensors
+        h, s, bias_flat, par = ctx.saved_tensors
         a, b_, th, hard, detach, surrogate, backend, shape = ctx.params
         T = shape[0]
         n = bias_flat.numel()
@@ -346,7 +352,7 @@ class _FusedLIF(torch.autograd.Function):
             )
         elif backend == "triton":
             gx_t, gb_t, d_a, d_b, d_th = _triton().lif_backward(
-                gs, sg, h, s, a, b_, th, bias_flat, hard, detach,
+                gs, sg, h, s, par, bias_flat, hard, detach,
                 want_decay=bool(ctx.needs_input_grad[1] or ctx.needs_input_grad[2]),
                 want_params=bool(ctx.needs_input_grad[3] or ctx.needs_input_grad[4]),
             )
@@ -362,6 +368,7 @@ class _FusedLIF(torch.autograd.Function):
             d_b.to(grad_s.dtype),
             d_th.to(grad_s.dtype),
             g_bias.to(grad_s.dtype),
+            None,
             None,
             None,
             None,
@@ -410,18 +417,23 @@ def lif_multistep(
     neuron_shape = x.shape[2:]
 
     def as_param(p):
-        return p if isinstance(p, torch.Tensor) else torch.tensor(float(p), dtype=x.dtype)
+        # A number becomes a fill on the device, not a copy from the host (which waits for
+        # the queued GPU work); its value rounded to the data dtype is known here too.
+        if isinstance(p, torch.Tensor):
+            return p.to(x.device), None
+        return (torch.full((), float(p), dtype=x.dtype, device=x.device),
+                float(torch.tensor(float(p), dtype=x.dtype)))
 
+    params = [as_param(p) for p in (alpha, beta, vth)]
     if bias is None:
         bias = torch.zeros(neuron_shape, dtype=x.dtype, device=x.device)
     return _FusedLIF.apply(
         x,
-        as_param(alpha).to(x.device),
-        as_param(beta).to(x.device),
-        as_param(vth).to(x.device),
+        *(t for t, _ in params),
         bias.expand(neuron_shape).to(x.dtype),
         reset == "hard",
         bool(detach_reset),
         surrogate,
         backend,
+        tuple(v for _, v in params),
     )

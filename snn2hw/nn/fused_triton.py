@@ -215,26 +215,22 @@ def _check(x: torch.Tensor) -> None:
                           "cast the input or use backend='torch'")
 
 
-def _params(alpha: float, beta: float, vth: float, like: torch.Tensor) -> torch.Tensor:
-    """The scalars as a tensor in the data dtype: the kernels round like numba's ``f(a)``."""
-    return torch.tensor([alpha, beta, vth], dtype=like.dtype).to(like.device)
-
-
 def _grid(m: int) -> tuple[int]:
     return (triton.cdiv(m, BLOCK),)
 
 
-def lif_forward(x: torch.Tensor, alpha: float, beta: float, vth: float, bias: torch.Tensor,
+def lif_forward(x: torch.Tensor, par: torch.Tensor, bias: torch.Tensor,
                 hard: bool) -> tuple[torch.Tensor, torch.Tensor]:
-    """``(h, s)`` ``[T, M]`` for contiguous ``x`` ``[T, M]`` and per-neuron ``bias`` ``[N]``
-    (neuron ``m % N`` of column ``m``)."""
+    """``(h, s)`` ``[T, M]`` for contiguous ``x`` ``[T, M]``, ``par`` = ``[alpha, beta, vth]``
+    in ``x``'s dtype and device (read by the kernel: no wait for the GPU) and per-neuron
+    ``bias`` ``[N]`` (neuron ``m % N`` of column ``m``)."""
     _check(x)
     T, M = x.shape
     h = torch.empty_like(x)
     s = torch.empty_like(x)
     if T == 0 or M == 0:
         return h, s
-    _lif_fwd_kernel[_grid(M)](x, h, s, bias, _params(alpha, beta, vth, x), T, M, bias.numel(),
+    _lif_fwd_kernel[_grid(M)](x, h, s, bias, par, T, M, bias.numel(),
                               T * M,
                               HARD=hard, BLOCK=BLOCK, num_warps=NUM_WARPS,
                               enable_fp_fusion=False)
@@ -242,7 +238,7 @@ def lif_forward(x: torch.Tensor, alpha: float, beta: float, vth: float, bias: to
 
 
 def lif_backward(gs: torch.Tensor, sg: torch.Tensor, h: torch.Tensor, s: torch.Tensor,
-                 alpha: float, beta: float, vth: float, bias: torch.Tensor, hard: bool,
+                 par: torch.Tensor, bias: torch.Tensor, hard: bool,
                  detach: bool, want_decay: bool, want_params: bool):
     """``(gx [T, M], gb [M], d_alpha, d_beta, d_vth)`` from the spike gradient ``gs`` and the
     surrogate derivative ``sg`` (both ``[T, M]``). ``gb`` holds per-column sums of ``gh``
@@ -256,7 +252,7 @@ def lif_backward(gs: torch.Tensor, sg: torch.Tensor, h: torch.Tensor, s: torch.T
     gb = torch.zeros(M, dtype=h.dtype, device=h.device)
     pd = torch.zeros(3, M, dtype=torch.float64, device=h.device)
     if T > 0 and M > 0:
-        _lif_bwd_kernel[_grid(M)](gs, sg, h, s, bias, _params(alpha, beta, vth, h), gx, gb, pd,
+        _lif_bwd_kernel[_grid(M)](gs, sg, h, s, bias, par, gx, gb, pd,
                                   T, M, bias.numel(), T * M, (triton.cdiv(T, 4) * 4 - 1) * M,
                                   HARD=hard, DETACH=detach,
                                   DECAY=want_decay, PARAMS=want_params or want_decay,
