@@ -26,6 +26,7 @@ kernel per pass with the time loop inside, imported only when that backend runs.
 from __future__ import annotations
 
 import importlib.util
+import types
 
 import numba
 import numpy as np
@@ -197,13 +198,18 @@ def _surrogate_at(h: torch.Tensor, vth: float, leak: float, surrogate: Surrogate
     return surrogate_grad(h - vth, surrogate, vth, leak)
 
 
-def _compiled_surrogate():
+def _compiled_surrogate(surrogate: Surrogate):
     """:func:`surrogate_grad` (the one definition) on the whole ``h``, fused by
     ``torch.compile`` into one kernel; ``dynamic`` so a learnt threshold or decay (new floats
-    every step) and new shapes do not recompile."""
-    if "sg" not in _COMPILED:
-        _COMPILED["sg"] = torch.compile(_surrogate_at, dynamic=True)
-    return _COMPILED["sg"]
+    every step) and new shapes do not recompile. One function per surrogate kind, each with
+    its own code object: torch.compile keeps at most 8 graphs per code object, fewer than
+    the kinds times the dtypes."""
+    key = f"sg-{surrogate.name}"
+    if key not in _COMPILED:
+        code = _surrogate_at.__code__.replace(co_name=f"_surrogate_at_{surrogate.name}")
+        fn = types.FunctionType(code, _surrogate_at.__globals__, code.co_name)
+        _COMPILED[key] = torch.compile(fn, dynamic=True)
+    return _COMPILED[key]
 
 
 def _fwd_torch(x, alpha, beta, vth, bias, hard, compiled=False):
@@ -302,16 +308,15 @@ class _FusedLIF(torch.autograd.Function):
         T = shape[0]
         n = bias_flat.numel()
         gs = grad_s.reshape(T, -1).contiguous().to(h.dtype)
-        # Evaluated in time blocks of ~256K elements: the temporaries of the surrogate's
-        # elementwise chain stay small (no fresh page-faulted [T, M] buffer per op).
         if backend == "triton" and h.is_cuda:
             # One fused kernel, no temporaries: 10x faster than the blocked ops below on an
             # H200 ([500, 65536]: 0.07 ms against 0.68 ms).
-            sg = _compiled_surrogate()(h, th, 1.0 - b_, surrogate)
+            sg = _compiled_surrogate(surrogate)(h, th, 1.0 - b_, surrogate)
         else:
             sg = torch.empty_like(h)
-            # A GPU wants fewer, larger blocks (each op is a launch); 4M elements stay small
-            # beside the [T, M] tensors.
+            # Evaluated in time blocks of ~256K elements on CPU: the temporaries of the
+            # surrogate's elementwise chain stay small (no fresh page-faulted [T, M] buffer per
+            # op). A GPU wants fewer, larger blocks (each op is a launch).
             per_block = 1 << 18 if h.device.type == "cpu" else 1 << 22
             blk = max(1, per_block // max(1, h.shape[1]))
             for t0 in range(0, T, blk):

@@ -23,6 +23,7 @@ from snn2hw.common.errors import ConfigError, MissingDependencyError
 from snn2hw.nn import fused
 from snn2hw.nn.functional import lif_multistep_reference
 from snn2hw.nn.fused import lif_multistep
+from snn2hw.nn.surrogate import SURROGATES, Surrogate
 
 ROOT = Path(__file__).resolve().parents[2]
 needs_triton = pytest.mark.skipif(importlib.util.find_spec("triton") is None,
@@ -174,6 +175,21 @@ def test_triton_backend_refuses_half_precision_in_one_line(interpreted):
     assert "float32 and float64 only" in msg and "\n" not in msg
 
 
+@pytest.mark.parametrize("name", ["arctan", "leaky_linear", "sigmoid"])
+def test_compiled_surrogate_equals_the_eager_definition(name):
+    """The CUDA path's torch.compile'd surrogate (checked here on CPU) is surrogate_grad,
+    also after the threshold and leak change (learnt parameters: new floats each step)."""
+    h = torch.randn(6, 11, generator=torch.Generator().manual_seed(2)) + 1.0
+    sur = Surrogate(name)
+    compiled = fused._compiled_surrogate(sur)
+    for vth, leak in ((1.0, 0.15), (0.8, 0.3)):
+        torch.testing.assert_close(compiled(h, vth, leak, sur),
+                                   fused.surrogate_grad(h - vth, sur, vth, leak),
+                                   rtol=1e-6, atol=1e-7)
+    other = fused.surrogate_grad(h - 1.0, Surrogate("triangle"), 1.0, 0.15)
+    assert not torch.allclose(compiled(h, 1.0, 0.15, sur), other), "comparison cannot tell"
+
+
 def test_auto_backend_is_triton_on_cuda_only_when_triton_is_installed(monkeypatch):
     assert fused.default_backend("cpu") == "numba"
     monkeypatch.setattr(fused.importlib.util, "find_spec", lambda name: object())
@@ -199,6 +215,18 @@ def test_unknown_backend_is_refused():
 @needs_triton
 def test_cuda_triton_kernels_equal_numba_on_cpu():
     _check_all(_triton_results("cuda"))
+
+
+@needs_cuda
+@needs_triton
+@pytest.mark.parametrize("surrogate", sorted(SURROGATES))
+def test_cuda_triton_gradients_equal_numba_for_every_surrogate(surrogate):
+    """On CUDA the surrogate derivative is evaluated by torch.compile (same definition)."""
+    out = {}
+    for device, backend in (("cuda", "triton"), ("cpu", "numba")):
+        out[backend] = _run(lif_multistep, "hard-attached-float32", device, backend=backend,
+                            surrogate=Surrogate(surrogate))
+    _assert_same(out["triton"], out["numba"], f"{surrogate}: cuda triton vs numba")
 
 
 @needs_cuda
