@@ -3,7 +3,8 @@
 The same recurrences as the module doc of :mod:`snn2hw.nn.fused` (forward equations in
 :mod:`snn2hw.nn.functional`), written for a GPU: one program owns a block of neurons
 (columns of the ``[T, M]`` input, ``M = B·N``) and runs the whole time loop inside the
-kernel, so a forward or backward pass is one launch instead of one per step, and no
+kernel (four steps per iteration, their loads issued before their arithmetic), so a
+forward or backward pass is one launch instead of one per step, and no
 ``[T, M]`` temporary is made besides ``h``, ``s`` (forward), the surrogate derivative
 ``sg`` and ``gx`` (backward).
 
@@ -29,9 +30,10 @@ import triton.language as tl
 
 from snn2hw.common.errors import ConfigError
 
-# Columns per program and warps per program. One element per thread: each thread's time loop
-# is latency bound (one dependent load-compute-store chain per step), so more columns per
-# program only lowers the number of programs in flight.
+# Columns per program and warps per program, one column per thread. Each thread's time loop
+# is latency bound (hence four steps per iteration, their loads first), so the block size
+# hardly matters: on an H200 ([500, 65536] float32) BLOCK 64, 128 and 256 with 2, 4 and 8
+# warps gave 0.18 ms forward and 0.24-0.31 ms backward alike; 512 was slower.
 BLOCK = 128
 NUM_WARPS = 4
 DTYPES = (torch.float32, torch.float64)
