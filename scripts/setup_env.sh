@@ -36,6 +36,8 @@ echo "[setup] installing interop test peers (snnTorch, Norse, SpikingJelly, Sina
 # packages they import; matplotlib, tqdm, scipy and requests are already there.
 $PIP install -q --no-deps "snntorch==1.0.0" "nirtorch==2.6" "norse==1.1.0" \
   "spikingjelly==2.0.0" "sinabs==3.1.3" "rockpool==3.1.0" "pbr==7.1.3" "loguru==0.7.3"
+echo "[setup] installing Triton 3.9.0 without its deps (the fused LIF's GPU kernels; on CPU the tests run them in its interpreter; a 273 MiB wheel)"
+$PIP install -q --no-deps "triton==3.9.0"
 echo "[setup] installing lava-dl 0.6.0 (netx reference for tests/netx; --no-deps --ignore-requires-python)"
 $PIP install -q --no-deps --ignore-requires-python "lava-dl==0.6.0"
 echo "[setup] installing nengo-loihi (Loihi 1 emulator, tests/crosscheck) without its deps"
