@@ -175,21 +175,6 @@ def test_triton_backend_refuses_half_precision_in_one_line(interpreted):
     assert "float32 and float64 only" in msg and "\n" not in msg
 
 
-@pytest.mark.parametrize("name", ["arctan", "leaky_linear", "sigmoid"])
-def test_compiled_surrogate_equals_the_eager_definition(name):
-    """The CUDA path's torch.compile'd surrogate (checked here on CPU) is surrogate_grad,
-    also after the threshold and leak change (learnt parameters: new floats each step)."""
-    h = torch.randn(6, 11, generator=torch.Generator().manual_seed(2)) + 1.0
-    sur = Surrogate(name)
-    compiled = fused._compiled_surrogate(sur)
-    for vth, leak in ((1.0, 0.15), (0.8, 0.3)):
-        torch.testing.assert_close(compiled(h, vth, leak, sur),
-                                   fused.surrogate_grad(h - vth, sur, vth, leak),
-                                   rtol=1e-6, atol=1e-7)
-    other = fused.surrogate_grad(h - 1.0, Surrogate("triangle"), 1.0, 0.15)
-    assert not torch.allclose(compiled(h, 1.0, 0.15, sur), other), "comparison cannot tell"
-
-
 def test_auto_backend_is_triton_on_cuda_only_when_triton_is_installed(monkeypatch):
     assert fused.default_backend("cpu") == "numba"
     monkeypatch.setattr(fused.importlib.util, "find_spec", lambda name: object())
