@@ -6,7 +6,8 @@ and under snn2hw's (idle threads sleep: ``OMP_WAIT_POLICY=PASSIVE``, snn2hw/comm
 Workloads (each in a fresh process, so the policy is read when torch loads):
 ``lif_loop`` a 100-step two-layer LIF loop in float torch (784-1024-1024, batch 64, 5 %
 input activity; the shape of training/float-path inference), and ``torch_int`` the torch
-integer backend on a 784-1024-10 quantized MLP (batch 16, 50 frames). Each runs with 1
+integer backend on a 784-1024-10 quantized MLP (batch 16, 50 frames), ``torch_int_cnn`` on
+the Sinabs N-MNIST CNN of ``bench_event.py --real`` (batch 16, 30 frames). Each runs with 1
 and with all available threads, alone and beside one CPU-bound competing process; the
 table gives the median of ``--rounds`` rounds and the slowdown against the same run alone.
 """
@@ -19,7 +20,9 @@ import os
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
+from pathlib import Path
 
 WORKLOADS = {
     "lif_loop": """
@@ -53,6 +56,16 @@ backend = registry.get("torch-int")
 def work():
     backend.run(g, x)
 """,
+    "torch_int_cnn": """
+import numpy as np
+from snn2hw.quant.qgraph import QGraph
+from snn2hw.backends.torch_int import TorchIntNetwork
+g = QGraph.load(CNN_QGRAPH)
+x = (np.random.default_rng(0).random((30, 16, 2, 34, 34)) < 0.035).astype(np.uint8)
+net = TorchIntNetwork(g)
+def work():
+    net.run(x, 35)
+""",
 }
 
 TIMER = """
@@ -64,11 +77,12 @@ t = time.perf_counter(); work(); print(time.perf_counter() - t)
 """
 
 
-def run_once(workload: str, threads: int, policy: str) -> float:
+def run_once(workload: str, threads: int, policy: str, cnn: str = "") -> float:
     """Seconds of one timed call, in a fresh interpreter (the policy is read at load)."""
     env = {k: v for k, v in os.environ.items() if k not in ("OMP_WAIT_POLICY",
                                                              "OMP_NUM_THREADS")}
-    code = TIMER.format(setup=WORKLOADS[workload], threads=threads)
+    setup = WORKLOADS[workload].replace("CNN_QGRAPH", repr(cnn))
+    code = TIMER.format(setup=setup, threads=threads)
     if policy == "snn2hw":
         code = "import snn2hw\n" + code  # sets OMP_WAIT_POLICY=PASSIVE before torch loads
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
@@ -85,16 +99,22 @@ def main() -> None:
 
     cores = available_cores()
     rows = []
+    tmp = tempfile.TemporaryDirectory()
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    from bench_event import cnn_graph  # the issue-14 CNN, exported for loihi
+
+    cnn = os.path.join(tmp.name, "cnn.qgraph")
+    cnn_graph(Path(tmp.name)).save(cnn)
     for workload in WORKLOADS:
         for threads in sorted({1, cores}):
             for policy in ("torch default", "snn2hw"):
                 times: dict[str, list[float]] = {"alone": [], "busy": []}
                 for _ in range(args.rounds):  # interleaved: load drifts over a run
-                    times["alone"].append(run_once(workload, threads, policy))
+                    times["alone"].append(run_once(workload, threads, policy, cnn))
                     hog = subprocess.Popen([sys.executable, "-c", "while True: pass"])
                     try:
                         time.sleep(0.5)
-                        times["busy"].append(run_once(workload, threads, policy))
+                        times["busy"].append(run_once(workload, threads, policy, cnn))
                     finally:
                         hog.kill()
                         hog.wait()
