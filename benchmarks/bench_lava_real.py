@@ -9,7 +9,8 @@ time on the same input (1 thread) for scale; and whether Lava's spikes equal the
 simulator's on every LIF. Lava runs its bit-accurate CPU models (one process per Lava
 process: ``Loihi2SimCfg(select_tag="fixed_pt")`` through ``snn2hw.backends.lava``).
 
-Usage: ``python benchmarks/bench_lava_real.py [--samples 4] [--json PATH]``.
+Medians of ``--rounds`` rounds. Usage: ``python benchmarks/bench_lava_real.py [--samples 4]
+[--rounds 3] [--json PATH]``.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import statistics
 import sys
 import tempfile
 import time
@@ -43,24 +45,30 @@ from snn2hw.backends import lava as lava_backend  # noqa: E402
 from snn2hw.quant.qgraph import QGraph  # noqa: E402
 
 
-def measure(name: str, graph: QGraph, x: np.ndarray) -> dict[str, Any]:
+def measure(name: str, graph: QGraph, x: np.ndarray, rounds: int) -> dict[str, Any]:
+    """Medians over ``rounds`` rounds, each: the event run, then a new LavaNetwork's first
+    call and its second call."""
     steps = int(x.shape[0]) + graph.depth()
     batch = int(x.shape[1])
-    t0 = time.perf_counter()
-    ref = event.run(graph, x, num_steps=steps, threads=1)
-    t_event = time.perf_counter() - t0
-    net = lava_backend.LavaNetwork(graph)
-    try:
+    times: dict[str, list[float]] = {"event": [], "first": [], "run": []}
+    same = True
+    for _ in range(rounds):
         t0 = time.perf_counter()
-        net.run(x, steps)
-        first = time.perf_counter() - t0
-        t0 = time.perf_counter()
-        res = net.run(x, steps)
-        run = time.perf_counter() - t0
-    finally:
-        net.close()
-    same = all(np.array_equal(np.asarray(res.spikes[k]), np.asarray(ref.spikes[k]))
-               for k in ref.spikes)
+        ref = event.run(graph, x, num_steps=steps, threads=1)
+        times["event"].append(time.perf_counter() - t0)
+        net = lava_backend.LavaNetwork(graph)
+        try:
+            t0 = time.perf_counter()
+            net.run(x, steps)
+            times["first"].append(time.perf_counter() - t0)
+            t0 = time.perf_counter()
+            res = net.run(x, steps)
+            times["run"].append(time.perf_counter() - t0)
+        finally:
+            net.close()
+        same = same and all(np.array_equal(np.asarray(res.spikes[k]), np.asarray(ref.spikes[k]))
+                            for k in ref.spikes)
+    first, run, t_event = (statistics.median(times[k]) for k in ("first", "run", "event"))
     return {"workload": name, "steps": steps, "samples": batch,
             "first_call_ms_per_sample": 1e3 * first / batch,
             "run_ms_per_sample": 1e3 * run / batch,
@@ -72,6 +80,7 @@ def measure(name: str, graph: QGraph, x: np.ndarray) -> dict[str, Any]:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--samples", type=int, default=4)
+    ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--cnn-steps", type=int, nargs="+", default=[30, 100, 300])
     ap.add_argument("--json", type=Path, default=None)
     args = ap.parse_args(argv)
@@ -81,15 +90,16 @@ def main(argv: list[str] | None = None) -> int:
         cnn = cnn_graph(Path(tmp))
     for frames in args.cnn_steps:
         x = cnn_input(np.random.default_rng(SEED), frames, args.samples)
-        rows.append(measure(f"cnn T={frames}", cnn, x))
+        rows.append(measure(f"cnn T={frames}", cnn, x, args.rounds))
         print(rows[-1], flush=True)
     v1, v2 = calibrate_mlp_vth()
     rng = np.random.default_rng(SEED)
     mlp = mlp_graph(rng, 100, v1, v2)
-    rows.append(measure("mlp T=100", mlp, mnist_input(rng, 100, args.samples)))
+    rows.append(measure("mlp T=100", mlp, mnist_input(rng, 100, args.samples), args.rounds))
     load = os.getloadavg()
-    print(f"Lava backend, {args.samples} samples per call; load {load[0]:.2f} "
-          f"({os.cpu_count()} logical CPUs)")
+    print(f"Lava backend, {args.samples} samples per call, medians of {args.rounds} rounds; "
+          f"Lava runs one process per Lava process, the event simulator 1 thread; "
+          f"load {load[0]:.2f} ({os.cpu_count()} logical CPUs)")
     head = (f"{'workload':11s} {'steps':>5s} {'first call ms/sample':>20s} "
             f"{'run ms/sample':>13s} {'ms/step':>7s} {'samples/s':>9s} "
             f"{'event ms/sample':>15s} {'= event':>7s}")
