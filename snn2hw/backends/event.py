@@ -785,6 +785,12 @@ def _simulate(plan: _Plan, graph: QGraph, arr: np.ndarray, n_steps: int, out: _O
                 u_rec[name][n] = u[name]
                 v_rec[name][n] = v[name]
 
+    # evaluate() refers to itself through its closure: a cycle that would keep what it
+    # sees (prev: views of the spike record; the operators' buffers) alive until the
+    # cyclic GC runs, hundreds of MB per large call
+    prev.clear()
+    ops.clear()
+    memo.clear()
     return synops, synops_dense, updates, counts, peak
 
 
