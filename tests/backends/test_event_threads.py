@@ -5,38 +5,20 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from batch_split_cases import assert_same_run, inputs
 from delay_multispike_cases import random_dense_graph
 from periodic_reset_cases import with_reset
 
 from snn2hw.backends import event
 
 
-def _inputs(batch: int, seed: int = 3) -> np.ndarray:
-    rng = np.random.default_rng(seed)
-    x = rng.integers(0, 4, size=(10, batch, 6))
-    x[rng.random(x.shape) < 0.5] = 0
-    return x
-
-
-def _same(a, b) -> None:
-    for k in a.spikes:
-        np.testing.assert_array_equal(a.spikes[k], b.spikes[k], err_msg=f"spikes {k}")
-        np.testing.assert_array_equal(a.u[k], b.u[k], err_msg=f"u {k}")
-        np.testing.assert_array_equal(a.v[k], b.v[k], err_msg=f"v {k}")
-    ca, cb = a.counters, b.counters
-    for field in ("synops", "synops_dense", "neuron_updates", "spike_counts"):
-        for k, arr in getattr(ca, field).items():
-            np.testing.assert_array_equal(arr, getattr(cb, field)[k], err_msg=f"{field} {k}")
-    assert ca.peak_fanin == cb.peak_fanin
-
-
 @pytest.mark.parametrize("threads", [2, 3, 7])
 def test_batch_split_across_threads_gives_the_single_thread_result(threads):
     g = with_reset(random_dense_graph(5, "subtract", ">="), H=(4, 1))
-    x = _inputs(batch=7)
+    x = inputs(batch=7)
     one = event.run(g, x, 14, record_state=True, threads=1)
     many = event.run(g, x, 14, record_state=True, threads=threads)
-    _same(one, many)
+    assert_same_run(one, many)
     # each sample alone gives its slice of the batched result (no cross-sample leakage)
     solo = event.run(g, x[:, 4:5], 14, record_state=True, threads=1)
     for k in solo.spikes:
@@ -45,7 +27,7 @@ def test_batch_split_across_threads_gives_the_single_thread_result(threads):
 
 def test_threads_comparison_catches_a_part_written_to_the_wrong_samples(monkeypatch):
     g = random_dense_graph(5, "zero", ">")
-    x = _inputs(batch=4)
+    x = inputs(batch=4)
     one = event.run(g, x, 12, record_state=True, threads=1)
     real = event._simulate
 
@@ -54,13 +36,13 @@ def test_threads_comparison_catches_a_part_written_to_the_wrong_samples(monkeypa
 
     monkeypatch.setattr(event, "_simulate", shifted)
     with pytest.raises(AssertionError):
-        _same(one, event.run(g, x, 12, record_state=True, threads=4))
+        assert_same_run(one, event.run(g, x, 12, record_state=True, threads=4))
 
 
 def test_threads_below_one_are_refused():
     g = random_dense_graph(5, "zero", ">")
     with pytest.raises(event.GraphError, match="threads must be >= 1"):
-        event.run(g, _inputs(batch=2), 4, threads=0)
+        event.run(g, inputs(batch=2), 4, threads=0)
 
 
 def test_default_thread_count_follows_numba_which_snn2hw_threads_sets(monkeypatch):
@@ -74,12 +56,12 @@ def test_default_thread_count_follows_numba_which_snn2hw_threads_sets(monkeypatc
     before = numba.get_num_threads()
     try:
         numba.set_num_threads(1)
-        event.run(g, _inputs(batch=4), 6)
+        event.run(g, inputs(batch=4), 6)
         assert parts == [(0, 4)]
         if numba.config.NUMBA_NUM_THREADS >= 2:
             parts.clear()
             numba.set_num_threads(2)
-            event.run(g, _inputs(batch=4), 6)
+            event.run(g, inputs(batch=4), 6)
             assert sorted(parts) == [(0, 2), (2, 4)]
     finally:
         numba.set_num_threads(before)
@@ -89,16 +71,16 @@ def test_default_thread_count_follows_numba_which_snn2hw_threads_sets(monkeypatc
 def test_frames_of_any_integer_dtype_give_the_same_run(dtype):
     # synapses read the frames in their own dtype (no int64 copy): values must widen exactly
     g = random_dense_graph(7, "subtract", ">=")
-    x = _inputs(batch=3)
+    x = inputs(batch=3)
     ref = event.run(g, x.astype(np.int64), 12, record_state=True, threads=1)
-    _same(ref, event.run(g, x.astype(dtype), 12, record_state=True, threads=1))
+    assert_same_run(ref, event.run(g, x.astype(dtype), 12, record_state=True, threads=1))
 
 
 def test_binary_bool_frames_equal_their_uint8_values():
     g = random_dense_graph(7, "zero", ">")
     g.nodes["x"].message_bits = 0
-    x = _inputs(batch=3) > 0
-    _same(event.run(g, x.astype(np.uint8), 12, record_state=True, threads=1),
+    x = inputs(batch=3) > 0
+    assert_same_run(event.run(g, x.astype(np.uint8), 12, record_state=True, threads=1),
           event.run(g, x, 12, record_state=True, threads=1))
 
 
@@ -114,7 +96,7 @@ def test_a_run_frees_its_spike_record_without_waiting_for_the_cyclic_gc(threads)
     gc.collect()
     gc.disable()
     try:
-        r = event.run(g, _inputs(batch=4), 12, threads=threads)
+        r = event.run(g, inputs(batch=4), 12, threads=threads)
         root = r.spikes["H"]
         while root.base is not None:
             root = root.base

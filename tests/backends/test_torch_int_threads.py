@@ -3,9 +3,9 @@ the result must not depend on the split, and torch's thread setting is left as f
 
 from __future__ import annotations
 
-import numpy as np
 import pytest
 import torch
+from batch_split_cases import assert_same_run, inputs
 from delay_multispike_cases import random_dense_graph
 from periodic_reset_cases import with_reset
 
@@ -13,26 +13,12 @@ from snn2hw.backends.torch_int import TorchIntNetwork
 from snn2hw.common.errors import GraphError
 
 
-def _inputs(batch: int, seed: int = 3) -> np.ndarray:
-    rng = np.random.default_rng(seed)
-    x = rng.integers(0, 4, size=(10, batch, 6))
-    x[rng.random(x.shape) < 0.5] = 0
-    return x
-
-
-def _same(a, b) -> None:
-    for k in a.spikes:
-        np.testing.assert_array_equal(a.spikes[k], b.spikes[k], err_msg=f"spikes {k}")
-        np.testing.assert_array_equal(a.u[k], b.u[k], err_msg=f"u {k}")
-        np.testing.assert_array_equal(a.v[k], b.v[k], err_msg=f"v {k}")
-
-
 @pytest.mark.parametrize("threads", [2, 3, 7])
 def test_batch_split_across_threads_gives_the_single_thread_result(threads):
     g = with_reset(random_dense_graph(5, "subtract", ">="), H=(4, 1))
     net = TorchIntNetwork(g)
-    x = _inputs(batch=7)
-    _same(net.run(x, 14, record_state=True, threads=1),
+    x = inputs(batch=7)
+    assert_same_run(net.run(x, 14, record_state=True, threads=1),
           net.run(x, 14, record_state=True, threads=threads))
 
 
@@ -46,7 +32,7 @@ def test_torch_thread_setting_is_restored_after_a_split_run_and_after_an_error(m
         real = net._run
         monkeypatch.setattr(net, "_run", lambda *a: seen.append(torch.get_num_threads())
                             or real(*a))
-        net.run(_inputs(batch=4), 6)
+        net.run(inputs(batch=4), 6)
         assert seen == [1, 1] and torch.get_num_threads() == 2  # ops single-threaded
 
         def fails(*a):
@@ -54,7 +40,7 @@ def test_torch_thread_setting_is_restored_after_a_split_run_and_after_an_error(m
 
         monkeypatch.setattr(net, "_run", fails)
         with pytest.raises(RuntimeError, match="a part failed"):
-            net.run(_inputs(batch=4), 6)
+            net.run(inputs(batch=4), 6)
         assert torch.get_num_threads() == 2
     finally:
         torch.set_num_threads(before)
@@ -63,7 +49,7 @@ def test_torch_thread_setting_is_restored_after_a_split_run_and_after_an_error(m
 def test_split_comparison_catches_parts_joined_in_the_wrong_order(monkeypatch):
     g = random_dense_graph(5, "zero", ">")
     net = TorchIntNetwork(g)
-    x = _inputs(batch=4)
+    x = inputs(batch=4)
     one = net.run(x, 12, record_state=True, threads=1)
     real = net._run
 
@@ -72,10 +58,10 @@ def test_split_comparison_catches_parts_joined_in_the_wrong_order(monkeypatch):
 
     monkeypatch.setattr(net, "_run", reversed_parts)
     with pytest.raises(AssertionError):
-        _same(one, net.run(x, 12, record_state=True, threads=2))
+        assert_same_run(one, net.run(x, 12, record_state=True, threads=2))
 
 
 def test_threads_below_one_are_refused():
     net = TorchIntNetwork(random_dense_graph(5, "zero", ">"))
     with pytest.raises(GraphError, match="threads must be >= 1"):
-        net.run(_inputs(batch=2), 4, threads=0)
+        net.run(inputs(batch=2), 4, threads=0)
