@@ -54,6 +54,15 @@ class Checkpoint:
         except ConfigError as exc:
             raise CheckpointError(f"{source}: unknown or invalid architecture: {exc}") from None
         check_finite(self.state_dict, source)
+        expected = model.state_dict()
+        for name, value in self.state_dict.items():
+            want = expected.get(name)
+            if want is not None and tuple(value.shape) != tuple(want.shape):
+                raise CheckpointError(
+                    f"{source}: weight '{name}' has shape {list(value.shape)} but the "
+                    f"architecture stored with it needs {list(want.shape)}: the file is "
+                    "corrupt or was edited; re-save it from training"
+                )
         missing, unexpected = model.load_state_dict(self.state_dict, strict=False)
         if missing or unexpected:
             raise CheckpointError(

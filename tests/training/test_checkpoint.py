@@ -74,6 +74,19 @@ def test_unknown_architecture_is_named(tmp_path):
         load_checkpoint(path).build_model(str(path))
 
 
+@pytest.mark.parametrize("suffix", [".pt", ".safetensors"])
+def test_architecture_and_weights_that_disagree_in_shape_are_a_one_line_error(tmp_path, suffix):
+    # e.g. one flipped digit in a .safetensors header: "out": 3 read as "out": 7
+    path = tmp_path / f"m{suffix}"
+    wider = {**ARCH, "layers": [{"type": "linear", "out": 7}, {"type": "neuron"}]}
+    save_checkpoint(path, Checkpoint(arch=wider, state_dict=SpikingNet(ARCH).state_dict()))
+    with pytest.raises(CheckpointError) as err:
+        load_checkpoint(path).build_model(str(path))
+    msg = str(err.value)
+    assert "'layers.0." in msg and "needs [7" in msg and "corrupt or was edited" in msg
+    assert "\n" not in msg
+
+
 def test_foreign_file_is_not_a_checkpoint(tmp_path):
     path = tmp_path / "m.pt"
     torch.save({"weights": torch.zeros(2)}, path)
