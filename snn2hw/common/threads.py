@@ -69,3 +69,20 @@ def configure_threads(threads: int | None = None) -> int:
     else:
         os.environ["NUMBA_NUM_THREADS"] = str(n)
     return n
+
+
+def current_threads() -> int:
+    """The CPU thread count in force: torch's once it is loaded, else what
+    :func:`configure_threads` would use."""
+    if "torch" in sys.modules:
+        return int(sys.modules["torch"].get_num_threads())
+    env = os.environ.get("OMP_NUM_THREADS", "")
+    return int(env) if env.isdigit() and int(env) > 0 else available_cores()
+
+
+def threads_per_process(processes: int) -> int:
+    """Each of ``processes`` local processes' share of :func:`current_threads` (at least
+    1): ``--workers N`` runs N processes on the same cores, and N times the threads would
+    only time-slice them."""
+    return max(1, current_threads() // max(1, int(processes)))
+

@@ -42,6 +42,7 @@ from snn2hw.backends.base import SimResult
 from snn2hw.common import distributed as dist_rt
 from snn2hw.common.distributed import World
 from snn2hw.common.errors import ConfigError, Snn2hwError
+from snn2hw.common.threads import configure_threads, current_threads, threads_per_process
 from snn2hw.pipeline.shard_messages import (
     Job,
     decode_job,
@@ -248,8 +249,10 @@ def _spawn(workers: int) -> tuple[World, Any, dict[int, subprocess.Popen]]:
     # the workers import the snn2hw this process runs, installed or not
     here = os.path.dirname(os.path.dirname(os.path.abspath(snn2hw.__file__)))
     path = os.pathsep.join(p for p in (here, os.environ.get("PYTHONPATH", "")) if p)
+    share = str(threads_per_process(workers))  # the cores are shared by the processes
     env = {**os.environ, "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(store.port),
-           "WORLD_SIZE": str(workers), "LOCAL_WORLD_SIZE": str(workers), "PYTHONPATH": path}
+           "WORLD_SIZE": str(workers), "LOCAL_WORLD_SIZE": str(workers), "PYTHONPATH": path,
+           "OMP_NUM_THREADS": share, "NUMBA_NUM_THREADS": share}
     env.pop("TORCHELASTIC_USE_AGENT_STORE", None)
     procs = {}
     for r in range(1, workers):
@@ -277,8 +280,10 @@ def session(workers: int = 1) -> Iterator[bool]:
         return
     procs: dict[int, subprocess.Popen] = {}
     store = None
+    threads_before = current_threads()
     if not world.distributed:
         world, store, procs = _spawn(workers)
+        configure_threads(threads_per_process(workers))  # rank 0's share, restored below
     failed = True
     pool = None
     beat = None
@@ -305,6 +310,8 @@ def session(workers: int = 1) -> Iterator[bool]:
         # process is about to exit anyway; local workers are gone by now, so nothing blocks
         if not failed or procs:
             dist_rt.destroy_process_group()
+        if procs:
+            configure_threads(threads_before)
 
 
 def serve_loop(world: World, store: Any, prefix: str) -> None:
@@ -343,6 +350,7 @@ def worker_main() -> int:
               file=sys.stderr)
         return 1
     try:
+        configure_threads()  # the share --workers gave this process (OMP_NUM_THREADS)
         with session(1):
             pass
     except Exception as exc:  # noqa: BLE001 - a worker reports one line and exits non-zero

@@ -76,3 +76,26 @@ def test_threads_after_torch_is_loaded_use_set_num_threads():
 def test_cli_refuses_zero_threads():
     r = CliRunner().invoke(main, ["--threads", "0", "targets"])
     assert r.exit_code == 2 and "Invalid value" in r.output
+
+
+def test_local_workers_share_the_threads_instead_of_each_taking_them_all(monkeypatch):
+    from snn2hw.common.threads import threads_per_process
+    from snn2hw.pipeline import sharding
+
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(4)
+        assert threads_per_process(2) == 2 and threads_per_process(8) == 1
+        started = []
+
+        class FakeWorker:  # fault-free stand-in: only the environment is under test
+            def __init__(self, args, env, stdout):
+                started.append(env)
+
+        monkeypatch.setattr(sharding.subprocess, "Popen", FakeWorker)
+        sharding._spawn(2)
+        assert [(e["OMP_NUM_THREADS"], e["NUMBA_NUM_THREADS"]) for e in started] == [("2", "2")]
+        # the fault this guards against: workers inheriting rank 0's whole count
+        assert started[0]["OMP_NUM_THREADS"] != str(torch.get_num_threads())
+    finally:
+        torch.set_num_threads(before)
