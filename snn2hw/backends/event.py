@@ -64,7 +64,6 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from typing import Any
 
-import numba
 import numpy as np
 
 from snn2hw.backends import event_kernels as K
@@ -77,6 +76,7 @@ from snn2hw.backends.base import (
     check_node_kinds,
 )
 from snn2hw.common.errors import GraphError
+from snn2hw.common.threads import current_threads
 from snn2hw.quant.bounds import check_graph as check_chip_limits_of
 from snn2hw.quant.formats import LOIHI_FORMATS, NumberFormats
 from snn2hw.quant.qgraph import (
@@ -608,9 +608,10 @@ def run(
     Returns spikes of every LIF ``[N, B, *shape]`` (uint8), optionally the ``u``/``v``
     traces after each step (int64), and the activity counters (``SimResult.counters``,
     :class:`snn2hw.backends.base.ActivityCounters`) in a :class:`SimResult`.
-    ``threads`` (default: numba's thread count, which ``snn2hw --threads`` and
-    ``OMP_NUM_THREADS`` set) splits the batch into that many contiguous parts simulated at
-    once (the kernels release the GIL); results do not depend on it.
+    ``threads`` (default: the process's thread count, which ``snn2hw --threads`` and
+    ``OMP_NUM_THREADS`` set; :func:`snn2hw.common.threads.current_threads`) splits the
+    batch into that many contiguous parts simulated at once (the kernels release the GIL);
+    results do not depend on it.
     Raises :class:`GraphError` on a malformed graph or bad inputs.
     """
     t0 = time.perf_counter()
@@ -624,7 +625,7 @@ def run(
     if n_steps < 0:
         raise GraphError(f"num_steps={n_steps} must be >= 0")
     batch = int(arr.shape[1])
-    n_threads = numba.get_num_threads() if threads is None else int(threads)
+    n_threads = current_threads() if threads is None else int(threads)
     if n_threads < 1:
         raise GraphError(f"threads must be >= 1, got {n_threads}")
     names = [L.node.name for L in plan.lifs]
@@ -748,7 +749,7 @@ def _simulate(plan: _Plan, graph: QGraph, arr: np.ndarray, n_steps: int, out: _O
         # out[input][n-1] = x[n-1]; zeros at n == 0 and once the frames run out
         x_in = in_zero
         if 1 <= n <= n_frames:
-            x_in = np.ascontiguousarray(arr[n - 1].reshape(batch, -1))
+            x_in = np.ascontiguousarray(arr[n - 1].reshape(batch, in_zero.shape[1]))
         prev[plan.input.name] = x_in
         if n >= 1:  # all LIFs update from step n-1 outputs (their spike record)
             for name in names:

@@ -58,8 +58,11 @@ training, reporting or cli.
 
 from __future__ import annotations
 
+import threading
 import time
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -83,6 +86,7 @@ from snn2hw.backends.torch_int_ops import (
     u_stays_in_range,
 )
 from snn2hw.common.errors import ConfigError, GraphError
+from snn2hw.common.threads import current_threads
 from snn2hw.quant.qgraph import (
     ConvNode,
     DenseNode,
@@ -174,6 +178,28 @@ def _resolve_device(device: str | torch.device) -> torch.device:
     if dev.type == "cuda" and dev.index is None:  # report "cuda:0", not a bare "cuda"
         dev = torch.device("cuda", torch.cuda.current_device())
     return dev
+
+
+_OPS_LOCK = threading.Lock()
+_OPS_STATE = {"depth": 0, "saved": 1}
+
+
+@contextmanager
+def _single_threaded_ops() -> Iterator[None]:
+    """torch's ops on one thread while any CPU run is in progress; the count found by the
+    first of overlapping runs is restored by the last (torch's setting is process-wide)."""
+    with _OPS_LOCK:
+        if _OPS_STATE["depth"] == 0:
+            _OPS_STATE["saved"] = torch.get_num_threads()
+            torch.set_num_threads(1)
+        _OPS_STATE["depth"] += 1
+    try:
+        yield
+    finally:
+        with _OPS_LOCK:
+            _OPS_STATE["depth"] -= 1
+            if _OPS_STATE["depth"] == 0:
+                torch.set_num_threads(_OPS_STATE["saved"])
 
 
 class TorchIntNetwork:
@@ -310,7 +336,7 @@ class TorchIntNetwork:
     ) -> SimResult:
         """Run ``num_steps`` steps on integer frames ``[F, B, *input_shape]``; see
         :meth:`_run` for the semantics. On the CPU the batch is split into ``threads``
-        contiguous parts (default: ``torch.get_num_threads()``, which ``snn2hw --threads``
+        contiguous parts (default: the process's thread count, which ``snn2hw --threads``
         sets) run at once on Python threads, each op single-threaded: a time-stepped run
         is thousands of small ops, and OpenMP's threads inside each op either spin (stealing
         a busy machine's cores) or sleep and wake per op (the Sinabs CNN, batch 16, took
@@ -323,22 +349,18 @@ class TorchIntNetwork:
         x = self._check_inputs(inputs)
         if self.device.type != "cpu":
             return self._run(x, n_steps, record_state, t0)
-        n_par = torch.get_num_threads() if threads is None else int(threads)
+        n_par = current_threads() if threads is None else int(threads)
         if n_par < 1:
             raise GraphError(f"threads must be >= 1, got {n_par}")
         batch = int(x.shape[1])
         bounds = np.linspace(0, batch, min(n_par, max(batch, 1)) + 1).astype(int)
         spans = [(int(a), int(b)) for a, b in zip(bounds[:-1], bounds[1:], strict=True)]
-        before = torch.get_num_threads()
-        torch.set_num_threads(1)
-        try:
+        with _single_threaded_ops():
             if len(spans) <= 1:
                 return self._run(x, n_steps, record_state, t0)
             with ThreadPoolExecutor(len(spans)) as pool:
                 parts = list(pool.map(
                     lambda sp: self._run(x[:, sp[0]:sp[1]], n_steps, record_state, t0), spans))
-        finally:
-            torch.set_num_threads(before)
 
         def joined(field_name: str) -> dict[str, np.ndarray] | None:
             first = getattr(parts[0], field_name)

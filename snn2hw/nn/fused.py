@@ -359,16 +359,21 @@ class _FusedLIF(torch.autograd.Function):
         )
 
 
-def default_backend(device: torch.device | str) -> str:
-    """The backend ``backend="auto"`` picks on ``device``: numba on CPU; on CUDA the Triton
-    kernels (time loop inside one kernel) when Triton is installed; on other devices the
-    per-step ops fused by ``torch.compile`` when Triton exists, else plain torch."""
+TRITON_DTYPES = (torch.float32, torch.float64)
+"""The dtypes the Triton kernels (``nn/fused_triton.py``) run."""
+
+
+def default_backend(device: torch.device | str, dtype: torch.dtype = torch.float32) -> str:
+    """The backend ``backend="auto"`` picks for ``dtype`` data on ``device``: numba on CPU;
+    on CUDA the Triton kernels (time loop inside one kernel) when Triton is installed and
+    the dtype is one they run; else the per-step ops fused by ``torch.compile`` when Triton
+    exists (half precision, other devices), else plain torch."""
     dev = torch.device(device).type
     if dev == "cpu":
         return "numba"
     if not importlib.util.find_spec("triton"):
         return "torch"
-    return "triton" if dev == "cuda" else "compiled"
+    return "triton" if dev == "cuda" and dtype in TRITON_DTYPES else "compiled"
 
 
 def lif_multistep(
@@ -392,7 +397,7 @@ def lif_multistep(
     ``"triton"`` (CUDA float32/float64: one Triton kernel per pass, the time loop inside;
     the default on CUDA when Triton is installed) or ``"auto"``."""
     if backend == "auto":
-        backend = default_backend(x.device)
+        backend = default_backend(x.device, x.dtype)
     if backend == "numba" and x.device.type != "cpu":
         raise ValueError("the numba LIF backend runs on CPU tensors only; use backend='torch'")
     if backend not in BACKENDS:

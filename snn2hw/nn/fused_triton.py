@@ -29,6 +29,7 @@ import triton
 import triton.language as tl
 
 from snn2hw.common.errors import ConfigError
+from snn2hw.nn.fused import TRITON_DTYPES
 
 # Columns per program and warps per program, one column per thread. Each thread's time loop
 # is latency bound (hence four steps per iteration, their loads first), so the block size
@@ -36,7 +37,7 @@ from snn2hw.common.errors import ConfigError
 # warps gave 0.18 ms forward and 0.24-0.31 ms backward alike; 512 was slower.
 BLOCK = 128
 NUM_WARPS = 4
-DTYPES = (torch.float32, torch.float64)
+DTYPES = TRITON_DTYPES
 # Triton reads the variable when a kernel is decorated, i.e. when this module is imported.
 INTERPRETED = os.environ.get("TRITON_INTERPRET", "0") == "1"
 

@@ -56,6 +56,11 @@ class Checkpoint:
         check_finite(self.state_dict, source)
         expected = model.state_dict()
         for name, value in self.state_dict.items():
+            if not isinstance(value, torch.Tensor):
+                raise CheckpointError(
+                    f"{source}: weight '{name}' is a {type(value).__name__}, not a tensor: "
+                    "the file is corrupt or was edited; re-save it from training"
+                )
             want = expected.get(name)
             if want is not None and tuple(value.shape) != tuple(want.shape):
                 raise CheckpointError(

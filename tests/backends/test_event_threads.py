@@ -45,26 +45,33 @@ def test_threads_below_one_are_refused():
         event.run(g, inputs(batch=2), 4, threads=0)
 
 
-def test_default_thread_count_follows_numba_which_snn2hw_threads_sets(monkeypatch):
-    import numba
+def test_default_thread_count_is_the_process_setting_also_from_another_thread(monkeypatch):
+    # numba's own count is per thread (a new thread sees NUMBA_NUM_THREADS, not what
+    # --threads set); the process-wide setting is what configure_threads chose
+    import threading
+
+    import torch
+
+    from snn2hw.common.threads import configure_threads
 
     g = random_dense_graph(5, "zero", ">")
     parts = []
     real = event._simulate
     monkeypatch.setattr(event, "_simulate",
                         lambda *a: parts.append(a[-2:]) or real(*a))
-    before = numba.get_num_threads()
+    before = torch.get_num_threads()
     try:
-        numba.set_num_threads(1)
+        configure_threads(1)
         event.run(g, inputs(batch=4), 6)
         assert parts == [(0, 4)]
-        if numba.config.NUMBA_NUM_THREADS >= 2:
-            parts.clear()
-            numba.set_num_threads(2)
-            event.run(g, inputs(batch=4), 6)
-            assert sorted(parts) == [(0, 2), (2, 4)]
+        parts.clear()
+        configure_threads(2)
+        worker = threading.Thread(target=lambda: event.run(g, inputs(batch=4), 6))
+        worker.start()
+        worker.join()
+        assert sorted(parts) == [(0, 2), (2, 4)]
     finally:
-        numba.set_num_threads(before)
+        configure_threads(before)
 
 
 @pytest.mark.parametrize("dtype", [np.uint8, np.uint16, np.int32, np.int64, np.uint64])
@@ -105,3 +112,10 @@ def test_a_run_frees_its_spike_record_without_waiting_for_the_cyclic_gc(threads)
         assert alive() is None
     finally:
         gc.enable()
+
+
+def test_an_empty_batch_runs_to_empty_results():
+    g = random_dense_graph(5, "zero", ">")
+    r = event.run(g, inputs(batch=0), 6, record_state=True)
+    assert all(a.shape[:2] == (6, 0) for a in r.spikes.values())
+    assert all(int(c.sum()) == 0 for c in r.counters.synops.values())

@@ -65,3 +65,23 @@ def test_threads_below_one_are_refused():
     net = TorchIntNetwork(random_dense_graph(5, "zero", ">"))
     with pytest.raises(GraphError, match="threads must be >= 1"):
         net.run(inputs(batch=2), 4, threads=0)
+
+
+def test_overlapping_runs_restore_torch_threads_only_when_the_last_one_ends():
+    # Two runs in different threads overlap as A starts, B starts, A ends, B ends: a
+    # per-run save/restore would let B save A's 1 and leave torch at 1 for good.
+    from snn2hw.backends.torch_int import _single_threaded_ops
+
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(3)
+        a, b = _single_threaded_ops(), _single_threaded_ops()
+        a.__enter__()
+        b.__enter__()
+        assert torch.get_num_threads() == 1
+        a.__exit__(None, None, None)
+        assert torch.get_num_threads() == 1  # B still running
+        b.__exit__(None, None, None)
+        assert torch.get_num_threads() == 3
+    finally:
+        torch.set_num_threads(before)

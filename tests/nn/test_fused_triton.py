@@ -180,6 +180,10 @@ def test_auto_backend_is_triton_on_cuda_only_when_triton_is_installed(monkeypatc
     monkeypatch.setattr(fused.importlib.util, "find_spec", lambda name: object())
     assert fused.default_backend("cuda") == "triton"
     assert fused.default_backend("cuda:1") == "triton"
+    assert fused.default_backend("cuda", torch.float64) == "triton"
+    # half precision (autocast) is not a Triton kernel dtype: the compiled loop runs it
+    assert fused.default_backend("cuda", torch.float16) == "compiled"
+    assert fused.default_backend("cuda", torch.bfloat16) == "compiled"
     monkeypatch.setattr(fused.importlib.util, "find_spec", lambda name: None)
     assert fused.default_backend("cuda") == "torch"
 

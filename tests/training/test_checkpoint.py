@@ -87,6 +87,16 @@ def test_architecture_and_weights_that_disagree_in_shape_are_a_one_line_error(tm
     assert "\n" not in msg
 
 
+def test_a_weight_that_is_not_a_tensor_is_a_one_line_error(tmp_path):
+    path = tmp_path / "m.pt"
+    save_checkpoint(path, _ckpt())
+    payload = torch.load(path, weights_only=True)
+    payload["state_dict"]["layers.0.bias"] = 3  # weights-only loading accepts plain numbers
+    torch.save(payload, path)
+    with pytest.raises(CheckpointError, match="'layers.0.bias' is a int, not a tensor"):
+        load_checkpoint(path).build_model(str(path))
+
+
 def test_foreign_file_is_not_a_checkpoint(tmp_path):
     path = tmp_path / "m.pt"
     torch.save({"weights": torch.zeros(2)}, path)
