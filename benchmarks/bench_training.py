@@ -25,7 +25,7 @@ is encoded by this file's own torch code, outside any library). Contenders:
 
 Every contender runs in its own fresh subprocess with the same environment
 (``OMP_NUM_THREADS``/``MKL_NUM_THREADS``/``NUMBA_NUM_THREADS`` = ``--threads``,
-``OMP_WAIT_POLICY=PASSIVE``, ``NUMBA_THREADING_LAYER=workqueue``: what ``import snn2hw``
+``OMP_WAIT_POLICY=PASSIVE``: what ``import snn2hw``
 sets, given to everyone). A child trains ``--warm-batches`` untimed batches (imports, JIT,
 allocator), then times ``--batches`` batches (an epoch is 63 batches of 64; a fixed number
 keeps a round short on a loaded machine) and reports samples/s. ``--rounds`` interleaves
@@ -76,7 +76,7 @@ SLOPE = 2.0
 LR = 1e-3
 CONTENDERS = ("snn2hw", "snn2hw-dense", "snntorch", "spikingjelly")
 REPO_ROOT = Path(__file__).resolve().parents[1]
-SAME_ENV = {"OMP_WAIT_POLICY": "PASSIVE", "NUMBA_THREADING_LAYER": "workqueue"}
+SAME_ENV = {"OMP_WAIT_POLICY": "PASSIVE"}  # what ``import snn2hw`` sets
 
 
 # --------------------------------------------------------------------------- child process

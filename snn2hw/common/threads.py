@@ -23,12 +23,14 @@ from __future__ import annotations
 import os
 import sys
 
-PASSIVE_WAIT = {"OMP_WAIT_POLICY": "PASSIVE", "NUMBA_THREADING_LAYER": "workqueue"}
+PASSIVE_WAIT = {"OMP_WAIT_POLICY": "PASSIVE"}
 """Environment defaults applied before torch and numba load (a value the user set is kept).
-numba's default ``omp`` layer loads a second OpenMP runtime (the system libgomp beside
-torch's own); its ``workqueue`` layer needs none, and under load the fused LIF kernels ran
-1.5-3.6x faster with it (12.9 / 9.1 s against 3.6 / 5.9 s, ``benchmarks/bench_threads.py``
-notes)."""
+Both OpenMP runtimes read it: torch's and the one numba's default ``omp`` threading layer
+loads for the parallel kernels (fused LIF, sparse Linear). numba's ``workqueue`` layer
+avoids that second runtime but its parallel regions did not scale: training the
+784-512-512-10 MLP on 2 threads ran 1,631 samples/s with it and 2,082 with ``omp``
+(1.66x and 1.97x snnTorch, ``benchmarks/bench_training.py --threads 2``), and beside a
+CPU-bound process ``omp`` was still ahead (1,431-1,465 against 1,312-1,346 samples/s)."""
 
 
 def prefer_passive_wait() -> bool:

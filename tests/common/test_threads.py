@@ -30,15 +30,17 @@ def test_importing_snn2hw_makes_openmp_wait_passively_before_torch_loads():
                 "'torch' in sys.modules)") == "PASSIVE False"
 
 
-def test_fused_lif_loads_one_openmp_runtime_not_two():
-    code = ("import snn2hw, torch; from snn2hw.nn.fused import lif_multistep; "
+def test_fused_lif_kernels_run_on_a_scaling_threading_layer_that_waits_passively():
+    # workqueue (one runtime, but parallel regions that did not scale: 1.66x against
+    # 1.97x snnTorch on 2 threads) is what snn2hw used to force; numba's own choice is kept
+    code = ("import snn2hw, os, torch; from snn2hw.nn.fused import lif_multistep; "
             "x = torch.randn(4, 2, 8, requires_grad=True); "
             "lif_multistep(x, alpha=0.5, beta=0.9, vth=1.0).sum().backward(); "
-            "import numba; libs = {l.split()[-1] for l in open('/proc/self/maps') "
-            "if 'libgomp' in l or 'libiomp' in l}; print(numba.threading_layer(), len(libs))")
-    if not os.path.exists("/proc/self/maps"):
-        pytest.skip("needs /proc to list loaded libraries")
-    assert _run(code) == "workqueue 1"
+            "import numba; print(numba.threading_layer(), os.environ['OMP_WAIT_POLICY'])")
+    layer, policy = _run(code).split()
+    assert layer in ("omp", "tbb") and policy == "PASSIVE"
+    # a layer the user chose is kept
+    assert _run(code, NUMBA_THREADING_LAYER="workqueue").split()[0] == "workqueue"
 
 
 def test_a_wait_policy_the_user_chose_is_kept():
