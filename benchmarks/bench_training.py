@@ -36,21 +36,19 @@ insensitive to time lost to other processes, so a steadier work measure on a sha
 machine; with 2 threads it does not show parallel speedup). The load average is printed
 with every round.
 
-Measured 2026-11-30 on the 2-CPU AMD EPYC dev machine shared with other jobs (load average
-2.1-4.2 during the runs, so the second core was mostly taken: no contender ran faster with
-2 threads than with 1), Poisson input, T = 25, B = 64, 20 timed batches (10 for H = 1024),
-3 rounds; medians of the per-round ratios to snnTorch (samples per CPU-second in brackets):
+Measured 2026-11-30 on the 2-CPU AMD EPYC dev machine with nothing else running (load
+average 0.8-1.1), Poisson input, T = 25, B = 64, H = 512, 20 timed batches, 3 rounds;
+medians of the per-round ratios to snnTorch (samples per CPU-second in brackets):
 
-========  ========  =================  ==============  =============  ============
-H         threads   snn2hw (sparse)    snn2hw before   SpikingJelly   snnTorch
-========  ========  =================  ==============  =============  ============
-512       1         2.04x (2.00x)      1.11x (1.14x)   1.02x          698 samples/s
-512       2         1.88x (1.91x)      1.15x (1.13x)   1.03x          697 samples/s
-1024      1         1.96x (1.94x)      1.08x (1.06x)   1.01x          291 samples/s
-1024      2         2.02x (2.02x)      1.08x (1.11x)   1.03x          270 samples/s
-========  ========  =================  ==============  =============  ============
+========  =================  ==============  =============  ============
+threads   snn2hw (sparse)    snn2hw dense    SpikingJelly   snnTorch
+========  =================  ==============  =============  ============
+1         2.09x (2.10x)      1.26x           1.03x          756 samples/s
+2         2.05x (1.99x)      1.45x           1.08x          1,025 samples/s
+========  =================  ==============  =============  ============
 
-(hidden firing 5-9 %; "before" is commit 441396a, dense Linear and the general LIF backward.)
+(hidden firing 5-9 %. With numba forced onto its ``workqueue`` threading layer, as snn2hw
+did before, snn2hw was 1.90x and 1.75x.)
 
 Usage: ``python benchmarks/bench_training.py [--hidden 512] [--T 25] [--B 64] [--encoder
 poisson] [--batches 16] [--rounds 3] [--threads 1,2] [--json PATH]``.
