@@ -84,9 +84,7 @@ def test_multi_spike_iaf_on_loihi2_and_refused_on_loihi(tmp_path):
                                     approximate=("reset", "threshold", "spikes"))
     assert sum("APPROXIMATION" in n for n in res.report["assumptions"]) >= 3
     assert "multi_spike" in FEATURES
-    if not all("multi_spike" in get_backend(b).features for b in ("torch-int", "event")):
-        pytest.skip("torch-int/event do not execute multi-spike graphs yet (qgraph "
-                    "'Multi-spike output'); the loihi2 half of this test needs them")
+    assert all("multi_spike" in get_backend(b).features for b in ("torch-int", "event"))
     integer_backends_agree(tmp_path, path, "sinabs", x, "loihi2")
 
 
