@@ -61,15 +61,17 @@ def configure_threads(threads: int | None = None) -> int:
         n = int(threads)
     if n < 1:
         raise ValueError(f"threads must be >= 1, got {n}")
-    if "torch" in sys.modules:
-        sys.modules["torch"].set_num_threads(n)
-    else:
-        os.environ["OMP_NUM_THREADS"] = str(n)
+    # numba first: its first set_num_threads starts its OpenMP layer, which sets the
+    # calling thread's OpenMP thread count to NUMBA_NUM_THREADS, and torch reads that count
     if "numba" in sys.modules:  # the fused LIF kernels' parallel loops
         numba = sys.modules["numba"]
         numba.set_num_threads(min(n, numba.config.NUMBA_NUM_THREADS))
     else:
         os.environ["NUMBA_NUM_THREADS"] = str(n)
+    if "torch" in sys.modules:
+        sys.modules["torch"].set_num_threads(n)
+    else:
+        os.environ["OMP_NUM_THREADS"] = str(n)
     return n
 
 
@@ -87,4 +89,17 @@ def threads_per_process(processes: int) -> int:
     1): ``--workers N`` runs N processes on the same cores, and N times the threads would
     only time-slice them."""
     return max(1, current_threads() // max(1, int(processes)))
+
+
+def contiguous_ranges(n: int, parts: int) -> list[tuple[int, int]]:
+    """``[start, stop)`` of each of ``parts`` contiguous, in-order parts of ``n`` items, the
+    first ``n % parts`` one longer (``numpy.array_split``): how batches split across threads
+    and samples across ranks."""
+    base, extra = divmod(n, parts)
+    out, start = [], 0
+    for r in range(parts):
+        stop = start + base + (1 if r < extra else 0)
+        out.append((start, stop))
+        start = stop
+    return out
 

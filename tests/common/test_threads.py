@@ -101,3 +101,13 @@ def test_local_workers_share_the_threads_instead_of_each_taking_them_all(monkeyp
         assert started[0]["OMP_NUM_THREADS"] != str(torch.get_num_threads())
     finally:
         torch.set_num_threads(before)
+
+
+def test_threads_set_after_both_libraries_loaded_reach_torch_when_numba_starts_its_pool():
+    # numba's OpenMP layer starts on its first set_num_threads and sets the calling
+    # thread's OpenMP count to NUMBA_NUM_THREADS; torch reads that count, so the order
+    # of the two calls decides what torch uses (torch first left it at 2 here)
+    code = ("import torch, numba, snn2hw; torch.set_num_threads(2); torch.ones(10**5).sum();"
+            " from snn2hw.common.threads import configure_threads;"
+            " configure_threads(1); print(torch.get_num_threads())")
+    assert _run(code, NUMBA_NUM_THREADS="2") == "1"
