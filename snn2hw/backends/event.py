@@ -76,7 +76,7 @@ from snn2hw.backends.base import (
     check_node_kinds,
 )
 from snn2hw.common.errors import GraphError
-from snn2hw.common.threads import current_threads
+from snn2hw.common.threads import contiguous_ranges, current_threads
 from snn2hw.quant.bounds import check_graph as check_chip_limits_of
 from snn2hw.quant.formats import LOIHI_FORMATS, NumberFormats
 from snn2hw.quant.qgraph import (
@@ -198,18 +198,25 @@ class _Op:
         raise NotImplementedError
 
 
+def _prepare_dense(op: _Op, node: DenseNode, f: NumberFormats
+                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Set ``op``'s size, MACs and weight exponent from ``node``; return its weights as
+    int64 and the prepared W'^T ``[N_in, N_out]`` int16 (one event's fan-out is one
+    contiguous row) with the non-zero count per input column."""
+    w = np.ascontiguousarray(node.weight, dtype=np.int64)
+    op.size_out, op.macs = int(w.shape[0]), int(w.size)
+    op.weight_exp = int(node.weight_exp)
+    wt, nnz_col = K.dense_prepare(
+        w, int(node.num_weight_bits), f.weight_mantissa_bits, *f.weight_range_mixed,
+        *f.weight_range_excitatory, *f.weight_range_inhibitory, int(f.mixed_sign_lsb_loss))
+    return w, wt, nnz_col
+
+
 class _DenseOp(_Op):
     def __init__(self, node: DenseNode, f: NumberFormats) -> None:
-        w = np.ascontiguousarray(node.weight, dtype=np.int64)
-        n_out, n_in = w.shape
-        self.size_out = n_out
-        self.macs = n_out * n_in
-        self.weight_exp = int(node.weight_exp)
+        w, self.wt, self.nnz_col = _prepare_dense(self, node, f)
+        n_in = w.shape[1]
         self.delay = _uniform_delay(node.delay)
-        # W'^T [N_in, N_out] int16: one event's fan-out is one contiguous row.
-        self.wt, self.nnz_col = K.dense_prepare(
-            w, int(node.num_weight_bits), f.weight_mantissa_bits, *f.weight_range_mixed,
-            *f.weight_range_excitatory, *f.weight_range_inhibitory, int(f.mixed_sign_lsb_loss))
         nnz = int(self.nnz_col.sum())
         density = nnz / w.size if w.size else 0.0
         self.columns = density >= COLUMN_DENSITY
@@ -256,14 +263,8 @@ class _DelayDenseOp(_Op):
     per-arrival-step sums (one accumulator per neuron), shifted once when read."""
 
     def __init__(self, node: DenseNode, f: NumberFormats) -> None:
-        w = np.ascontiguousarray(node.weight, dtype=np.int64)
-        n_out, n_in = w.shape
-        self.size_out = n_out
-        self.macs = n_out * n_in
-        self.weight_exp = int(node.weight_exp)
-        wt, _ = K.dense_prepare(
-            w, int(node.num_weight_bits), f.weight_mantissa_bits, *f.weight_range_mixed,
-            *f.weight_range_excitatory, *f.weight_range_inhibitory, int(f.mixed_sign_lsb_loss))
+        w, wt, _ = _prepare_dense(self, node, f)
+        n_in = w.shape[1]
         dt = np.asarray(node.delay, dtype=np.int64).T  # [N_in, N_out] like wt
         cols, rows = np.nonzero(wt)  # row-major: grouped by input column j
         self.ptr = np.zeros(n_in + 1, dtype=np.int64)
@@ -639,8 +640,7 @@ def run(
         u_rec=per_lif(n_steps) if record_state else None,
         v_rec=per_lif(n_steps) if record_state else None,
     )
-    parts = np.array_split(np.arange(batch), min(n_threads, batch)) if batch else []
-    spans = [(int(p[0]), int(p[-1]) + 1) for p in parts if len(p)]
+    spans = contiguous_ranges(batch, max(1, min(n_threads, batch)))
     if len(spans) <= 1:
         tallies = [_simulate(plan, graph, arr, n_steps, out, 0, batch)]
     else:

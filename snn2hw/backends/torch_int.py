@@ -86,7 +86,7 @@ from snn2hw.backends.torch_int_ops import (
     u_stays_in_range,
 )
 from snn2hw.common.errors import ConfigError, GraphError
-from snn2hw.common.threads import current_threads
+from snn2hw.common.threads import contiguous_ranges, current_threads
 from snn2hw.quant.qgraph import (
     ConvNode,
     DenseNode,
@@ -353,8 +353,7 @@ class TorchIntNetwork:
         if n_par < 1:
             raise GraphError(f"threads must be >= 1, got {n_par}")
         batch = int(x.shape[1])
-        bounds = np.linspace(0, batch, min(n_par, max(batch, 1)) + 1).astype(int)
-        spans = [(int(a), int(b)) for a, b in zip(bounds[:-1], bounds[1:], strict=True)]
+        spans = contiguous_ranges(batch, max(1, min(n_par, batch)))
         with _single_threaded_ops():
             if len(spans) <= 1:
                 return self._run(x, n_steps, record_state, t0)

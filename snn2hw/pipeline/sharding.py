@@ -42,7 +42,12 @@ from snn2hw.backends.base import SimResult
 from snn2hw.common import distributed as dist_rt
 from snn2hw.common.distributed import World
 from snn2hw.common.errors import ConfigError, Snn2hwError
-from snn2hw.common.threads import configure_threads, current_threads, threads_per_process
+from snn2hw.common.threads import (
+    configure_threads,
+    contiguous_ranges,
+    current_threads,
+    threads_per_process,
+)
 from snn2hw.pipeline.shard_messages import (
     Job,
     decode_job,
@@ -61,14 +66,8 @@ class ShardError(Snn2hwError):
 
 def shard_ranges(n: int, size: int) -> list[tuple[int, int]]:
     """``[start, stop)`` of each of ``size`` ranks over ``n`` samples: contiguous, in rank
-    order, the first ``n % size`` ranks one sample longer (``numpy.array_split``)."""
-    base, extra = divmod(n, size)
-    out, start = [], 0
-    for r in range(size):
-        stop = start + base + (1 if r < extra else 0)
-        out.append((start, stop))
-        start = stop
-    return out
+    order, the first ``n % size`` ranks one sample longer."""
+    return contiguous_ranges(n, size)
 
 
 def describe_range(start: int, stop: int) -> str:
