@@ -220,31 +220,50 @@ class _DenseOp(_Op):
         nnz = int(self.nnz_col.sum())
         density = nnz / w.size if w.size else 0.0
         self.columns = density >= COLUMN_DENSITY
+        self.row_exp = 0
         if self.columns:
-            # the zero entries per input column (fan-in counts) and the int32-safety bound
+            # the zero entries per input column (fan-in counts) and the narrow-sum bounds
             self.zptr, self.zidx, _ = K.csr_rows(self.wt, False)
+            self.wmax = max(-int(self.wt.min(initial=0)), int(self.wt.max(initial=0)))
+            # W' keeps num_weight_bits of precision: all its entries are multiples of 2^k.
+            # Rows of W' >> k in int8 (Loihi 8-bit mixed: [-256, 254] -> [-128, 127]) halve
+            # the bytes each event reads; the kernel's shift by weight_exp + k restores the
+            # scale exactly (shift(s << k, e) == shift(s, e + k) for integer sums s)
+            k = _common_trailing_zeros(self.wt)
+            if -128 <= int(self.wt.min(initial=0)) >> k and int(self.wt.max(initial=0)) >> k <= 127:
+                self.wt = (self.wt >> k).astype(np.int8)
+                self.wmax >>= k
+                self.row_exp = k
             # max|W'| * N_in bounds every row's sum of |W'| (no int64 copy of W')
-            wmax = max(-int(self.wt.min(initial=0)), int(self.wt.max(initial=0)))
-            self.rowbound = wmax * n_in
+            self.rowbound = self.wmax * n_in
         else:
             self.ptr, self.idx, self.val = K.csr_rows(self.wt, True)
 
     def alloc(self, batch: int) -> None:
         super().alloc(batch)
-        self.acc32 = np.zeros(self.size_out, dtype=np.int32)  # int32 sums (dense_columns)
+        # the narrow sums of K.dense_columns
+        self.acc32 = np.zeros(self.size_out, dtype=np.int32)
+        self.acc16 = np.zeros(self.size_out, dtype=np.int16)
 
     def _apply(self, x: np.ndarray, need_cnt: bool, out: np.ndarray,
                cnt: np.ndarray) -> tuple[int, int]:
         if self.columns:
             syn, n_ev = K.dense_columns(
-                x, self.wt, self.nnz_col, self.zptr, self.zidx, self.rowbound,
-                self.weight_exp, need_cnt, out, cnt, self.acc32, self.binary_input,
+                x, self.wt, self.nnz_col, self.zptr, self.zidx, self.rowbound, self.wmax,
+                self.weight_exp + self.row_exp, need_cnt, out, cnt, self.acc32, self.acc16,
+                self.binary_input,
             )
         else:
             syn, n_ev = K.dense_csr(
                 x, self.ptr, self.idx, self.val, self.weight_exp, need_cnt, out, cnt
             )
         return int(syn), int(n_ev) * self.size_out  # every structural synapse of a column
+
+
+def _common_trailing_zeros(w: np.ndarray) -> int:
+    """The largest k with every entry of ``w`` a multiple of 2^k (0 for an all-zero ``w``)."""
+    bits = int(np.bitwise_or.reduce(np.abs(w.astype(np.int32)), axis=None)) if w.size else 0
+    return (bits & -bits).bit_length() - 1 if bits else 0
 
 
 def _uniform_delay(delay: Any) -> int:

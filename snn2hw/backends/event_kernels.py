@@ -43,19 +43,48 @@ def _wrap24(x: int) -> int:
 
 
 @_jit
-def dense_columns(x, wt, nnz_col, zptr, zidx, rowbound, weight_exp, need_cnt, acc, cnt,
-                  acc32, xbin):
+def nonzero_positions(xb, idx):
+    """Write the positions of the non-zero entries of the 1-D row ``xb`` into ``idx`` (in
+    increasing order, capacity ``xb.size``) and return how many there are.
+
+    One-byte rows (spike records, binary frames) whose length is a multiple of 8 are read a
+    word of 8 at a time and all-zero words skipped (at a few % activity most are); within a
+    non-zero word, and for wider dtypes, the position is written unconditionally and the
+    count advances by ``x != 0`` (no mispredicted branch per event)."""
+    n = 0
+    m = xb.size
+    if xb.itemsize == 1 and m % 8 == 0:
+        words = xb.view(np.uint64)
+        for q in range(m // 8):
+            if words[q] == 0:
+                continue
+            for j in range(q * 8, q * 8 + 8):
+                idx[n] = j
+                n += xb[j] != 0
+        return n
+    for j in range(m):
+        idx[n] = j
+        n += xb[j] != 0
+    return n
+
+
+@_jit
+def dense_columns(x, wt, nnz_col, zptr, zidx, rowbound, wmax, weight_exp, need_cnt, acc, cnt,
+                  acc32, acc16, xbin):
     """Dense synapses, column layout: each event j adds the whole row ``wt[j] = W'[:, j]``.
 
     ``wt`` is W' transposed, int16 ``[N_in, N_out]`` (contiguous fan-out per event; zero
     weights are added too, which is cheaper than skipping them when the matrix is dense).
-    ``acc = shift(W' @ x, weight_exp)`` (docs/qgraph.md, ``dense``). The sum runs in int32
-    (``acc32``, twice the SIMD width of int64) when it provably fits: every partial sum is
-    at most ``max|x| * rowbound`` in magnitude (``rowbound = max_i sum_j |W'[i, j]|``);
-    otherwise in int64. ``xbin``: the input is known to be 0/1, so ``max|x| <= 1`` without
-    scanning it. Fan-in counts: every event reaches every neuron except through a zero
-    weight, so ``cnt = events - zeros hit`` with ``zptr/zidx`` the CSR (by input column) of
-    the zero entries of W' (few in a dense matrix), gathered in the same pass.
+    ``acc = shift(W' @ x, weight_exp)`` (docs/qgraph.md, ``dense``). The sum runs in the
+    narrowest integer that provably holds every partial sum of the sample (more SIMD lanes,
+    no widening of the int16 rows): int16 (``acc16``) when ``sum|x| * wmax < 2^15``
+    (``wmax = max|W'|``; a partial sum of neuron i is at most ``sum_j |x_j| |W'[i, j]|``),
+    else int32 (``acc32``) when ``max|x| * rowbound < 2^31`` (``rowbound = max_i sum_j
+    |W'[i, j]|``) or ``sum|x| * wmax < 2^31``, else int64. ``xbin``: the input is known to
+    be 0/1 (``sum|x|`` is the event count, ``max|x| <= 1``). Fan-in counts: every event
+    reaches every neuron except through a zero weight, so ``cnt = events - zeros hit`` with
+    ``zptr/zidx`` the CSR (by input column) of the zero entries of W' (few in a dense
+    matrix), gathered in the same pass.
     Returns ``(synops over non-zero weights, number of events)``.
     """
     nb, n_in = x.shape
@@ -63,34 +92,55 @@ def dense_columns(x, wt, nnz_col, zptr, zidx, rowbound, weight_exp, need_cnt, ac
     lim = np.int64(1) << 31
     syn = 0
     n_ev = 0
+    events = np.empty(n_in, dtype=np.int64)
     for b in range(nb):
         a = acc[b]
         c = cnt[b]
+        xb = x[b]
+        ev_b = nonzero_positions(xb, events)
+        # the bounds: sum |x| and max |x| over the events
+        sabs = ev_b
         vmax = 1
         if not xbin:
+            sabs = 0
             vmax = 0
-            for j in range(n_in):
-                vmax = max(vmax, abs(x[b, j]))
-        narrow = vmax == 0 or rowbound < lim // vmax  # division: no overflow
-        if narrow:
+            for e in range(ev_b):
+                v = abs(np.int64(xb[events[e]]))
+                sabs += v
+                vmax = max(vmax, v)
+        n_ev += ev_b
+        if need_cnt:
+            c[:] = ev_b  # minus the zero weights each event meets, below
+        if ev_b == 0:
+            a[:] = 0
+            continue
+        width = 64
+        if sabs * wmax < (1 << 15):
+            width = 16
+            acc16[:] = 0
+        elif rowbound < lim // vmax or sabs * wmax < lim:  # division: no overflow
+            width = 32
             acc32[:] = 0
         else:
             a[:] = 0
-        if need_cnt:
-            c[:] = 0
-        ev_b = 0
-        for j in range(n_in):
-            xj = x[b, j]
-            if xj == 0:
-                continue
-            ev_b += 1
+        for e in range(ev_b):
+            j = events[e]
+            xj = xb[j]
             syn += nnz_col[j]
             if need_cnt:
                 for k in range(zptr[j], zptr[j + 1]):
                     c[zidx[k]] -= 1
             row = wt[j]
-            if narrow:
+            if width == 16:
                 if xj == 1:  # binary spike: plain add
+                    for i in range(n_out):
+                        acc16[i] += row[i]
+                else:
+                    x16 = np.int16(xj)
+                    for i in range(n_out):
+                        acc16[i] += x16 * row[i]
+            elif width == 32:
+                if xj == 1:
                     for i in range(n_out):
                         acc32[i] += row[i]
                 else:
@@ -101,19 +151,22 @@ def dense_columns(x, wt, nnz_col, zptr, zidx, rowbound, weight_exp, need_cnt, ac
                 for i in range(n_out):
                     a[i] += row[i]
             else:  # graded payload: W'[:, j] * x_j
+                xv = np.int64(xj)
                 for i in range(n_out):
-                    a[i] += xj * row[i]
-        if narrow:
+                    a[i] += xv * row[i]
+        # shift(acc, weight_exp) applies to the SUM (floor for negative exponents), in one
+        # branch-free pass that also widens the narrow sums
+        el = max(weight_exp, 0)
+        er = max(-weight_exp, 0)
+        if width == 16:
             for i in range(n_out):
-                a[i] = acc32[i]
-        # shift(acc, weight_exp) applies to the SUM (floor for negative exponents).
-        if weight_exp != 0:
+                a[i] = (np.int64(acc16[i]) << el) >> er
+        elif width == 32:
             for i in range(n_out):
-                a[i] = _shift(a[i], weight_exp)
-        if need_cnt:
+                a[i] = (np.int64(acc32[i]) << el) >> er
+        elif weight_exp != 0:
             for i in range(n_out):
-                c[i] += ev_b
-        n_ev += ev_b
+                a[i] = (a[i] << el) >> er
     return syn, n_ev
 
 
@@ -194,90 +247,95 @@ def conv_scatter(
     ``xbin``: the input is known to be 0/1 (a binary source), so ``max|x| <= 1`` without
     scanning it.
     """
-    c_in, h, w, c_out, h_out, w_out = geom[0], geom[1], geom[2], geom[3], geom[4], geom[5]
+    h, w, c_out, h_out, w_out = geom[1], geom[2], geom[3], geom[4], geom[5]
     cig, cog, kh, kw = geom[6], geom[7], geom[8], geom[9]
     nb, n_in = x.shape
     half = np.int64(1) << 31
     syn = 0
     syn_all = 0
+    hw = h * w
+    events = np.empty(n_in, dtype=np.int64)
     for b in range(nb):
+        xb = x[b]
+        n_ev = nonzero_positions(xb, events)
         acc_t[:] = 0
         packed = False
         if need_cnt:
             vmax = 1
             if not xbin:
                 vmax = 0
-                for i in range(n_in):
-                    av = abs(x[b, i])
-                    if av > vmax:
-                        vmax = av
+                for e in range(n_ev):
+                    vmax = max(vmax, abs(np.int64(xb[events[e]])))
             packed = wbound == 0 or vmax < half // wbound  # division: no overflow
             if not packed:
                 cnt_t[:] = 0
-        for ch in range(c_in):
+        for e in range(n_ev):
+            i = events[e]
+            v = xb[i]
+            ch = i // hw
+            y = (i - ch * hw) // w
+            xx = i - ch * hw - y * w
             g = ch // cig
             cl = ch - g * cig
             co0 = g * cog
-            for y in range(h):
-                base = (ch * h + y) * w
-                for xx in range(w):
-                    v = x[b, base + xx]
-                    if v == 0:
-                        continue
-                    if xrun and packed and v == 1:
-                        # stride-1 columns, one group: the taps of one kernel row reach
-                        # consecutive output columns, so with kx reversed (wpk_r) they are
-                        # one contiguous add of (taps x C_out) values
-                        q0 = xptr[xx]
-                        q1 = xptr[xx + 1]
-                        n_run = (q1 - q0) * c_out
-                        if n_run == 0:
-                            continue
-                        wr0 = (kw - 1 - xk[q1 - 1]) * c_out
-                        ar0 = xo[q1 - 1] * c_out
-                        for p in range(yptr[y], yptr[y + 1]):
-                            tap0 = (cl * kh + yk[p]) * kw
-                            wb = tap0 * c_out + wr0
-                            ab = yo[p] * w_out * c_out + ar0
-                            for t in range(n_run):
-                                acc_t[ab + t] += wpk_r[wb + t]
-                            for q in range(q0, q1):
-                                syn += nnzg[tap0 + xk[q]]
-                            syn_all += n_run
-                        continue
-                    for p in range(yptr[y], yptr[y + 1]):
-                        ky = yk[p]
-                        arow0 = yo[p] * w_out
-                        tap0 = (cl * kh + ky) * kw
-                        for q in range(xptr[xx], xptr[xx + 1]):
-                            tap = tap0 + xk[q]
-                            ab = (arow0 + xo[q]) * c_out + co0
-                            wb = tap * c_out + co0
-                            # 1-D slices indexed from 0: contiguous, SIMD-friendly loops
-                            wrow = wt[wb:wb + cog]
-                            arow = acc_t[ab:ab + cog]
-                            if packed:
-                                prow = wpk[wb:wb + cog]
-                                if v == 1:
-                                    for t in range(cog):
-                                        arow[t] += prow[t]
-                                else:  # v*w + (w != 0) << 32
-                                    for t in range(cog):
-                                        arow[t] += prow[t] + (v - 1) * wrow[t]
-                            elif need_cnt:
-                                crow = cnt_t[ab:ab + cog]
-                                for t in range(cog):
-                                    wv = wrow[t]
-                                    arow[t] += v * wv
-                                    crow[t] += wv != 0
-                            elif v == 1:
-                                for t in range(cog):
-                                    arow[t] += wrow[t]
-                            else:
-                                for t in range(cog):
-                                    arow[t] += v * wrow[t]
-                            syn += nnzg[g * cig * kh * kw + tap]
-                            syn_all += cog
+            if xrun and packed and v == 1:
+                # stride-1 columns, one group: the taps of one kernel row reach
+                # consecutive output columns, so with kx reversed (wpk_r) they are
+                # one contiguous add of (taps x C_out) values
+                q0 = xptr[xx]
+                q1 = xptr[xx + 1]
+                n_run = (q1 - q0) * c_out
+                if n_run == 0:
+                    continue
+                wr0 = (kw - 1 - xk[q1 - 1]) * c_out
+                ar0 = xo[q1 - 1] * c_out
+                for p in range(yptr[y], yptr[y + 1]):
+                    tap0 = (cl * kh + yk[p]) * kw
+                    wb = tap0 * c_out + wr0
+                    ab = yo[p] * w_out * c_out + ar0
+                    # 1-D slices indexed from 0: the compiler vectorizes the add
+                    # (offset indexing into the whole arrays stayed scalar, 4x slower)
+                    arun = acc_t[ab:ab + n_run]
+                    wrun = wpk_r[wb:wb + n_run]
+                    for t in range(n_run):
+                        arun[t] += wrun[t]
+                    for q in range(q0, q1):
+                        syn += nnzg[tap0 + xk[q]]
+                    syn_all += n_run
+                continue
+            for p in range(yptr[y], yptr[y + 1]):
+                ky = yk[p]
+                arow0 = yo[p] * w_out
+                tap0 = (cl * kh + ky) * kw
+                for q in range(xptr[xx], xptr[xx + 1]):
+                    tap = tap0 + xk[q]
+                    ab = (arow0 + xo[q]) * c_out + co0
+                    wb = tap * c_out + co0
+                    # 1-D slices indexed from 0: contiguous, SIMD-friendly loops
+                    wrow = wt[wb:wb + cog]
+                    arow = acc_t[ab:ab + cog]
+                    if packed:
+                        prow = wpk[wb:wb + cog]
+                        if v == 1:
+                            for t in range(cog):
+                                arow[t] += prow[t]
+                        else:  # v*w + (w != 0) << 32
+                            for t in range(cog):
+                                arow[t] += prow[t] + (v - 1) * wrow[t]
+                    elif need_cnt:
+                        crow = cnt_t[ab:ab + cog]
+                        for t in range(cog):
+                            wv = wrow[t]
+                            arow[t] += v * wv
+                            crow[t] += wv != 0
+                    elif v == 1:
+                        for t in range(cog):
+                            arow[t] += wrow[t]
+                    else:
+                        for t in range(cog):
+                            arow[t] += v * wrow[t]
+                    syn += nnzg[g * cig * kh * kw + tap]
+                    syn_all += cog
         # out = wrap24(shift(acc, e)) in (C, H, W) order; each mode its own branch-free
         # loop (contiguous writes, L1-resident strided reads of the channels-last scratch)
         n_pos = h_out * w_out
@@ -311,29 +369,31 @@ def sumpool_scatter(x, geom, yptr, yo, xptr, xo, need_cnt, out, cnt):
     input row y (same for columns). Every window membership is one synaptic event of
     weight 1. Returns ``(synops, synops)`` (all weights are non-zero).
     """
-    c_in, h, w, h_out, w_out = geom[0], geom[1], geom[2], geom[3], geom[4]
-    nb = x.shape[0]
+    h, w, h_out, w_out = geom[1], geom[2], geom[3], geom[4]
+    nb, n_in = x.shape
+    hw = h * w
     syn = 0
+    events = np.empty(n_in, dtype=np.int64)
     for b in range(nb):
+        xb = x[b]
         o = out[b]
         o[:] = 0
+        c = cnt[b]
         if need_cnt:
-            c = cnt[b]
             c[:] = 0
-        for ch in range(c_in):
-            for y in range(h):
-                base = (ch * h + y) * w
-                for xx in range(w):
-                    v = x[b, base + xx]
-                    if v == 0:
-                        continue
-                    for p in range(yptr[y], yptr[y + 1]):
-                        obase = (ch * h_out + yo[p]) * w_out
-                        for q in range(xptr[xx], xptr[xx + 1]):
-                            o[obase + xo[q]] += v
-                            if need_cnt:
-                                c[obase + xo[q]] += 1
-                            syn += 1
+        for e in range(nonzero_positions(xb, events)):
+            i = events[e]
+            v = xb[i]
+            ch = i // hw
+            y = (i - ch * hw) // w
+            xx = i - ch * hw - y * w
+            for p in range(yptr[y], yptr[y + 1]):
+                obase = (ch * h_out + yo[p]) * w_out
+                for q in range(xptr[xx], xptr[xx + 1]):
+                    o[obase + xo[q]] += v
+                    if need_cnt:
+                        c[obase + xo[q]] += 1
+                    syn += 1
     return syn, syn
 
 

@@ -1,10 +1,12 @@
-"""The dense event kernel's int32 fast path (snn2hw.backends.event_kernels.dense_columns):
-exact against a numpy int64 reference in both paths, and the bound that picks the path is
-what keeps it exact (forcing int32 on sums beyond 2^31 breaks the result)."""
+"""The dense event kernel's narrow sums (snn2hw.backends.event_kernels.dense_columns): int16
+and int32 paths exact against a numpy int64 reference, and the bounds that pick a path are
+what keep it exact (forcing int32 on sums beyond 2^31, or int16 beyond 2^15, breaks the
+result)."""
 
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from snn2hw.backends import event_kernels as K
 
@@ -19,12 +21,19 @@ def _case(seed: int, n_in: int = 300, n_out: int = 70, vmax: int = 1, lo: int = 
     return x.astype(np.int64), wt, nnz_col, zptr, zidx
 
 
-def _run(x, wt, nnz_col, zptr, zidx, rowbound, weight_exp, xbin=False):
+def _wmax(wt):
+    return int(np.abs(wt.astype(np.int64)).max())
+
+
+def _run(x, wt, nnz_col, zptr, zidx, rowbound, weight_exp, xbin=False, wmax=None):
     acc = np.zeros((x.shape[0], wt.shape[1]), np.int64)
     cnt = np.zeros_like(acc)
     acc32 = np.zeros(wt.shape[1], np.int32)
-    syn, n_ev = K.dense_columns(x, wt, nnz_col, zptr, zidx, rowbound, weight_exp, True, acc,
-                                cnt, acc32, xbin)
+    acc16 = np.zeros(wt.shape[1], np.int16)
+    # wmax: the real max|W'| unless a test passes a (false) one
+    wmax = _wmax(wt) if wmax is None else wmax
+    syn, n_ev = K.dense_columns(x, wt, nnz_col, zptr, zidx, rowbound, wmax, weight_exp, True,
+                                acc, cnt, acc32, acc16, xbin)
     return acc, cnt, syn, n_ev
 
 
@@ -39,10 +48,11 @@ def test_int32_and_int64_paths_equal_the_int64_reference():
         x, wt, nnz_col, zptr, zidx = _case(seed, vmax=vmax)
         bound = int(np.abs(wt.astype(np.int64)).sum(axis=0).max())
         ref_a, ref_c = _reference(x, wt, e)
-        for rowbound in (bound, 1 << 40):  # the real bound (int32 here) / forced int64
-            acc, cnt, syn, n_ev = _run(x, wt, nnz_col, zptr, zidx, rowbound, e)
-            assert np.array_equal(acc, ref_a), (seed, rowbound)
-            assert np.array_equal(cnt, ref_c), (seed, rowbound)
+        # the real bounds; int16 ruled out (int32 or int64 by the row bound); forced int64
+        for rowbound, wmax in ((bound, None), (bound, 1 << 20), (1 << 40, 1 << 40)):
+            acc, cnt, syn, n_ev = _run(x, wt, nnz_col, zptr, zidx, rowbound, e, wmax=wmax)
+            assert np.array_equal(acc, ref_a), (seed, rowbound, wmax)
+            assert np.array_equal(cnt, ref_c), (seed, rowbound, wmax)
             assert syn == int(ref_c.sum()) and n_ev == int((x != 0).sum())
 
 
@@ -55,7 +65,7 @@ def test_the_bound_switches_to_int64_before_int32_sums_overflow():
     acc, *_ = _run(x, wt, nnz_col, zptr, zidx, bound, 0)
     assert np.array_equal(acc, ref_a)
     # fault injection: a bound that lies (0) keeps int32 and the sums wrap
-    bad, *_ = _run(x, wt, nnz_col, zptr, zidx, 0, 0)
+    bad, *_ = _run(x, wt, nnz_col, zptr, zidx, 0, 0, wmax=1 << 40)
     assert not np.array_equal(bad, ref_a)
 
 
@@ -76,3 +86,61 @@ def test_binary_input_flag_on_graded_input_would_overflow_int32():
     assert np.array_equal(good, ref_a)
     bad, *_ = _run(x, wt, nnz_col, zptr, zidx, bound, 0, xbin=True)  # the fault
     assert not np.array_equal(bad, ref_a)
+
+
+def test_int16_path_is_exact_on_sparse_events_and_its_bound_guards_it():
+    # few events per sample: sum|x| * max|W'| < 2^15, so the sums run in int16
+    x, wt, nnz_col, zptr, zidx = _case(6, n_in=400, vmax=3)
+    x[:, 20:] = 0  # graded events on the first 20 inputs only: at most 20 * 3 * 256
+    assert int(np.abs(x).sum(axis=1).max()) * _wmax(wt) < 2**15
+    bound = int(np.abs(wt.astype(np.int64)).sum(axis=0).max())
+    ref_a, ref_c = _reference(x, wt, -1)
+    acc, cnt, *_ = _run(x, wt, nnz_col, zptr, zidx, bound, -1)
+    assert np.array_equal(acc, ref_a) and np.array_equal(cnt, ref_c)
+
+
+def test_int16_bound_switches_to_wider_sums_before_int16_overflows():
+    x, wt, nnz_col, zptr, zidx = _case(7, n_in=400, vmax=1, lo=0)  # no cancelling
+    x[:] = 1  # 400 events of weights up to 255: sums far beyond 2^15
+    bound = int(np.abs(wt.astype(np.int64)).sum(axis=0).max())
+    ref_a, _ = _reference(x, wt, 0)
+    assert np.abs(ref_a).max() >= 2**15
+    acc, *_ = _run(x, wt, nnz_col, zptr, zidx, bound, 0, xbin=True)
+    assert np.array_equal(acc, ref_a)
+    # fault injection: a max|W'| that lies (0) picks int16 and the sums wrap
+    bad, *_ = _run(x, wt, nnz_col, zptr, zidx, bound, 0, xbin=True, wmax=0)
+    assert not np.array_equal(bad, ref_a)
+
+
+@pytest.mark.parametrize("dtype, n", [(np.uint8, 64), (np.uint8, 61), (np.int64, 64),
+                                      (np.uint16, 40)])
+def test_nonzero_positions_lists_every_event_in_order(dtype, n):
+    rng = np.random.default_rng(n)
+    x = ((rng.random(n) < 0.1) * rng.integers(1, 200, n)).astype(dtype)
+    x[-1] = 3  # an event in the last word
+    idx = np.empty(n, np.int64)
+    k = K.nonzero_positions(x, idx)
+    np.testing.assert_array_equal(idx[:k], np.flatnonzero(x))
+
+
+def test_int8_rows_keep_the_scale_of_the_prepared_weights():
+    # Loihi 8-bit mixed-sign weights are multiples of 2: the event simulator stores
+    # W' >> 1 as int8 rows and shifts the sums by weight_exp + 1 (exactly the W' @ x sums)
+    from snn2hw.backends import event
+    from snn2hw.quant.formats import LOIHI_FORMATS
+    from snn2hw.quant.qgraph import DenseNode
+
+    rng = np.random.default_rng(8)
+    w = rng.integers(-256, 256, (40, 90))
+    node = DenseNode("fc", w, weight_exp=-3)
+    op = event._DenseOp(node, LOIHI_FORMATS)
+    assert op.wt.dtype == np.int8 and op.row_exp == 1
+    op.alloc(4)
+    x = (rng.random((4, 90)) < 0.3).astype(np.uint8)
+    op.apply(x, True, 0)
+    w_eff = event.dense_effective_weight(w, 8)
+    ref = (x.astype(np.int64) @ w_eff.T) >> 3
+    np.testing.assert_array_equal(op.out, ref)
+    op.row_exp = 0  # fault: the int8 rows without their scale
+    op.apply(x, True, 1)
+    assert not np.array_equal(op.out, ref)
