@@ -125,35 +125,16 @@ def dense_columns(x, wt, nnz_col, zptr, zidx, rowbound, wmax, weight_exp, need_c
             a[:] = 0
         for e in range(ev_b):
             j = events[e]
-            xj = xb[j]
             syn += nnz_col[j]
             if need_cnt:
                 for k in range(zptr[j], zptr[j + 1]):
                     c[zidx[k]] -= 1
-            row = wt[j]
-            if width == 16:
-                if xj == 1:  # binary spike: plain add
-                    for i in range(n_out):
-                        acc16[i] += row[i]
-                else:
-                    x16 = np.int16(xj)
-                    for i in range(n_out):
-                        acc16[i] += x16 * row[i]
-            elif width == 32:
-                if xj == 1:
-                    for i in range(n_out):
-                        acc32[i] += row[i]
-                else:
-                    x32 = np.int32(xj)
-                    for i in range(n_out):
-                        acc32[i] += x32 * row[i]
-            elif xj == 1:
-                for i in range(n_out):
-                    a[i] += row[i]
-            else:  # graded payload: W'[:, j] * x_j
-                xv = np.int64(xj)
-                for i in range(n_out):
-                    a[i] += xv * row[i]
+        if width == 16:
+            _add_rows(acc16, wt, xb, events, ev_b, xbin)
+        elif width == 32:
+            _add_rows(acc32, wt, xb, events, ev_b, xbin)
+        else:
+            _add_rows(a, wt, xb, events, ev_b, xbin)
         # shift(acc, weight_exp) applies to the SUM (floor for negative exponents), in one
         # branch-free pass that also widens the narrow sums
         el = max(weight_exp, 0)
@@ -168,6 +149,36 @@ def dense_columns(x, wt, nnz_col, zptr, zidx, rowbound, wmax, weight_exp, need_c
             for i in range(n_out):
                 a[i] = (a[i] << el) >> er
     return syn, n_ev
+
+
+@_jit
+def _add_rows(acc, wt, xb, events, n_ev, xbin):
+    """``acc += sum_e xb[j_e] * wt[j_e]`` over the events ``j_e = events[e]``, in ``acc``'s
+    integer width (the caller's bound guarantees the sums fit; the compiler narrows the
+    arithmetic to that width). Binary events are added four rows at a time: one load and
+    store of ``acc`` per four rows instead of per row (1.4x on 1 KB rows)."""
+    n = acc.size
+    e = 0
+    if xbin:
+        while e + 4 <= n_ev:
+            r0 = wt[events[e]]
+            r1 = wt[events[e + 1]]
+            r2 = wt[events[e + 2]]
+            r3 = wt[events[e + 3]]
+            for i in range(n):
+                acc[i] += r0[i] + r1[i] + r2[i] + r3[i]
+            e += 4
+    while e < n_ev:
+        j = events[e]
+        xj = xb[j]
+        row = wt[j]
+        if xj == 1:  # binary spike: plain add
+            for i in range(n):
+                acc[i] += row[i]
+        else:  # graded payload: W'[:, j] * x_j
+            for i in range(n):
+                acc[i] += xj * row[i]
+        e += 1
 
 
 @_jit

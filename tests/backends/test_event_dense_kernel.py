@@ -97,6 +97,12 @@ def test_int16_path_is_exact_on_sparse_events_and_its_bound_guards_it():
     ref_a, ref_c = _reference(x, wt, -1)
     acc, cnt, *_ = _run(x, wt, nnz_col, zptr, zidx, bound, -1)
     assert np.array_equal(acc, ref_a) and np.array_equal(cnt, ref_c)
+    # binary events: added four rows at a time (plus the remainder one by one)
+    xb = (x != 0).astype(np.uint8)
+    assert all(int(n) % 4 != 0 for n in (xb != 0).sum(axis=1))  # a remainder in each
+    ref_a, ref_c = _reference(xb.astype(np.int64), wt, -1)
+    acc, cnt, *_ = _run(xb, wt, nnz_col, zptr, zidx, bound, -1, xbin=True)
+    assert np.array_equal(acc, ref_a) and np.array_equal(cnt, ref_c)
 
 
 def test_int16_bound_switches_to_wider_sums_before_int16_overflows():
