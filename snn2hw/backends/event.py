@@ -38,6 +38,17 @@ weight-1 event. Events of every weighted operator on a path are attributed to th
 path ends in (so ``lif -> sumpool -> conv -> lif`` counts the pooling events and the conv
 events).
 
+Layouts: values are flat per sample. A conv or sumpool output is stored channels-last
+(``(H, W, C)`` flat: each event's output channels are contiguous, and no strided
+conversion runs per step), and so is the state (``a``, ``u``, ``v``, bias) of a 3-D LIF whose
+terms are all such outputs of its shape; every other value is in C order. Spike records
+are always in C order (a channels-last LIF moves each step's spikes there: only the few
+non-zero entries), so sources are read in C order; a conv or pool reads either layout, a
+dense reading a channels-last output has its weight columns permuted once when prepared,
+and an identity path into a channels-last LIF gathers. ``u``/``v`` traces are returned in
+(C, H, W) order. The layouts are the simulator's business: results are those of the
+contract.
+
 Prepared plans are cached (:data:`PLANS`): the checks (structure, formats, chip limits)
 and the weight preparation of a graph run once per graph object and content; every run
 compares a fingerprint of the graph (every node field, arrays by a checksum of their
@@ -308,7 +319,8 @@ class _DelayDenseOp(_Op):
 
 
 class _ConvOp(_Op):
-    def __init__(self, node: ConvNode) -> None:
+    def __init__(self, node: ConvNode, hwc_in: bool, hwc_out: bool) -> None:
+        self.hwc_in, self.hwc_out = hwc_in, hwc_out
         w = np.asarray(node.weight).astype(np.int64)
         c_out, cig, kh, kw = w.shape
         c, h, wd = (int(s) for s in node.input_shape)
@@ -338,8 +350,10 @@ class _ConvOp(_Op):
 
     def alloc(self, batch: int) -> None:
         super().alloc(batch)
-        self.acc_t = np.zeros(self.n_scratch, dtype=np.int64)  # channels last
-        self.cnt_t = np.zeros(self.n_scratch, dtype=np.int64)
+        # the channels-last scratch of a (C, H, W) output (unused when hwc_out)
+        n = 0 if self.hwc_out else self.n_scratch
+        self.acc_t = np.zeros(n, dtype=np.int64)
+        self.cnt_t = np.zeros(n, dtype=np.int64)
 
     def _apply(self, x: np.ndarray, need_cnt: bool, out: np.ndarray,
                cnt: np.ndarray) -> tuple[int, int]:
@@ -348,13 +362,14 @@ class _ConvOp(_Op):
         syn, syn_all = K.conv_scatter(
             x, self.geom, self.wt, self.wpk, self.wbound, self.nnzg, yp, yk, yo, xp, xk, xo,
             self.weight_exp, need_cnt, self.acc_t, self.cnt_t, out, cnt, self.wpk_r, self.xrun,
-            self.binary_input,
+            self.binary_input, self.hwc_in, self.hwc_out,
         )
         return int(syn), int(syn_all)
 
 
 class _PoolOp(_Op):
-    def __init__(self, node: SumPoolNode) -> None:
+    def __init__(self, node: SumPoolNode, hwc_in: bool, hwc_out: bool) -> None:
+        self.hwc_in, self.hwc_out = hwc_in, hwc_out
         c, h, w = (int(s) for s in node.input_shape)
         _, h_out, w_out = node.out_shape
         kh, kw = (int(k) for k in node.kernel_size)
@@ -368,19 +383,23 @@ class _PoolOp(_Op):
     def _apply(self, x: np.ndarray, need_cnt: bool, out: np.ndarray,
                cnt: np.ndarray) -> tuple[int, int]:
         yp, yo, xp, xo = self.taps
-        syn, syn_all = K.sumpool_scatter(x, self.geom, yp, yo, xp, xo, need_cnt, out, cnt)
+        syn, syn_all = K.sumpool_scatter(x, self.geom, yp, yo, xp, xo, need_cnt, out, cnt,
+                                         self.hwc_in, self.hwc_out)
         return int(syn), int(syn_all)
 
 
 class _IdentityOp(_Op):
     """A path with no weighted operator: the source's values, one weight-1 event each."""
 
-    def __init__(self, size: int) -> None:
+    def __init__(self, size: int, gather: np.ndarray | None) -> None:
         self.size_out = size
         self.macs = size
+        self.gather = gather  # out[i] = x[gather[i]] when source and LIF layouts differ
 
     def _apply(self, x: np.ndarray, need_cnt: bool, out: np.ndarray,
                cnt: np.ndarray) -> tuple[int, int]:
+        if self.gather is not None:
+            x = np.ascontiguousarray(x[:, self.gather])
         syn, syn_all = K.identity_scatter(x, out, cnt)
         return int(syn), int(syn_all)
 
@@ -395,18 +414,57 @@ class _Lif:
     macs: int
 
 
+def chw_order(shape: tuple[int, ...]) -> np.ndarray:
+    """For a ``(C, H, W)`` value stored channels-last: the ``(C, H, W)`` flat index of each
+    stored position (``stored = chw_flat[chw_order(shape)]``)."""
+    c, h, w = (int(v) for v in shape)
+    return np.arange(c * h * w, dtype=np.int64).reshape(c, h, w).transpose(1, 2, 0).ravel()
+
+
+def _layouts(op_nodes: dict[str, Any], lif_paths: list[tuple[LIFNode, list[str]]]
+             ) -> dict[str, bool]:
+    """Which values are stored channels-last (module docstring, "Layouts"): every conv and
+    sumpool output and every 3-D LIF, except where a LIF and a term delivering to it cannot
+    share the layout (a dense term, an operator of another shape, an operator that is also
+    a term of a C-order LIF); identity terms gather whatever the layouts. Flags only turn
+    off, so the loop ends."""
+    hwc = {key: isinstance(n, (ConvNode, SumPoolNode)) for key, n in op_nodes.items()}
+    for node, _ in lif_paths:
+        hwc[node.name] = len(node.shape) == 3
+    changed = True
+    while changed:
+        changed = False
+        for node, terms in lif_paths:
+            for t in terms:
+                n = op_nodes[t]
+                if n is None:
+                    continue
+                same = (isinstance(n, (ConvNode, SumPoolNode))
+                        and tuple(n.out_shape) == tuple(node.shape))
+                if hwc[node.name] and not (same and hwc[t]):
+                    hwc[node.name] = False
+                    changed = True
+                if not hwc[node.name] and hwc[t]:
+                    hwc[t] = False
+                    changed = True
+    return hwc
+
+
 class _Plan:
-    """The graph compiled for one run: prepared operators, their inputs, the LIF list."""
+    """The graph compiled for one run: prepared operators, their inputs, the LIF list, the
+    layout of every value (``hwc``: stored channels-last)."""
 
     def __init__(self, graph: QGraph) -> None:
         self.input = graph.input_node
-        self.ops: dict[str, _Op] = {}
         self.op_input: dict[str, str] = {}  # op key -> key of what feeds it (op or source)
         self.need_cnt: set[str] = set()
         self.sources: dict[str, int] = {self.input.name: int(np.prod(self.input.shape))}
         for node in graph.lif_nodes:
             self.sources[node.name] = int(np.prod(node.shape))
-        self.lifs: list[_Lif] = []
+        # 1. the synapse paths: operator nodes (None: an identity path), their inputs, terms
+        op_nodes: dict[str, Any] = {}
+        lif_paths: list[tuple[LIFNode, list[str]]] = []
+        path_ops_of: dict[str, list[str]] = {}
         for node in graph.lif_nodes:
             terms: list[str] = []
             path_ops: list[str] = []
@@ -417,22 +475,48 @@ class _Plan:
                 for name in chain:
                     n = graph.nodes[name]
                     if isinstance(n, FlattenNode):
-                        continue  # values are kept flat C-order: flatten is the identity
-                    if name not in self.ops:
-                        self.ops[name] = self._prepare(n, graph.formats)
+                        continue  # values are kept flat: flatten is the identity
+                    if not isinstance(n, (DenseNode, ConvNode, SumPoolNode)):
+                        raise GraphError(
+                            f"node '{n.name}' ({n.kind}) cannot sit on a synapse path")
+                    if name not in op_nodes:
+                        op_nodes[name] = n
                         self.op_input[name] = prev
-                        self.ops[name].binary_input = _binary(graph, prev)
                     prev = name
                     weighted.append(name)
                 if not weighted:  # source -> (flatten ...) -> lif
-                    key = f"\0identity:{src}"  # NUL: cannot clash with a node name
-                    if key not in self.ops:
-                        self.ops[key] = _IdentityOp(self.sources[src])
+                    # NUL: cannot clash with a node name; per LIF: the gather is the LIF's
+                    key = f"\0identity:{src}\0{node.name}"
+                    if key not in op_nodes:
+                        op_nodes[key] = None
                         self.op_input[key] = src
                     weighted.append(key)
                 terms.append(weighted[-1])
                 self.need_cnt.add(weighted[-1])
                 path_ops.extend(weighted)
+            lif_paths.append((node, terms))
+            path_ops_of[node.name] = path_ops
+        # 2. layouts, then 3. the operators prepared for them
+        self.hwc = _layouts(op_nodes, lif_paths)
+        shapes: dict[str, tuple[int, ...]] = {}  # of the (C, H, W) operator outputs
+        self.ops: dict[str, _Op] = {}
+        lif_of_identity = {t: node for node, terms in lif_paths for t in terms
+                           if op_nodes[t] is None}
+        for key, n in op_nodes.items():  # insertion order: every input before its readers
+            src = self.op_input[key]
+            if n is None:  # the source in C order; a channels-last LIF gathers from it
+                lif = lif_of_identity[key]
+                op: _Op = _IdentityOp(self.sources[src], chw_order(lif.shape)
+                                      if self.hwc[lif.name] else None)
+            else:
+                op = self._prepare(n, graph.formats, src, shapes.get(src))
+                if isinstance(n, (ConvNode, SumPoolNode)):
+                    shapes[key] = tuple(int(v) for v in n.out_shape)
+            op.binary_input = _binary(graph, src)
+            self.ops[key] = op
+        self.lifs: list[_Lif] = []
+        self.chw: dict[str, np.ndarray] = {}
+        for node, terms in lif_paths:
             size = int(np.prod(node.shape))
             for t in terms:
                 if self.ops[t].size_out != size:
@@ -444,22 +528,33 @@ class _Plan:
             be = np.asarray(node.bias_exp).astype(np.int64).ravel()
             # b = bias_mant << bias_exp (docs/qgraph.md "LIF step"; >> for exp < 0)
             bias = np.where(be >= 0, bm << np.maximum(be, 0), bm >> np.maximum(-be, 0))
+            if self.hwc[node.name]:  # state channels-last; chw: where each spike is recorded
+                self.chw[node.name] = chw_order(node.shape)
+                bias = bias[self.chw[node.name]]
+            path_ops = path_ops_of[node.name]
             self.lifs.append(
                 _Lif(node, size, terms, path_ops, np.ascontiguousarray(bias, dtype=np.int64),
                      sum(self.ops[k].macs for k in path_ops))
             )
 
-    @staticmethod
-    def _prepare(node: Any, f: NumberFormats) -> _Op:
+    def _prepare(self, node: Any, f: NumberFormats, src: str,
+                 src_shape: tuple[int, ...] | None) -> _Op:
+        """The operator of ``node`` reading ``src`` in its layout (sources are read in
+        C order: a LIF's spike record is; only operator outputs may be channels-last)."""
+        src_hwc = src in self.ops and self.hwc[src]
         if isinstance(node, DenseNode):
+            if src_hwc and src_shape is not None:
+                # a channels-last input: the weight columns in the stored order
+                perm = chw_order(src_shape)
+                d = np.asarray(node.delay)
+                node = replace(node, weight=np.asarray(node.weight)[:, perm],
+                               delay=d[:, perm] if d.ndim == 2 else node.delay)
             if _has_mixed_delays(node.delay):
                 return _DelayDenseOp(node, f)
             return _DenseOp(node, f)
         if isinstance(node, ConvNode):
-            return _ConvOp(node)
-        if isinstance(node, SumPoolNode):
-            return _PoolOp(node)
-        raise GraphError(f"node '{node.name}' ({node.kind}) cannot sit on a synapse path")
+            return _ConvOp(node, src_hwc, self.hwc[node.name])
+        return _PoolOp(node, src_hwc, self.hwc[node.name])
 
 
 def _binary(graph: QGraph, key: str) -> bool:
@@ -673,9 +768,19 @@ def run(
     )
     peak = {n: max((t[4][n] for t in tallies), default=0) for n in names}
 
-    def shaped(d: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        return {L.node.name: d[L.node.name].reshape(n_steps, batch, *L.node.shape)
-                for L in plan.lifs}
+    def shaped(d: dict[str, np.ndarray], stored: bool = False) -> dict[str, np.ndarray]:
+        """Per LIF ``[steps, B, *shape]``; ``stored``: ``d`` is in the LIFs' state layout
+        (channels-last ones go back to (C, H, W); spike records are in C order already)."""
+        res = {}
+        for L in plan.lifs:
+            name, shape = L.node.name, tuple(L.node.shape)
+            if stored and plan.hwc[name]:
+                c, h, w = shape
+                res[name] = np.ascontiguousarray(
+                    d[name].reshape(n_steps, batch, h, w, c).transpose(0, 1, 4, 2, 3))
+            else:
+                res[name] = d[name].reshape(n_steps, batch, *shape)
+        return res
 
     counters = ActivityCounters(
         synops=synops,
@@ -688,8 +793,8 @@ def run(
     return SimResult(
         BACKEND.name,
         shaped(out.spikes),
-        shaped(out.u_rec) if out.u_rec is not None else None,
-        shaped(out.v_rec) if out.v_rec is not None else None,
+        shaped(out.u_rec, stored=True) if out.u_rec is not None else None,
+        shaped(out.v_rec, stored=True) if out.v_rec is not None else None,
         time.perf_counter() - t0,
         counters=counters,
     )
@@ -730,6 +835,8 @@ def _simulate(plan: _Plan, graph: QGraph, arr: np.ndarray, n_steps: int, out: _O
 
     u, v, a_sum, c_sum = (per_lif() for _ in range(4))
     spikes = {k: a[:, b0:b1] for k, a in out.spikes.items()}
+    spk_hwc = {k: np.zeros((batch, spikes[k].shape[2]), dtype=spikes[k].dtype)
+               for k in plan.chw}  # a channels-last LIF's spikes of this step
     # Source outputs of the previous step (what this step's synapses read), flat [B, size]
     # in the sources' own narrow dtypes (the kernels widen each value to int64): the input
     # frame itself, a LIF's row of the spike record (uint8 for single spikes).
@@ -792,10 +899,13 @@ def _simulate(plan: _Plan, graph: QGraph, arr: np.ndarray, n_steps: int, out: _O
                     c += ops[t].cnt
             nd = L.node
             _reset_state(nd, n, u[name], v[name])  # before this step's input is integrated
+            chw = plan.chw.get(name)
             n_spk, n_act, pk = K.lif_step(
                 a, c, u[name], v[name], L.bias, int(nd.du), int(nd.dv), int(nd.vth),
-                int(nd.max_spikes), spikes[name][n], *rules,
+                int(nd.max_spikes), spikes[name][n] if chw is None else spk_hwc[name], *rules,
             )
+            if chw is not None:  # channels-last state: record each spike in C order
+                K.store_reordered(spk_hwc[name], chw, spikes[name][n])
             synops[name][n] = syn
             synops_dense[name][n] = syn_all
             updates[name][n] = n_act

@@ -235,7 +235,7 @@ def dense_csr(x, ptr, idx, val, weight_exp, need_cnt, acc, cnt):
 @_jit
 def conv_scatter(
     x, geom, wt, wpk, wbound, nnzg, yptr, yk, yo, xptr, xk, xo, weight_exp, need_cnt, acc_t,
-    cnt_t, out, cnt, wpk_r, xrun, xbin,
+    cnt_t, out, cnt, wpk_r, xrun, xbin, hwc_in, hwc_out,
 ):
     """2-D convolution (PyTorch cross-correlation), event driven.
 
@@ -257,8 +257,13 @@ def conv_scatter(
     each kernel row as one run; ``wpk_r`` is ``wpk`` with the kernel columns reversed.
     ``xbin``: the input is known to be 0/1 (a binary source), so ``max|x| <= 1`` without
     scanning it.
+
+    Layouts (:mod:`snn2hw.backends.event` "Layouts"): ``hwc_in`` the input is stored
+    channels-last ``(H, W, C)`` flat, else ``(C, H, W)``; ``hwc_out`` the output is written
+    channels-last: the scatter then accumulates straight into ``out`` (same order as the
+    scratch) and the epilogue is one contiguous pass instead of a strided conversion.
     """
-    h, w, c_out, h_out, w_out = geom[1], geom[2], geom[3], geom[4], geom[5]
+    c_in, h, w, c_out, h_out, w_out = geom[0], geom[1], geom[2], geom[3], geom[4], geom[5]
     cig, cog, kh, kw = geom[6], geom[7], geom[8], geom[9]
     nb, n_in = x.shape
     half = np.int64(1) << 31
@@ -269,7 +274,10 @@ def conv_scatter(
     for b in range(nb):
         xb = x[b]
         n_ev = nonzero_positions(xb, events)
-        acc_t[:] = 0
+        # channels-last sums: the output itself (hwc_out) or the scratch to convert
+        acc = out[b] if hwc_out else acc_t
+        cacc = cnt[b] if hwc_out else cnt_t
+        acc[:] = 0
         packed = False
         if need_cnt:
             vmax = 1
@@ -279,13 +287,19 @@ def conv_scatter(
                     vmax = max(vmax, abs(np.int64(xb[events[e]])))
             packed = wbound == 0 or vmax < half // wbound  # division: no overflow
             if not packed:
-                cnt_t[:] = 0
+                cacc[:] = 0
         for e in range(n_ev):
             i = events[e]
             v = xb[i]
-            ch = i // hw
-            y = (i - ch * hw) // w
-            xx = i - ch * hw - y * w
+            if hwc_in:
+                ch = i % c_in
+                yx = i // c_in
+                y = yx // w
+                xx = yx - y * w
+            else:
+                ch = i // hw
+                y = (i - ch * hw) // w
+                xx = i - ch * hw - y * w
             g = ch // cig
             cl = ch - g * cig
             co0 = g * cog
@@ -306,7 +320,7 @@ def conv_scatter(
                     ab = yo[p] * w_out * c_out + ar0
                     # 1-D slices indexed from 0: the compiler vectorizes the add
                     # (offset indexing into the whole arrays stayed scalar, 4x slower)
-                    arun = acc_t[ab:ab + n_run]
+                    arun = acc[ab:ab + n_run]
                     wrun = wpk_r[wb:wb + n_run]
                     for t in range(n_run):
                         arun[t] += wrun[t]
@@ -324,7 +338,7 @@ def conv_scatter(
                     wb = tap * c_out + co0
                     # 1-D slices indexed from 0: contiguous, SIMD-friendly loops
                     wrow = wt[wb:wb + cog]
-                    arow = acc_t[ab:ab + cog]
+                    arow = acc[ab:ab + cog]
                     if packed:
                         prow = wpk[wb:wb + cog]
                         if v == 1:
@@ -334,7 +348,7 @@ def conv_scatter(
                             for t in range(cog):
                                 arow[t] += prow[t] + (v - 1) * wrow[t]
                     elif need_cnt:
-                        crow = cnt_t[ab:ab + cog]
+                        crow = cacc[ab:ab + cog]
                         for t in range(cog):
                             wv = wrow[t]
                             arow[t] += v * wv
@@ -347,40 +361,52 @@ def conv_scatter(
                             arow[t] += v * wrow[t]
                     syn += nnzg[g * cig * kh * kw + tap]
                     syn_all += cog
-        # out = wrap24(shift(acc, e)) in (C, H, W) order; each mode its own branch-free
-        # loop (contiguous writes, L1-resident strided reads of the channels-last scratch)
         n_pos = h_out * w_out
         el = max(weight_exp, 0)
         er = max(-weight_exp, 0)  # shift(x, e) = (x << max(e, 0)) >> max(-e, 0)
         ob = out[b]
         cb = cnt[b]
+        if hwc_out:  # out = wrap24(shift(acc, e)) in place, contiguous
+            if packed:  # acc = true + count << 32 with |true| < 2^31
+                for k in range(n_pos * c_out):
+                    a_k = ob[k]
+                    c = (a_k + half) >> 32
+                    cb[k] = c
+                    ob[k] = ((((a_k - (c << 32)) << el) >> er) + _U_HI & _MASK24) - _U_HI
+            else:
+                for k in range(n_pos * c_out):
+                    ob[k] = (((ob[k] << el) >> er) + _U_HI & _MASK24) - _U_HI
+            continue
+        # out = wrap24(shift(acc, e)) in (C, H, W) order; each mode its own branch-free
+        # loop (contiguous writes, L1-resident strided reads of the channels-last scratch)
         for co in range(c_out):
             k0 = co * n_pos
             if packed:  # acc = true + count << 32 with |true| < 2^31
                 for pos in range(n_pos):
-                    acc = acc_t[pos * c_out + co]
-                    c = (acc + half) >> 32
+                    a_k = acc_t[pos * c_out + co]
+                    c = (a_k + half) >> 32
                     cb[k0 + pos] = c
-                    ob[k0 + pos] = ((((acc - (c << 32)) << el) >> er) + _U_HI & _MASK24) - _U_HI
+                    ob[k0 + pos] = ((((a_k - (c << 32)) << el) >> er) + _U_HI & _MASK24) - _U_HI
             else:
                 if need_cnt:
                     for pos in range(n_pos):
                         cb[k0 + pos] = cnt_t[pos * c_out + co]
                 for pos in range(n_pos):
-                    acc = acc_t[pos * c_out + co]
-                    ob[k0 + pos] = (((acc << el) >> er) + _U_HI & _MASK24) - _U_HI
+                    a_k = acc_t[pos * c_out + co]
+                    ob[k0 + pos] = (((a_k << el) >> er) + _U_HI & _MASK24) - _U_HI
     return syn, syn_all
 
 
 @_jit
-def sumpool_scatter(x, geom, yptr, yo, xptr, xo, need_cnt, out, cnt):
+def sumpool_scatter(x, geom, yptr, yo, xptr, xo, need_cnt, out, cnt, hwc_in, hwc_out):
     """Sum pooling (zero padding, exact, no shift or wrap), event driven.
 
     ``geom = (C, H, W, H_out, W_out)``; ``yptr/yo`` list the output rows whose window holds
     input row y (same for columns). Every window membership is one synaptic event of
-    weight 1. Returns ``(synops, synops)`` (all weights are non-zero).
+    weight 1. ``hwc_in``/``hwc_out``: input/output stored channels-last (see
+    :func:`conv_scatter`). Returns ``(synops, synops)`` (all weights are non-zero).
     """
-    h, w, h_out, w_out = geom[1], geom[2], geom[3], geom[4]
+    c_in, h, w, h_out, w_out = geom[0], geom[1], geom[2], geom[3], geom[4]
     nb, n_in = x.shape
     hw = h * w
     syn = 0
@@ -395,15 +421,24 @@ def sumpool_scatter(x, geom, yptr, yo, xptr, xo, need_cnt, out, cnt):
         for e in range(nonzero_positions(xb, events)):
             i = events[e]
             v = xb[i]
-            ch = i // hw
-            y = (i - ch * hw) // w
-            xx = i - ch * hw - y * w
+            if hwc_in:
+                ch = i % c_in
+                yx = i // c_in
+                y = yx // w
+                xx = yx - y * w
+            else:
+                ch = i // hw
+                y = (i - ch * hw) // w
+                xx = i - ch * hw - y * w
             for p in range(yptr[y], yptr[y + 1]):
-                obase = (ch * h_out + yo[p]) * w_out
                 for q in range(xptr[xx], xptr[xx + 1]):
-                    o[obase + xo[q]] += v
+                    if hwc_out:
+                        k = (yo[p] * w_out + xo[q]) * c_in + ch
+                    else:
+                        k = (ch * h_out + yo[p]) * w_out + xo[q]
+                    o[k] += v
                     if need_cnt:
-                        c[obase + xo[q]] += 1
+                        c[k] += 1
                     syn += 1
     return syn, syn
 
@@ -424,6 +459,22 @@ def identity_scatter(x, out, cnt):
             else:
                 cnt[b, i] = 0
     return syn, syn
+
+
+@_jit
+def store_reordered(src, order, dst):
+    """``dst[b, order[i]] = src[b, i]``, every other entry of ``dst`` 0: a LIF's spikes of one
+    step from its channels-last state order into its record's (C, H, W) order. Only the
+    non-zero entries (the spikes, a few %) are moved."""
+    nb, n = src.shape
+    events = np.empty(n, dtype=np.int64)
+    for b in range(nb):
+        sb = src[b]
+        d = dst[b]
+        d[:] = 0
+        for e in range(nonzero_positions(sb, events)):
+            i = events[e]
+            d[order[i]] = sb[i]
 
 
 @_jit

@@ -1,0 +1,129 @@
+"""The event simulator keeps conv/sumpool outputs and the LIFs they feed channels-last
+(``snn2hw.backends.event`` "Layouts"): no strided conversion per step. Every combination a
+graph can make must still give the C-order results of docs/qgraph.md, checked against the
+torch integer backend (an independent implementation) on one graph that mixes them:
+dense and conv terms into one LIF, identity paths from a (C, H, W) LIF into a 1-D and a
+channels-last LIF, a conv straight into a 1-D LIF, pool -> conv, pool -> flatten -> dense."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from qgraph_builders import lif
+
+from snn2hw.backends import event, torch_int
+from snn2hw.quant.qgraph import (
+    ConvNode,
+    DenseNode,
+    FlattenNode,
+    InputNode,
+    OutputNode,
+    QGraph,
+    SumPoolNode,
+)
+
+
+def _w(rng, shape, lo=-40, hi=90):
+    return rng.integers(lo, hi, shape).astype(np.int64)
+
+
+def mixed_layout_graph() -> QGraph:
+    rng = np.random.default_rng(11)
+
+    def conv(name, c_out, shape, k=3, pad=1):
+        return ConvNode(name, _w(rng, (c_out, shape[0], k, k)), shape, padding=(pad, pad))
+
+    n: dict = {
+        "in": InputNode("in", (2, 6, 6)),
+        "c1": conv("c1", 4, (2, 6, 6)),
+        "l1": lif("l1", (4, 6, 6), du=4095, dv=0, vth=60),
+        # pool -> conv: a channels-last operator output read by a conv
+        "p1": SumPoolNode("p1", (4, 6, 6), (2, 2), (2, 2)),
+        "c2": conv("c2", 4, (4, 3, 3)),
+        "l2": lif("l2", (4, 3, 3), du=3000, dv=100, vth=40),
+        # a conv term and a dense term into one (C, H, W) LIF: it stays in C order
+        "f2": FlattenNode("f2", (4, 3, 3)),
+        "d3": DenseNode("d3", _w(rng, (36, 36))),
+        "p3": SumPoolNode("p3", (4, 6, 6), (2, 2), (2, 2)),
+        "c3": conv("c3", 4, (4, 3, 3)),
+        "l3": lif("l3", (4, 3, 3), du=4095, dv=0, vth=50),
+        # identity paths: (C, H, W) LIF -> 1-D LIF, and -> a channels-last LIF
+        "f4": FlattenNode("f4", (4, 6, 6)),
+        "l4": lif("l4", (144,), du=4095, dv=200, vth=1),
+        "c5": conv("c5", 4, (2, 6, 6)),
+        "l5": lif("l5", (4, 6, 6), du=4095, dv=0, vth=70),
+        # a conv straight into a 1-D LIF (same size, no flatten)
+        "c6": conv("c6", 2, (4, 6, 6)),
+        "l6": lif("l6", (72,), du=2000, dv=0, vth=80),
+        # pool -> flatten -> dense: the dense reads a channels-last output
+        "p7": SumPoolNode("p7", (4, 6, 6), (3, 3), (3, 3)),
+        "f7": FlattenNode("f7", (4, 2, 2)),
+        "d7": DenseNode("d7", _w(rng, (10, 16))),
+        "l7": lif("l7", (10,), du=4095, dv=0, vth=30),
+        "out": OutputNode("out", (10,)),
+    }
+    edges = [("in", "c1"), ("c1", "l1"), ("l1", "p1"), ("p1", "c2"), ("c2", "l2"),
+             ("l2", "f2"), ("f2", "d3"), ("d3", "l3"), ("l1", "p3"), ("p3", "c3"),
+             ("c3", "l3"), ("l1", "f4"), ("f4", "l4"), ("in", "c5"), ("c5", "l5"),
+             ("l1", "l5"), ("l1", "c6"), ("c6", "l6"), ("l1", "p7"), ("p7", "f7"),
+             ("f7", "d7"), ("d7", "l7"), ("l7", "out")]
+    return QGraph(n, edges, 1e-3, "loihi", 8).validate()
+
+
+def _inputs() -> np.ndarray:
+    return (np.random.default_rng(5).random((8, 3, 2, 6, 6)) < 0.3).astype(np.uint8)
+
+
+def _assert_same(a, b) -> None:
+    for k in b.spikes:
+        np.testing.assert_array_equal(a.spikes[k], b.spikes[k], err_msg=f"spikes {k}")
+        np.testing.assert_array_equal(a.u[k], b.u[k], err_msg=f"u {k}")
+        np.testing.assert_array_equal(a.v[k], b.v[k], err_msg=f"v {k}")
+
+
+def test_layouts_follow_what_each_lif_is_fed():
+    plan = event._Plan(mixed_layout_graph())
+    hwc = plan.hwc
+    assert hwc["c1"] and hwc["l1"] and hwc["p1"] and hwc["c2"] and hwc["l2"]
+    assert not hwc["l3"] and not hwc["c3"]  # a dense term keeps l3 (and c3) in C order
+    assert hwc["p3"]  # read by c3, not a term: channels-last
+    assert not hwc["l4"] and hwc["l5"] and hwc["c5"]
+    assert not hwc["l6"] and not hwc["c6"]  # a 1-D LIF
+    assert hwc["p7"] and not hwc["l7"]
+
+
+def test_mixed_layouts_give_the_c_order_results_of_the_torch_backend():
+    g, x = mixed_layout_graph(), _inputs()
+    ev = event.run(g, x, 14, record_state=True, threads=1)
+    ref = torch_int.run(g, x, 14, record_state=True)
+    assert all(int(ev.spikes[k].sum()) > 0 for k in ev.spikes)  # every LIF takes part
+    _assert_same(ev, ref)
+
+
+def test_a_lost_channels_last_order_is_caught(monkeypatch):
+    g, x = mixed_layout_graph(), _inputs()
+    ref = torch_int.run(g, x, 14, record_state=True)
+    # the fault: channels-last positions taken for (C, H, W) ones (no reordering)
+    monkeypatch.setattr(event, "chw_order",
+                        lambda shape: np.arange(int(np.prod(shape)), dtype=np.int64))
+    event.PLANS.clear()
+    with pytest.raises(AssertionError):
+        _assert_same(event.run(g, x, 14, record_state=True, threads=1), ref)
+    event.PLANS.clear()
+
+
+def test_a_lif_kept_channels_last_beside_a_dense_term_is_caught(monkeypatch):
+    g, x = mixed_layout_graph(), _inputs()
+    ref = torch_int.run(g, x, 14, record_state=True)
+    real = event._layouts
+
+    def wrong(op_nodes, lif_paths):  # the fault: ignore that l3 has a dense term
+        hwc = real(op_nodes, lif_paths)
+        hwc["l3"] = hwc["c3"] = True
+        return hwc
+
+    monkeypatch.setattr(event, "_layouts", wrong)
+    event.PLANS.clear()
+    with pytest.raises(AssertionError):
+        _assert_same(event.run(g, x, 14, record_state=True, threads=1), ref)
+    event.PLANS.clear()
