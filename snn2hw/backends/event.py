@@ -332,20 +332,26 @@ class _ConvOp(_Op):
         self.weight_exp = int(node.weight_exp)
         self.delay = int(node.delay)
         self.geom = np.array([c, h, wd, c_out, h_out, w_out, cig, cog, kh, kw], dtype=np.int64)
-        # [C_in/g, kH, kW, C_out] flattened: the output channels of one tap are contiguous
-        self.wt = _small_int(w.transpose(1, 2, 3, 0)).ravel()
+        # [C_in/g, kH, kW, C_out]: the output channels of one tap are contiguous
+        wk = w.transpose(1, 2, 3, 0)
+        self.wt = _small_int(wk).ravel()
         # weight and fan-in count in one int64 add (see K.conv_scatter)
         self.wpk = self.wt.astype(np.int64) + ((self.wt != 0).astype(np.int64) << 32)
         self.wbound = int(np.abs(w).max(initial=0)) * cig * kh * kw
-        # kernel columns reversed: a stride-1 row of taps is one contiguous run (K.conv_scatter)
-        self.xrun = groups == 1 and int(node.stride[1]) == 1 and int(node.dilation[1]) == 1
-        self.wpk_r = np.ascontiguousarray(
-            self.wpk.reshape(cig, kh, kw, c_out)[:, :, ::-1, :]).ravel()
-        # non-zero taps per (group, c_in/g, ky, kx): synops of one event through that tap
-        self.nnzg = (w != 0).reshape(groups, cog, cig, kh, kw).sum(axis=1).astype(np.int64)
-        self.nnzg = self.nnzg.ravel()
         self.ytaps = _taps(h, h_out, kh, node.stride[0], node.padding[0], node.dilation[0])
         self.xtaps = _taps(wd, w_out, kw, node.stride[1], node.padding[1], node.dilation[1])
+        # runs (K.conv_scatter): kernel columns by phase kx % stride, then falling kx, so
+        # the column taps of one event are consecutive slots
+        stride = int(node.stride[1])
+        self.xrun = groups == 1 and int(node.dilation[1]) == 1
+        order = [kx for r in range(stride) for kx in range(kw)[r::stride][::-1]]
+        self.xslot = np.empty(kw, dtype=np.int64)
+        self.xslot[order] = np.arange(kw, dtype=np.int64)
+        self.w_s = _small_int(wk[:, :, order, :]).ravel()
+        self.wpk_s = np.ascontiguousarray(
+            self.wpk.reshape(cig, kh, kw, c_out)[:, :, order, :]).ravel()
+        self.syn_tab, self.synall_tab = _conv_synop_tables(w, (c, h, wd), groups,
+                                                           self.ytaps, self.xtaps)
         self.n_scratch = h_out * w_out * c_out
 
     def alloc(self, batch: int) -> None:
@@ -360,11 +366,38 @@ class _ConvOp(_Op):
         yp, yk, yo = self.ytaps
         xp, xk, xo = self.xtaps
         syn, syn_all = K.conv_scatter(
-            x, self.geom, self.wt, self.wpk, self.wbound, self.nnzg, yp, yk, yo, xp, xk, xo,
-            self.weight_exp, need_cnt, self.acc_t, self.cnt_t, out, cnt, self.wpk_r, self.xrun,
-            self.binary_input, self.hwc_in, self.hwc_out,
+            x, self.geom, self.wt, self.wpk, self.wbound, yp, yk, yo, xp, xk, xo,
+            self.weight_exp, need_cnt, self.acc_t, self.cnt_t, out, cnt, self.xrun, self.w_s,
+            self.wpk_s, self.xslot, self.syn_tab, self.synall_tab, self.binary_input,
+            self.hwc_in, self.hwc_out,
         )
         return int(syn), int(syn_all)
+
+
+def _conv_synop_tables(w: np.ndarray, in_shape: tuple[int, int, int], groups: int,
+                       ytaps: tuple[np.ndarray, ...], xtaps: tuple[np.ndarray, ...]
+                       ) -> tuple[np.ndarray, np.ndarray]:
+    """Per input position (C-order index): the synaptic events of one event there through
+    non-zero weights, and through every weight it reaches (C_out/groups per tap)."""
+    c_out, cig, kh, kw = w.shape
+    c, h, wd = in_shape
+    cog = c_out // groups
+
+    def reach(taps: tuple[np.ndarray, ...], size: int, k: int) -> np.ndarray:
+        ptr, ks, _ = taps  # [size, k]: 1 where input index y meets kernel index ky
+        m = np.zeros((size, k), dtype=np.int64)
+        rows = np.repeat(np.arange(size), np.diff(ptr))
+        m[rows, ks] = 1
+        return m
+
+    ym, xm = reach(ytaps, h, kh), reach(xtaps, wd, kw)
+    nnz = (w != 0).reshape(groups, cog, cig, kh, kw).sum(axis=1)  # [g, cig, kh, kw]
+    nnz = nnz.reshape(groups * cig, kh, kw)  # one per input channel
+    syn = np.einsum("yk,ckl,xl->cyx", ym, nnz, xm)
+    taps = ym.sum(axis=1)[:, None] * xm.sum(axis=1)[None, :] * cog  # [h, w]
+    synall = np.broadcast_to(taps, (c, h, wd))
+    return (np.ascontiguousarray(syn, dtype=np.int64).ravel(),
+            np.ascontiguousarray(synall, dtype=np.int64).ravel())
 
 
 class _PoolOp(_Op):

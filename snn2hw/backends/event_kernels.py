@@ -234,29 +234,32 @@ def dense_csr(x, ptr, idx, val, weight_exp, need_cnt, acc, cnt):
 
 @_jit
 def conv_scatter(
-    x, geom, wt, wpk, wbound, nnzg, yptr, yk, yo, xptr, xk, xo, weight_exp, need_cnt, acc_t,
-    cnt_t, out, cnt, wpk_r, xrun, xbin, hwc_in, hwc_out,
+    x, geom, wt, wpk, wbound, yptr, yk, yo, xptr, xk, xo, weight_exp, need_cnt, acc_t, cnt_t,
+    out, cnt, xrun, w_s, wpk_s, xslot, syn_tab, synall_tab, xbin, hwc_in, hwc_out,
 ):
     """2-D convolution (PyTorch cross-correlation), event driven.
 
     ``geom = (C, H, W, C_out, H_out, W_out, C_in/groups, C_out/groups, kH, kW)``. ``wt`` is
-    the weight as ``[C_in/groups, kH, kW, C_out]`` int16, flattened (one event's output
-    channels are contiguous); ``nnzg[g, ci, ky, kx]`` (flat) the number of non-zero weights
-    of group g at that tap. ``yptr/yk/yo``: for input row y, the pairs (kernel row ky,
-    output row oy) with ``oy*stride - pad + ky*dil == y`` inside the output (same for
-    columns). Each event (c, y, x) scatters into the channels-last scratch
-    ``acc_t[oy, ox, group's c_out]`` (flat); then ``out = wrap24(shift(acc, weight_exp))``
-    in (C, H, W) order (docs/qgraph.md, ``conv``). Returns ``(synops non-zero, synops
-    structural)``.
+    the weight as ``[C_in/groups, kH, kW, C_out]``, flattened (one event's output channels
+    are contiguous). ``yptr/yk/yo``: for input row y, the pairs (kernel row ky, output row
+    oy) with ``oy*stride - pad + ky*dil == y`` inside the output, in increasing ky (same for
+    columns). Each event (c, y, x) scatters into the channels-last sums ``[oy, ox,
+    group's c_out]`` (flat); then ``out = wrap24(shift(acc, weight_exp))`` (docs/qgraph.md,
+    ``conv``). ``syn_tab``/``synall_tab``: per input position (C-order index), the synops
+    of one event there over non-zero weights / over every weight it reaches. Returns
+    ``(synops non-zero, synops structural)``, each event's counted once from the tables.
 
     Fan-in counts ride in the same add when it is safe: ``wpk = w + (w != 0) << 32``; if
     ``max|x| * wbound < 2^31`` (``wbound = max|w| * taps per output``) the true sum stays in
-    (-2^31, 2^31) and the count is the part above bit 32. Otherwise counts use ``cnt_t``.
+    (-2^31, 2^31) and the count is the part above bit 32. Otherwise counts use their own
+    array (``cnt_t`` or ``cnt``).
 
-    ``xrun`` (one group, column stride and dilation 1): binary events in packed mode add
-    each kernel row as one run; ``wpk_r`` is ``wpk`` with the kernel columns reversed.
-    ``xbin``: the input is known to be 0/1 (a binary source), so ``max|x| <= 1`` without
-    scanning it.
+    ``xrun`` (one group, column dilation 1, any stride): the column taps of one event hit
+    consecutive output columns with kx falling by the stride, so with the kernel columns
+    ordered by ``xslot`` (``w_s``/``wpk_s``: phase ``kx % stride``, then falling kx) each
+    kernel row is ONE contiguous add of (taps x C_out) values. Otherwise every tap is an
+    add of C_out/groups values. ``xbin``: the input is known to be 0/1 (no scan for
+    ``max|x|``).
 
     Layouts (:mod:`snn2hw.backends.event` "Layouts"): ``hwc_in`` the input is stored
     channels-last ``(H, W, C)`` flat, else ``(C, H, W)``; ``hwc_out`` the output is written
@@ -290,7 +293,7 @@ def conv_scatter(
                 cacc[:] = 0
         for e in range(n_ev):
             i = events[e]
-            v = xb[i]
+            v = np.int64(xb[i])
             if hwc_in:
                 ch = i % c_in
                 yx = i // c_in
@@ -300,67 +303,68 @@ def conv_scatter(
                 ch = i // hw
                 y = (i - ch * hw) // w
                 xx = i - ch * hw - y * w
+            t_in = (ch * h + y) * w + xx
+            syn += syn_tab[t_in]
+            syn_all += synall_tab[t_in]
             g = ch // cig
             cl = ch - g * cig
-            co0 = g * cog
-            if xrun and packed and v == 1:
-                # stride-1 columns, one group: the taps of one kernel row reach
-                # consecutive output columns, so with kx reversed (wpk_r) they are
-                # one contiguous add of (taps x C_out) values
+            if xrun:
                 q0 = xptr[xx]
                 q1 = xptr[xx + 1]
                 n_run = (q1 - q0) * c_out
                 if n_run == 0:
                     continue
-                wr0 = (kw - 1 - xk[q1 - 1]) * c_out
+                ws0 = xslot[xk[q1 - 1]] * c_out  # the largest kx: the first output column
                 ar0 = xo[q1 - 1] * c_out
                 for p in range(yptr[y], yptr[y + 1]):
-                    tap0 = (cl * kh + yk[p]) * kw
-                    wb = tap0 * c_out + wr0
+                    wb = (cl * kh + yk[p]) * kw * c_out + ws0
                     ab = yo[p] * w_out * c_out + ar0
-                    # 1-D slices indexed from 0: the compiler vectorizes the add
+                    # 1-D slices indexed from 0: the compiler vectorizes the adds
                     # (offset indexing into the whole arrays stayed scalar, 4x slower)
                     arun = acc[ab:ab + n_run]
-                    wrun = wpk_r[wb:wb + n_run]
-                    for t in range(n_run):
-                        arun[t] += wrun[t]
-                    for q in range(q0, q1):
-                        syn += nnzg[tap0 + xk[q]]
-                    syn_all += n_run
+                    if packed:
+                        prun = wpk_s[wb:wb + n_run]
+                        if v == 1:
+                            for t in range(n_run):
+                                arun[t] += prun[t]
+                        else:  # v*w + (w != 0) << 32
+                            wrun = w_s[wb:wb + n_run]
+                            for t in range(n_run):
+                                arun[t] += prun[t] + (v - 1) * wrun[t]
+                    else:
+                        wrun = w_s[wb:wb + n_run]
+                        if need_cnt:
+                            crun = cacc[ab:ab + n_run]
+                            for t in range(n_run):
+                                wv = wrun[t]
+                                arun[t] += v * wv
+                                crun[t] += wv != 0
+                        else:
+                            for t in range(n_run):
+                                arun[t] += v * wrun[t]
                 continue
+            co0 = g * cog
             for p in range(yptr[y], yptr[y + 1]):
-                ky = yk[p]
                 arow0 = yo[p] * w_out
-                tap0 = (cl * kh + ky) * kw
+                tap0 = (cl * kh + yk[p]) * kw
                 for q in range(xptr[xx], xptr[xx + 1]):
-                    tap = tap0 + xk[q]
                     ab = (arow0 + xo[q]) * c_out + co0
-                    wb = tap * c_out + co0
-                    # 1-D slices indexed from 0: contiguous, SIMD-friendly loops
+                    wb = (tap0 + xk[q]) * c_out + co0
                     wrow = wt[wb:wb + cog]
                     arow = acc[ab:ab + cog]
                     if packed:
                         prow = wpk[wb:wb + cog]
-                        if v == 1:
-                            for t in range(cog):
-                                arow[t] += prow[t]
-                        else:  # v*w + (w != 0) << 32
-                            for t in range(cog):
-                                arow[t] += prow[t] + (v - 1) * wrow[t]
+                        for t in range(cog):
+                            arow[t] += prow[t] + (v - 1) * wrow[t]
                     elif need_cnt:
                         crow = cacc[ab:ab + cog]
                         for t in range(cog):
                             wv = wrow[t]
                             arow[t] += v * wv
                             crow[t] += wv != 0
-                    elif v == 1:
-                        for t in range(cog):
-                            arow[t] += wrow[t]
                     else:
                         for t in range(cog):
                             arow[t] += v * wrow[t]
-                    syn += nnzg[g * cig * kh * kw + tap]
-                    syn_all += cog
         n_pos = h_out * w_out
         el = max(weight_exp, 0)
         er = max(-weight_exp, 0)  # shift(x, e) = (x << max(e, 0)) >> max(-e, 0)

@@ -439,6 +439,11 @@ CONV_CASES = [
          groups=3),
     dict(c=1, hw=(4, 4), c_out=2, k=(5, 5), stride=(1, 1), padding=(3, 3), dilation=(1, 1),
          groups=1),
+    # one group, column dilation 1, column stride > 1: the kernel rows as strided runs
+    dict(c=2, hw=(11, 12), c_out=5, k=(5, 5), stride=(2, 2), padding=(1, 1), dilation=(1, 1),
+         groups=1),
+    dict(c=3, hw=(9, 10), c_out=4, k=(3, 4), stride=(1, 3), padding=(0, 2), dilation=(2, 1),
+         groups=1),
 ]
 
 
