@@ -353,6 +353,12 @@ class _ConvOp(_Op):
         self.syn_tab, self.synall_tab = _conv_synop_tables(w, (c, h, wd), groups,
                                                            self.ytaps, self.xtaps)
         self.n_scratch = h_out * w_out * c_out
+        # packed int32 sums (K.conv_scatter, "Narrow sums"): w + (w != 0) << 16
+        self.wmax = int(np.abs(w).max(initial=0))
+        nz16 = (self.wt != 0).astype(np.int64) << 16
+        self.wpk32 = (self.wt.astype(np.int64) + nz16).astype(np.int32)
+        self.wpk32_s = np.ascontiguousarray(
+            self.wpk32.reshape(cig, kh, kw, c_out)[:, :, order, :]).ravel()
 
     def alloc(self, batch: int) -> None:
         super().alloc(batch)
@@ -360,6 +366,7 @@ class _ConvOp(_Op):
         n = 0 if self.hwc_out else self.n_scratch
         self.acc_t = np.zeros(n, dtype=np.int64)
         self.cnt_t = np.zeros(n, dtype=np.int64)
+        self.acc32 = np.zeros(self.n_scratch, dtype=np.int32)  # channels-last, packed
 
     def _apply(self, x: np.ndarray, need_cnt: bool, out: np.ndarray,
                cnt: np.ndarray) -> tuple[int, int]:
@@ -369,7 +376,7 @@ class _ConvOp(_Op):
             x, self.geom, self.wt, self.wpk, self.wbound, yp, yk, yo, xp, xk, xo,
             self.weight_exp, need_cnt, self.acc_t, self.cnt_t, out, cnt, self.xrun, self.w_s,
             self.wpk_s, self.xslot, self.syn_tab, self.synall_tab, self.binary_input,
-            self.hwc_in, self.hwc_out,
+            self.hwc_in, self.hwc_out, self.wmax, self.wpk32, self.wpk32_s, self.acc32,
         )
         return int(syn), int(syn_all)
 

@@ -235,7 +235,8 @@ def dense_csr(x, ptr, idx, val, weight_exp, need_cnt, acc, cnt):
 @_jit
 def conv_scatter(
     x, geom, wt, wpk, wbound, yptr, yk, yo, xptr, xk, xo, weight_exp, need_cnt, acc_t, cnt_t,
-    out, cnt, xrun, w_s, wpk_s, xslot, syn_tab, synall_tab, xbin, hwc_in, hwc_out,
+    out, cnt, xrun, w_s, wpk_s, xslot, syn_tab, synall_tab, xbin, hwc_in, hwc_out, wmax,
+    wpk32, wpk32_s, acc32,
 ):
     """2-D convolution (PyTorch cross-correlation), event driven.
 
@@ -266,110 +267,66 @@ def conv_scatter(
     channels-last: the scatter then accumulates straight into ``out`` (same order as the
     scratch) and the epilogue is one contiguous pass instead of a strided conversion.
     """
-    c_in, h, w, c_out, h_out, w_out = geom[0], geom[1], geom[2], geom[3], geom[4], geom[5]
-    cig, cog, kh, kw = geom[6], geom[7], geom[8], geom[9]
+    c_out, h_out, w_out = geom[3], geom[4], geom[5]
     nb, n_in = x.shape
     half = np.int64(1) << 31
     syn = 0
     syn_all = 0
-    hw = h * w
+    n_pos = h_out * w_out
+    el = max(weight_exp, 0)
+    er = max(-weight_exp, 0)  # shift(x, e) = (x << max(e, 0)) >> max(-e, 0)
     events = np.empty(n_in, dtype=np.int64)
     for b in range(nb):
         xb = x[b]
+        ob = out[b]
+        cb = cnt[b]
         n_ev = nonzero_positions(xb, events)
-        # channels-last sums: the output itself (hwc_out) or the scratch to convert
-        acc = out[b] if hwc_out else acc_t
-        cacc = cnt[b] if hwc_out else cnt_t
+        vmax = 1
+        sabs = n_ev
+        if not xbin:
+            vmax = 0
+            sabs = 0
+            for e in range(n_ev):
+                v = abs(np.int64(xb[events[e]]))
+                vmax = max(vmax, v)
+                sabs += v
+        if need_cnt and sabs * wmax < (1 << 15):  # packed int32 sums
+            acc32[:] = 0
+            s0, s1 = _conv_events(acc32, acc32, True, False, xb, events, n_ev, geom, wt,
+                                  wpk32, w_s, wpk32_s, yptr, yk, yo, xptr, xk, xo, xrun,
+                                  xslot, syn_tab, synall_tab, hwc_in)
+            syn += s0
+            syn_all += s1
+            if hwc_out:
+                for k in range(n_pos * c_out):
+                    a_k = np.int64(acc32[k])
+                    c = (a_k + (1 << 15)) >> 16
+                    cb[k] = c
+                    ob[k] = ((((a_k - (c << 16)) << el) >> er) + _U_HI & _MASK24) - _U_HI
+            else:  # channels-last scratch -> (C, H, W)
+                for co in range(c_out):
+                    k0 = co * n_pos
+                    for pos in range(n_pos):
+                        a_k = np.int64(acc32[pos * c_out + co])
+                        c = (a_k + (1 << 15)) >> 16
+                        cb[k0 + pos] = c
+                        ob[k0 + pos] = ((((a_k - (c << 16)) << el) >> er) + _U_HI
+                                        & _MASK24) - _U_HI
+            continue
+        # channels-last int64 sums: the output itself (hwc_out) or the scratch to convert
+        acc = ob if hwc_out else acc_t
+        cacc = cb if hwc_out else cnt_t
         acc[:] = 0
         packed = False
         if need_cnt:
-            vmax = 1
-            if not xbin:
-                vmax = 0
-                for e in range(n_ev):
-                    vmax = max(vmax, abs(np.int64(xb[events[e]])))
             packed = wbound == 0 or vmax < half // wbound  # division: no overflow
             if not packed:
                 cacc[:] = 0
-        for e in range(n_ev):
-            i = events[e]
-            v = np.int64(xb[i])
-            if hwc_in:
-                ch = i % c_in
-                yx = i // c_in
-                y = yx // w
-                xx = yx - y * w
-            else:
-                ch = i // hw
-                y = (i - ch * hw) // w
-                xx = i - ch * hw - y * w
-            t_in = (ch * h + y) * w + xx
-            syn += syn_tab[t_in]
-            syn_all += synall_tab[t_in]
-            g = ch // cig
-            cl = ch - g * cig
-            if xrun:
-                q0 = xptr[xx]
-                q1 = xptr[xx + 1]
-                n_run = (q1 - q0) * c_out
-                if n_run == 0:
-                    continue
-                ws0 = xslot[xk[q1 - 1]] * c_out  # the largest kx: the first output column
-                ar0 = xo[q1 - 1] * c_out
-                for p in range(yptr[y], yptr[y + 1]):
-                    wb = (cl * kh + yk[p]) * kw * c_out + ws0
-                    ab = yo[p] * w_out * c_out + ar0
-                    # 1-D slices indexed from 0: the compiler vectorizes the adds
-                    # (offset indexing into the whole arrays stayed scalar, 4x slower)
-                    arun = acc[ab:ab + n_run]
-                    if packed:
-                        prun = wpk_s[wb:wb + n_run]
-                        if v == 1:
-                            for t in range(n_run):
-                                arun[t] += prun[t]
-                        else:  # v*w + (w != 0) << 32
-                            wrun = w_s[wb:wb + n_run]
-                            for t in range(n_run):
-                                arun[t] += prun[t] + (v - 1) * wrun[t]
-                    else:
-                        wrun = w_s[wb:wb + n_run]
-                        if need_cnt:
-                            crun = cacc[ab:ab + n_run]
-                            for t in range(n_run):
-                                wv = wrun[t]
-                                arun[t] += v * wv
-                                crun[t] += wv != 0
-                        else:
-                            for t in range(n_run):
-                                arun[t] += v * wrun[t]
-                continue
-            co0 = g * cog
-            for p in range(yptr[y], yptr[y + 1]):
-                arow0 = yo[p] * w_out
-                tap0 = (cl * kh + yk[p]) * kw
-                for q in range(xptr[xx], xptr[xx + 1]):
-                    ab = (arow0 + xo[q]) * c_out + co0
-                    wb = (tap0 + xk[q]) * c_out + co0
-                    wrow = wt[wb:wb + cog]
-                    arow = acc[ab:ab + cog]
-                    if packed:
-                        prow = wpk[wb:wb + cog]
-                        for t in range(cog):
-                            arow[t] += prow[t] + (v - 1) * wrow[t]
-                    elif need_cnt:
-                        crow = cacc[ab:ab + cog]
-                        for t in range(cog):
-                            wv = wrow[t]
-                            arow[t] += v * wv
-                            crow[t] += wv != 0
-                    else:
-                        for t in range(cog):
-                            arow[t] += v * wrow[t]
-        n_pos = h_out * w_out
-        el = max(weight_exp, 0)
-        er = max(-weight_exp, 0)  # shift(x, e) = (x << max(e, 0)) >> max(-e, 0)
-        ob = out[b]
-        cb = cnt[b]
+        s0, s1 = _conv_events(acc, cacc, packed, need_cnt, xb, events, n_ev, geom, wt, wpk,
+                              w_s, wpk_s, yptr, yk, yo, xptr, xk, xo, xrun, xslot, syn_tab,
+                              synall_tab, hwc_in)
+        syn += s0
+        syn_all += s1
         if hwc_out:  # out = wrap24(shift(acc, e)) in place, contiguous
             if packed:  # acc = true + count << 32 with |true| < 2^31
                 for k in range(n_pos * c_out):
@@ -398,6 +355,94 @@ def conv_scatter(
                 for pos in range(n_pos):
                     a_k = acc_t[pos * c_out + co]
                     ob[k0 + pos] = (((a_k << el) >> er) + _U_HI & _MASK24) - _U_HI
+    return syn, syn_all
+
+
+@_jit
+def _conv_events(acc, cacc, packed, need_cnt, xb, events, n_ev, geom, wt, wpk, w_s, wpk_s,
+                 yptr, yk, yo, xptr, xk, xo, xrun, xslot, syn_tab, synall_tab, hwc_in):
+    """Scatter one sample's events into the channels-last sums ``acc`` (int64, or int32
+    packed; counts in ``cacc`` when ``need_cnt`` and not ``packed``), see
+    :func:`conv_scatter`. Returns the events' ``(synops non-zero, synops structural)``."""
+    c_in, h, w, c_out, w_out = geom[0], geom[1], geom[2], geom[3], geom[5]
+    cig, cog, kh, kw = geom[6], geom[7], geom[8], geom[9]
+    hw = h * w
+    syn = 0
+    syn_all = 0
+    for e in range(n_ev):
+        i = events[e]
+        v = np.int64(xb[i])
+        if hwc_in:
+            ch = i % c_in
+            yx = i // c_in
+            y = yx // w
+            xx = yx - y * w
+        else:
+            ch = i // hw
+            y = (i - ch * hw) // w
+            xx = i - ch * hw - y * w
+        t_in = (ch * h + y) * w + xx
+        syn += syn_tab[t_in]
+        syn_all += synall_tab[t_in]
+        g = ch // cig
+        cl = ch - g * cig
+        if xrun:
+            q0 = xptr[xx]
+            q1 = xptr[xx + 1]
+            n_run = (q1 - q0) * c_out
+            if n_run == 0:
+                continue
+            ws0 = xslot[xk[q1 - 1]] * c_out  # the largest kx: the first output column
+            ar0 = xo[q1 - 1] * c_out
+            for p in range(yptr[y], yptr[y + 1]):
+                wb = (cl * kh + yk[p]) * kw * c_out + ws0
+                ab = yo[p] * w_out * c_out + ar0
+                # 1-D slices indexed from 0: the compiler vectorizes the adds
+                # (offset indexing into the whole arrays stayed scalar, 4x slower)
+                arun = acc[ab:ab + n_run]
+                if packed:
+                    prun = wpk_s[wb:wb + n_run]
+                    if v == 1:
+                        for t in range(n_run):
+                            arun[t] += prun[t]
+                    else:  # v*w + (w != 0) << 32
+                        wrun = w_s[wb:wb + n_run]
+                        for t in range(n_run):
+                            arun[t] += prun[t] + (v - 1) * wrun[t]
+                else:
+                    wrun = w_s[wb:wb + n_run]
+                    if need_cnt:
+                        crun = cacc[ab:ab + n_run]
+                        for t in range(n_run):
+                            wv = wrun[t]
+                            arun[t] += v * wv
+                            crun[t] += wv != 0
+                    else:
+                        for t in range(n_run):
+                            arun[t] += v * wrun[t]
+            continue
+        co0 = g * cog
+        for p in range(yptr[y], yptr[y + 1]):
+            arow0 = yo[p] * w_out
+            tap0 = (cl * kh + yk[p]) * kw
+            for q in range(xptr[xx], xptr[xx + 1]):
+                ab = (arow0 + xo[q]) * c_out + co0
+                wb = (tap0 + xk[q]) * c_out + co0
+                wrow = wt[wb:wb + cog]
+                arow = acc[ab:ab + cog]
+                if packed:
+                    prow = wpk[wb:wb + cog]
+                    for t in range(cog):
+                        arow[t] += prow[t] + (v - 1) * wrow[t]
+                elif need_cnt:
+                    crow = cacc[ab:ab + cog]
+                    for t in range(cog):
+                        wv = wrow[t]
+                        arow[t] += v * wv
+                        crow[t] += wv != 0
+                else:
+                    for t in range(cog):
+                        arow[t] += v * wrow[t]
     return syn, syn_all
 
 

@@ -814,3 +814,37 @@ def test_binary_shortcut_on_graded_input_would_corrupt_the_fanin_counts(monkeypa
     event.PLANS.clear()
     assert good.counters.peak_fanin["l"] == 144  # 16 channels x 3 x 3 taps, all non-zero
     assert bad.counters.peak_fanin["l"] != good.counters.peak_fanin["l"]
+
+
+@pytest.mark.parametrize("hwc_out", [False, True])
+@pytest.mark.parametrize("stride", [1, 2])
+def test_conv_int32_packed_sums_hold_until_their_bound_and_int64_takes_over(hwc_out, stride):
+    # few events: sum|x| * max|w| < 2^15, the sums run packed in int32; every input
+    # active: 16 x 3 x 3 taps of ~230 per output, sums beyond 2^15: int64
+    rng = np.random.default_rng(stride)
+    w = rng.integers(200, 256, (3, 16, 3, 3))  # no cancelling: sums grow with the events
+    node = ConvNode("conv", w, (16, 9, 9), stride=(stride, stride), padding=(1, 1))
+    c_out, h_out, w_out = node.out_shape
+    sparse = np.zeros((1, 16, 9, 9), np.uint8)
+    sparse[0, 0, 4, 4] = sparse[0, 11, 2, 5] = 1  # 2 events: 2 * 255 < 2^15
+    dense = np.ones((1, 16, 9, 9), np.uint8)
+    for x, narrow in ((sparse, True), (dense, False)):
+        assert (int(x.sum()) * int(w.max()) < 2**15) == narrow
+        full = ref_conv(x[0].astype(np.int64), w, (stride, stride), (1, 1))
+        assert (np.abs(full).max() < 2**15) == narrow  # the dense sums need int64
+        want = ref_wrap24(full)
+        op = event._ConvOp(node, hwc_in=False, hwc_out=hwc_out)
+        op.binary_input = True
+        op.alloc(1)
+        op.apply(x.reshape(1, -1), True, 0)
+        got = op.out[0]
+        if hwc_out:  # channels-last -> (C, H, W)
+            got = got.reshape(h_out, w_out, c_out).transpose(2, 0, 1)
+        np.testing.assert_array_equal(got.reshape(c_out, h_out, w_out), want)
+        if not narrow:  # fault: a max|w| that lies (0) keeps the int32 packing: it wraps
+            op.wmax = 0
+            op.apply(x.reshape(1, -1), True, 1)
+            bad = op.out[0]
+            if hwc_out:
+                bad = bad.reshape(h_out, w_out, c_out).transpose(2, 0, 1)
+            assert not np.array_equal(bad.reshape(c_out, h_out, w_out), want)
