@@ -892,24 +892,18 @@ def _simulate(plan: _Plan, graph: QGraph, arr: np.ndarray, n_steps: int, out: _O
     )
     peak = dict.fromkeys(names, 0)
 
-    op_input, need_cnt = plan.op_input, plan.need_cnt
-    memo: dict[str, tuple[int, int]] = {}
-
-    def evaluate(key: str, n: int) -> tuple[int, int]:
-        """Apply operator ``key`` at step ``n`` to the previous step's values (memoized
-        within a step: every operator advances its delay ring exactly once per step)."""
-        hit = memo.get(key)
-        if hit is not None:
-            return hit
-        src = op_input[key]
-        if src in ops:  # the output of the previous weighted operator on the path
-            evaluate(src, n)
-            x = ops[src].out
-        else:  # a source: its output of step n-1
-            x = prev[src]
-        res = ops[key].apply(x, key in need_cnt, n)
-        memo[key] = res
-        return res
+    # every operator once per step, each after what feeds it (the plan's order is
+    # topological): (key, operator, feeding operator or None for a source, source key,
+    # fan-in counts wanted)
+    steps = [(key, op, ops.get(plan.op_input[key]), plan.op_input[key], key in plan.need_cnt)
+             for key, op in ops.items()]
+    done: dict[str, tuple[int, int]] = {}
+    per_lif_args = [
+        (L, L.node.name, (int(L.node.du), int(L.node.dv), int(L.node.vth),
+                          int(L.node.max_spikes)),
+         int(L.node.reset_interval) > 0, plan.chw.get(L.node.name))
+        for L in lifs
+    ]
 
     for n in range(n_steps):
         # out[input][n-1] = x[n-1]; zeros at n == 0 and once the frames run out
@@ -920,12 +914,12 @@ def _simulate(plan: _Plan, graph: QGraph, arr: np.ndarray, n_steps: int, out: _O
         if n >= 1:  # all LIFs update from step n-1 outputs (their spike record)
             for name in names:
                 prev[name] = spikes[name][n - 1]
-        memo.clear()
-        for L in plan.lifs:
-            name = L.node.name
+        for key, op, src_op, src, need in steps:
+            done[key] = op.apply(src_op.out if src_op is not None else prev[src], need, n)
+        for L, name, params, resets, chw in per_lif_args:
             syn = syn_all = 0
             for key in L.path_ops:
-                s, s_all = evaluate(key, n)
+                s, s_all = done[key]
                 syn += s
                 syn_all += s_all
             if len(L.terms) == 1:
@@ -937,12 +931,11 @@ def _simulate(plan: _Plan, graph: QGraph, arr: np.ndarray, n_steps: int, out: _O
                 for t in L.terms[1:]:
                     a += ops[t].out
                     c += ops[t].cnt
-            nd = L.node
-            _reset_state(nd, n, u[name], v[name])  # before this step's input is integrated
-            chw = plan.chw.get(name)
+            if resets:  # before this step's input is integrated
+                _reset_state(L.node, n, u[name], v[name])
             n_spk, n_act, pk = K.lif_step(
-                a, c, u[name], v[name], L.bias, int(nd.du), int(nd.dv), int(nd.vth),
-                int(nd.max_spikes), spikes[name][n] if chw is None else spk_hwc[name], *rules,
+                a, c, u[name], v[name], L.bias, *params,
+                spikes[name][n] if chw is None else spk_hwc[name], *rules,
             )
             if chw is not None:  # channels-last state: record each spike in C order
                 K.store_reordered(spk_hwc[name], chw, spikes[name][n])
@@ -955,12 +948,11 @@ def _simulate(plan: _Plan, graph: QGraph, arr: np.ndarray, n_steps: int, out: _O
                 u_rec[name][n] = u[name]
                 v_rec[name][n] = v[name]
 
-    # evaluate() refers to itself through its closure: a cycle that would keep what it
-    # sees (prev: views of the spike record; the operators' buffers) alive until the
-    # cyclic GC runs, hundreds of MB per large call
+    # drop the views of the spike record and the operators' buffers now, not whenever
+    # the cyclic GC would find them (hundreds of MB per large call)
     prev.clear()
     ops.clear()
-    memo.clear()
+    steps.clear()
     return synops, synops_dense, updates, counts, peak
 
 
