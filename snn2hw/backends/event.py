@@ -4,7 +4,7 @@ An independent implementation of the execution semantics in docs/qgraph.md, used
 the torch integer backend spike for spike. Spikes (and non-zero graded payloads) are
 processed as events: each one touches only its fan-out (one column of a dense matrix, the
 output positions of a conv or pooling window it reaches); every neuron then takes the LIF
-step. All arithmetic is int64 and exact.
+step. All arithmetic is exact: int64, or int16/int32 sums where a bound proves they fit.
 
 Timing (docs/qgraph.md "Topology and timing", "Synaptic delays"): at step n every LIF
 integrates ``a = sum over its synapse paths P of apply_ops(P, out[source(P)][n-1-d])``

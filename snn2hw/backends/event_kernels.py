@@ -5,8 +5,8 @@ int64 state and outputs; inputs in their source's own integer dtype (a frame, a 
 of the spike record), each value widened to int64 before any arithmetic (numba promotes
 integer operands narrower than 64 bits to int64). Synaptic kernels visit only the non-zero
 entries (events) of their input and scatter each event into its fan-out; the LIF kernel is
-the per-neuron step of docs/qgraph.md ("LIF step"). All arithmetic is int64 (int32 only
-where a bound proves the sum fits). No torch anywhere (the point of this backend is to be
+the per-neuron step of docs/qgraph.md ("LIF step"). All arithmetic is int64 (int16 or int32
+only where a bound proves the sum fits). No torch anywhere (the point of this backend is to be
 independent of the torch integer backend).
 
 Each synaptic kernel also fills ``cnt`` (when ``need_cnt``): the number of synaptic events
@@ -73,7 +73,8 @@ def dense_columns(x, wt, nnz_col, zptr, zidx, rowbound, wmax, weight_exp, need_c
                   acc32, acc16, xbin):
     """Dense synapses, column layout: each event j adds the whole row ``wt[j] = W'[:, j]``.
 
-    ``wt`` is W' transposed, int16 ``[N_in, N_out]`` (contiguous fan-out per event; zero
+    ``wt`` is W' transposed, int16 ``[N_in, N_out]`` (or int8 rows of ``W' >> k`` with
+    ``k`` folded into ``weight_exp``; contiguous fan-out per event; zero
     weights are added too, which is cheaper than skipping them when the matrix is dense).
     ``acc = shift(W' @ x, weight_exp)`` (docs/qgraph.md, ``dense``). The sum runs in the
     narrowest integer that provably holds every partial sum of the sample (more SIMD lanes,
