@@ -68,6 +68,20 @@ def nonzero_positions(xb, idx):
     return n
 
 
+@numba.njit(cache=True, nogil=True, boundscheck=False, inline="always")
+def _position(i, c, h, w, hwc):
+    """``(channel, row, column)`` of flat index ``i`` of a ``(C, H, W)`` value stored
+    channels-last (``hwc``: ``(H, W, C)`` flat) or in C order."""
+    if hwc:
+        yx = i // c
+        y = yx // w
+        return i - yx * c, y, yx - y * w
+    ch = i // (h * w)
+    r = i - ch * h * w
+    y = r // w
+    return ch, y, r - y * w
+
+
 @_jit
 def dense_columns(x, wt, nnz_col, zptr, zidx, rowbound, wmax, weight_exp, need_cnt, acc, cnt,
                   acc32, acc16, xbin):
@@ -367,21 +381,12 @@ def _conv_events(acc, cacc, packed, need_cnt, xb, events, n_ev, geom, wt, wpk, w
     :func:`conv_scatter`. Returns the events' ``(synops non-zero, synops structural)``."""
     c_in, h, w, c_out, w_out = geom[0], geom[1], geom[2], geom[3], geom[5]
     cig, cog, kh, kw = geom[6], geom[7], geom[8], geom[9]
-    hw = h * w
     syn = 0
     syn_all = 0
     for e in range(n_ev):
         i = events[e]
         v = np.int64(xb[i])
-        if hwc_in:
-            ch = i % c_in
-            yx = i // c_in
-            y = yx // w
-            xx = yx - y * w
-        else:
-            ch = i // hw
-            y = (i - ch * hw) // w
-            xx = i - ch * hw - y * w
+        ch, y, xx = _position(i, c_in, h, w, hwc_in)
         t_in = (ch * h + y) * w + xx
         syn += syn_tab[t_in]
         syn_all += synall_tab[t_in]
@@ -458,7 +463,6 @@ def sumpool_scatter(x, geom, yptr, yo, xptr, xo, need_cnt, out, cnt, hwc_in, hwc
     """
     c_in, h, w, h_out, w_out = geom[0], geom[1], geom[2], geom[3], geom[4]
     nb, n_in = x.shape
-    hw = h * w
     syn = 0
     events = np.empty(n_in, dtype=np.int64)
     for b in range(nb):
@@ -471,15 +475,7 @@ def sumpool_scatter(x, geom, yptr, yo, xptr, xo, need_cnt, out, cnt, hwc_in, hwc
         for e in range(nonzero_positions(xb, events)):
             i = events[e]
             v = xb[i]
-            if hwc_in:
-                ch = i % c_in
-                yx = i // c_in
-                y = yx // w
-                xx = yx - y * w
-            else:
-                ch = i // hw
-                y = (i - ch * hw) // w
-                xx = i - ch * hw - y * w
+            ch, y, xx = _position(i, c_in, h, w, hwc_in)
             for p in range(yptr[y], yptr[y + 1]):
                 for q in range(xptr[xx], xptr[xx + 1]):
                     if hwc_out:
