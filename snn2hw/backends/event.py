@@ -873,7 +873,10 @@ def _simulate(plan: _Plan, graph: QGraph, arr: np.ndarray, n_steps: int, out: _O
     def per_lif() -> dict[str, np.ndarray]:
         return {L.node.name: np.zeros((batch, L.size), dtype=np.int64) for L in lifs}
 
-    u, v, a_sum, c_sum = (per_lif() for _ in range(4))
+    u, v = per_lif(), per_lif()
+    # the summed activation (and fan-ins) of a LIF with several paths into it
+    a_sum, c_sum = ({L.node.name: np.zeros((batch, L.size), dtype=np.int64)
+                     for L in lifs if len(L.terms) > 1} for _ in range(2))
     spikes = {k: a[:, b0:b1] for k, a in out.spikes.items()}
     spk_hwc = {k: np.zeros((batch, spikes[k].shape[2]), dtype=spikes[k].dtype)
                for k in plan.chw}  # a channels-last LIF's spikes of this step
