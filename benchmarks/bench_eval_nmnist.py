@@ -22,7 +22,6 @@ Usage: ``python benchmarks/bench_eval_nmnist.py [--samples 10000] [--steps 300]
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import resource
 import sys
@@ -37,6 +36,7 @@ sys.path.insert(0, str(REPO_ROOT))
 sys.path.insert(0, str(REPO_ROOT / "benchmarks"))
 
 from bench_event import cnn_graph  # noqa: E402
+from bench_report import write_json  # noqa: E402
 
 from snn2hw.backends import event  # noqa: E402
 from snn2hw.common.threads import available_cores  # noqa: E402
@@ -133,12 +133,10 @@ def main(argv: list[str] | None = None) -> int:
               f"samples: {rows[1]['predictions_equal_event']}")
     print(f"peak RSS {_peak_rss_mb():.0f} MB")
     if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
         doc = {"args": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
                "load": [load0, load1], "peak_rss_mb": _peak_rss_mb(),
                "rows": [{k: v for k, v in r.items() if k != "predictions"} for r in rows]}
-        args.json.write_text(json.dumps(doc, indent=1))
-        print(f"wrote {args.json}")
+        write_json(args.json, doc)
     return 0
 
 

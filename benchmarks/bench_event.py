@@ -44,7 +44,6 @@ Usage: ``python benchmarks/bench_event.py [--quick] [--batch 16] [--reps 3] [--j
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import statistics
@@ -58,6 +57,8 @@ import numpy as np
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT))
+
+from bench_report import print_table, write_json  # noqa: E402
 
 from snn2hw.backends import event  # noqa: E402
 from snn2hw.quant.qgraph import (  # noqa: E402
@@ -341,27 +342,28 @@ def main_real(args: argparse.Namespace) -> int:
           f"OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS')}; "
           f"{os.cpu_count()} logical CPUs (shared); compile/load {compile_s:.2f} s; "
           f"median of {args.reps} interleaved rounds; mlp hidden vth {v1}, {v2}")
-    head = (f"{'workload':12s} {'backend':11s} {'steps':>5s} {'B':>3s} {'in act':>7s} "
-            f"{'Msynops':>8s} {'ms/sample':>9s} {'M ev/s':>8s} {'vs torch-int':>12s}")
-    print(head)
-    print("-" * len(head))
-    for r in rows:
-        print(f"{r['workload']:12s} {r['backend']:11s} {r['steps']:5d} {r['batch']:3d} "
-              f"{r['input_activity']:7.2%} {r['synops'] / 1e6:8.1f} {r['ms_per_sample']:9.2f} "
-              f"{r['events_per_s'] / 1e6:8.1f} {r['speedup_vs_torch_int']:11.2f}x "
-              f"{str(r['spikes_equal']):>11s}")
+    print_table([
+        ("workload", "s", lambda r: r["workload"]),
+        ("backend", "s", lambda r: r["backend"]),
+        ("steps", "d", lambda r: r["steps"]),
+        ("B", "d", lambda r: r["batch"]),
+        ("in act", ".2%", lambda r: r["input_activity"]),
+        ("Msynops", ".1f", lambda r: r["synops"] / 1e6),
+        ("ms/sample", ".2f", lambda r: r["ms_per_sample"]),
+        ("M ev/s", ".1f", lambda r: r["events_per_s"] / 1e6),
+        ("vs torch-int", ">s", lambda r: f"{r['speedup_vs_torch_int']:.2f}x"),
+        ("= torch-int", ">s", lambda r: str(r["spikes_equal"])),
+    ], rows)
     for w in dict.fromkeys(r["workload"] for r in rows):
         fr = next(r for r in rows if r["workload"] == w)["firing_rates"]
         print(f"{w}: firing per step " + ", ".join(f"{k} {v:.1%}" for k, v in fr.items()))
     if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps({"rows": rows}, indent=1))
-        print(f"wrote {args.json}")
+        write_json(args.json, {"rows": rows})
     return 0
 
 
 def _fmt(v: float | None) -> str:
-    return f"{'-':>9s}" if v is None else f"{v / 1e6:9.1f}"
+    return "-" if v is None else f"{v / 1e6:.1f}"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -401,19 +403,22 @@ def main(argv: list[str] | None = None) -> int:
     print(f"event simulator, 1 thread, numba {_numba_version()}, {platform.processor() or ''}"
           f" ({os.cpu_count()} logical CPUs, shared); compile/load {compile_s:.2f} s;"
           f" W4 hidden vth {vth}")
-    head = (f"{'workload':24s} {'backend':12s} {'T+d':>5s} {'B':>3s} {'in act':>7s} "
-            f"{'hid rate':>8s} {'Msynops':>9s} {'wall s':>7s} {'prep s':>7s} "
-            f"{'M ev/s':>9s} {'best':>9s} {'cold':>9s} {'dense':>9s}")
-    print(head)
-    print("-" * len(head))
-    for r in rows:
-        hid = r["firing_rates"].get("lif1", r["firing_rates"].get("lif", 0.0))
-        prep = "-" if r["prep_s"] is None else f"{r['prep_s']:7.3f}"
-        print(f"{r['workload']:24s} {r['backend']:12s} {r['steps']:5d} {r['batch']:3d} "
-              f"{r['input_activity']:7.2%} {hid:8.2%} {r['synops'] / 1e6:9.1f} "
-              f"{r['wall_s']:7.3f} {prep:>7s} {_fmt(r['events_per_s'])} "
-              f"{_fmt(r['best_events_per_s'])} {_fmt(r['cold_events_per_s'])} "
-              f"{_fmt(r['dense_events_per_s'])}")
+    print_table([
+        ("workload", "s", lambda r: r["workload"]),
+        ("backend", "s", lambda r: r["backend"]),
+        ("T+d", "d", lambda r: r["steps"]),
+        ("B", "d", lambda r: r["batch"]),
+        ("in act", ".2%", lambda r: r["input_activity"]),
+        ("hid rate", ".2%",
+         lambda r: r["firing_rates"].get("lif1", r["firing_rates"].get("lif", 0.0))),
+        ("Msynops", ".1f", lambda r: r["synops"] / 1e6),
+        ("wall s", ".3f", lambda r: r["wall_s"]),
+        ("prep s", ">s", lambda r: "-" if r["prep_s"] is None else f"{r['prep_s']:.3f}"),
+        ("M ev/s", ">s", lambda r: _fmt(r["events_per_s"])),
+        ("best", ">s", lambda r: _fmt(r["best_events_per_s"])),
+        ("cold", ">s", lambda r: _fmt(r["cold_events_per_s"])),
+        ("dense", ">s", lambda r: _fmt(r["dense_events_per_s"])),
+    ], rows)
     print("M ev/s: synaptic events (non-zero weights) per second of one run() call with the "
           "plan cached (median of reps); best: fastest rep; cold: prep included; "
           "dense: structural synapses (zeros too) per second.")
@@ -422,9 +427,7 @@ def main(argv: list[str] | None = None) -> int:
                 "compile_s": compile_s, "w4_vth_hidden": vth, "numba": _numba_version(),
                 "python": platform.python_version(), "machine": platform.machine(),
                 "cpus": os.cpu_count()}
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps({"meta": meta, "rows": rows}, indent=1))
-        print(f"wrote {args.json}")
+        write_json(args.json, {"meta": meta, "rows": rows})
     return 0
 
 

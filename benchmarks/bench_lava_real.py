@@ -16,7 +16,6 @@ Medians of ``--rounds`` rounds. Usage: ``python benchmarks/bench_lava_real.py [-
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import statistics
 import sys
@@ -39,6 +38,7 @@ from bench_event import (  # noqa: E402
     mlp_graph,
     mnist_input,
 )
+from bench_report import print_table, write_json  # noqa: E402
 
 from snn2hw.backends import event  # noqa: E402
 from snn2hw.backends import lava as lava_backend  # noqa: E402
@@ -100,20 +100,18 @@ def main(argv: list[str] | None = None) -> int:
     print(f"Lava backend, {args.samples} samples per call, medians of {args.rounds} rounds; "
           f"Lava runs one process per Lava process, the event simulator 1 thread; "
           f"load {load[0]:.2f} ({os.cpu_count()} logical CPUs)")
-    head = (f"{'workload':11s} {'steps':>5s} {'first call ms/sample':>20s} "
-            f"{'run ms/sample':>13s} {'ms/step':>7s} {'samples/s':>9s} "
-            f"{'event ms/sample':>15s} {'= event':>7s}")
-    print(head)
-    print("-" * len(head))
-    for r in rows:
-        print(f"{r['workload']:11s} {r['steps']:5d} {r['first_call_ms_per_sample']:20.0f} "
-              f"{r['run_ms_per_sample']:13.0f} {r['run_ms_per_step']:7.2f} "
-              f"{1e3 / r['run_ms_per_sample']:9.2f} {r['event_ms_per_sample']:15.2f} "
-              f"{str(r['spikes_equal_event']):>7s}")
+    print_table([
+        ("workload", "s", lambda r: r["workload"]),
+        ("steps", "d", lambda r: r["steps"]),
+        ("first call ms/sample", ".0f", lambda r: r["first_call_ms_per_sample"]),
+        ("run ms/sample", ".0f", lambda r: r["run_ms_per_sample"]),
+        ("ms/step", ".2f", lambda r: r["run_ms_per_step"]),
+        ("samples/s", ".2f", lambda r: 1e3 / r["run_ms_per_sample"]),
+        ("event ms/sample", ".2f", lambda r: r["event_ms_per_sample"]),
+        ("= event", ">s", lambda r: str(r["spikes_equal_event"])),
+    ], rows)
     if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps({"rows": rows, "load": load}, indent=1))
-        print(f"wrote {args.json}")
+        write_json(args.json, {"rows": rows, "load": load})
     return 0
 
 

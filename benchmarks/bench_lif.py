@@ -45,6 +45,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from bench_report import write_json
 from contender_process import loadavg, spawn
 
 BETA = 0.9
@@ -489,9 +490,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"load average before/after: {env['loadavg_before']} / {env['loadavg_after']} "
           f"({os.cpu_count()} CPUs; timings are noisy when it exceeds the thread count)")
     if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(doc, indent=2))
-        print(f"wrote {args.json}")
+        write_json(args.json, doc, indent=2)
     return 0
 
 

@@ -35,7 +35,6 @@ MLP 10.7 / 3.0 / 2.2.
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import sys
 import tempfile
@@ -48,6 +47,7 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT))
 
 import torch  # noqa: E402
+from bench_report import write_json  # noqa: E402
 
 from snn2hw.backends.torch_int import TorchIntNetwork  # noqa: E402
 from snn2hw.quant.qgraph import (  # noqa: E402
@@ -186,8 +186,8 @@ def main() -> None:
         print(f"{r['workload']:8} {r['batch']:5d} {new:10.2f} {gain:9.2f}x {cpu:8.2f} "
               f"{cgain:8.2f}x {extra}")
     if args.json is not None:
-        args.json.write_text(json.dumps({"threads": torch.get_num_threads(),
-                                         "device": args.device, "rows": rows}, indent=2))
+        write_json(args.json, {"threads": torch.get_num_threads(), "device": args.device,
+                               "rows": rows}, indent=2)
 
 
 if __name__ == "__main__":

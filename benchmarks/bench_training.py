@@ -66,6 +66,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from bench_report import write_json
 from contender_process import loadavg, spawn
 
 BETA = 0.9
@@ -410,9 +411,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"\nload average (1/5/15 min) before each round and at the end: {loads} "
           f"({os.cpu_count()} CPUs: timings are noisy when it exceeds the thread count)")
     if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(doc, indent=2))
-        print(f"wrote {args.json}")
+        write_json(args.json, doc, indent=2)
     return 0
 
 

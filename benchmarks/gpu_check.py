@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from bench_report import write_json
 
 
 def _time(fn, reps: int = 5) -> float:
@@ -78,8 +79,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"== {name} ({time.perf_counter() - t0:.1f} s)")
         print(json.dumps(doc[name], indent=1, default=str)[:4000])
     if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(doc, indent=2, default=str))
+        write_json(args.json, doc, indent=2, default=str)
     return 0 if ok else 1
 
 
