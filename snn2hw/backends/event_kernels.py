@@ -30,16 +30,23 @@ _jit = numba.njit(cache=True, nogil=True, boundscheck=False)
 
 @_jit
 def _shift(x: int, e: int) -> int:
-    """``shift(x, e)`` of docs/qgraph.md: ``x << e`` for e >= 0, else floor ``x >> -e``."""
-    if e >= 0:
-        return x << e
-    return x >> (-e)  # int64 >> is arithmetic (floor), as the contract requires
+    """``shift(x, e)`` of docs/qgraph.md: ``x << e`` for e >= 0, else floor ``x >> -e``
+    (int64 ``>>`` is arithmetic). Branch-free, so loops over it vectorize."""
+    return (x << max(e, 0)) >> max(-e, 0)
 
 
 @_jit
 def _wrap24(x: int) -> int:
     """``wrap24(x) = ((x + 2^23) mod 2^24) - 2^23`` (two's complement, so ``&`` is mod)."""
     return ((x + _U_HI) & _MASK24) - _U_HI
+
+
+@_jit
+def _unpack(a: int, bits: int) -> tuple[int, int]:
+    """A packed conv sum ``true + count << bits`` (``|true| < 2^(bits-1)``): ``(count,
+    true)``."""
+    c = (a + (1 << (bits - 1))) >> bits
+    return c, a - (c << bits)
 
 
 @_jit
@@ -151,18 +158,16 @@ def dense_columns(x, wt, nnz_col, zptr, zidx, rowbound, wmax, weight_exp, need_c
         else:
             _add_rows(a, wt, xb, events, ev_b, xbin)
         # shift(acc, weight_exp) applies to the SUM (floor for negative exponents), in one
-        # branch-free pass that also widens the narrow sums
-        el = max(weight_exp, 0)
-        er = max(-weight_exp, 0)
+        # pass that also widens the narrow sums
         if width == 16:
             for i in range(n_out):
-                a[i] = (np.int64(acc16[i]) << el) >> er
+                a[i] = _shift(np.int64(acc16[i]), weight_exp)
         elif width == 32:
             for i in range(n_out):
-                a[i] = (np.int64(acc32[i]) << el) >> er
+                a[i] = _shift(np.int64(acc32[i]), weight_exp)
         elif weight_exp != 0:
             for i in range(n_out):
-                a[i] = (a[i] << el) >> er
+                a[i] = _shift(a[i], weight_exp)
     return syn, n_ev
 
 
@@ -288,8 +293,6 @@ def conv_scatter(
     syn = 0
     syn_all = 0
     n_pos = h_out * w_out
-    el = max(weight_exp, 0)
-    er = max(-weight_exp, 0)  # shift(x, e) = (x << max(e, 0)) >> max(-e, 0)
     events = np.empty(n_in, dtype=np.int64)
     for b in range(nb):
         xb = x[b]
@@ -314,19 +317,16 @@ def conv_scatter(
             syn_all += s1
             if hwc_out:
                 for k in range(n_pos * c_out):
-                    a_k = np.int64(acc32[k])
-                    c = (a_k + (1 << 15)) >> 16
+                    c, a_k = _unpack(np.int64(acc32[k]), 16)
                     cb[k] = c
-                    ob[k] = ((((a_k - (c << 16)) << el) >> er) + _U_HI & _MASK24) - _U_HI
+                    ob[k] = _wrap24(_shift(a_k, weight_exp))
             else:  # channels-last scratch -> (C, H, W)
                 for co in range(c_out):
                     k0 = co * n_pos
                     for pos in range(n_pos):
-                        a_k = np.int64(acc32[pos * c_out + co])
-                        c = (a_k + (1 << 15)) >> 16
+                        c, a_k = _unpack(np.int64(acc32[pos * c_out + co]), 16)
                         cb[k0 + pos] = c
-                        ob[k0 + pos] = ((((a_k - (c << 16)) << el) >> er) + _U_HI
-                                        & _MASK24) - _U_HI
+                        ob[k0 + pos] = _wrap24(_shift(a_k, weight_exp))
             continue
         # channels-last int64 sums: the output itself (hwc_out) or the scratch to convert
         acc = ob if hwc_out else acc_t
@@ -345,13 +345,12 @@ def conv_scatter(
         if hwc_out:  # out = wrap24(shift(acc, e)) in place, contiguous
             if packed:  # acc = true + count << 32 with |true| < 2^31
                 for k in range(n_pos * c_out):
-                    a_k = ob[k]
-                    c = (a_k + half) >> 32
+                    c, a_k = _unpack(ob[k], 32)
                     cb[k] = c
-                    ob[k] = ((((a_k - (c << 32)) << el) >> er) + _U_HI & _MASK24) - _U_HI
+                    ob[k] = _wrap24(_shift(a_k, weight_exp))
             else:
                 for k in range(n_pos * c_out):
-                    ob[k] = (((ob[k] << el) >> er) + _U_HI & _MASK24) - _U_HI
+                    ob[k] = _wrap24(_shift(ob[k], weight_exp))
             continue
         # out = wrap24(shift(acc, e)) in (C, H, W) order; each mode its own branch-free
         # loop (contiguous writes, L1-resident strided reads of the channels-last scratch)
@@ -359,17 +358,15 @@ def conv_scatter(
             k0 = co * n_pos
             if packed:  # acc = true + count << 32 with |true| < 2^31
                 for pos in range(n_pos):
-                    a_k = acc_t[pos * c_out + co]
-                    c = (a_k + half) >> 32
+                    c, a_k = _unpack(acc_t[pos * c_out + co], 32)
                     cb[k0 + pos] = c
-                    ob[k0 + pos] = ((((a_k - (c << 32)) << el) >> er) + _U_HI & _MASK24) - _U_HI
+                    ob[k0 + pos] = _wrap24(_shift(a_k, weight_exp))
             else:
                 if need_cnt:
                     for pos in range(n_pos):
                         cb[k0 + pos] = cnt_t[pos * c_out + co]
                 for pos in range(n_pos):
-                    a_k = acc_t[pos * c_out + co]
-                    ob[k0 + pos] = (((a_k << el) >> er) + _U_HI & _MASK24) - _U_HI
+                    ob[k0 + pos] = _wrap24(_shift(acc_t[pos * c_out + co], weight_exp))
     return syn, syn_all
 
 
