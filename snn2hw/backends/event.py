@@ -41,13 +41,14 @@ events).
 Layouts: values are flat per sample. A conv or sumpool output is stored channels-last
 (``(H, W, C)`` flat: each event's output channels are contiguous, and no strided
 conversion runs per step), and so is the state (``a``, ``u``, ``v``, bias) of a 3-D LIF whose
-terms are all such outputs of its shape; every other value is in C order. Spike records
-are always in C order (a channels-last LIF moves each step's spikes there: only the few
-non-zero entries), so sources are read in C order; a conv or pool reads either layout, a
-dense reading a channels-last output has its weight columns permuted once when prepared,
-and an identity path into a channels-last LIF gathers. ``u``/``v`` traces are returned in
-(C, H, W) order. The layouts are the simulator's business: results are those of the
-contract.
+terms are all such outputs of its shape; every other value is in C order. A LIF's spike
+record is kept in its state's layout (no reordering per step), so a source is read in its
+own layout: a conv or pool reads either layout, a dense reading a channels-last value has
+its weight columns permuted once when prepared, and an identity path between a source and
+a LIF of different layouts gathers. Results come back in (C, H, W) order: the spike
+records of channels-last LIFs as transposed views of their storage (not C-contiguous; no
+copy), the ``u``/``v`` traces as copies. The layouts are the simulator's business: results
+are those of the contract.
 
 Prepared plans are cached (:data:`PLANS`): the checks (structure, formats, chip limits)
 and the weight preparation of a graph run once per graph object and content; every run
@@ -461,6 +462,19 @@ def chw_order(shape: tuple[int, ...]) -> np.ndarray:
     return np.arange(c * h * w, dtype=np.int64).reshape(c, h, w).transpose(1, 2, 0).ravel()
 
 
+def _identity_gather(src_shape: tuple[int, ...], src_hwc: bool, dst_shape: tuple[int, ...],
+                     dst_hwc: bool) -> np.ndarray | None:
+    """For an identity path (the same values, flat in C order) from a source stored in one
+    layout into a LIF stored in another: the stored source position of each stored LIF
+    position (None where the two orders agree)."""
+    dst_c = chw_order(dst_shape) if dst_hwc else None  # C index of each stored LIF position
+    if not src_hwc:
+        return dst_c
+    src_pos = np.argsort(chw_order(src_shape))  # stored source position of each C index
+    gather = src_pos if dst_c is None else src_pos[dst_c]
+    return None if np.array_equal(gather, np.arange(gather.size)) else gather
+
+
 def _layouts(op_nodes: dict[str, Any], lif_paths: list[tuple[LIFNode, list[str]]]
              ) -> dict[str, bool]:
     """Which values are stored channels-last (module docstring, "Layouts"): every conv and
@@ -538,16 +552,19 @@ class _Plan:
             path_ops_of[node.name] = path_ops
         # 2. layouts, then 3. the operators prepared for them
         self.hwc = _layouts(op_nodes, lif_paths)
-        shapes: dict[str, tuple[int, ...]] = {}  # of the (C, H, W) operator outputs
+        # of the values that may be stored channels-last: 3-D LIFs, conv and pool outputs
+        shapes: dict[str, tuple[int, ...]] = {
+            node.name: tuple(int(v) for v in node.shape) for node in graph.lif_nodes}
         self.ops: dict[str, _Op] = {}
         lif_of_identity = {t: node for node, terms in lif_paths for t in terms
                            if op_nodes[t] is None}
         for key, n in op_nodes.items():  # insertion order: every input before its readers
             src = self.op_input[key]
-            if n is None:  # the source in C order; a channels-last LIF gathers from it
+            if n is None:  # source -> LIF: a gather where their layouts differ
                 lif = lif_of_identity[key]
-                op: _Op = _IdentityOp(self.sources[src], chw_order(lif.shape)
-                                      if self.hwc[lif.name] else None)
+                op: _Op = _IdentityOp(self.sources[src], _identity_gather(
+                    graph.nodes[src].shape, self.hwc.get(src, False), lif.shape,
+                    self.hwc[lif.name]))
             else:
                 op = self._prepare(n, graph.formats, src, shapes.get(src))
                 if isinstance(n, (ConvNode, SumPoolNode)):
@@ -555,7 +572,6 @@ class _Plan:
             op.binary_input = _binary(graph, src)
             self.ops[key] = op
         self.lifs: list[_Lif] = []
-        self.chw: dict[str, np.ndarray] = {}
         for node, terms in lif_paths:
             size = int(np.prod(node.shape))
             for t in terms:
@@ -568,9 +584,8 @@ class _Plan:
             be = np.asarray(node.bias_exp).astype(np.int64).ravel()
             # b = bias_mant << bias_exp (docs/qgraph.md "LIF step"; >> for exp < 0)
             bias = np.where(be >= 0, bm << np.maximum(be, 0), bm >> np.maximum(-be, 0))
-            if self.hwc[node.name]:  # state channels-last; chw: where each spike is recorded
-                self.chw[node.name] = chw_order(node.shape)
-                bias = bias[self.chw[node.name]]
+            if self.hwc[node.name]:  # state (and spike record) channels-last
+                bias = bias[chw_order(node.shape)]
             path_ops = path_ops_of[node.name]
             self.lifs.append(
                 _Lif(node, size, terms, path_ops, np.ascontiguousarray(bias, dtype=np.int64),
@@ -579,9 +594,9 @@ class _Plan:
 
     def _prepare(self, node: Any, f: NumberFormats, src: str,
                  src_shape: tuple[int, ...] | None) -> _Op:
-        """The operator of ``node`` reading ``src`` in its layout (sources are read in
-        C order: a LIF's spike record is; only operator outputs may be channels-last)."""
-        src_hwc = src in self.ops and self.hwc[src]
+        """The operator of ``node`` reading ``src`` (an operator output, a LIF's spike
+        record or the input) in ``src``'s layout."""
+        src_hwc = self.hwc.get(src, False)
         if isinstance(node, DenseNode):
             if src_hwc and src_shape is not None:
                 # a channels-last input: the weight columns in the stored order
@@ -808,16 +823,16 @@ def run(
     )
     peak = {n: max((t[4][n] for t in tallies), default=0) for n in names}
 
-    def shaped(d: dict[str, np.ndarray], stored: bool = False) -> dict[str, np.ndarray]:
-        """Per LIF ``[steps, B, *shape]``; ``stored``: ``d`` is in the LIFs' state layout
-        (channels-last ones go back to (C, H, W); spike records are in C order already)."""
+    def shaped(d: dict[str, np.ndarray], copy: bool) -> dict[str, np.ndarray]:
+        """Per LIF ``[steps, B, *shape]`` from ``d`` in the LIFs' state layouts: a
+        channels-last one as a (C, H, W) view of its storage, or a C-order ``copy``."""
         res = {}
         for L in plan.lifs:
             name, shape = L.node.name, tuple(L.node.shape)
-            if stored and plan.hwc[name]:
+            if plan.hwc[name]:
                 c, h, w = shape
-                res[name] = np.ascontiguousarray(
-                    d[name].reshape(n_steps, batch, h, w, c).transpose(0, 1, 4, 2, 3))
+                view = d[name].reshape(n_steps, batch, h, w, c).transpose(0, 1, 4, 2, 3)
+                res[name] = np.ascontiguousarray(view) if copy else view
             else:
                 res[name] = d[name].reshape(n_steps, batch, *shape)
         return res
@@ -832,9 +847,9 @@ def run(
     )
     return SimResult(
         BACKEND.name,
-        shaped(out.spikes),
-        shaped(out.u_rec, stored=True) if out.u_rec is not None else None,
-        shaped(out.v_rec, stored=True) if out.v_rec is not None else None,
+        shaped(out.spikes, copy=False),
+        shaped(out.u_rec, copy=True) if out.u_rec is not None else None,
+        shaped(out.v_rec, copy=True) if out.v_rec is not None else None,
         time.perf_counter() - t0,
         counters=counters,
     )
@@ -878,8 +893,6 @@ def _simulate(plan: _Plan, graph: QGraph, arr: np.ndarray, n_steps: int, out: _O
     a_sum, c_sum = ({L.node.name: np.zeros((batch, L.size), dtype=np.int64)
                      for L in lifs if len(L.terms) > 1} for _ in range(2))
     spikes = {k: a[:, b0:b1] for k, a in out.spikes.items()}
-    spk_hwc = {k: np.zeros((batch, spikes[k].shape[2]), dtype=spikes[k].dtype)
-               for k in plan.chw}  # a channels-last LIF's spikes of this step
     # Source outputs of the previous step (what this step's synapses read), flat [B, size]
     # in the sources' own narrow dtypes (the kernels widen each value to int64): the input
     # frame itself, a LIF's row of the spike record (uint8 for single spikes).
@@ -904,7 +917,7 @@ def _simulate(plan: _Plan, graph: QGraph, arr: np.ndarray, n_steps: int, out: _O
     per_lif_args = [
         (L, L.node.name, (int(L.node.du), int(L.node.dv), int(L.node.vth),
                           int(L.node.max_spikes)),
-         int(L.node.reset_interval) > 0, plan.chw.get(L.node.name))
+         int(L.node.reset_interval) > 0)
         for L in lifs
     ]
 
@@ -919,7 +932,7 @@ def _simulate(plan: _Plan, graph: QGraph, arr: np.ndarray, n_steps: int, out: _O
                 prev[name] = spikes[name][n - 1]
         for key, op, src_op, src, need in steps:
             done[key] = op.apply(src_op.out if src_op is not None else prev[src], need, n)
-        for L, name, params, resets, chw in per_lif_args:
+        for L, name, params, resets in per_lif_args:
             syn = syn_all = 0
             for key in L.path_ops:
                 s, s_all = done[key]
@@ -937,11 +950,7 @@ def _simulate(plan: _Plan, graph: QGraph, arr: np.ndarray, n_steps: int, out: _O
             if resets:  # before this step's input is integrated
                 _reset_state(L.node, n, u[name], v[name])
             n_spk, n_act, pk = K.lif_step(
-                a, c, u[name], v[name], L.bias, *params,
-                spikes[name][n] if chw is None else spk_hwc[name], *rules,
-            )
-            if chw is not None:  # channels-last state: record each spike in C order
-                K.store_reordered(spk_hwc[name], chw, spikes[name][n])
+                a, c, u[name], v[name], L.bias, *params, spikes[name][n], *rules)
             synops[name][n] = syn
             synops_dense[name][n] = syn_all
             updates[name][n] = n_act

@@ -505,22 +505,6 @@ def identity_scatter(x, out, cnt):
 
 
 @_jit
-def store_reordered(src, order, dst):
-    """``dst[b, order[i]] = src[b, i]``, every other entry of ``dst`` 0: a LIF's spikes of one
-    step from its channels-last state order into its record's (C, H, W) order. Only the
-    non-zero entries (the spikes, a few %) are moved."""
-    nb, n = src.shape
-    events = np.empty(n, dtype=np.int64)
-    for b in range(nb):
-        sb = src[b]
-        d = dst[b]
-        d[:] = 0
-        for e in range(nonzero_positions(sb, events)):
-            i = events[e]
-            d[order[i]] = sb[i]
-
-
-@_jit
 def lif_step(a, cnt, u, v, bias, du, dv, vth, max_spikes, spk, sh, db, u_bits, u_sat,
              v_bits, v_sat, ge, sub):
     """One LIF step (see :func:`lif_step_general`): binary spikes take a branch-free loop

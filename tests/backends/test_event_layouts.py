@@ -1,9 +1,11 @@
 """The event simulator keeps conv/sumpool outputs and the LIFs they feed channels-last
-(``snn2hw.backends.event`` "Layouts"): no strided conversion per step. Every combination a
+(``snn2hw.backends.event`` "Layouts"), spike records included: no strided conversion or
+reordering per step. Every combination a
 graph can make must still give the C-order results of docs/qgraph.md, checked against the
 torch integer backend (an independent implementation) on one graph that mixes them:
-dense and conv terms into one LIF, identity paths from a (C, H, W) LIF into a 1-D and a
-channels-last LIF, a conv straight into a 1-D LIF, pool -> conv, pool -> flatten -> dense."""
+dense and conv terms into one LIF, identity paths from a channels-last LIF into a 1-D and a
+channels-last LIF, a conv straight into a 1-D LIF, pool -> conv, pool -> flatten -> dense,
+a dense reading a channels-last LIF's spike record (which keeps its state's layout)."""
 
 from __future__ import annotations
 
@@ -90,6 +92,18 @@ def test_layouts_follow_what_each_lif_is_fed():
     assert not hwc["l4"] and hwc["l5"] and hwc["c5"]
     assert not hwc["l6"] and not hwc["c6"]  # a 1-D LIF
     assert hwc["p7"] and not hwc["l7"]
+    # identity paths gather only between different layouts
+    gathers = {k.split("\0")[-1]: op.gather for k, op in plan.ops.items()
+               if isinstance(op, event._IdentityOp)}
+    assert gathers["l5"] is None  # channels-last l1 -> channels-last l5
+    assert gathers["l4"] is not None  # channels-last l1 -> 1-D l4
+
+
+def test_spike_records_of_channels_last_lifs_are_returned_as_views():
+    ev = event.run(mixed_layout_graph(), _inputs(), 14, threads=1)
+    assert not ev.spikes["l1"].flags.c_contiguous  # stored (H, W, C): a transposed view
+    assert ev.spikes["l1"].shape == (14, 3, 4, 6, 6)
+    assert ev.spikes["l7"].flags.c_contiguous
 
 
 def test_mixed_layouts_give_the_c_order_results_of_the_torch_backend():
@@ -108,6 +122,17 @@ def test_a_lost_channels_last_order_is_caught(monkeypatch):
                         lambda shape: np.arange(int(np.prod(shape)), dtype=np.int64))
     event.PLANS.clear()
     with pytest.raises(AssertionError):
+        _assert_same(event.run(g, x, 14, record_state=True, threads=1), ref)
+    event.PLANS.clear()
+
+
+def test_a_missing_identity_gather_is_caught(monkeypatch):
+    g, x = mixed_layout_graph(), _inputs()
+    ref = torch_int.run(g, x, 14, record_state=True)
+    # the fault: channels-last l1 read in C order by the identity path into l4
+    monkeypatch.setattr(event, "_identity_gather", lambda *a: None)
+    event.PLANS.clear()
+    with pytest.raises(AssertionError, match="l4"):
         _assert_same(event.run(g, x, 14, record_state=True, threads=1), ref)
     event.PLANS.clear()
 
