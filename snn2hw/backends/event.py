@@ -381,6 +381,23 @@ class _ConvOp(_Op):
         )
         return int(syn), int(syn_all)
 
+    def apply_lif(self, x: np.ndarray, u: np.ndarray, v: np.ndarray, bias: np.ndarray,
+                  params: tuple[int, int, int], spk: np.ndarray, rules: tuple[int, ...]
+                  ) -> tuple[int, int, int, int, int]:
+        """The conv and the single-spike LIF it alone feeds, in one kernel (``fused`` in
+        :class:`_Plan`; no delay): the LIF's step from ``x``, spikes into ``spk``. Returns
+        ``(synops, structural synops, spikes, active updates, max fan-in)``."""
+        yp, yk, yo = self.ytaps
+        xp, xk, xo = self.xtaps
+        res = K.conv_lif(
+            x, self.geom, self.wt, self.wpk, self.wbound, yp, yk, yo, xp, xk, xo,
+            self.weight_exp, self.acc_t, self.cnt_t, self.out, self.cnt, self.xrun,
+            self.w_s, self.wpk_s, self.xslot, self.syn_tab, self.synall_tab,
+            self.binary_input, self.hwc_in, self.wmax, self.wpk32, self.wpk32_s, self.acc32,
+            u, v, bias, spk, *params, *rules,
+        )
+        return tuple(int(r) for r in res)  # type: ignore[return-value]
+
 
 def _conv_synop_tables(w: np.ndarray, in_shape: tuple[int, int, int], groups: int,
                        ytaps: tuple[np.ndarray, ...], xtaps: tuple[np.ndarray, ...]
@@ -591,6 +608,18 @@ class _Plan:
                 _Lif(node, size, terms, path_ops, np.ascontiguousarray(bias, dtype=np.int64),
                      sum(self.ops[k].macs for k in path_ops))
             )
+        # 4. a conv that alone feeds a single-spike LIF in its layout and nothing else runs
+        # fused with it (K.conv_lif: the conv's epilogue inside the LIF's loop)
+        feeds = [src for src in self.op_input.values()] + [
+            t for _, terms in lif_paths for t in terms]
+        self.fused: dict[str, str] = {}  # LIF name -> its conv
+        for node, terms in lif_paths:
+            t = terms[0]
+            op = self.ops[t]
+            if (len(terms) == 1 and isinstance(op, _ConvOp) and op.hwc_out
+                    and self.hwc[node.name] and op.delay == 0 and feeds.count(t) == 1
+                    and int(node.max_spikes) == 1):
+                self.fused[node.name] = t
 
     def _prepare(self, node: Any, f: NumberFormats, src: str,
                  src_shape: tuple[int, ...] | None) -> _Op:
@@ -911,13 +940,14 @@ def _simulate(plan: _Plan, graph: QGraph, arr: np.ndarray, n_steps: int, out: _O
     # every operator once per step, each after what feeds it (the plan's order is
     # topological): (key, operator, feeding operator or None for a source, source key,
     # fan-in counts wanted)
+    fused = set(plan.fused.values())  # run by their LIF
     steps = [(key, op, ops.get(plan.op_input[key]), plan.op_input[key], key in plan.need_cnt)
-             for key, op in ops.items()]
+             for key, op in ops.items() if key not in fused]
     done: dict[str, tuple[int, int]] = {}
     per_lif_args = [
         (L, L.node.name, (int(L.node.du), int(L.node.dv), int(L.node.vth),
                           int(L.node.max_spikes)),
-         int(L.node.reset_interval) > 0)
+         int(L.node.reset_interval) > 0, plan.fused.get(L.node.name))
         for L in lifs
     ]
 
@@ -932,25 +962,33 @@ def _simulate(plan: _Plan, graph: QGraph, arr: np.ndarray, n_steps: int, out: _O
                 prev[name] = spikes[name][n - 1]
         for key, op, src_op, src, need in steps:
             done[key] = op.apply(src_op.out if src_op is not None else prev[src], need, n)
-        for L, name, params, resets in per_lif_args:
+        for L, name, params, resets, conv in per_lif_args:
+            if resets:  # before this step's input is integrated
+                _reset_state(L.node, n, u[name], v[name])
+            if conv is not None:
+                src = plan.op_input[conv]
+                src_op = ops.get(src)
+                s, s_all, n_spk, n_act, pk = ops[conv].apply_lif(  # type: ignore[attr-defined]
+                    src_op.out if src_op is not None else prev[src], u[name], v[name],
+                    L.bias, params[:3], spikes[name][n], rules)
+                done[conv] = (s, s_all)
             syn = syn_all = 0
             for key in L.path_ops:
                 s, s_all = done[key]
                 syn += s
                 syn_all += s_all
-            if len(L.terms) == 1:
-                a, c = ops[L.terms[0]].out, ops[L.terms[0]].cnt
-            else:  # several paths into one LIF: their activations (and fan-ins) add up
-                a, c = a_sum[name], c_sum[name]
-                np.copyto(a, ops[L.terms[0]].out)
-                np.copyto(c, ops[L.terms[0]].cnt)
-                for t in L.terms[1:]:
-                    a += ops[t].out
-                    c += ops[t].cnt
-            if resets:  # before this step's input is integrated
-                _reset_state(L.node, n, u[name], v[name])
-            n_spk, n_act, pk = K.lif_step(
-                a, c, u[name], v[name], L.bias, *params, spikes[name][n], *rules)
+            if conv is None:
+                if len(L.terms) == 1:
+                    a, c = ops[L.terms[0]].out, ops[L.terms[0]].cnt
+                else:  # several paths into one LIF: their activations (and fan-ins) add up
+                    a, c = a_sum[name], c_sum[name]
+                    np.copyto(a, ops[L.terms[0]].out)
+                    np.copyto(c, ops[L.terms[0]].cnt)
+                    for t in L.terms[1:]:
+                        a += ops[t].out
+                        c += ops[t].cnt
+                n_spk, n_act, pk = K.lif_step(
+                    a, c, u[name], v[name], L.bias, *params, spikes[name][n], *rules)
             synops[name][n] = syn
             synops_dense[name][n] = syn_all
             updates[name][n] = n_act

@@ -288,62 +288,26 @@ def conv_scatter(
     scratch) and the epilogue is one contiguous pass instead of a strided conversion.
     """
     c_out, h_out, w_out = geom[3], geom[4], geom[5]
-    nb, n_in = x.shape
-    half = np.int64(1) << 31
+    n_pos = h_out * w_out
     syn = 0
     syn_all = 0
-    n_pos = h_out * w_out
-    events = np.empty(n_in, dtype=np.int64)
-    for b in range(nb):
-        xb = x[b]
+    events = np.empty(x.shape[1], dtype=np.int64)
+    for b in range(x.shape[0]):
         ob = out[b]
         cb = cnt[b]
-        n_ev = nonzero_positions(xb, events)
-        vmax = 1
-        sabs = n_ev
-        if not xbin:
-            vmax = 0
-            sabs = 0
-            for e in range(n_ev):
-                v = abs(np.int64(xb[events[e]]))
-                vmax = max(vmax, v)
-                sabs += v
-        if need_cnt and sabs * wmax < (1 << 15):  # packed int32 sums
-            acc32[:] = 0
-            s0, s1 = _conv_events(acc32, acc32, True, False, xb, events, n_ev, geom, wt,
-                                  wpk32, w_s, wpk32_s, yptr, yk, yo, xptr, xk, xo, xrun,
-                                  xslot, syn_tab, synall_tab, hwc_in)
-            syn += s0
-            syn_all += s1
-            if hwc_out:
+        bits, s0, s1 = _conv_sample(
+            x[b], ob, cb, events, geom, wt, wpk, wbound, yptr, yk, yo, xptr, xk, xo,
+            need_cnt, acc_t, cnt_t, xrun, w_s, wpk_s, xslot, syn_tab, synall_tab, xbin,
+            hwc_in, hwc_out, wmax, wpk32, wpk32_s, acc32)
+        syn += s0
+        syn_all += s1
+        if hwc_out:  # out = wrap24(shift(sum, e)), contiguous
+            if bits == 16:
                 for k in range(n_pos * c_out):
                     c, a_k = _unpack(np.int64(acc32[k]), 16)
                     cb[k] = c
                     ob[k] = _wrap24(_shift(a_k, weight_exp))
-            else:  # channels-last scratch -> (C, H, W)
-                for co in range(c_out):
-                    k0 = co * n_pos
-                    for pos in range(n_pos):
-                        c, a_k = _unpack(np.int64(acc32[pos * c_out + co]), 16)
-                        cb[k0 + pos] = c
-                        ob[k0 + pos] = _wrap24(_shift(a_k, weight_exp))
-            continue
-        # channels-last int64 sums: the output itself (hwc_out) or the scratch to convert
-        acc = ob if hwc_out else acc_t
-        cacc = cb if hwc_out else cnt_t
-        acc[:] = 0
-        packed = False
-        if need_cnt:
-            packed = wbound == 0 or vmax < half // wbound  # division: no overflow
-            if not packed:
-                cacc[:] = 0
-        s0, s1 = _conv_events(acc, cacc, packed, need_cnt, xb, events, n_ev, geom, wt, wpk,
-                              w_s, wpk_s, yptr, yk, yo, xptr, xk, xo, xrun, xslot, syn_tab,
-                              synall_tab, hwc_in)
-        syn += s0
-        syn_all += s1
-        if hwc_out:  # out = wrap24(shift(acc, e)) in place, contiguous
-            if packed:  # acc = true + count << 32 with |true| < 2^31
+            elif bits == 32:  # in place: ob = true + count << 32 with |true| < 2^31
                 for k in range(n_pos * c_out):
                     c, a_k = _unpack(ob[k], 32)
                     cb[k] = c
@@ -352,11 +316,16 @@ def conv_scatter(
                 for k in range(n_pos * c_out):
                     ob[k] = _wrap24(_shift(ob[k], weight_exp))
             continue
-        # out = wrap24(shift(acc, e)) in (C, H, W) order; each mode its own branch-free
-        # loop (contiguous writes, L1-resident strided reads of the channels-last scratch)
+        # out = wrap24(shift(sum, e)) in (C, H, W) order from the channels-last sums; each
+        # mode its own branch-free loop (contiguous writes, L1-resident strided reads)
         for co in range(c_out):
             k0 = co * n_pos
-            if packed:  # acc = true + count << 32 with |true| < 2^31
+            if bits == 16:
+                for pos in range(n_pos):
+                    c, a_k = _unpack(np.int64(acc32[pos * c_out + co]), 16)
+                    cb[k0 + pos] = c
+                    ob[k0 + pos] = _wrap24(_shift(a_k, weight_exp))
+            elif bits == 32:
                 for pos in range(n_pos):
                     c, a_k = _unpack(acc_t[pos * c_out + co], 32)
                     cb[k0 + pos] = c
@@ -368,6 +337,88 @@ def conv_scatter(
                 for pos in range(n_pos):
                     ob[k0 + pos] = _wrap24(_shift(acc_t[pos * c_out + co], weight_exp))
     return syn, syn_all
+
+
+@_jit
+def conv_lif(
+    x, geom, wt, wpk, wbound, yptr, yk, yo, xptr, xk, xo, weight_exp, acc_t, cnt_t, out,
+    cnt, xrun, w_s, wpk_s, xslot, syn_tab, synall_tab, xbin, hwc_in, wmax, wpk32, wpk32_s,
+    acc32, u, v, bias, spk, du, dv, vth, sh, db, u_bits, u_sat, v_bits, v_sat, ge, sub,
+):
+    """A conv whose channels-last output is the only input of a single-spike LIF in the
+    same layout, fused per sample: the events are scattered as in :func:`conv_scatter`
+    (``hwc_out``, fan-in counts wanted), then the LIF step (:func:`lif_step`) reads the sums
+    directly: the conv's epilogue (unpack, shift, wrap24) runs inside the LIF's loop while the
+    sums are in cache, and ``out``/``cnt`` are written only when the sums need int64 without
+    packing. Same results as the two kernels in turn. Returns ``(synops non-zero, synops
+    structural, spikes, active neuron updates, max fan-in)``."""
+    lc = _lif_consts(du, dv, vth, sh, db, u_bits, v_bits, ge, sub)
+    syn = syn_all = n_spk = n_act = peak = 0
+    events = np.empty(x.shape[1], dtype=np.int64)
+    for b in range(x.shape[0]):
+        ob = out[b]
+        cb = cnt[b]
+        bits, s0, s1 = _conv_sample(
+            x[b], ob, cb, events, geom, wt, wpk, wbound, yptr, yk, yo, xptr, xk, xo,
+            True, acc_t, cnt_t, xrun, w_s, wpk_s, xslot, syn_tab, synall_tab, xbin,
+            hwc_in, True, wmax, wpk32, wpk32_s, acc32)
+        syn += s0
+        syn_all += s1
+        if bits == 0:  # int64 sums and separate counts: the epilogue in place first
+            for k in range(ob.size):
+                ob[k] = _wrap24(_shift(ob[k], weight_exp))
+        if bits == 16:
+            r = lif_rows(acc32, cb, 16, weight_exp, u[b], v[b], bias, spk[b], lc, u_sat,
+                         v_sat)
+        else:
+            r = lif_rows(ob, cb, bits, weight_exp, u[b], v[b], bias, spk[b], lc, u_sat,
+                         v_sat)
+        n_spk += r[0]
+        n_act += r[1]
+        peak = max(peak, r[2])
+    return syn, syn_all, n_spk, n_act, peak
+
+
+@numba.njit(cache=True, nogil=True, boundscheck=False, inline="always")
+def _conv_sample(
+    xb, ob, cb, events, geom, wt, wpk, wbound, yptr, yk, yo, xptr, xk, xo, need_cnt, acc_t,
+    cnt_t, xrun, w_s, wpk_s, xslot, syn_tab, synall_tab, xbin, hwc_in, hwc_out, wmax, wpk32,
+    wpk32_s, acc32,
+):
+    """Scatter one sample's events into channels-last sums (see :func:`conv_scatter`) and
+    return ``(bits, synops non-zero, synops structural)``; ``bits`` says where the sums are:
+    16: ``acc32``, packed ``true + count << 16``; 32: the int64 sums (``ob`` when
+    ``hwc_out``, else ``acc_t``) packed ``true + count << 32``; 0: the int64 sums unpacked,
+    counts (when ``need_cnt``) in ``cb`` (``hwc_out``) or ``cnt_t``."""
+    half = np.int64(1) << 31
+    n_ev = nonzero_positions(xb, events)
+    vmax = 1
+    sabs = n_ev
+    if not xbin:
+        vmax = 0
+        sabs = 0
+        for e in range(n_ev):
+            v = abs(np.int64(xb[events[e]]))
+            vmax = max(vmax, v)
+            sabs += v
+    if need_cnt and sabs * wmax < (1 << 15):  # packed int32 sums
+        acc32[:] = 0
+        s0, s1 = _conv_events(acc32, acc32, True, False, xb, events, n_ev, geom, wt,
+                              wpk32, w_s, wpk32_s, yptr, yk, yo, xptr, xk, xo, xrun,
+                              xslot, syn_tab, synall_tab, hwc_in)
+        return 16, s0, s1
+    acc = ob if hwc_out else acc_t
+    cacc = cb if hwc_out else cnt_t
+    acc[:] = 0
+    packed = False
+    if need_cnt:
+        packed = wbound == 0 or vmax < half // wbound  # division: no overflow
+        if not packed:
+            cacc[:] = 0
+    s0, s1 = _conv_events(acc, cacc, packed, need_cnt, xb, events, n_ev, geom, wt, wpk,
+                          w_s, wpk_s, yptr, yk, yo, xptr, xk, xo, xrun, xslot, syn_tab,
+                          synall_tab, hwc_in)
+    return 32 if packed else 0, s0, s1
 
 
 @_jit
@@ -508,76 +559,109 @@ def identity_scatter(x, out, cnt):
 def lif_step(a, cnt, u, v, bias, du, dv, vth, max_spikes, spk, sh, db, u_bits, u_sat,
              v_bits, v_sat, ge, sub):
     """One LIF step (see :func:`lif_step_general`): binary spikes take a branch-free loop
-    the compiler vectorizes, compiled once per overflow mode of u and v (constants: no
-    clip or wrap work the mode does not need, 20 % faster); multi-spike nodes the general
-    one. Same results."""
+    the compiler vectorizes (:func:`lif_rows`); multi-spike nodes the general one. Same
+    results."""
     if max_spikes != 1:
         return lif_step_general(a, cnt, u, v, bias, du, dv, vth, max_spikes, spk, sh,
                                 db, u_bits, u_sat, v_bits, v_sat, ge, sub)
-    if u_sat:
-        if v_sat:
-            return _lif_binary(a, cnt, u, v, bias, du, dv, vth, spk, sh, db, u_bits, True,
-                               v_bits, True, ge, sub)
-        return _lif_binary(a, cnt, u, v, bias, du, dv, vth, spk, sh, db, u_bits, True,
-                           v_bits, False, ge, sub)
-    if v_sat:
-        return _lif_binary(a, cnt, u, v, bias, du, dv, vth, spk, sh, db, u_bits, False,
-                           v_bits, True, ge, sub)
-    return _lif_binary(a, cnt, u, v, bias, du, dv, vth, spk, sh, db, u_bits, False,
-                       v_bits, False, ge, sub)
+    lc = _lif_consts(du, dv, vth, sh, db, u_bits, v_bits, ge, sub)
+    n_spk = n_act = peak = 0
+    for b in range(a.shape[0]):
+        s, c, p = lif_rows(a[b], cnt[b], 0, 0, u[b], v[b], bias, spk[b], lc, u_sat, v_sat)
+        n_spk += s
+        n_act += c
+        peak = max(peak, p)
+    return n_spk, n_act, peak
 
 
 @numba.njit(cache=True, nogil=True, boundscheck=False, inline="always")
-def _lif_binary(a, cnt, u, v, bias, du, dv, vth, spk, sh, db, u_bits, u_sat, v_bits,
-                v_sat, ge, sub):
-    """The single-spike LIF step; ``u_sat``/``v_sat`` are constants at every call site
-    (inlined), so the compiler keeps only the clip (saturate: to +-(2^(n-1) - 1), where the
-    wrap never fires) or only the wrap."""
-    nb, n = a.shape
-    fu = (1 << db) - (du + 1)
-    fv = (1 << db) - dv
-    th = vth << sh
-    th_cmp = th - 1 if ge else th  # v >= th  <=>  v > th - 1 (integers)
-    rmask = (1 << db) - 1  # rtz(p, db) = (p + (p < 0 ? 2^db - 1 : 0)) >> db
+def _lif_consts(du, dv, vth, sh, db, u_bits, v_bits, ge, sub):
+    """The per-node constants of the single-spike LIF step (:func:`_lif_neuron`)."""
+    th = np.int64(vth) << sh
     u_hi = np.int64(1) << (u_bits - 1)
     v_hi = np.int64(1) << (v_bits - 1)
-    u_span = u_hi << 1
-    v_span = v_hi << 1
-    keep = 1 if sub else 0  # v after a spike: (v - th) * keep
+    return ((np.int64(1) << db) - (du + 1),  # fu: the hidden +1 on du
+            (np.int64(1) << db) - dv,  # fv
+            np.int64(sh), np.int64(db),
+            (np.int64(1) << db) - 1,  # rtz(p, db) = (p + (p < 0 ? 2^db - 1 : 0)) >> db
+            u_hi, v_hi, th,
+            th - 1 if ge else th,  # v >= th  <=>  v > th - 1 (integers)
+            np.int64(1 if sub else 0))  # v after a spike: (v - th) * keep
+
+
+@numba.njit(cache=True, nogil=True, boundscheck=False, inline="always")
+def _lif_neuron(ai, ui, vi, bi, lc, u_sat, v_sat):
+    """The single-spike LIF step of one neuron (docs/qgraph.md "LIF step"), branch free:
+    ``(u, v, spike)`` after activation ``ai`` and bias ``bi``. ``u_sat``/``v_sat`` are
+    constants at every call site (inlined), so only the clip (saturate: to
+    +-(2^(n-1) - 1), where the wrap never fires) or only the wrap is compiled."""
+    fu, fv, sh, db, rmask, u_hi, v_hi, th, th_cmp, keep = lc
+    p = ui * fu
+    ui = ((p + ((p >> 63) & rmask)) >> db) + (ai << sh)
+    if u_sat:
+        ui = min(max(ui, 1 - u_hi), u_hi - 1)
+    else:
+        ui = ui - (u_hi << 1) * (ui > u_hi) + (u_hi << 1) * (ui <= -u_hi)
+    p = vi * fv
+    vi = ((p + ((p >> 63) & rmask)) >> db) + ui + bi
+    if v_sat:
+        vi = min(max(vi, 1 - v_hi), v_hi - 1)
+    else:
+        vi = vi - (v_hi << 1) * (vi > v_hi) + (v_hi << 1) * (vi <= -v_hi)
+    k = vi > th_cmp
+    return ui, (vi - th) * keep if k else vi, k
+
+
+@numba.njit(cache=True, nogil=True, boundscheck=False, inline="always")
+def _lif_row(ab, cb, bits, e, ub, vb, bias, sb, lc, u_sat, v_sat, packed):
+    """One sample's single-spike LIF step over its ``n`` neurons; returns ``(spikes, active
+    neuron updates, max fan-in)``. ``packed`` (a constant, inlined): ``ab`` holds a conv's
+    packed sums ``true + count << bits`` (:func:`_unpack`), the activation is
+    ``wrap24(shift(true, e))`` (the conv's epilogue, fused here); else ``ab`` is the
+    activation and ``cb`` the fan-in counts."""
     n_spk = 0
     n_act = 0
     peak = 0
-    for b in range(nb):
-        ab = a[b]
-        cb = cnt[b]
-        ub = u[b]
-        vb = v[b]
-        sb = spk[b]
-        for i in range(n):
-            ai = ab[i]
-            ui = ub[i]
-            vi = vb[i]
-            bi = bias[i]
-            n_act += ((ai | ui | vi | bi) != 0)
-            peak = max(peak, cb[i])
-            p = ui * fu
-            ui = ((p + ((p >> 63) & rmask)) >> db) + (ai << sh)
-            if u_sat:
-                ui = min(max(ui, 1 - u_hi), u_hi - 1)
-            else:
-                ui = ui - u_span * (ui > u_hi) + u_span * (ui <= -u_hi)
-            p = vi * fv
-            vi = ((p + ((p >> 63) & rmask)) >> db) + ui + bi
-            if v_sat:
-                vi = min(max(vi, 1 - v_hi), v_hi - 1)
-            else:
-                vi = vi - v_span * (vi > v_hi) + v_span * (vi <= -v_hi)
-            k = vi > th_cmp
-            sb[i] = k
-            n_spk += k
-            vb[i] = (vi - th) * keep if k else vi
-            ub[i] = ui
+    for i in range(ub.size):
+        if packed:
+            ci, t = _unpack(np.int64(ab[i]), bits)
+            ai = _wrap24(_shift(t, e))
+        else:
+            ai = np.int64(ab[i])
+            ci = np.int64(cb[i])
+        ui = ub[i]
+        vi = vb[i]
+        bi = bias[i]
+        n_act += ((ai | ui | vi | bi) != 0)
+        peak = max(peak, ci)
+        ui, vi, k = _lif_neuron(ai, ui, vi, bi, lc, u_sat, v_sat)
+        sb[i] = k
+        n_spk += k
+        vb[i] = vi
+        ub[i] = ui
     return n_spk, n_act, peak
+
+
+@_jit
+def lif_rows(ab, cb, bits, e, ub, vb, bias, sb, lc, u_sat, v_sat):
+    """:func:`_lif_row` with its constants dispatched: packed conv sums when ``bits > 0``
+    (``cb`` unused), and the overflow mode of u and v (clip or wrap work compiled only
+    where the mode needs it: 20 % faster than testing the mode per neuron)."""
+    if bits > 0:
+        if u_sat:
+            if v_sat:
+                return _lif_row(ab, cb, bits, e, ub, vb, bias, sb, lc, True, True, True)
+            return _lif_row(ab, cb, bits, e, ub, vb, bias, sb, lc, True, False, True)
+        if v_sat:
+            return _lif_row(ab, cb, bits, e, ub, vb, bias, sb, lc, False, True, True)
+        return _lif_row(ab, cb, bits, e, ub, vb, bias, sb, lc, False, False, True)
+    if u_sat:
+        if v_sat:
+            return _lif_row(ab, cb, bits, e, ub, vb, bias, sb, lc, True, True, False)
+        return _lif_row(ab, cb, bits, e, ub, vb, bias, sb, lc, True, False, False)
+    if v_sat:
+        return _lif_row(ab, cb, bits, e, ub, vb, bias, sb, lc, False, True, False)
+    return _lif_row(ab, cb, bits, e, ub, vb, bias, sb, lc, False, False, False)
 
 
 @_jit

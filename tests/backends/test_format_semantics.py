@@ -2,7 +2,8 @@
 plain-Python reference written here from the docs' "Number formats" section.
 
 Dense weight preparation (shared helper, torch-int, event, event kernel, ONNX writer) and
-the LIF step (torch-int, event kernel, ONNX model through onnxruntime) on random formats:
+the LIF step (torch-int, event kernel, the event kernel fused with a conv, ONNX model through
+onnxruntime) on random formats:
 weight bits and clip ranges, mixed-sign LSB loss, activation shift, u/v widths and
 overflow rules, decay bits, subtractive reset and the ``>=`` comparison."""
 
@@ -17,7 +18,7 @@ from hypothesis import strategies as st
 from snn2hw.backends import event, event_kernels, torch_int_ops
 from snn2hw.exporters import onnx_int
 from snn2hw.quant.formats import NumberFormats
-from snn2hw.quant.qgraph import DenseNode, InputNode, LIFNode, OutputNode, QGraph
+from snn2hw.quant.qgraph import ConvNode, DenseNode, InputNode, LIFNode, OutputNode, QGraph
 from snn2hw.quant.weights import effective_dense_weight
 
 
@@ -154,6 +155,44 @@ def test_lif_step_agrees_with_the_reference_on_every_backend(f, seed) -> None:
            "event": event.run(g, x, steps + 1).spikes["l"]}
     for name, s in got.items():
         np.testing.assert_array_equal(s, want, err_msg=name)
+
+
+def _conv_lif_graph(f: NumberFormats, n: int, du: int, dv: int, vth: int, bias: np.ndarray
+                    ) -> QGraph:
+    """The LIF step fed by a 1x1 identity conv into a (C, 1, 1) LIF: the event simulator
+    runs the conv and the LIF as one fused kernel (``event_kernels.conv_lif``)."""
+    nodes = {
+        "in": InputNode("in", (n, 1, 1), message_bits=6),
+        "c": ConvNode("c", np.eye(n, dtype=np.int64)[:, :, None, None], (n, 1, 1)),
+        "l": LIFNode("l", (n, 1, 1), du=du, dv=dv, vth=vth, bias_mant=bias[:, None, None],
+                     bias_exp=np.zeros((n, 1, 1), np.int64)),
+        "out": OutputNode("out", (n, 1, 1)),
+    }
+    return QGraph(nodes, [("in", "c"), ("c", "l"), ("l", "out")], 1e-3, "random", 1,
+                  formats=f).validate()
+
+
+@settings(max_examples=60, deadline=None)
+@given(formats(), st.integers(0, 2**31 - 1))
+def test_fused_conv_lif_step_agrees_with_the_reference(f, seed) -> None:
+    rng = np.random.default_rng(seed)
+    n, steps = 6, 12
+    du = int(rng.integers(-1, 1 << f.decay_bits))
+    dv = int(rng.integers(0, 1 << f.decay_bits))
+    vth = int(rng.integers(1, 64))
+    bias = rng.integers(-100, 100, n).astype(np.int64)
+    x = rng.integers(0, 64, (steps, 1, n, 1, 1)).astype(np.int64)
+    u = [0] * n
+    v = [0] * n
+    want = np.zeros((steps + 1, 1, n), np.uint8)
+    for t in range(steps + 1):
+        for i in range(n):
+            a = int(x[t - 1, 0, i, 0, 0]) if t >= 1 else 0
+            u[i], v[i], want[t, 0, i] = ref_lif(u[i], v[i], a, du, dv, int(bias[i]), vth, f)
+    g = _conv_lif_graph(f, n, du, dv, vth, bias)
+    assert event.PLANS.get(g).fused == {"l": "c"}
+    got = event.run(g, x, steps + 1).spikes["l"].reshape(steps + 1, 1, n)
+    np.testing.assert_array_equal(got, want)
 
 
 def torch_int_ops_run(g: QGraph, x: np.ndarray, steps: int) -> np.ndarray:
