@@ -351,8 +351,12 @@ class _ConvOp(_Op):
         self.w_s = _small_int(wk[:, :, order, :]).ravel()
         self.wpk_s = np.ascontiguousarray(
             self.wpk.reshape(cig, kh, kw, c_out)[:, :, order, :]).ravel()
-        self.syn_tab, self.synall_tab = _conv_synop_tables(w, (c, h, wd), groups,
-                                                           self.ytaps, self.xtaps)
+        self.pos = position_table((c, h, wd), hwc_in)
+        syn_tab, synall_tab = _conv_synop_tables(w, (c, h, wd), groups, self.ytaps,
+                                                 self.xtaps)
+        stored = chw_order((c, h, wd)) if hwc_in else slice(None)  # per stored position
+        self.syn_tab = np.ascontiguousarray(syn_tab[stored])
+        self.synall_tab = np.ascontiguousarray(synall_tab[stored])
         self.n_scratch = h_out * w_out * c_out
         # packed int32 sums (K.conv_scatter, "Narrow sums"): w + (w != 0) << 16
         self.wmax = int(np.abs(w).max(initial=0))
@@ -377,7 +381,7 @@ class _ConvOp(_Op):
             x, self.geom, self.wt, self.wpk, self.wbound, yp, yk, yo, xp, xk, xo,
             self.weight_exp, need_cnt, self.acc_t, self.cnt_t, out, cnt, self.xrun, self.w_s,
             self.wpk_s, self.xslot, self.syn_tab, self.synall_tab, self.binary_input,
-            self.hwc_in, self.hwc_out, self.wmax, self.wpk32, self.wpk32_s, self.acc32,
+            self.pos, self.hwc_out, self.wmax, self.wpk32, self.wpk32_s, self.acc32,
         )
         return int(syn), int(syn_all)
 
@@ -393,7 +397,7 @@ class _ConvOp(_Op):
             x, self.geom, self.wt, self.wpk, self.wbound, yp, yk, yo, xp, xk, xo,
             self.weight_exp, self.acc_t, self.cnt_t, self.out, self.cnt, self.xrun,
             self.w_s, self.wpk_s, self.xslot, self.syn_tab, self.synall_tab,
-            self.binary_input, self.hwc_in, self.wmax, self.wpk32, self.wpk32_s, self.acc32,
+            self.binary_input, self.pos, self.wmax, self.wpk32, self.wpk32_s, self.acc32,
             u, v, bias, spk, *params, *rules,
         )
         return tuple(int(r) for r in res)  # type: ignore[return-value]
@@ -437,12 +441,13 @@ class _PoolOp(_Op):
         yp, _, yo = _taps(h, h_out, kh, node.stride[0], node.padding[0], 1)
         xp, _, xo = _taps(w, w_out, kw, node.stride[1], node.padding[1], 1)
         self.taps = (yp, yo, xp, xo)
+        self.pos = position_table((c, h, w), hwc_in)
 
     def _apply(self, x: np.ndarray, need_cnt: bool, out: np.ndarray,
                cnt: np.ndarray) -> tuple[int, int]:
         yp, yo, xp, xo = self.taps
         syn, syn_all = K.sumpool_scatter(x, self.geom, yp, yo, xp, xo, need_cnt, out, cnt,
-                                         self.hwc_in, self.hwc_out)
+                                         self.pos, self.hwc_out)
         return int(syn), int(syn_all)
 
 
@@ -477,6 +482,18 @@ def chw_order(shape: tuple[int, ...]) -> np.ndarray:
     stored position (``stored = chw_flat[chw_order(shape)]``)."""
     c, h, w = (int(v) for v in shape)
     return np.arange(c * h * w, dtype=np.int64).reshape(c, h, w).transpose(1, 2, 0).ravel()
+
+
+def position_table(shape: tuple[int, ...], hwc: bool) -> np.ndarray:
+    """The packed ``(C, H, W)`` position (``event_kernels._position``) of each stored
+    position of a ``(C, H, W)`` value stored channels-last (``hwc``) or in C order."""
+    c, h, w = (int(v) for v in shape)
+    if max(h, w) >= 1 << K.POS_BITS or c >= 1 << 22:
+        raise GraphError(f"a (C, H, W) = {shape} value is too large for the event simulator "
+                         f"(H and W below 2^{K.POS_BITS}, C below 2^22)")
+    ch, y, x = (a.ravel().astype(np.int64) for a in np.indices((c, h, w)))
+    p = (ch << (2 * K.POS_BITS)) | (y << K.POS_BITS) | x
+    return p[chw_order(shape)] if hwc else p
 
 
 def _identity_gather(src_shape: tuple[int, ...], src_hwc: bool, dst_shape: tuple[int, ...],

@@ -75,18 +75,17 @@ def nonzero_positions(xb, idx):
     return n
 
 
+# A (C, H, W) position packed in one int64 (the operators' position tables, built where
+# they are prepared): channel << 40 | row << 20 | column. One load per event instead of
+# two or three integer divisions (tens of cycles each) by the runtime sizes.
+POS_BITS = 20
+_POS_MASK = (1 << POS_BITS) - 1
+
+
 @numba.njit(cache=True, nogil=True, boundscheck=False, inline="always")
-def _position(i, c, h, w, hwc):
-    """``(channel, row, column)`` of flat index ``i`` of a ``(C, H, W)`` value stored
-    channels-last (``hwc``: ``(H, W, C)`` flat) or in C order."""
-    if hwc:
-        yx = i // c
-        y = yx // w
-        return i - yx * c, y, yx - y * w
-    ch = i // (h * w)
-    r = i - ch * h * w
-    y = r // w
-    return ch, y, r - y * w
+def _position(p):
+    """``(channel, row, column)`` of a packed position (:data:`POS_BITS`)."""
+    return p >> (2 * POS_BITS), (p >> POS_BITS) & _POS_MASK, p & _POS_MASK
 
 
 @_jit
@@ -255,7 +254,7 @@ def dense_csr(x, ptr, idx, val, weight_exp, need_cnt, acc, cnt):
 @_jit
 def conv_scatter(
     x, geom, wt, wpk, wbound, yptr, yk, yo, xptr, xk, xo, weight_exp, need_cnt, acc_t, cnt_t,
-    out, cnt, xrun, w_s, wpk_s, xslot, syn_tab, synall_tab, xbin, hwc_in, hwc_out, wmax,
+    out, cnt, xrun, w_s, wpk_s, xslot, syn_tab, synall_tab, xbin, pos, hwc_out, wmax,
     wpk32, wpk32_s, acc32,
 ):
     """2-D convolution (PyTorch cross-correlation), event driven.
@@ -266,8 +265,8 @@ def conv_scatter(
     oy) with ``oy*stride - pad + ky*dil == y`` inside the output, in increasing ky (same for
     columns). Each event (c, y, x) scatters into the channels-last sums ``[oy, ox,
     group's c_out]`` (flat); then ``out = wrap24(shift(acc, weight_exp))`` (docs/qgraph.md,
-    ``conv``). ``syn_tab``/``synall_tab``: per input position (C-order index), the synops
-    of one event there over non-zero weights / over every weight it reaches. Returns
+    ``conv``). ``syn_tab``/``synall_tab``: per stored input position, the synops of one
+    event there over non-zero weights / over every weight it reaches. Returns
     ``(synops non-zero, synops structural)``, each event's counted once from the tables.
 
     Fan-in counts ride in the same add when it is safe: ``wpk = w + (w != 0) << 32``; if
@@ -282,8 +281,9 @@ def conv_scatter(
     add of C_out/groups values. ``xbin``: the input is known to be 0/1 (no scan for
     ``max|x|``).
 
-    Layouts (:mod:`snn2hw.backends.event` "Layouts"): ``hwc_in`` the input is stored
-    channels-last ``(H, W, C)`` flat, else ``(C, H, W)``; ``hwc_out`` the output is written
+    Layouts (:mod:`snn2hw.backends.event` "Layouts"): ``pos`` gives the ``(C, H, W)``
+    position of each stored input position (packed, :func:`_position`), whichever the
+    input's layout; ``hwc_out`` the output is written
     channels-last: the scatter then accumulates straight into ``out`` (same order as the
     scratch) and the epilogue is one contiguous pass instead of a strided conversion.
     """
@@ -298,7 +298,7 @@ def conv_scatter(
         bits, s0, s1 = _conv_sample(
             x[b], ob, cb, events, geom, wt, wpk, wbound, yptr, yk, yo, xptr, xk, xo,
             need_cnt, acc_t, cnt_t, xrun, w_s, wpk_s, xslot, syn_tab, synall_tab, xbin,
-            hwc_in, hwc_out, wmax, wpk32, wpk32_s, acc32)
+            pos, hwc_out, wmax, wpk32, wpk32_s, acc32)
         syn += s0
         syn_all += s1
         if hwc_out:  # out = wrap24(shift(sum, e)), contiguous
@@ -321,28 +321,28 @@ def conv_scatter(
         for co in range(c_out):
             k0 = co * n_pos
             if bits == 16:
-                for pos in range(n_pos):
-                    c, a_k = _unpack(np.int64(acc32[pos * c_out + co]), 16)
-                    cb[k0 + pos] = c
-                    ob[k0 + pos] = _wrap24(_shift(a_k, weight_exp))
+                for yx in range(n_pos):
+                    c, a_k = _unpack(np.int64(acc32[yx * c_out + co]), 16)
+                    cb[k0 + yx] = c
+                    ob[k0 + yx] = _wrap24(_shift(a_k, weight_exp))
             elif bits == 32:
-                for pos in range(n_pos):
-                    c, a_k = _unpack(acc_t[pos * c_out + co], 32)
-                    cb[k0 + pos] = c
-                    ob[k0 + pos] = _wrap24(_shift(a_k, weight_exp))
+                for yx in range(n_pos):
+                    c, a_k = _unpack(acc_t[yx * c_out + co], 32)
+                    cb[k0 + yx] = c
+                    ob[k0 + yx] = _wrap24(_shift(a_k, weight_exp))
             else:
                 if need_cnt:
-                    for pos in range(n_pos):
-                        cb[k0 + pos] = cnt_t[pos * c_out + co]
-                for pos in range(n_pos):
-                    ob[k0 + pos] = _wrap24(_shift(acc_t[pos * c_out + co], weight_exp))
+                    for yx in range(n_pos):
+                        cb[k0 + yx] = cnt_t[yx * c_out + co]
+                for yx in range(n_pos):
+                    ob[k0 + yx] = _wrap24(_shift(acc_t[yx * c_out + co], weight_exp))
     return syn, syn_all
 
 
 @_jit
 def conv_lif(
     x, geom, wt, wpk, wbound, yptr, yk, yo, xptr, xk, xo, weight_exp, acc_t, cnt_t, out,
-    cnt, xrun, w_s, wpk_s, xslot, syn_tab, synall_tab, xbin, hwc_in, wmax, wpk32, wpk32_s,
+    cnt, xrun, w_s, wpk_s, xslot, syn_tab, synall_tab, xbin, pos, wmax, wpk32, wpk32_s,
     acc32, u, v, bias, spk, du, dv, vth, sh, db, u_bits, u_sat, v_bits, v_sat, ge, sub,
 ):
     """A conv whose channels-last output is the only input of a single-spike LIF in the
@@ -361,7 +361,7 @@ def conv_lif(
         bits, s0, s1 = _conv_sample(
             x[b], ob, cb, events, geom, wt, wpk, wbound, yptr, yk, yo, xptr, xk, xo,
             True, acc_t, cnt_t, xrun, w_s, wpk_s, xslot, syn_tab, synall_tab, xbin,
-            hwc_in, True, wmax, wpk32, wpk32_s, acc32)
+            pos, True, wmax, wpk32, wpk32_s, acc32)
         syn += s0
         syn_all += s1
         if bits == 0:  # int64 sums and separate counts: the epilogue in place first
@@ -382,7 +382,7 @@ def conv_lif(
 @numba.njit(cache=True, nogil=True, boundscheck=False, inline="always")
 def _conv_sample(
     xb, ob, cb, events, geom, wt, wpk, wbound, yptr, yk, yo, xptr, xk, xo, need_cnt, acc_t,
-    cnt_t, xrun, w_s, wpk_s, xslot, syn_tab, synall_tab, xbin, hwc_in, hwc_out, wmax, wpk32,
+    cnt_t, xrun, w_s, wpk_s, xslot, syn_tab, synall_tab, xbin, pos, hwc_out, wmax, wpk32,
     wpk32_s, acc32,
 ):
     """Scatter one sample's events into channels-last sums (see :func:`conv_scatter`) and
@@ -405,7 +405,7 @@ def _conv_sample(
         acc32[:] = 0
         s0, s1 = _conv_events(acc32, acc32, True, False, xb, events, n_ev, geom, wt,
                               wpk32, w_s, wpk32_s, yptr, yk, yo, xptr, xk, xo, xrun,
-                              xslot, syn_tab, synall_tab, hwc_in)
+                              xslot, syn_tab, synall_tab, pos)
         return 16, s0, s1
     acc = ob if hwc_out else acc_t
     cacc = cb if hwc_out else cnt_t
@@ -417,28 +417,27 @@ def _conv_sample(
             cacc[:] = 0
     s0, s1 = _conv_events(acc, cacc, packed, need_cnt, xb, events, n_ev, geom, wt, wpk,
                           w_s, wpk_s, yptr, yk, yo, xptr, xk, xo, xrun, xslot, syn_tab,
-                          synall_tab, hwc_in)
+                          synall_tab, pos)
     return 32 if packed else 0, s0, s1
 
 
 @_jit
 def _conv_events(acc, cacc, packed, need_cnt, xb, events, n_ev, geom, wt, wpk, w_s, wpk_s,
-                 yptr, yk, yo, xptr, xk, xo, xrun, xslot, syn_tab, synall_tab, hwc_in):
+                 yptr, yk, yo, xptr, xk, xo, xrun, xslot, syn_tab, synall_tab, pos):
     """Scatter one sample's events into the channels-last sums ``acc`` (int64, or int32
     packed; counts in ``cacc`` when ``need_cnt`` and not ``packed``), see
     :func:`conv_scatter`. Returns the events' ``(synops non-zero, synops structural)``."""
-    c_in, h, w, c_out, w_out = geom[0], geom[1], geom[2], geom[3], geom[5]
+    c_in, c_out, w_out = geom[0], geom[3], geom[5]
     cig, cog, kh, kw = geom[6], geom[7], geom[8], geom[9]
     syn = 0
     syn_all = 0
     for e in range(n_ev):
         i = events[e]
         v = np.int64(xb[i])
-        ch, y, xx = _position(i, c_in, h, w, hwc_in)
-        t_in = (ch * h + y) * w + xx
-        syn += syn_tab[t_in]
-        syn_all += synall_tab[t_in]
-        g = ch // cig
+        ch, y, xx = _position(pos[i])
+        syn += syn_tab[i]
+        syn_all += synall_tab[i]
+        g = 0 if cig == c_in else ch // cig  # one group: no division
         cl = ch - g * cig
         if xrun:
             q0 = xptr[xx]
@@ -501,15 +500,16 @@ def _conv_events(acc, cacc, packed, need_cnt, xb, events, n_ev, geom, wt, wpk, w
 
 
 @_jit
-def sumpool_scatter(x, geom, yptr, yo, xptr, xo, need_cnt, out, cnt, hwc_in, hwc_out):
+def sumpool_scatter(x, geom, yptr, yo, xptr, xo, need_cnt, out, cnt, pos, hwc_out):
     """Sum pooling (zero padding, exact, no shift or wrap), event driven.
 
     ``geom = (C, H, W, H_out, W_out)``; ``yptr/yo`` list the output rows whose window holds
     input row y (same for columns). Every window membership is one synaptic event of
-    weight 1. ``hwc_in``/``hwc_out``: input/output stored channels-last (see
-    :func:`conv_scatter`). Returns ``(synops, synops)`` (all weights are non-zero).
+    weight 1. ``pos``: the input's position table (see :func:`conv_scatter`); ``hwc_out``:
+    the output is stored channels-last. Returns ``(synops, synops)`` (all weights are
+    non-zero).
     """
-    c_in, h, w, h_out, w_out = geom[0], geom[1], geom[2], geom[3], geom[4]
+    c_in, h_out, w_out = geom[0], geom[3], geom[4]
     nb, n_in = x.shape
     syn = 0
     events = np.empty(n_in, dtype=np.int64)
@@ -523,7 +523,7 @@ def sumpool_scatter(x, geom, yptr, yo, xptr, xo, need_cnt, out, cnt, hwc_in, hwc
         for e in range(nonzero_positions(xb, events)):
             i = events[e]
             v = xb[i]
-            ch, y, xx = _position(i, c_in, h, w, hwc_in)
+            ch, y, xx = _position(pos[i])
             for p in range(yptr[y], yptr[y + 1]):
                 for q in range(xptr[xx], xptr[xx + 1]):
                     if hwc_out:
