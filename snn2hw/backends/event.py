@@ -385,20 +385,19 @@ class _ConvOp(_Op):
         )
         return int(syn), int(syn_all)
 
-    def apply_lif(self, x: np.ndarray, u: np.ndarray, v: np.ndarray, bias: np.ndarray,
-                  params: tuple[int, int, int], spk: np.ndarray, rules: tuple[int, ...]
-                  ) -> tuple[int, int, int, int, int]:
+    def apply_lif(self, x: np.ndarray, lif: _Lif, u: np.ndarray, v: np.ndarray,
+                  spk: np.ndarray) -> tuple[int, int, int, int, int]:
         """The conv and the single-spike LIF it alone feeds, in one kernel (``fused`` in
         :class:`_Plan`; no delay): the LIF's step from ``x``, spikes into ``spk``. Returns
         ``(synops, structural synops, spikes, active updates, max fan-in)``."""
         yp, yk, yo = self.ytaps
         xp, xk, xo = self.xtaps
-        res = K.conv_lif(
+        res = lif.kernels.conv_step(
             x, self.geom, self.wt, self.wpk, self.wbound, yp, yk, yo, xp, xk, xo,
             self.weight_exp, self.acc_t, self.cnt_t, self.out, self.cnt, self.xrun,
             self.w_s, self.wpk_s, self.xslot, self.syn_tab, self.synall_tab,
             self.binary_input, self.pos, self.wmax, self.wpk32, self.wpk32_s, self.acc32,
-            u, v, bias, spk, *params, *rules,
+            u, v, lif.bias, spk, lif.consts,
         )
         return tuple(int(r) for r in res)  # type: ignore[return-value]
 
@@ -475,6 +474,8 @@ class _Lif:
     path_ops: list[str]  # every weighted operator of every path (with multiplicity)
     bias: np.ndarray
     macs: int
+    kernels: K.LifKernels  # of its overflow modes and decay case (single spikes)
+    consts: tuple[int, ...]  # K.lif_consts
 
 
 def chw_order(shape: tuple[int, ...]) -> np.ndarray:
@@ -621,9 +622,13 @@ class _Plan:
             if self.hwc[node.name]:  # state (and spike record) channels-last
                 bias = bias[chw_order(node.shape)]
             path_ops = path_ops_of[node.name]
+            f = graph.formats
             self.lifs.append(
                 _Lif(node, size, terms, path_ops, np.ascontiguousarray(bias, dtype=np.int64),
-                     sum(self.ops[k].macs for k in path_ops))
+                     sum(self.ops[k].macs for k in path_ops),
+                     K.lif_kernels(f.u_overflow == "saturate", f.v_overflow == "saturate",
+                                   K.lif_decays(node.du, node.dv, f.decay_bits)),
+                     K.lif_consts(node.du, node.dv, node.vth, *_lif_rules(f)))
             )
         # 4. a conv that alone feeds a single-spike LIF in its layout and nothing else runs
         # fused with it (K.conv_lif: the conv's epilogue inside the LIF's loop)
@@ -765,9 +770,23 @@ PLANS = PlanCache()
 
 
 def _lif_rules(f: NumberFormats) -> tuple[int, ...]:
-    """The LIF kernel's format arguments (``event_kernels.lif_step``)."""
-    return (f.activation_shift, f.decay_bits, f.u_bits, f.u_overflow == "saturate", f.v_bits,
-            f.v_overflow == "saturate", f.threshold_compare == ">=", f.reset == "subtract")
+    """The formats arguments of ``event_kernels.lif_consts``."""
+    return (f.activation_shift, f.decay_bits, f.u_bits, f.v_bits, f.threshold_compare == ">=",
+            f.reset == "subtract")
+
+
+def _lif_step(L: _Lif, a: np.ndarray, c: np.ndarray, u: np.ndarray, v: np.ndarray,
+              spk: np.ndarray, f: NumberFormats) -> tuple[int, int, int]:
+    """One step of LIF ``L`` from its summed activation ``a`` and fan-in counts ``c``:
+    spikes into ``spk``; returns ``(spikes, active updates, max fan-in)``."""
+    m = int(L.node.max_spikes)
+    if m == 1:
+        return L.kernels.step(a, c, u, v, L.bias, spk, L.consts)
+    sh, db, u_bits, v_bits, ge, sub = _lif_rules(f)
+    return K.lif_step_general(a, c, u, v, L.bias, int(L.node.du), int(L.node.dv),
+                              int(L.node.vth), m, spk, sh, db, u_bits,
+                              f.u_overflow == "saturate", v_bits, f.v_overflow == "saturate",
+                              ge, sub)
 
 
 def _reset_state(node: LIFNode, n: int, u: np.ndarray, v: np.ndarray) -> None:
@@ -922,7 +941,6 @@ def _simulate(plan: _Plan, graph: QGraph, arr: np.ndarray, n_steps: int, out: _O
     their spikes and states into ``out`` and returns the activity tallies of this part
     ``(synops, synops_dense, updates, counts, peak)`` per LIF."""
     n_frames, batch = int(arr.shape[0]), b1 - b0
-    rules = _lif_rules(graph.formats)
     # The prepared weights are shared; the per-run buffers live on shallow copies, so
     # concurrent runs of one graph never share state.
     ops = {k: copy.copy(op) for k, op in plan.ops.items()}
@@ -961,12 +979,8 @@ def _simulate(plan: _Plan, graph: QGraph, arr: np.ndarray, n_steps: int, out: _O
     steps = [(key, op, ops.get(plan.op_input[key]), plan.op_input[key], key in plan.need_cnt)
              for key, op in ops.items() if key not in fused]
     done: dict[str, tuple[int, int]] = {}
-    per_lif_args = [
-        (L, L.node.name, (int(L.node.du), int(L.node.dv), int(L.node.vth),
-                          int(L.node.max_spikes)),
-         int(L.node.reset_interval) > 0, plan.fused.get(L.node.name))
-        for L in lifs
-    ]
+    per_lif_args = [(L, L.node.name, int(L.node.reset_interval) > 0, plan.fused.get(L.node.name))
+                    for L in lifs]
 
     for n in range(n_steps):
         # out[input][n-1] = x[n-1]; zeros at n == 0 and once the frames run out
@@ -979,15 +993,15 @@ def _simulate(plan: _Plan, graph: QGraph, arr: np.ndarray, n_steps: int, out: _O
                 prev[name] = spikes[name][n - 1]
         for key, op, src_op, src, need in steps:
             done[key] = op.apply(src_op.out if src_op is not None else prev[src], need, n)
-        for L, name, params, resets, conv in per_lif_args:
+        for L, name, resets, conv in per_lif_args:
             if resets:  # before this step's input is integrated
                 _reset_state(L.node, n, u[name], v[name])
             if conv is not None:
                 src = plan.op_input[conv]
                 src_op = ops.get(src)
                 s, s_all, n_spk, n_act, pk = ops[conv].apply_lif(  # type: ignore[attr-defined]
-                    src_op.out if src_op is not None else prev[src], u[name], v[name],
-                    L.bias, params[:3], spikes[name][n], rules)
+                    src_op.out if src_op is not None else prev[src], L, u[name], v[name],
+                    spikes[name][n])
                 done[conv] = (s, s_all)
             syn = syn_all = 0
             for key in L.path_ops:
@@ -1004,8 +1018,8 @@ def _simulate(plan: _Plan, graph: QGraph, arr: np.ndarray, n_steps: int, out: _O
                     for t in L.terms[1:]:
                         a += ops[t].out
                         c += ops[t].cnt
-                n_spk, n_act, pk = K.lif_step(
-                    a, c, u[name], v[name], L.bias, *params, spikes[name][n], *rules)
+                n_spk, n_act, pk = _lif_step(L, a, c, u[name], v[name], spikes[name][n],
+                                             graph.formats)
             synops[name][n] = syn
             synops_dense[name][n] = syn_all
             updates[name][n] = n_act
@@ -1077,10 +1091,14 @@ def warmup() -> None:
         "fc2": DenseNode("fc2", np.eye(3, 8, dtype=np.int64) * 4),
         "l2": lif("l2", (3,)),
         "l3": lif("l3", (3,)),
+        # a conv not fused with its LIF (K.conv_scatter): into a 1-D LIF
+        "conv2": ConvNode("conv2", np.ones((1, 2, 3, 3), np.int64), (2, 4, 4), padding=(1, 1)),
+        "l4": lif("l4", (16,)),
         "out": OutputNode("out", (3,)),
     }
     edges = [("in", "conv"), ("conv", "l1"), ("l1", "pool"), ("pool", "flat"), ("flat", "fc"),
-             ("fc", "l2"), ("flat", "fc2"), ("fc2", "l2"), ("l2", "l3"), ("l3", "out")]
+             ("fc", "l2"), ("flat", "fc2"), ("fc2", "l2"), ("l2", "l3"), ("l3", "out"),
+             ("l1", "conv2"), ("conv2", "l4")]
     g = QGraph(nodes, edges, dt=1e-3, target="loihi", num_steps=2)
     x = np.ones((2, 2, 1, 4, 4), dtype=np.int64)
     x[:, 1] = 3

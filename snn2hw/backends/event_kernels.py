@@ -18,6 +18,9 @@ May import: numba and numpy only.
 
 from __future__ import annotations
 
+import functools
+from typing import Any, NamedTuple
+
 import numba
 import numpy as np
 
@@ -339,46 +342,6 @@ def conv_scatter(
     return syn, syn_all
 
 
-@_jit
-def conv_lif(
-    x, geom, wt, wpk, wbound, yptr, yk, yo, xptr, xk, xo, weight_exp, acc_t, cnt_t, out,
-    cnt, xrun, w_s, wpk_s, xslot, syn_tab, synall_tab, xbin, pos, wmax, wpk32, wpk32_s,
-    acc32, u, v, bias, spk, du, dv, vth, sh, db, u_bits, u_sat, v_bits, v_sat, ge, sub,
-):
-    """A conv whose channels-last output is the only input of a single-spike LIF in the
-    same layout, fused per sample: the events are scattered as in :func:`conv_scatter`
-    (``hwc_out``, fan-in counts wanted), then the LIF step (:func:`lif_step`) reads the sums
-    directly: the conv's epilogue (unpack, shift, wrap24) runs inside the LIF's loop while the
-    sums are in cache, and ``out``/``cnt`` are written only when the sums need int64 without
-    packing. Same results as the two kernels in turn. Returns ``(synops non-zero, synops
-    structural, spikes, active neuron updates, max fan-in)``."""
-    lc = _lif_consts(du, dv, vth, sh, db, u_bits, v_bits, ge, sub)
-    syn = syn_all = n_spk = n_act = peak = 0
-    events = np.empty(x.shape[1], dtype=np.int64)
-    for b in range(x.shape[0]):
-        ob = out[b]
-        cb = cnt[b]
-        bits, s0, s1 = _conv_sample(
-            x[b], ob, cb, events, geom, wt, wpk, wbound, yptr, yk, yo, xptr, xk, xo,
-            True, acc_t, cnt_t, xrun, w_s, wpk_s, xslot, syn_tab, synall_tab, xbin,
-            pos, True, wmax, wpk32, wpk32_s, acc32)
-        syn += s0
-        syn_all += s1
-        if bits == 0:  # int64 sums and separate counts: the epilogue in place first
-            for k in range(ob.size):
-                ob[k] = _wrap24(_shift(ob[k], weight_exp))
-        if bits == 16:
-            r = lif_rows(acc32, cb, 16, weight_exp, u[b], v[b], bias, spk[b], lc, u_sat,
-                         v_sat)
-        else:
-            r = lif_rows(ob, cb, bits, weight_exp, u[b], v[b], bias, spk[b], lc, u_sat,
-                         v_sat)
-        n_spk += r[0]
-        n_act += r[1]
-        peak = max(peak, r[2])
-    return syn, syn_all, n_spk, n_act, peak
-
-
 @numba.njit(cache=True, nogil=True, boundscheck=False, inline="always")
 def _conv_sample(
     xb, ob, cb, events, geom, wt, wpk, wbound, yptr, yk, yo, xptr, xk, xo, need_cnt, acc_t,
@@ -555,55 +518,49 @@ def identity_scatter(x, out, cnt):
     return syn, syn
 
 
-@_jit
-def lif_step(a, cnt, u, v, bias, du, dv, vth, max_spikes, spk, sh, db, u_bits, u_sat,
-             v_bits, v_sat, ge, sub):
-    """One LIF step (see :func:`lif_step_general`): binary spikes take a branch-free loop
-    the compiler vectorizes (:func:`lif_rows`); multi-spike nodes the general one. Same
-    results."""
-    if max_spikes != 1:
-        return lif_step_general(a, cnt, u, v, bias, du, dv, vth, max_spikes, spk, sh,
-                                db, u_bits, u_sat, v_bits, v_sat, ge, sub)
-    lc = _lif_consts(du, dv, vth, sh, db, u_bits, v_bits, ge, sub)
-    n_spk = n_act = peak = 0
-    for b in range(a.shape[0]):
-        s, c, p = lif_rows(a[b], cnt[b], 0, 0, u[b], v[b], bias, spk[b], lc, u_sat, v_sat)
-        n_spk += s
-        n_act += c
-        peak = max(peak, p)
-    return n_spk, n_act, peak
-
-
-@numba.njit(cache=True, nogil=True, boundscheck=False, inline="always")
-def _lif_consts(du, dv, vth, sh, db, u_bits, v_bits, ge, sub):
-    """The per-node constants of the single-spike LIF step (:func:`_lif_neuron`)."""
-    th = np.int64(vth) << sh
-    u_hi = np.int64(1) << (u_bits - 1)
-    v_hi = np.int64(1) << (v_bits - 1)
-    return ((np.int64(1) << db) - (du + 1),  # fu: the hidden +1 on du
-            (np.int64(1) << db) - dv,  # fv
-            np.int64(sh), np.int64(db),
-            (np.int64(1) << db) - 1,  # rtz(p, db) = (p + (p < 0 ? 2^db - 1 : 0)) >> db
-            u_hi, v_hi, th,
+def lif_consts(du: int, dv: int, vth: int, sh: int, db: int, u_bits: int, v_bits: int,
+               ge: bool, sub: bool) -> tuple[int, ...]:
+    """The per-node constants of the single-spike LIF step (:func:`_lif_neuron`), from the
+    node's ``du``, ``dv``, ``vth`` and the formats of :func:`lif_step_general`."""
+    th = int(vth) << sh
+    return ((1 << db) - (int(du) + 1),  # fu: the hidden +1 on du
+            (1 << db) - int(dv),  # fv
+            sh, db,
+            (1 << db) - 1,  # rtz(p, db) = (p + (p < 0 ? 2^db - 1 : 0)) >> db
+            1 << (u_bits - 1), 1 << (v_bits - 1), th,
             th - 1 if ge else th,  # v >= th  <=>  v > th - 1 (integers)
-            np.int64(1 if sub else 0))  # v after a spike: (v - th) * keep
+            1 if sub else 0)  # v after a spike: (v - th) * keep
+
+
+def lif_decays(du: int, dv: int, db: int) -> bool:
+    """Whether the LIF step has decay products at all: not for ``du = 2^db - 1`` (no
+    current memory) with ``dv = 0`` (no leak), where ``rtz(u * 0, db) = 0`` and
+    ``rtz(v * 2^db, db) = v`` (converted integrate-and-fire networks)."""
+    return int(du) != (1 << db) - 1 or int(dv) != 0
 
 
 @numba.njit(cache=True, nogil=True, boundscheck=False, inline="always")
-def _lif_neuron(ai, ui, vi, bi, lc, u_sat, v_sat):
+def _lif_neuron(ai, ui, vi, bi, lc, u_sat, v_sat, decays):
     """The single-spike LIF step of one neuron (docs/qgraph.md "LIF step"), branch free:
-    ``(u, v, spike)`` after activation ``ai`` and bias ``bi``. ``u_sat``/``v_sat`` are
-    constants at every call site (inlined), so only the clip (saturate: to
-    +-(2^(n-1) - 1), where the wrap never fires) or only the wrap is compiled."""
+    ``(u, v, spike)`` after activation ``ai`` and bias ``bi``. ``u_sat``/``v_sat``/``decays``
+    are constants at every call site (inlined), so only the clip (saturate: to
+    +-(2^(n-1) - 1), where the wrap never fires) or only the wrap is compiled, and without
+    ``decays`` (:func:`lif_decays`) the decay products are left out."""
     fu, fv, sh, db, rmask, u_hi, v_hi, th, th_cmp, keep = lc
-    p = ui * fu
-    ui = ((p + ((p >> 63) & rmask)) >> db) + (ai << sh)
+    if decays:
+        p = ui * fu
+        ui = ((p + ((p >> 63) & rmask)) >> db) + (ai << sh)
+    else:
+        ui = ai << sh
     if u_sat:
         ui = min(max(ui, 1 - u_hi), u_hi - 1)
     else:
         ui = ui - (u_hi << 1) * (ui > u_hi) + (u_hi << 1) * (ui <= -u_hi)
-    p = vi * fv
-    vi = ((p + ((p >> 63) & rmask)) >> db) + ui + bi
+    if decays:
+        p = vi * fv
+        vi = ((p + ((p >> 63) & rmask)) >> db) + ui + bi
+    else:
+        vi = vi + ui + bi
     if v_sat:
         vi = min(max(vi, 1 - v_hi), v_hi - 1)
     else:
@@ -613,7 +570,7 @@ def _lif_neuron(ai, ui, vi, bi, lc, u_sat, v_sat):
 
 
 @numba.njit(cache=True, nogil=True, boundscheck=False, inline="always")
-def _lif_row(ab, cb, bits, e, ub, vb, bias, sb, lc, u_sat, v_sat, packed):
+def _lif_row(ab, cb, bits, e, ub, vb, bias, sb, lc, u_sat, v_sat, decays, packed):
     """One sample's single-spike LIF step over its ``n`` neurons; returns ``(spikes, active
     neuron updates, max fan-in)``. ``packed`` (a constant, inlined): ``ab`` holds a conv's
     packed sums ``true + count << bits`` (:func:`_unpack`), the activation is
@@ -634,7 +591,7 @@ def _lif_row(ab, cb, bits, e, ub, vb, bias, sb, lc, u_sat, v_sat, packed):
         bi = bias[i]
         n_act += ((ai | ui | vi | bi) != 0)
         peak = max(peak, ci)
-        ui, vi, k = _lif_neuron(ai, ui, vi, bi, lc, u_sat, v_sat)
+        ui, vi, k = _lif_neuron(ai, ui, vi, bi, lc, u_sat, v_sat, decays)
         sb[i] = k
         n_spk += k
         vb[i] = vi
@@ -642,26 +599,77 @@ def _lif_row(ab, cb, bits, e, ub, vb, bias, sb, lc, u_sat, v_sat, packed):
     return n_spk, n_act, peak
 
 
-@_jit
-def lif_rows(ab, cb, bits, e, ub, vb, bias, sb, lc, u_sat, v_sat):
-    """:func:`_lif_row` with its constants dispatched: packed conv sums when ``bits > 0``
-    (``cb`` unused), and the overflow mode of u and v (clip or wrap work compiled only
-    where the mode needs it: 20 % faster than testing the mode per neuron)."""
-    if bits > 0:
-        if u_sat:
-            if v_sat:
-                return _lif_row(ab, cb, bits, e, ub, vb, bias, sb, lc, True, True, True)
-            return _lif_row(ab, cb, bits, e, ub, vb, bias, sb, lc, True, False, True)
-        if v_sat:
-            return _lif_row(ab, cb, bits, e, ub, vb, bias, sb, lc, False, True, True)
-        return _lif_row(ab, cb, bits, e, ub, vb, bias, sb, lc, False, False, True)
-    if u_sat:
-        if v_sat:
-            return _lif_row(ab, cb, bits, e, ub, vb, bias, sb, lc, True, True, False)
-        return _lif_row(ab, cb, bits, e, ub, vb, bias, sb, lc, True, False, False)
-    if v_sat:
-        return _lif_row(ab, cb, bits, e, ub, vb, bias, sb, lc, False, True, False)
-    return _lif_row(ab, cb, bits, e, ub, vb, bias, sb, lc, False, False, False)
+class LifKernels(NamedTuple):
+    """The single-spike LIF kernels of one overflow mode of u and v and one decay case."""
+
+    step: Any  # (a, cnt, u, v, bias, spk, lc) -> (spikes, active updates, max fan-in)
+    conv_step: Any  # a conv fused with the LIF it alone feeds (see lif_kernels)
+
+
+@functools.cache
+def lif_kernels(u_sat: bool, v_sat: bool, decays: bool) -> LifKernels:
+    """The single-spike LIF kernels with ``u_sat``/``v_sat``/``decays`` compiled in as
+    constants (:func:`_lif_neuron`: only the clip or wrap and decay work the node needs,
+    each 20-25 % of the step). Each combination is compiled on its first use (and cached
+    on disk), so a session builds only the ones its graphs use.
+
+    ``step(a, cnt, u, v, bias, spk, lc)``: one step of ``[B, N]`` neurons from the summed
+    activation ``a`` and fan-in counts ``cnt`` (see :func:`lif_step_general` for the
+    arguments; ``lc``: :func:`lif_consts`). Returns ``(spikes, active neuron updates, max
+    fan-in)``.
+
+    ``conv_step(x, <conv_scatter's arguments without need_cnt and hwc_out>, u, v, bias,
+    spk, lc)``: a conv whose channels-last output is the only input of the LIF, in the same
+    layout, fused per sample: the events are scattered as in :func:`conv_scatter`, then the
+    LIF's loop reads the sums directly, the conv's epilogue (unpack, shift, wrap24) inside
+    it while the sums are in cache; ``out``/``cnt`` are written only when the sums need
+    int64 without packing. Same results as :func:`conv_scatter` then ``step``. Returns
+    ``(synops non-zero, synops structural, spikes, active neuron updates, max fan-in)``.
+    """
+
+    @_jit
+    def step(a, cnt, u, v, bias, spk, lc):
+        n_spk = n_act = peak = 0
+        for b in range(a.shape[0]):
+            s, c, p = _lif_row(a[b], cnt[b], 0, 0, u[b], v[b], bias, spk[b], lc, u_sat,
+                               v_sat, decays, False)
+            n_spk += s
+            n_act += c
+            peak = max(peak, p)
+        return n_spk, n_act, peak
+
+    @_jit
+    def conv_step(x, geom, wt, wpk, wbound, yptr, yk, yo, xptr, xk, xo, weight_exp, acc_t,
+                  cnt_t, out, cnt, xrun, w_s, wpk_s, xslot, syn_tab, synall_tab, xbin, pos,
+                  wmax, wpk32, wpk32_s, acc32, u, v, bias, spk, lc):
+        syn = syn_all = n_spk = n_act = peak = 0
+        events = np.empty(x.shape[1], dtype=np.int64)
+        for b in range(x.shape[0]):
+            ob = out[b]
+            cb = cnt[b]
+            bits, s0, s1 = _conv_sample(
+                x[b], ob, cb, events, geom, wt, wpk, wbound, yptr, yk, yo, xptr, xk, xo,
+                True, acc_t, cnt_t, xrun, w_s, wpk_s, xslot, syn_tab, synall_tab, xbin,
+                pos, True, wmax, wpk32, wpk32_s, acc32)
+            syn += s0
+            syn_all += s1
+            if bits == 16:
+                r = _lif_row(acc32, acc32, 16, weight_exp, u[b], v[b], bias, spk[b], lc,
+                             u_sat, v_sat, decays, True)
+            elif bits == 32:
+                r = _lif_row(ob, ob, 32, weight_exp, u[b], v[b], bias, spk[b], lc, u_sat,
+                             v_sat, decays, True)
+            else:  # int64 sums and separate counts: the epilogue in place first
+                for k in range(ob.size):
+                    ob[k] = _wrap24(_shift(ob[k], weight_exp))
+                r = _lif_row(ob, cb, 0, 0, u[b], v[b], bias, spk[b], lc, u_sat, v_sat,
+                             decays, False)
+            n_spk += r[0]
+            n_act += r[1]
+            peak = max(peak, r[2])
+        return syn, syn_all, n_spk, n_act, peak
+
+    return LifKernels(step, conv_step)
 
 
 @_jit

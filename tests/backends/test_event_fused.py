@@ -81,29 +81,37 @@ def test_fused_and_separate_kernels_agree_in_every_sum_mode(mode):
     assert_matches_reference(g, x)  # the counters against the numpy reference too
 
 
-@pytest.mark.parametrize("fault", ["weight_exp", "u_sat", "lying wmax"])
+@pytest.mark.parametrize("fault", ["weight_exp", "u_sat", "decays", "lying wmax"])
 def test_a_fault_in_the_fused_kernel_is_caught(fault, monkeypatch):
-    mode = "int32 packed" if fault == "weight_exp" else "int64 packed"
+    mode = "int32 packed" if fault in ("weight_exp", "decays") else "int64 packed"
     # weight_exp 3: u = (sum << 3) << 6 passes 2^23, where Loihi's u wraps
     g, _ = _conv_lif(weight_exp=3 if fault == "u_sat" else 0,
                      vth=100 if mode == "int32 packed" else 20000)
     x = _inputs(mode)
     ref = torch_int.run(g, x, record_state=True)
-    real = K.conv_lif
+    real = K.lif_kernels
 
-    def broken(*args):
-        args = list(args)
-        if fault == "weight_exp":
-            args[11] += 1
-        elif fault == "u_sat":  # saturate instead of wrap
-            args[38] = not args[38]
-        else:  # max|w| 0: the int32 packing is kept past its bound and wraps
-            args[24] = 0
-        return real(*args)
+    def broken(u_sat, v_sat, decays):
+        if fault == "u_sat":  # saturate instead of wrap
+            return real(not u_sat, v_sat, decays)
+        if fault == "decays":  # the decay products left out of a node that decays
+            return real(u_sat, v_sat, False)
+        kernels = real(u_sat, v_sat, decays)
 
-    monkeypatch.setattr(event.K, "conv_lif", broken)
+        def conv_step(*args):
+            args = list(args)
+            if fault == "weight_exp":
+                args[11] += 1
+            else:  # max|w| 0: the int32 packing is kept past its bound and wraps
+                args[24] = 0
+            return kernels.conv_step(*args)
+
+        return K.LifKernels(kernels.step, conv_step)
+
+    monkeypatch.setattr(event.K, "lif_kernels", broken)
     event.PLANS.clear()
     got = event.run(g, x, record_state=True, threads=1)
+    assert event.PLANS.get(g).fused == {"l": "c"}  # the fault sat in the fused kernel
     event.PLANS.clear()
     assert not (np.array_equal(got.u["l"], ref.u["l"])
                 and np.array_equal(got.v["l"], ref.v["l"])

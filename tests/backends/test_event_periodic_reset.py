@@ -17,7 +17,6 @@ from periodic_reset_cases import (
 )
 
 from snn2hw.backends import event
-from snn2hw.backends import event_kernels as K
 
 CASES = {
     "constant_bias_interval5_offset2": constant_bias,
@@ -97,10 +96,10 @@ def test_a_reset_after_integration_is_caught(name, monkeypatch):
     One LIF per graph: the k-th call of the LIF kernel is step k."""
     case = CASES[name]()
     node = case.graph.lif_nodes[0]
-    real, calls = K.lif_step, []
+    real, calls = event._lif_step, []
 
-    def late(a, cnt, u, v, *rest):
-        out = real(a, cnt, u, v, *rest)
+    def late(lif, a, cnt, u, v, *rest):
+        out = real(lif, a, cnt, u, v, *rest)
         if _due(node, len(calls)):
             u.fill(0)
             v.fill(0)
@@ -108,6 +107,6 @@ def test_a_reset_after_integration_is_caught(name, monkeypatch):
         return out
 
     monkeypatch.setattr(event, "_reset_state", lambda *args: None)
-    monkeypatch.setattr(event.K, "lif_step", late)
+    monkeypatch.setattr(event, "_lif_step", late)
     with pytest.raises(AssertionError):
         check_by_hand(case, _run(case))
