@@ -72,7 +72,6 @@ import dataclasses
 import threading
 import time
 import weakref
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -88,7 +87,7 @@ from snn2hw.backends.base import (
     check_node_kinds,
 )
 from snn2hw.common.errors import GraphError
-from snn2hw.common.threads import contiguous_ranges, current_threads
+from snn2hw.common.threads import contiguous_ranges, current_threads, map_parts
 from snn2hw.quant.bounds import check_graph as check_chip_limits_of
 from snn2hw.quant.formats import LOIHI_FORMATS, NumberFormats
 from snn2hw.quant.qgraph import (
@@ -878,10 +877,8 @@ def run(
     if len(spans) <= 1:
         tallies = [_simulate(plan, graph, arr, n_steps, out, 0, batch)]
     else:
-        with ThreadPoolExecutor(len(spans)) as pool:
-            tallies = list(pool.map(
-                lambda span: _simulate(plan, graph, arr[:, span[0]:span[1]], n_steps, out,
-                                       *span), spans))
+        tallies = map_parts(lambda span: _simulate(plan, graph, arr[:, span[0]:span[1]],
+                                                   n_steps, out, *span), spans)
     synops, synops_dense, updates, counts = (
         {n: sum(t[k][n] for t in tallies) if tallies else np.zeros(n_steps, dtype=np.int64)
          for n in names} for k in range(4)

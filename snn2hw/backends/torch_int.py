@@ -61,7 +61,6 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
@@ -86,7 +85,7 @@ from snn2hw.backends.torch_int_ops import (
     u_stays_in_range,
 )
 from snn2hw.common.errors import ConfigError, GraphError
-from snn2hw.common.threads import contiguous_ranges, current_threads
+from snn2hw.common.threads import contiguous_ranges, current_threads, map_parts
 from snn2hw.quant.qgraph import (
     ConvNode,
     DenseNode,
@@ -357,9 +356,8 @@ class TorchIntNetwork:
         with _single_threaded_ops():
             if len(spans) <= 1:
                 return self._run(x, n_steps, record_state, t0)
-            with ThreadPoolExecutor(len(spans)) as pool:
-                parts = list(pool.map(
-                    lambda sp: self._run(x[:, sp[0]:sp[1]], n_steps, record_state, t0), spans))
+            parts = map_parts(
+                lambda sp: self._run(x[:, sp[0]:sp[1]], n_steps, record_state, t0), spans)
 
         def joined(field_name: str) -> dict[str, np.ndarray] | None:
             first = getattr(parts[0], field_name)

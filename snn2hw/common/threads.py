@@ -22,6 +22,13 @@ from __future__ import annotations
 
 import os
 import sys
+import threading
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor, wait
+from typing import TypeVar
+
+T = TypeVar("T")
+R = TypeVar("R")
 
 PASSIVE_WAIT = {"OMP_WAIT_POLICY": "PASSIVE"}
 """Environment defaults applied before torch and numba load (a value the user set is kept).
@@ -103,3 +110,23 @@ def contiguous_ranges(n: int, parts: int) -> list[tuple[int, int]]:
         start = stop
     return out
 
+
+
+_POOLS: dict[int, ThreadPoolExecutor] = {}
+_POOLS_LOCK = threading.Lock()
+
+
+def map_parts(fn: Callable[[T], R], parts: Sequence[T]) -> list[R]:
+    """``[fn(p) for p in parts]``, one thread per part, on a pool kept for the process:
+    starting threads per call cost a batch-split run 0.5-0.9 ms (the event simulator's CNN
+    at batch 16, T = 30, takes 13 ms). ``fn`` must release the GIL to run in parallel
+    (numba ``nogil`` kernels, torch ops) and must not call :func:`map_parts` itself. The
+    first exception raised by a part is raised here, after every part has ended."""
+    with _POOLS_LOCK:
+        pool = _POOLS.get(len(parts))
+        if pool is None:
+            pool = _POOLS[len(parts)] = ThreadPoolExecutor(
+                len(parts), thread_name_prefix=f"snn2hw-parts{len(parts)}")
+    futures = [pool.submit(fn, p) for p in parts]
+    wait(futures)
+    return [f.result() for f in futures]

@@ -12,7 +12,7 @@ import torch
 from click.testing import CliRunner
 
 from snn2hw.cli import main
-from snn2hw.common.threads import available_cores, configure_threads
+from snn2hw.common.threads import available_cores, configure_threads, map_parts
 
 
 def _run(code: str, **env: str) -> str:
@@ -111,3 +111,35 @@ def test_threads_set_after_both_libraries_loaded_reach_torch_when_numba_starts_i
             " from snn2hw.common.threads import configure_threads;"
             " configure_threads(1); print(torch.get_num_threads())")
     assert _run(code, NUMBA_NUM_THREADS="2") == "1"
+
+
+def test_map_parts_runs_parts_at_once_on_threads_kept_between_calls():
+    import threading
+
+    barrier = threading.Barrier(2, timeout=10)  # breaks unless both parts run at once
+
+    def part(k: int) -> tuple[int, str]:
+        barrier.wait()
+        return k * 10, threading.current_thread().name
+
+    first = map_parts(part, [1, 2])
+    second = map_parts(part, [3, 4])
+    assert [r for r, _ in first] == [10, 20] and [r for r, _ in second] == [30, 40]
+    assert {n for _, n in first} == {n for _, n in second}  # the same two threads
+
+
+def test_map_parts_raises_a_parts_error_after_every_part_ended():
+    import threading
+
+    ended = []
+
+    def part(k: int) -> int:
+        if k == 0:
+            raise ValueError("part 0 failed")
+        threading.Event().wait(0.05)
+        ended.append(k)
+        return k
+
+    with pytest.raises(ValueError, match="part 0 failed"):
+        map_parts(part, [0, 1, 2])
+    assert sorted(ended) == [1, 2]
