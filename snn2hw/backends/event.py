@@ -196,6 +196,8 @@ class _Op:
         set ``self.out`` (and the fan-in counts ``self.cnt`` when ``need_cnt``) to the
         values arriving at step t and return ``(synops over non-zero weights, structural
         synops)`` of the events processed now, summed over the batch."""
+        if self.delay == 0:  # a ring of one slot: out/cnt stay
+            return self._apply(x, need_cnt, self.out, self.cnt)
         depth = self.delay + 1
         slot = (t + self.delay) % depth
         res = self._apply(x, need_cnt, self.ring[slot], self.cring[slot])
@@ -371,34 +373,28 @@ class _ConvOp(_Op):
         self.acc_t = np.zeros(n, dtype=np.int64)
         self.cnt_t = np.zeros(n, dtype=np.int64)
         self.acc32 = np.zeros(self.n_scratch, dtype=np.int32)  # channels-last, packed
+        # the kernels' fixed arguments, bound once per run (30 attribute reads per call
+        # cost about 1 us, a few % of a step at batch 16)
+        (yp, yk, yo), (xp, xk, xo) = self.ytaps, self.xtaps
+        self.args_head = (self.geom, self.wt, self.wpk, self.wbound, yp, yk, yo, xp, xk, xo,
+                          self.weight_exp)
+        self.args_events = (self.xrun, self.w_s, self.wpk_s, self.xslot, self.syn_tab,
+                            self.synall_tab, self.binary_input, self.pos)
+        self.args_narrow = (self.wmax, self.wpk32, self.wpk32_s, self.acc32)
 
     def _apply(self, x: np.ndarray, need_cnt: bool, out: np.ndarray,
                cnt: np.ndarray) -> tuple[int, int]:
-        yp, yk, yo = self.ytaps
-        xp, xk, xo = self.xtaps
-        syn, syn_all = K.conv_scatter(
-            x, self.geom, self.wt, self.wpk, self.wbound, yp, yk, yo, xp, xk, xo,
-            self.weight_exp, need_cnt, self.acc_t, self.cnt_t, out, cnt, self.xrun, self.w_s,
-            self.wpk_s, self.xslot, self.syn_tab, self.synall_tab, self.binary_input,
-            self.pos, self.hwc_out, self.wmax, self.wpk32, self.wpk32_s, self.acc32,
-        )
-        return int(syn), int(syn_all)
+        return K.conv_scatter(x, *self.args_head, need_cnt, self.acc_t, self.cnt_t, out, cnt,
+                              *self.args_events, self.hwc_out, *self.args_narrow)
 
     def apply_lif(self, x: np.ndarray, lif: _Lif, u: np.ndarray, v: np.ndarray,
                   spk: np.ndarray) -> tuple[int, int, int, int, int]:
         """The conv and the single-spike LIF it alone feeds, in one kernel (``fused`` in
         :class:`_Plan`; no delay): the LIF's step from ``x``, spikes into ``spk``. Returns
         ``(synops, structural synops, spikes, active updates, max fan-in)``."""
-        yp, yk, yo = self.ytaps
-        xp, xk, xo = self.xtaps
-        res = lif.kernels.conv_step(
-            x, self.geom, self.wt, self.wpk, self.wbound, yp, yk, yo, xp, xk, xo,
-            self.weight_exp, self.acc_t, self.cnt_t, self.out, self.cnt, self.xrun,
-            self.w_s, self.wpk_s, self.xslot, self.syn_tab, self.synall_tab,
-            self.binary_input, self.pos, self.wmax, self.wpk32, self.wpk32_s, self.acc32,
-            u, v, lif.bias, spk, lif.consts,
-        )
-        return tuple(int(r) for r in res)  # type: ignore[return-value]
+        return lif.kernels.conv_step(x, *self.args_head, self.acc_t, self.cnt_t, self.out,
+                                     self.cnt, *self.args_events, *self.args_narrow, u, v,
+                                     lif.bias, spk, lif.consts)
 
 
 def _conv_synop_tables(w: np.ndarray, in_shape: tuple[int, int, int], groups: int,
@@ -438,15 +434,13 @@ class _PoolOp(_Op):
         self.geom = np.array([c, h, w, h_out, w_out], dtype=np.int64)
         yp, _, yo = _taps(h, h_out, kh, node.stride[0], node.padding[0], 1)
         xp, _, xo = _taps(w, w_out, kw, node.stride[1], node.padding[1], 1)
-        self.taps = (yp, yo, xp, xo)
+        self.args_head = (self.geom, yp, yo, xp, xo)
         self.pos = position_table((c, h, w), hwc_in)
 
     def _apply(self, x: np.ndarray, need_cnt: bool, out: np.ndarray,
                cnt: np.ndarray) -> tuple[int, int]:
-        yp, yo, xp, xo = self.taps
-        syn, syn_all = K.sumpool_scatter(x, self.geom, yp, yo, xp, xo, need_cnt, out, cnt,
-                                         self.pos, self.hwc_out)
-        return int(syn), int(syn_all)
+        return K.sumpool_scatter(x, *self.args_head, need_cnt, out, cnt, self.pos,
+                                 self.hwc_out)
 
 
 class _IdentityOp(_Op):
@@ -964,10 +958,6 @@ def _simulate(plan: _Plan, graph: QGraph, arr: np.ndarray, n_steps: int, out: _O
     prev: dict[str, np.ndarray] = dict(zeros)
     u_rec = {k: a[:, b0:b1] for k, a in out.u_rec.items()} if out.u_rec is not None else None
     v_rec = {k: a[:, b0:b1] for k, a in out.v_rec.items()} if out.v_rec is not None else None
-    synops, synops_dense, updates, counts = (
-        {n: np.zeros(n_steps, dtype=np.int64) for n in names} for _ in range(4)
-    )
-    peak = dict.fromkeys(names, 0)
 
     # every operator once per step, each after what feeds it (the plan's order is
     # topological): (key, operator, feeding operator or None for a source, source key,
@@ -976,8 +966,18 @@ def _simulate(plan: _Plan, graph: QGraph, arr: np.ndarray, n_steps: int, out: _O
     steps = [(key, op, ops.get(plan.op_input[key]), plan.op_input[key], key in plan.need_cnt)
              for key, op in ops.items() if key not in fused]
     done: dict[str, tuple[int, int]] = {}
-    per_lif_args = [(L, L.node.name, int(L.node.reset_interval) > 0, plan.fused.get(L.node.name))
-                    for L in lifs]
+    # per LIF, what its step reads; its tallies per step (synops, structural synops, active
+    # updates, spikes, max fan-in) go to a list, one array at the end (cheaper per step)
+    tallies: dict[str, list[tuple[int, int, int, int, int]]] = {n: [] for n in names}
+    lif_steps = []
+    for L in lifs:
+        name = L.node.name
+        conv = plan.fused.get(name)
+        src = plan.op_input[conv] if conv is not None else None
+        lif_steps.append((L, name, u[name], v[name], spikes[name], int(L.node.reset_interval) > 0,
+                        conv, ops[conv] if conv is not None else None, src,
+                        ops.get(src) if src is not None else None,
+                        ops[L.terms[0]] if len(L.terms) == 1 else None, tallies[name]))
 
     for n in range(n_steps):
         # out[input][n-1] = x[n-1]; zeros at n == 0 and once the frames run out
@@ -990,47 +990,46 @@ def _simulate(plan: _Plan, graph: QGraph, arr: np.ndarray, n_steps: int, out: _O
                 prev[name] = spikes[name][n - 1]
         for key, op, src_op, src, need in steps:
             done[key] = op.apply(src_op.out if src_op is not None else prev[src], need, n)
-        for L, name, resets, conv in per_lif_args:
+        for (L, name, uL, vL, rec, resets, conv, conv_op, src, src_op, term,
+             tally) in lif_steps:
             if resets:  # before this step's input is integrated
-                _reset_state(L.node, n, u[name], v[name])
-            if conv is not None:
-                src = plan.op_input[conv]
-                src_op = ops.get(src)
-                s, s_all, n_spk, n_act, pk = ops[conv].apply_lif(  # type: ignore[attr-defined]
-                    src_op.out if src_op is not None else prev[src], L, u[name], v[name],
-                    spikes[name][n])
+                _reset_state(L.node, n, uL, vL)
+            if conv_op is not None:
+                s, s_all, n_spk, n_act, pk = conv_op.apply_lif(
+                    src_op.out if src_op is not None else prev[src], L, uL, vL, rec[n])
                 done[conv] = (s, s_all)
+            elif term is not None:
+                n_spk, n_act, pk = _lif_step(L, term.out, term.cnt, uL, vL, rec[n],
+                                             graph.formats)
+            else:  # several paths into one LIF: their activations (and fan-ins) add up
+                a, c = a_sum[name], c_sum[name]
+                np.copyto(a, ops[L.terms[0]].out)
+                np.copyto(c, ops[L.terms[0]].cnt)
+                for t in L.terms[1:]:
+                    a += ops[t].out
+                    c += ops[t].cnt
+                n_spk, n_act, pk = _lif_step(L, a, c, uL, vL, rec[n], graph.formats)
             syn = syn_all = 0
             for key in L.path_ops:
                 s, s_all = done[key]
                 syn += s
                 syn_all += s_all
-            if conv is None:
-                if len(L.terms) == 1:
-                    a, c = ops[L.terms[0]].out, ops[L.terms[0]].cnt
-                else:  # several paths into one LIF: their activations (and fan-ins) add up
-                    a, c = a_sum[name], c_sum[name]
-                    np.copyto(a, ops[L.terms[0]].out)
-                    np.copyto(c, ops[L.terms[0]].cnt)
-                    for t in L.terms[1:]:
-                        a += ops[t].out
-                        c += ops[t].cnt
-                n_spk, n_act, pk = _lif_step(L, a, c, u[name], v[name], spikes[name][n],
-                                             graph.formats)
-            synops[name][n] = syn
-            synops_dense[name][n] = syn_all
-            updates[name][n] = n_act
-            counts[name][n] = n_spk
-            peak[name] = max(peak[name], int(pk))
+            tally.append((syn, syn_all, n_act, n_spk, pk))
             if u_rec is not None and v_rec is not None:
-                u_rec[name][n] = u[name]
-                v_rec[name][n] = v[name]
+                u_rec[name][n] = uL
+                v_rec[name][n] = vL
+
+    per_step = {k: np.array(t, dtype=np.int64).reshape(n_steps, 5) for k, t in tallies.items()}
+    synops, synops_dense, updates, counts = (
+        {k: np.ascontiguousarray(t[:, i]) for k, t in per_step.items()} for i in range(4))
+    peak = {k: int(t[:, 4].max(initial=0)) for k, t in per_step.items()}
 
     # drop the views of the spike record and the operators' buffers now, not whenever
     # the cyclic GC would find them (hundreds of MB per large call)
     prev.clear()
     ops.clear()
     steps.clear()
+    lif_steps.clear()
     return synops, synops_dense, updates, counts, peak
 
 

@@ -843,6 +843,7 @@ def test_conv_int32_packed_sums_hold_until_their_bound_and_int64_takes_over(hwc_
         np.testing.assert_array_equal(got.reshape(c_out, h_out, w_out), want)
         if not narrow:  # fault: a max|w| that lies (0) keeps the int32 packing: it wraps
             op.wmax = 0
+            op.alloc(1)  # the kernel's arguments are bound per run
             op.apply(x.reshape(1, -1), True, 1)
             bad = op.out[0]
             if hwc_out:
