@@ -50,6 +50,13 @@ records of channels-last LIFs as transposed views of their storage (not C-contig
 copy), the ``u``/``v`` traces as copies. The layouts are the simulator's business: results
 are those of the contract.
 
+Fusion: a conv whose output only one single-spike LIF reads, in the same (channels-last)
+layout and without delay, runs with that LIF as one kernel (``_Plan.fused``;
+``event_kernels.lif_kernels``' ``conv_step``): per sample, the events are scattered, then
+the LIF's loop reads the sums while they are in cache, the conv's epilogue inside it. The
+LIF kernels are compiled per overflow mode of u and v and per decay case (a node without
+decay, ``du = 2^db - 1`` and ``dv = 0``, skips the decay products), each on first use.
+
 Prepared plans are cached (:data:`PLANS`): the checks (structure, formats, chip limits)
 and the weight preparation of a graph run once per graph object and content; every run
 compares a fingerprint of the graph (every node field, arrays by a checksum of their
@@ -58,7 +65,7 @@ prepares again when anything changed, including arrays written in place. Buffers
 depend on the batch) are made per run on shallow copies of the prepared operators.
 
 Module layout: the prepared operators, the plan, the time loop and the registry entry
-:data:`BACKEND` (about 500 lines: they share private types); the numba kernels live in
+:data:`BACKEND` (they share private types); the numba kernels live in
 :mod:`snn2hw.backends.event_kernels`. Results are :class:`snn2hw.backends.base.SimResult`
 with ``counters`` set. May import: numpy, numba, ``snn2hw.common``, ``snn2hw.quant``,
 ``snn2hw.backends.base`` and its own kernels; never torch, another backend (torch_int,

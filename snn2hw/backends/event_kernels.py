@@ -1,16 +1,18 @@
 """Numba kernels of the event-driven reference simulator (:mod:`snn2hw.backends.event`).
 
-Every kernel works on one time step for a whole batch, on flat C-order arrays ``[B, size]``:
-int64 state and outputs; inputs in their source's own integer dtype (a frame, a uint8 row
-of the spike record), each value widened to int64 before any arithmetic (numba promotes
-integer operands narrower than 64 bits to int64). Synaptic kernels visit only the non-zero
-entries (events) of their input and scatter each event into its fan-out; the LIF kernel is
-the per-neuron step of docs/qgraph.md ("LIF step"). All arithmetic is int64 (int16 or int32
-only where a bound proves the sum fits). No torch anywhere (the point of this backend is to be
+Every kernel works on one time step for a whole batch, on flat arrays ``[B, size]`` (each
+value in the layout the simulator chose for it: C order or channels-last): int64 state and
+outputs; inputs in their source's own integer dtype (a frame, a uint8 row of the spike
+record), each value widened to int64 before any arithmetic (numba promotes integer
+operands narrower than 64 bits to int64). Synaptic kernels visit only the non-zero entries
+(events) of their input and scatter each event into its fan-out; the LIF kernels
+(:func:`lif_kernels`, :func:`lif_step_general`) are the per-neuron step of docs/qgraph.md
+("LIF step"), one of them fused with a conv. All arithmetic is int64 (int16 or int32 only
+where a bound proves the sum fits). No torch anywhere (the point of this backend is to be
 independent of the torch integer backend).
 
 Each synaptic kernel also fills ``cnt`` (when ``need_cnt``): the number of synaptic events
-with a non-zero weight that reached each output position this step; the LIF kernel takes
+with a non-zero weight that reached each output position this step; the LIF kernels take
 its maximum (``peak_fanin``).
 
 May import: numba and numpy only.
