@@ -1,13 +1,15 @@
 """How much a busy machine slows snn2hw's runs, under torch's default OpenMP wait policy
 and under snn2hw's (idle threads sleep: ``OMP_WAIT_POLICY=PASSIVE``, snn2hw/common/threads.py).
 
-    .venv/bin/python benchmarks/bench_threads.py [--rounds 3] [--json out.json]
+    .venv/bin/python benchmarks/bench_threads.py [--rounds 3] [--only event_cnn] [--json out.json]
 
 Workloads (each in a fresh process, so the policy is read when torch loads):
 ``lif_loop`` a 100-step two-layer LIF loop in float torch (784-1024-1024, batch 64, 5 %
 input activity; the shape of training/float-path inference), and ``torch_int`` the torch
 integer backend on a 784-1024-10 quantized MLP (batch 16, 50 frames), ``torch_int_cnn`` on
-the Sinabs N-MNIST CNN of ``bench_event.py --real`` (batch 16, 30 frames). Each runs with 1
+the Sinabs N-MNIST CNN of ``bench_event.py --real`` (batch 16, 30 frames), and
+``event_cnn`` the event simulator on that CNN (its kernels are numba's, the batch split
+across threads whatever the OpenMP policy). Each runs with 1
 and with all available threads, alone and beside one CPU-bound competing process; the
 table gives the median of ``--rounds`` rounds and the slowdown against the same run alone.
 """
@@ -15,7 +17,6 @@ table gives the median of ``--rounds`` rounds and the slowdown against the same 
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import statistics
 import subprocess
@@ -66,6 +67,16 @@ net = TorchIntNetwork(g)
 def work():
     net.run(x, 35)
 """,
+    "event_cnn": """
+import numpy as np, torch
+from snn2hw.quant.qgraph import QGraph
+from snn2hw.backends import event
+g = QGraph.load(CNN_QGRAPH)
+x = (np.random.default_rng(0).random((30, 16, 2, 34, 34)) < 0.035).astype(np.uint8)
+event.warmup()
+def work():
+    event.run(g, x, 35, threads=torch.get_num_threads())  # the batch split across threads
+""",
 }
 
 TIMER = """
@@ -94,6 +105,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--json", default=None)
+    ap.add_argument("--only", nargs="+", choices=list(WORKLOADS), default=list(WORKLOADS),
+                    help="run only these workloads")
     args = ap.parse_args()
     from snn2hw.common.threads import available_cores
 
@@ -102,10 +115,11 @@ def main() -> None:
     tmp = tempfile.TemporaryDirectory()
     sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
     from bench_event import cnn_graph  # the issue-14 CNN, exported for loihi
+    from bench_report import write_json
 
     cnn = os.path.join(tmp.name, "cnn.qgraph")
     cnn_graph(Path(tmp.name)).save(cnn)
-    for workload in WORKLOADS:
+    for workload in args.only:
         for threads in sorted({1, cores}):
             for policy in ("torch default", "snn2hw"):
                 times: dict[str, list[float]] = {"alone": [], "busy": []}
@@ -127,8 +141,8 @@ def main() -> None:
                       flush=True)
     print(f"cores available: {cores}; load average at the end: {os.getloadavg()}")
     if args.json:
-        with open(args.json, "w", encoding="utf-8") as fh:
-            json.dump({"cores": cores, "rounds": args.rounds, "rows": rows}, fh, indent=2)
+        write_json(Path(args.json), {"cores": cores, "rounds": args.rounds, "rows": rows},
+                   indent=2)
 
 
 if __name__ == "__main__":
