@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 from scipy.signal import correlate
 
-from snn2hw.backends import event, event_kernels
+from snn2hw.backends import event, event_kernels, event_ops, event_plan
 from snn2hw.common.errors import GraphError
 from snn2hw.quant.qgraph import (
     ConvNode,
@@ -603,7 +603,7 @@ def test_sparse_csr_and_dense_column_layouts_give_identical_results(monkeypatch)
     x = rng.integers(0, 4, (8, 2, 40)) * (rng.random((8, 2, 40)) < 0.4)
     runs = []
     for threshold in (0.0, 1.1):  # every matrix in column layout, then every one in CSR
-        monkeypatch.setattr(event, "COLUMN_DENSITY", threshold)
+        monkeypatch.setattr(event_ops, "COLUMN_DENSITY", threshold)
         runs.append(event.run(g, x, record_state=True))
     for field in ("spikes", "u", "v", "synops", "synops_dense", "neuron_updates"):
         for name in ("l", "l2"):
@@ -617,7 +617,7 @@ def test_sparse_csr_and_dense_column_layouts_give_identical_results(monkeypatch)
 def test_chained_operators_pass_signed_graded_values_along_the_path(monkeypatch, threshold):
     """in -> dense -> dense -> lif, in -> conv -> dense (no flatten) -> lif and
     in -> dense -> conv -> sumpool -> lif: intermediate values are signed integers."""
-    monkeypatch.setattr(event, "COLUMN_DENSITY", threshold)
+    monkeypatch.setattr(event_ops, "COLUMN_DENSITY", threshold)
     rng = np.random.default_rng(21)
     conv_a = ConvNode("ca", rng.integers(-30, 30, (3, 2, 3, 3)), (2, 5, 5), padding=(1, 1),
                       weight_exp=-1)
@@ -809,7 +809,7 @@ def test_binary_shortcut_on_graded_input_would_corrupt_the_fanin_counts(monkeypa
     good = event.run(g, x, 4, threads=1)
     assert_matches_reference(g, x)
     event.PLANS.clear()
-    monkeypatch.setattr(event, "_binary", lambda graph, key: True)  # the fault
+    monkeypatch.setattr(event_plan, "binary_source", lambda graph, key: True)  # the fault
     bad = event.run(g, x, 4, threads=1)
     event.PLANS.clear()
     assert good.counters.peak_fanin["l"] == 144  # 16 channels x 3 x 3 taps, all non-zero
@@ -833,7 +833,7 @@ def test_conv_int32_packed_sums_hold_until_their_bound_and_int64_takes_over(hwc_
         full = ref_conv(x[0].astype(np.int64), w, (stride, stride), (1, 1))
         assert (np.abs(full).max() < 2**15) == narrow  # the dense sums need int64
         want = ref_wrap24(full)
-        op = event._ConvOp(node, hwc_in=False, hwc_out=hwc_out)
+        op = event_ops.ConvOp(node, hwc_in=False, hwc_out=hwc_out)
         op.binary_input = True
         op.alloc(1)
         op.apply(x.reshape(1, -1), True, 0)

@@ -20,7 +20,7 @@ from delay_graphs import (
     recurrent_delay,
 )
 
-from snn2hw.backends import event
+from snn2hw.backends import event, event_ops
 from snn2hw.quant.qgraph import ConvNode, DenseNode, FlattenNode, InputNode, LIFNode, SumPoolNode
 
 
@@ -43,7 +43,7 @@ def test_per_synapse_delays_arrive_at_n_plus_1_plus_d_and_share_one_floor_shift(
 
 
 def test_per_synapse_delays_in_the_sparse_layout_too(monkeypatch):
-    monkeypatch.setattr(event, "COLUMN_DENSITY", 2.0)  # every dense op CSR (uniform ones too)
+    monkeypatch.setattr(event_ops, "COLUMN_DENSITY", 2.0)  # every dense op CSR (uniform ones too)
     g, x = chained_delays()
     assert_reference(g, x, run(g, x))
 

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from snn2hw.backends import event_kernels as K
+from snn2hw.backends import event_ops
 
 
 def _case(seed: int, n_in: int = 300, n_out: int = 70, vmax: int = 1, lo: int = -256):
@@ -139,7 +140,7 @@ def test_int8_rows_keep_the_scale_of_the_prepared_weights():
     rng = np.random.default_rng(8)
     w = rng.integers(-256, 256, (40, 90))
     node = DenseNode("fc", w, weight_exp=-3)
-    op = event._DenseOp(node, LOIHI_FORMATS)
+    op = event_ops.DenseOp(node, LOIHI_FORMATS)
     assert op.wt.dtype == np.int8 and op.row_exp == 1
     op.alloc(4)
     x = (rng.random((4, 90)) < 0.3).astype(np.uint8)

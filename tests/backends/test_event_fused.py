@@ -13,7 +13,7 @@ from delay_multispike_cases import FMT
 from test_event import assert_matches_reference, graph, lif
 from test_event_layouts import mixed_layout_graph
 
-from snn2hw.backends import event, torch_int
+from snn2hw.backends import event, event_plan, torch_int
 from snn2hw.backends import event_kernels as K
 from snn2hw.quant.qgraph import ConvNode, InputNode, LIFNode, OutputNode, QGraph
 
@@ -36,14 +36,14 @@ def _conv_lif(message_bits: int = 0, max_spikes: int = 1, delay: int = 0, weight
 
 
 def test_only_a_conv_alone_feeding_a_channels_last_single_spike_lif_is_fused():
-    assert event._Plan(mixed_layout_graph()).fused == {"l1": "c1", "l2": "c2"}
-    assert event._Plan(_conv_lif()[0]).fused == {"l": "c"}
-    assert event._Plan(_conv_lif(max_spikes=3)[0]).fused == {}  # graded output
-    assert event._Plan(_conv_lif(delay=2)[0]).fused == {}  # the conv's output ring
+    assert event_plan.Plan(mixed_layout_graph()).fused == {"l1": "c1", "l2": "c2"}
+    assert event_plan.Plan(_conv_lif()[0]).fused == {"l": "c"}
+    assert event_plan.Plan(_conv_lif(max_spikes=3)[0]).fused == {}  # graded output
+    assert event_plan.Plan(_conv_lif(delay=2)[0]).fused == {}  # the conv's output ring
     conv = ConvNode("c", np.ones((2, 1, 3, 3), np.int64), (1, 5, 5), padding=(1, 1))
     two = graph([InputNode("in", (1, 5, 5)), conv, lif("a", (2, 5, 5)), lif("b", (2, 5, 5))],
                 [("in", "c"), ("c", "a"), ("c", "b")])
-    assert event._Plan(two).fused == {}  # the conv's output is read twice
+    assert event_plan.Plan(two).fused == {}  # the conv's output is read twice
 
 
 def _inputs(mode: str) -> np.ndarray:

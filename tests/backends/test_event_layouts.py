@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from qgraph_builders import lif
 
-from snn2hw.backends import event, torch_int
+from snn2hw.backends import event, event_ops, event_plan, torch_int
 from snn2hw.quant.qgraph import (
     ConvNode,
     DenseNode,
@@ -84,7 +84,7 @@ def _assert_same(a, b) -> None:
 
 
 def test_layouts_follow_what_each_lif_is_fed():
-    plan = event._Plan(mixed_layout_graph())
+    plan = event_plan.Plan(mixed_layout_graph())
     hwc = plan.hwc
     assert hwc["c1"] and hwc["l1"] and hwc["p1"] and hwc["c2"] and hwc["l2"]
     assert not hwc["l3"] and not hwc["c3"]  # a dense term keeps l3 (and c3) in C order
@@ -94,7 +94,7 @@ def test_layouts_follow_what_each_lif_is_fed():
     assert hwc["p7"] and not hwc["l7"]
     # identity paths gather only between different layouts
     gathers = {k.split("\0")[-1]: op.gather for k, op in plan.ops.items()
-               if isinstance(op, event._IdentityOp)}
+               if isinstance(op, event_ops.IdentityOp)}
     assert gathers["l5"] is None  # channels-last l1 -> channels-last l5
     assert gathers["l4"] is not None  # channels-last l1 -> 1-D l4
 
@@ -118,8 +118,11 @@ def test_a_lost_channels_last_order_is_caught(monkeypatch):
     g, x = mixed_layout_graph(), _inputs()
     ref = torch_int.run(g, x, 14, record_state=True)
     # the fault: channels-last positions taken for (C, H, W) ones (no reordering)
-    monkeypatch.setattr(event, "chw_order",
-                        lambda shape: np.arange(int(np.prod(shape)), dtype=np.int64))
+    def identity(shape):
+        return np.arange(int(np.prod(shape)), dtype=np.int64)
+
+    for module in (event_ops, event_plan):  # the operators' tables and the plan's gathers
+        monkeypatch.setattr(module, "chw_order", identity)
     event.PLANS.clear()
     with pytest.raises(AssertionError):
         _assert_same(event.run(g, x, 14, record_state=True, threads=1), ref)
@@ -130,7 +133,7 @@ def test_a_missing_identity_gather_is_caught(monkeypatch):
     g, x = mixed_layout_graph(), _inputs()
     ref = torch_int.run(g, x, 14, record_state=True)
     # the fault: channels-last l1 read in C order by the identity path into l4
-    monkeypatch.setattr(event, "_identity_gather", lambda *a: None)
+    monkeypatch.setattr(event_plan, "identity_gather", lambda *a: None)
     event.PLANS.clear()
     with pytest.raises(AssertionError, match="l4"):
         _assert_same(event.run(g, x, 14, record_state=True, threads=1), ref)
@@ -140,14 +143,14 @@ def test_a_missing_identity_gather_is_caught(monkeypatch):
 def test_a_lif_kept_channels_last_beside_a_dense_term_is_caught(monkeypatch):
     g, x = mixed_layout_graph(), _inputs()
     ref = torch_int.run(g, x, 14, record_state=True)
-    real = event._layouts
+    real = event_plan.layouts
 
     def wrong(op_nodes, lif_paths):  # the fault: ignore that l3 has a dense term
         hwc = real(op_nodes, lif_paths)
         hwc["l3"] = hwc["c3"] = True
         return hwc
 
-    monkeypatch.setattr(event, "_layouts", wrong)
+    monkeypatch.setattr(event_plan, "layouts", wrong)
     event.PLANS.clear()
     with pytest.raises(AssertionError):
         _assert_same(event.run(g, x, 14, record_state=True, threads=1), ref)

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from qgraph_builders import dense, lif, make_graph
 
-from snn2hw.backends import event, event_kernels
+from snn2hw.backends import event, event_kernels, event_plan
 from snn2hw.common.errors import GraphError
 from snn2hw.quant.qgraph import ConvNode, FlattenNode, InputNode, SumPoolNode
 
@@ -119,7 +119,7 @@ def test_without_the_fingerprint_a_stale_plan_runs_the_old_weights(monkeypatch):
     """Fault injection: with a fingerprint blind to content the cache serves the plan of
     the unmutated graph, and the run silently differs from the truth."""
     g, x = _graph(), _inputs()
-    monkeypatch.setattr(event, "graph_fingerprint", lambda graph: ("blind",))
+    monkeypatch.setattr(event_plan, "graph_fingerprint", lambda graph: ("blind",))
     old = _spikes(event.run(g, x))
     _bump_dense_weight(g)
     stale = _spikes(event.run(g, x))

@@ -1,0 +1,388 @@
+"""The event simulator's prepared synaptic operators (:mod:`snn2hw.backends.event`): dense
+(columns or CSR), dense with per-synapse delays, conv, sum pooling and identity paths, each
+holding its weights prepared once per graph and, per run, its batch buffers; plus the
+layout helpers they share (:func:`chw_order`, :func:`position_table`).
+
+An operator's ``apply`` runs its numba kernel (:mod:`snn2hw.backends.event_kernels`) on one
+step's input and returns the step's synaptic events; a conv can also run fused with the
+LIF it alone feeds (:meth:`ConvOp.apply_lif`).
+
+May import: numpy, ``snn2hw.common``, ``snn2hw.quant`` and the event simulator's own
+modules; never torch or another backend.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from snn2hw.backends import event_kernels as K
+from snn2hw.common.errors import GraphError
+from snn2hw.quant.formats import LOIHI_FORMATS, NumberFormats
+from snn2hw.quant.qgraph import ConvNode, DenseNode, SumPoolNode
+
+if TYPE_CHECKING:
+    from snn2hw.backends.event_plan import Lif
+
+# Dense layout choice: with at least this fraction of non-zero weights, adding whole
+# columns (zeros included, SIMD friendly) beats a CSR scatter of the non-zeros.
+COLUMN_DENSITY = 0.35
+
+
+def dense_effective_weight(
+    weight: np.ndarray, num_weight_bits: int, formats: NumberFormats = LOIHI_FORMATS
+) -> np.ndarray:
+    """``W'`` of docs/qgraph.md "Dense weight preparation", int64.
+
+    sign mode EXCITATORY if ``min(W) >= 0`` (all-zero included), INHIBITORY if
+    ``max(W) <= 0``, else MIXED; clip to that mode's range of the formats (Loihi: MIXED
+    [-256, 255], EXC [0, 255], INH [-255, 0]); ``k = weight_mantissa_bits -
+    num_weight_bits + (MIXED and mixed_sign_lsb_loss)``; ``W' = (W >> k) << k`` (floor
+    shifts), for INHIBITORY ``W' = -(((-W) >> k) << k)``. Loihi: mixed [7, -7] -> [6, -8].
+    """
+    f = formats
+    w = np.asarray(weight).astype(np.int64)
+    if w.size == 0 or w.min() >= 0:
+        mixed, inhibitory = 0, False
+        w = np.clip(w, *f.weight_range_excitatory)
+    elif w.max() <= 0:
+        mixed, inhibitory = 0, True
+        w = np.clip(w, *f.weight_range_inhibitory)
+    else:
+        mixed, inhibitory = int(f.mixed_sign_lsb_loss), False
+        w = np.clip(w, *f.weight_range_mixed)
+    k = f.weight_mantissa_bits - int(num_weight_bits) + mixed
+    if inhibitory:
+        return -(((-w) >> k) << k)
+    return (w >> k) << k
+
+
+def _small_int(a: np.ndarray) -> np.ndarray:
+    """int16 copy when the values fit (4x less memory traffic per event), else int64."""
+    if a.size == 0 or (a.min() >= -(2**15) and a.max() < 2**15):
+        return np.ascontiguousarray(a, dtype=np.int16)
+    return np.ascontiguousarray(a, dtype=np.int64)
+
+
+def _taps(size: int, size_out: int, k: int, stride: int, pad: int, dil: int):
+    """For each input index y: the pairs (kernel index ky, output index o) with
+    ``o * stride - pad + ky * dil == y`` and ``0 <= o < size_out`` (PyTorch geometry)."""
+    ptr = np.zeros(size + 1, dtype=np.int64)
+    ks: list[int] = []
+    os_: list[int] = []
+    for y in range(size):
+        for ky in range(k):
+            t = y + pad - ky * dil
+            if t >= 0 and t % stride == 0 and t // stride < size_out:
+                ks.append(ky)
+                os_.append(t // stride)
+        ptr[y + 1] = len(ks)
+    return ptr, np.asarray(ks, dtype=np.int64), np.asarray(os_, dtype=np.int64)
+
+
+class Op:
+    """A prepared weighted synaptic operator with its per-batch output buffers.
+
+    ``delay`` (uniform over the operator): its output of step t is computed from its input
+    of step ``t - delay``. The output buffers form a ring of ``delay + 1`` slots (arrival
+    steps); :meth:`apply` writes this step's result into the slot of its arrival step and
+    exposes the slot of the current step as ``out``/``cnt``."""
+
+    size_out: int
+    macs: int
+    delay: int = 0
+    binary_input: bool = False  # set by the plan: the operator reads a 0/1 source
+
+    def alloc(self, batch: int) -> None:
+        depth = self.delay + 1
+        self.ring = np.zeros((depth, batch, self.size_out), dtype=np.int64)
+        self.cring = np.zeros((depth, batch, self.size_out), dtype=np.int64)
+        self.out = self.ring[0]
+        self.cnt = self.cring[0]
+
+    def apply(self, x: np.ndarray, need_cnt: bool, t: int) -> tuple[int, int]:
+        """Apply at step ``t`` to the flat values ``x`` ``[B, size_in]`` this step reads:
+        set ``self.out`` (and the fan-in counts ``self.cnt`` when ``need_cnt``) to the
+        values arriving at step t and return ``(synops over non-zero weights, structural
+        synops)`` of the events processed now, summed over the batch."""
+        if self.delay == 0:  # a ring of one slot: out/cnt stay
+            return self._apply(x, need_cnt, self.out, self.cnt)
+        depth = self.delay + 1
+        slot = (t + self.delay) % depth
+        res = self._apply(x, need_cnt, self.ring[slot], self.cring[slot])
+        self.out = self.ring[t % depth]
+        self.cnt = self.cring[t % depth]
+        return res
+
+    def _apply(self, x: np.ndarray, need_cnt: bool, out: np.ndarray,
+               cnt: np.ndarray) -> tuple[int, int]:
+        """The operator without delay: fill ``out`` (and ``cnt``) from ``x``."""
+        raise NotImplementedError
+
+
+def _prepare_dense(op: Op, node: DenseNode, f: NumberFormats
+                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Set ``op``'s size, MACs and weight exponent from ``node``; return its weights as
+    int64 and the prepared W'^T ``[N_in, N_out]`` int16 (one event's fan-out is one
+    contiguous row) with the non-zero count per input column."""
+    w = np.ascontiguousarray(node.weight, dtype=np.int64)
+    op.size_out, op.macs = int(w.shape[0]), int(w.size)
+    op.weight_exp = int(node.weight_exp)
+    wt, nnz_col = K.dense_prepare(
+        w, int(node.num_weight_bits), f.weight_mantissa_bits, *f.weight_range_mixed,
+        *f.weight_range_excitatory, *f.weight_range_inhibitory, int(f.mixed_sign_lsb_loss))
+    return w, wt, nnz_col
+
+
+class DenseOp(Op):
+    def __init__(self, node: DenseNode, f: NumberFormats) -> None:
+        w, self.wt, self.nnz_col = _prepare_dense(self, node, f)
+        n_in = w.shape[1]
+        self.delay = _uniform_delay(node.delay)
+        nnz = int(self.nnz_col.sum())
+        density = nnz / w.size if w.size else 0.0
+        self.columns = density >= COLUMN_DENSITY
+        self.row_exp = 0
+        if self.columns:
+            # the zero entries per input column (fan-in counts) and the narrow-sum bounds
+            self.zptr, self.zidx, _ = K.csr_rows(self.wt, False)
+            self.wmax = max(-int(self.wt.min(initial=0)), int(self.wt.max(initial=0)))
+            # W' keeps num_weight_bits of precision: all its entries are multiples of 2^k.
+            # Rows of W' >> k in int8 (Loihi 8-bit mixed: [-256, 254] -> [-128, 127]) halve
+            # the bytes each event reads; the kernel's shift by weight_exp + k restores the
+            # scale exactly (shift(s << k, e) == shift(s, e + k) for integer sums s)
+            k = _common_trailing_zeros(self.wt)
+            if -128 <= int(self.wt.min(initial=0)) >> k and int(self.wt.max(initial=0)) >> k <= 127:
+                self.wt = (self.wt >> k).astype(np.int8)
+                self.wmax >>= k
+                self.row_exp = k
+            # max|W'| * N_in bounds every row's sum of |W'| (no int64 copy of W')
+            self.rowbound = self.wmax * n_in
+        else:
+            self.ptr, self.idx, self.val = K.csr_rows(self.wt, True)
+
+    def alloc(self, batch: int) -> None:
+        super().alloc(batch)
+        # the narrow sums of K.dense_columns
+        self.acc32 = np.zeros(self.size_out, dtype=np.int32)
+        self.acc16 = np.zeros(self.size_out, dtype=np.int16)
+
+    def _apply(self, x: np.ndarray, need_cnt: bool, out: np.ndarray,
+               cnt: np.ndarray) -> tuple[int, int]:
+        if self.columns:
+            syn, n_ev = K.dense_columns(
+                x, self.wt, self.nnz_col, self.zptr, self.zidx, self.rowbound, self.wmax,
+                self.weight_exp + self.row_exp, need_cnt, out, cnt, self.acc32, self.acc16,
+                self.binary_input,
+            )
+        else:
+            syn, n_ev = K.dense_csr(
+                x, self.ptr, self.idx, self.val, self.weight_exp, need_cnt, out, cnt
+            )
+        return int(syn), int(n_ev) * self.size_out  # every structural synapse of a column
+
+
+def _common_trailing_zeros(w: np.ndarray) -> int:
+    """The largest k with every entry of ``w`` a multiple of 2^k (0 for an all-zero ``w``)."""
+    bits = int(np.bitwise_or.reduce(np.abs(w.astype(np.int32)), axis=None)) if w.size else 0
+    return (bits & -bits).bit_length() - 1 if bits else 0
+
+
+def _uniform_delay(delay: Any) -> int:
+    """The one delay of every synapse (an int, or an array holding one value)."""
+    d = np.asarray(delay, dtype=np.int64)
+    return int(d.flat[0]) if d.size else 0
+
+
+def has_mixed_delays(delay: Any) -> bool:
+    d = np.asarray(delay, dtype=np.int64)
+    return d.size > 0 and int(d.min()) != int(d.max())
+
+
+class DelayDenseOp(Op):
+    """A dense operator whose synapses have different delays: a ring of unshifted
+    per-arrival-step sums (one accumulator per neuron), shifted once when read."""
+
+    def __init__(self, node: DenseNode, f: NumberFormats) -> None:
+        w, wt, _ = _prepare_dense(self, node, f)
+        n_in = w.shape[1]
+        dt = np.asarray(node.delay, dtype=np.int64).T  # [N_in, N_out] like wt
+        cols, rows = np.nonzero(wt)  # row-major: grouped by input column j
+        self.ptr = np.zeros(n_in + 1, dtype=np.int64)
+        np.cumsum(np.bincount(cols, minlength=n_in), out=self.ptr[1:])
+        self.idx = rows.astype(np.int64)
+        self.val = wt[cols, rows].astype(np.int64)
+        self.dly = dt[cols, rows].astype(np.int64)
+        self.depth = int(dt.max()) + 1
+
+    def alloc(self, batch: int) -> None:
+        self.ring = np.zeros((self.depth, batch, self.size_out), dtype=np.int64)
+        self.cring = np.zeros((self.depth, batch, self.size_out), dtype=np.int64)
+        self.out = np.zeros((batch, self.size_out), dtype=np.int64)
+        self.cnt = np.zeros((batch, self.size_out), dtype=np.int64)
+
+    def apply(self, x: np.ndarray, need_cnt: bool, t: int) -> tuple[int, int]:
+        syn, n_ev = K.dense_delay_scatter(x, self.ptr, self.idx, self.val, self.dly, t,
+                                          self.ring, self.cring, need_cnt)
+        K.ring_emit(self.ring, self.cring, t % self.depth, self.weight_exp, need_cnt,
+                    self.out, self.cnt)
+        return int(syn), int(n_ev) * self.size_out
+
+
+class ConvOp(Op):
+    def __init__(self, node: ConvNode, hwc_in: bool, hwc_out: bool) -> None:
+        self.hwc_in, self.hwc_out = hwc_in, hwc_out
+        w = np.asarray(node.weight).astype(np.int64)
+        c_out, cig, kh, kw = w.shape
+        c, h, wd = (int(s) for s in node.input_shape)
+        _, h_out, w_out = node.out_shape
+        groups = int(node.groups)
+        cog = c_out // groups
+        self.size_out = c_out * h_out * w_out
+        self.macs = c_out * h_out * w_out * cig * kh * kw
+        self.weight_exp = int(node.weight_exp)
+        self.delay = int(node.delay)
+        self.geom = np.array([c, h, wd, c_out, h_out, w_out, cig, cog, kh, kw], dtype=np.int64)
+        # [C_in/g, kH, kW, C_out]: the output channels of one tap are contiguous
+        wk = w.transpose(1, 2, 3, 0)
+        self.wt = _small_int(wk).ravel()
+        # weight and fan-in count in one int64 add (see K.conv_scatter)
+        self.wpk = self.wt.astype(np.int64) + ((self.wt != 0).astype(np.int64) << 32)
+        self.wbound = int(np.abs(w).max(initial=0)) * cig * kh * kw
+        self.ytaps = _taps(h, h_out, kh, node.stride[0], node.padding[0], node.dilation[0])
+        self.xtaps = _taps(wd, w_out, kw, node.stride[1], node.padding[1], node.dilation[1])
+        # runs (K.conv_scatter): kernel columns by phase kx % stride, then falling kx, so
+        # the column taps of one event are consecutive slots
+        stride = int(node.stride[1])
+        self.xrun = groups == 1 and int(node.dilation[1]) == 1
+        order = [kx for r in range(stride) for kx in range(kw)[r::stride][::-1]]
+        self.xslot = np.empty(kw, dtype=np.int64)
+        self.xslot[order] = np.arange(kw, dtype=np.int64)
+        self.w_s = _small_int(wk[:, :, order, :]).ravel()
+        self.wpk_s = np.ascontiguousarray(
+            self.wpk.reshape(cig, kh, kw, c_out)[:, :, order, :]).ravel()
+        self.pos = position_table((c, h, wd), hwc_in)
+        syn_tab, synall_tab = _conv_synop_tables(w, (c, h, wd), groups, self.ytaps,
+                                                 self.xtaps)
+        stored = chw_order((c, h, wd)) if hwc_in else slice(None)  # per stored position
+        self.syn_tab = np.ascontiguousarray(syn_tab[stored])
+        self.synall_tab = np.ascontiguousarray(synall_tab[stored])
+        self.n_scratch = h_out * w_out * c_out
+        # packed int32 sums (K.conv_scatter, "Narrow sums"): w + (w != 0) << 16
+        self.wmax = int(np.abs(w).max(initial=0))
+        nz16 = (self.wt != 0).astype(np.int64) << 16
+        self.wpk32 = (self.wt.astype(np.int64) + nz16).astype(np.int32)
+        self.wpk32_s = np.ascontiguousarray(
+            self.wpk32.reshape(cig, kh, kw, c_out)[:, :, order, :]).ravel()
+
+    def alloc(self, batch: int) -> None:
+        super().alloc(batch)
+        # the channels-last scratch of a (C, H, W) output (unused when hwc_out)
+        n = 0 if self.hwc_out else self.n_scratch
+        self.acc_t = np.zeros(n, dtype=np.int64)
+        self.cnt_t = np.zeros(n, dtype=np.int64)
+        self.acc32 = np.zeros(self.n_scratch, dtype=np.int32)  # channels-last, packed
+        # the kernels' fixed arguments, bound once per run (30 attribute reads per call
+        # cost about 1 us, a few % of a step at batch 16)
+        (yp, yk, yo), (xp, xk, xo) = self.ytaps, self.xtaps
+        self.args_head = (self.geom, self.wt, self.wpk, self.wbound, yp, yk, yo, xp, xk, xo,
+                          self.weight_exp)
+        self.args_events = (self.xrun, self.w_s, self.wpk_s, self.xslot, self.syn_tab,
+                            self.synall_tab, self.binary_input, self.pos)
+        self.args_narrow = (self.wmax, self.wpk32, self.wpk32_s, self.acc32)
+
+    def _apply(self, x: np.ndarray, need_cnt: bool, out: np.ndarray,
+               cnt: np.ndarray) -> tuple[int, int]:
+        return K.conv_scatter(x, *self.args_head, need_cnt, self.acc_t, self.cnt_t, out, cnt,
+                              *self.args_events, self.hwc_out, *self.args_narrow)
+
+    def apply_lif(self, x: np.ndarray, lif: Lif, u: np.ndarray, v: np.ndarray,
+                  spk: np.ndarray) -> tuple[int, int, int, int, int]:
+        """The conv and the single-spike LIF it alone feeds, in one kernel (``fused`` in
+        :class:`Plan`; no delay): the LIF's step from ``x``, spikes into ``spk``. Returns
+        ``(synops, structural synops, spikes, active updates, max fan-in)``."""
+        return lif.kernels.conv_step(x, *self.args_head, self.acc_t, self.cnt_t, self.out,
+                                     self.cnt, *self.args_events, *self.args_narrow, u, v,
+                                     lif.bias, spk, lif.consts)
+
+
+def _conv_synop_tables(w: np.ndarray, in_shape: tuple[int, int, int], groups: int,
+                       ytaps: tuple[np.ndarray, ...], xtaps: tuple[np.ndarray, ...]
+                       ) -> tuple[np.ndarray, np.ndarray]:
+    """Per input position (C-order index): the synaptic events of one event there through
+    non-zero weights, and through every weight it reaches (C_out/groups per tap)."""
+    c_out, cig, kh, kw = w.shape
+    c, h, wd = in_shape
+    cog = c_out // groups
+
+    def reach(taps: tuple[np.ndarray, ...], size: int, k: int) -> np.ndarray:
+        ptr, ks, _ = taps  # [size, k]: 1 where input index y meets kernel index ky
+        m = np.zeros((size, k), dtype=np.int64)
+        rows = np.repeat(np.arange(size), np.diff(ptr))
+        m[rows, ks] = 1
+        return m
+
+    ym, xm = reach(ytaps, h, kh), reach(xtaps, wd, kw)
+    nnz = (w != 0).reshape(groups, cog, cig, kh, kw).sum(axis=1)  # [g, cig, kh, kw]
+    nnz = nnz.reshape(groups * cig, kh, kw)  # one per input channel
+    syn = np.einsum("yk,ckl,xl->cyx", ym, nnz, xm)
+    taps = ym.sum(axis=1)[:, None] * xm.sum(axis=1)[None, :] * cog  # [h, w]
+    synall = np.broadcast_to(taps, (c, h, wd))
+    return (np.ascontiguousarray(syn, dtype=np.int64).ravel(),
+            np.ascontiguousarray(synall, dtype=np.int64).ravel())
+
+
+class PoolOp(Op):
+    def __init__(self, node: SumPoolNode, hwc_in: bool, hwc_out: bool) -> None:
+        self.hwc_in, self.hwc_out = hwc_in, hwc_out
+        c, h, w = (int(s) for s in node.input_shape)
+        _, h_out, w_out = node.out_shape
+        kh, kw = (int(k) for k in node.kernel_size)
+        self.size_out = c * h_out * w_out
+        self.macs = c * h_out * w_out * kh * kw  # adds of a dense implementation
+        self.geom = np.array([c, h, w, h_out, w_out], dtype=np.int64)
+        yp, _, yo = _taps(h, h_out, kh, node.stride[0], node.padding[0], 1)
+        xp, _, xo = _taps(w, w_out, kw, node.stride[1], node.padding[1], 1)
+        self.args_head = (self.geom, yp, yo, xp, xo)
+        self.pos = position_table((c, h, w), hwc_in)
+
+    def _apply(self, x: np.ndarray, need_cnt: bool, out: np.ndarray,
+               cnt: np.ndarray) -> tuple[int, int]:
+        return K.sumpool_scatter(x, *self.args_head, need_cnt, out, cnt, self.pos,
+                                 self.hwc_out)
+
+
+class IdentityOp(Op):
+    """A path with no weighted operator: the source's values, one weight-1 event each."""
+
+    def __init__(self, size: int, gather: np.ndarray | None) -> None:
+        self.size_out = size
+        self.macs = size
+        self.gather = gather  # out[i] = x[gather[i]] when source and LIF layouts differ
+
+    def _apply(self, x: np.ndarray, need_cnt: bool, out: np.ndarray,
+               cnt: np.ndarray) -> tuple[int, int]:
+        if self.gather is not None:
+            x = np.ascontiguousarray(x[:, self.gather])
+        syn, syn_all = K.identity_scatter(x, out, cnt)
+        return int(syn), int(syn_all)
+
+
+def chw_order(shape: tuple[int, ...]) -> np.ndarray:
+    """For a ``(C, H, W)`` value stored channels-last: the ``(C, H, W)`` flat index of each
+    stored position (``stored = chw_flat[chw_order(shape)]``)."""
+    c, h, w = (int(v) for v in shape)
+    return np.arange(c * h * w, dtype=np.int64).reshape(c, h, w).transpose(1, 2, 0).ravel()
+
+
+def position_table(shape: tuple[int, ...], hwc: bool) -> np.ndarray:
+    """The packed ``(C, H, W)`` position (``event_kernels._position``) of each stored
+    position of a ``(C, H, W)`` value stored channels-last (``hwc``) or in C order."""
+    c, h, w = (int(v) for v in shape)
+    if max(h, w) >= 1 << K.POS_BITS or c >= 1 << 22:
+        raise GraphError(f"a (C, H, W) = {shape} value is too large for the event simulator "
+                         f"(H and W below 2^{K.POS_BITS}, C below 2^22)")
+    ch, y, x = (a.ravel().astype(np.int64) for a in np.indices((c, h, w)))
+    p = (ch << (2 * K.POS_BITS)) | (y << K.POS_BITS) | x
+    return p[chw_order(shape)] if hwc else p
