@@ -60,7 +60,7 @@ sys.path.insert(0, str(REPO_ROOT))
 
 from bench_report import print_table, write_json  # noqa: E402
 
-from snn2hw.backends import event  # noqa: E402
+from snn2hw.backends import event, event_plan  # noqa: E402
 from snn2hw.quant.qgraph import (  # noqa: E402
     DenseNode,
     FlattenNode,
@@ -226,7 +226,7 @@ def _prep_seconds(graph: QGraph, reps: int) -> float:
     times = []
     for _ in range(reps):
         t0 = time.perf_counter()
-        event._Plan(graph)  # internal, used only to split prep from the time loop
+        event_plan.Plan(graph)  # internal, used only to split prep from the time loop
         times.append(time.perf_counter() - t0)
     return statistics.median(times)
 
