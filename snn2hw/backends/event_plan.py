@@ -190,7 +190,7 @@ class Plan:
                      K.lif_consts(node.du, node.dv, node.vth, *lif_rules(f)))
             )
         # 4. a conv that alone feeds a single-spike LIF in its layout and nothing else runs
-        # fused with it (K.conv_lif: the conv's epilogue inside the LIF's loop)
+        # fused with it (K.lif_kernels(...).conv_step: the conv's epilogue inside the LIF's loop)
         feeds = [src for src in self.op_input.values()] + [
             t for _, terms in lif_paths for t in terms]
         self.fused: dict[str, str] = {}  # LIF name -> its conv

@@ -1,9 +1,9 @@
 """The event simulator runs a conv and the single-spike LIF that it alone feeds, in the same
-(channels-last) layout, as one kernel (``event_kernels.conv_lif``: the conv's epilogue
-inside the LIF's loop). Only such pairs are fused, and a fused pair gives exactly what the
-separate kernels, the torch integer backend and the numpy reference give, in each of the
-three ways the conv's sums are held (packed int32, packed int64, int64 with separate
-fan-in counts)."""
+(channels-last) layout, as one kernel (``event_kernels.lif_kernels``' ``conv_step``: the
+conv's epilogue inside the LIF's loop). Only such pairs are fused, and a fused pair gives
+exactly what the separate kernels, the torch integer backend and the numpy reference give,
+in each of the three ways the conv's sums are held (packed int32, packed int64, int64 with
+separate fan-in counts)."""
 
 from __future__ import annotations
 

@@ -132,19 +132,18 @@ def _lif_graph(f: NumberFormats, n: int, du: int, dv: int, vth: int, bias: np.nd
                   formats=f)
 
 
-@settings(max_examples=60, deadline=None)
-@given(formats(), st.integers(0, 2**31 - 1))
-def test_lif_step_agrees_with_the_reference_on_every_backend(f, seed) -> None:
+def _random_lif_case(f: NumberFormats, seed: int, n: int = 6, steps: int = 12):
+    """Random LIF parameters (30 % without decay: its own compiled case in the event
+    simulator), bias and input frames ``[steps, 1, n]``, and the reference's spikes
+    ``[steps + 1, 1, n]`` (input frame k reaches the LIF at step k + 1: one hop)."""
     rng = np.random.default_rng(seed)
-    n, steps = 6, 12
     du = int(rng.integers(-1, 1 << f.decay_bits))
     dv = int(rng.integers(0, 1 << f.decay_bits))
-    if rng.random() < 0.3:  # no decay at all (integrate-and-fire): its own compiled case
+    if rng.random() < 0.3:
         du, dv = (1 << f.decay_bits) - 1, 0
     vth = int(rng.integers(1, 64))
     bias = rng.integers(-100, 100, n).astype(np.int64)
     x = rng.integers(0, 64, (steps, 1, n)).astype(np.int64)
-    # reference: input frame k reaches the LIF at step k + 1 (one hop)
     u = [0] * n
     v = [0] * n
     want = np.zeros((steps + 1, 1, n), np.uint8)
@@ -152,9 +151,16 @@ def test_lif_step_agrees_with_the_reference_on_every_backend(f, seed) -> None:
         for i in range(n):
             a = int(x[t - 1, 0, i]) if t >= 1 else 0
             u[i], v[i], want[t, 0, i] = ref_lif(u[i], v[i], a, du, dv, int(bias[i]), vth, f)
-    g = _lif_graph(f, n, du, dv, vth, bias)
-    got = {"torch-int": torch_int_ops_run(g, x, steps + 1),
-           "event": event.run(g, x, steps + 1).spikes["l"]}
+    return du, dv, vth, bias, x, want
+
+
+@settings(max_examples=60, deadline=None)
+@given(formats(), st.integers(0, 2**31 - 1))
+def test_lif_step_agrees_with_the_reference_on_every_backend(f, seed) -> None:
+    du, dv, vth, bias, x, want = _random_lif_case(f, seed)
+    g = _lif_graph(f, len(bias), du, dv, vth, bias)
+    steps = x.shape[0] + 1
+    got = {"torch-int": torch_int_ops_run(g, x, steps), "event": event.run(g, x, steps).spikes["l"]}
     for name, s in got.items():
         np.testing.assert_array_equal(s, want, err_msg=name)
 
@@ -162,7 +168,8 @@ def test_lif_step_agrees_with_the_reference_on_every_backend(f, seed) -> None:
 def _conv_lif_graph(f: NumberFormats, n: int, du: int, dv: int, vth: int, bias: np.ndarray
                     ) -> QGraph:
     """The LIF step fed by a 1x1 identity conv into a (C, 1, 1) LIF: the event simulator
-    runs the conv and the LIF as one fused kernel (``event_kernels.conv_lif``)."""
+    runs the conv and the LIF as one fused kernel (``event_kernels.lif_kernels``'
+    ``conv_step``)."""
     nodes = {
         "in": InputNode("in", (n, 1, 1), message_bits=6),
         "c": ConvNode("c", np.eye(n, dtype=np.int64)[:, :, None, None], (n, 1, 1)),
@@ -177,25 +184,11 @@ def _conv_lif_graph(f: NumberFormats, n: int, du: int, dv: int, vth: int, bias: 
 @settings(max_examples=60, deadline=None)
 @given(formats(), st.integers(0, 2**31 - 1))
 def test_fused_conv_lif_step_agrees_with_the_reference(f, seed) -> None:
-    rng = np.random.default_rng(seed)
-    n, steps = 6, 12
-    du = int(rng.integers(-1, 1 << f.decay_bits))
-    dv = int(rng.integers(0, 1 << f.decay_bits))
-    if rng.random() < 0.3:  # no decay at all (integrate-and-fire): its own compiled case
-        du, dv = (1 << f.decay_bits) - 1, 0
-    vth = int(rng.integers(1, 64))
-    bias = rng.integers(-100, 100, n).astype(np.int64)
-    x = rng.integers(0, 64, (steps, 1, n, 1, 1)).astype(np.int64)
-    u = [0] * n
-    v = [0] * n
-    want = np.zeros((steps + 1, 1, n), np.uint8)
-    for t in range(steps + 1):
-        for i in range(n):
-            a = int(x[t - 1, 0, i, 0, 0]) if t >= 1 else 0
-            u[i], v[i], want[t, 0, i] = ref_lif(u[i], v[i], a, du, dv, int(bias[i]), vth, f)
+    du, dv, vth, bias, x, want = _random_lif_case(f, seed)
+    n, steps = len(bias), x.shape[0] + 1
     g = _conv_lif_graph(f, n, du, dv, vth, bias)
     assert event.PLANS.get(g).fused == {"l": "c"}
-    got = event.run(g, x, steps + 1).spikes["l"].reshape(steps + 1, 1, n)
+    got = event.run(g, x.reshape(-1, 1, n, 1, 1), steps).spikes["l"].reshape(steps, 1, n)
     np.testing.assert_array_equal(got, want)
 
 
