@@ -116,7 +116,11 @@ def test_check_node_kinds_lists_what_the_backend_executes():
 OWN_PARTS = {
     "torch_int": {"snn2hw.backends.base", "snn2hw.backends.torch_int_ops"},
     "torch_int_ops": set(),
-    "event": {"snn2hw.backends.base", "snn2hw.backends.event_kernels"},
+    "event": {"snn2hw.backends.base", "snn2hw.backends.event_kernels",
+              "snn2hw.backends.event_ops", "snn2hw.backends.event_plan"},
+    "event_ops": {"snn2hw.backends.event_kernels", "snn2hw.backends.event_plan"},
+    "event_plan": {"snn2hw.backends.base", "snn2hw.backends.event_kernels",
+                   "snn2hw.backends.event_ops"},
     "event_kernels": set(),
     "lava": {"snn2hw.backends.base", "snn2hw.backends.lava_lowering",
              "snn2hw.backends.lava_neuron"},
