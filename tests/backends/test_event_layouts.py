@@ -155,3 +155,30 @@ def test_a_lif_kept_channels_last_beside_a_dense_term_is_caught(monkeypatch):
     with pytest.raises(AssertionError):
         _assert_same(event.run(g, x, 14, record_state=True, threads=1), ref)
     event.PLANS.clear()
+
+
+@pytest.mark.parametrize("reader", ["conv", "sumpool"])
+@pytest.mark.parametrize("source", ["lif", "conv"])
+def test_a_channels_last_value_read_through_a_flatten_in_another_shape(reader, source):
+    """A flatten lets a conv or sumpool read a channels-last value of the same size as its
+    input but of another (C, H, W) shape (validation only compares sizes): the reader must
+    take the stored positions in the source's shape, then the C-order index in its own."""
+    rng = np.random.default_rng(3)
+    s1, s2 = (2, 3, 4), (4, 3, 2)
+    n: dict = {"in": InputNode("in", (1, 3, 4)),
+               "c1": ConvNode("c1", _w(rng, (2, 1, 3, 3), -20, 60), (1, 3, 4),
+                              padding=(1, 1)),
+               "l1": lif("l1", s1, du=4095, dv=0, vth=30),
+               "f": FlattenNode("f", s1)}
+    n["r"] = (ConvNode("r", _w(rng, (3, 4, 1, 1), -20, 60), s2) if reader == "conv"
+              else SumPoolNode("r", s2, (1, 1), (1, 1)))
+    n["l2"] = lif("l2", tuple(n["r"].out_shape), du=4095, dv=0)
+    n["out"] = OutputNode("out", n["l2"].shape)
+    edges = [("in", "c1"), ("c1", "l1"), ("l1" if source == "lif" else "c1", "f"),
+             ("f", "r"), ("r", "l2"), ("l2", "out")]
+    g = QGraph(n, edges, 1e-3, "loihi", 5).validate()
+    x = (rng.random((5, 2, 1, 3, 4)) < 0.5).astype(np.uint8)
+    ev = event.run(g, x, 8, record_state=True, threads=1)
+    assert event.PLANS.get(g).hwc["l1"] and event.PLANS.get(g).hwc["c1"]
+    assert int(ev.spikes["l1"].sum()) > 0
+    _assert_same(ev, torch_int.run(g, x, 8, record_state=True))
