@@ -143,3 +143,26 @@ def test_map_parts_raises_a_parts_error_after_every_part_ended():
     with pytest.raises(ValueError, match="part 0 failed"):
         map_parts(part, [0, 1, 2])
     assert sorted(ended) == [1, 2]
+
+
+def test_map_parts_works_in_a_child_forked_after_the_parent_used_it():
+    # a forked child (multiprocessing's default start method on Linux, Lava's processes)
+    # inherits the pool object but none of its threads: reusing it would queue the parts
+    # for workers that do not exist and wait forever
+    code = """
+import os, threading, time
+from snn2hw.common.threads import map_parts
+for _ in range(20):
+    map_parts(lambda p: p, [1, 2])
+time.sleep(0.2)  # the parent's workers idle
+pid = os.fork()
+if pid == 0:
+    res = []
+    t = threading.Thread(target=lambda: res.append(map_parts(lambda p: p * 2, [3, 4])),
+                         daemon=True)
+    t.start()
+    t.join(10)
+    os._exit(0 if res == [[6, 8]] else 3)
+print(os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]))
+"""
+    assert _run(code) == "0"
