@@ -116,6 +116,18 @@ _POOLS: dict[int, ThreadPoolExecutor] = {}
 _POOLS_LOCK = threading.Lock()
 
 
+def _forget_pools_in_child() -> None:
+    """A forked child has the pools but none of their threads (submitting would wait
+    forever): it starts its own on first use."""
+    global _POOLS_LOCK
+    _POOLS.clear()
+    _POOLS_LOCK = threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_pools_in_child)
+
+
 def map_parts(fn: Callable[[T], R], parts: Sequence[T]) -> list[R]:
     """``[fn(p) for p in parts]``, one thread per part, on a pool kept for the process:
     starting threads per call cost a batch-split run 0.5-0.9 ms (the event simulator's CNN
