@@ -231,7 +231,11 @@ class DelayDenseOp(Op):
 
 
 class ConvOp(Op):
-    def __init__(self, node: ConvNode, hwc_in: bool, hwc_out: bool) -> None:
+    def __init__(self, node: ConvNode, hwc_in: bool, hwc_out: bool,
+                 src_shape: tuple[int, ...] | None = None) -> None:
+        """``hwc_in``: the input is stored channels-last in ``src_shape`` (default the
+        conv's input shape; a flatten lets another (C, H, W) shape of the same size feed
+        it)."""
         self.hwc_in, self.hwc_out = hwc_in, hwc_out
         w = np.asarray(node.weight).astype(np.int64)
         c_out, cig, kh, kw = w.shape
@@ -262,10 +266,11 @@ class ConvOp(Op):
         self.w_s = _small_int(wk[:, :, order, :]).ravel()
         self.wpk_s = np.ascontiguousarray(
             self.wpk.reshape(cig, kh, kw, c_out)[:, :, order, :]).ravel()
-        self.pos = position_table((c, h, wd), hwc_in)
+        self.pos = position_table((c, h, wd), hwc_in, src_shape)
         syn_tab, synall_tab = _conv_synop_tables(w, (c, h, wd), groups, self.ytaps,
                                                  self.xtaps)
-        stored = chw_order((c, h, wd)) if hwc_in else slice(None)  # per stored position
+        # per stored position (its C-order index)
+        stored = chw_order(src_shape or (c, h, wd)) if hwc_in else slice(None)
         self.syn_tab = np.ascontiguousarray(syn_tab[stored])
         self.synall_tab = np.ascontiguousarray(synall_tab[stored])
         self.n_scratch = h_out * w_out * c_out
@@ -334,8 +339,9 @@ def _conv_synop_tables(w: np.ndarray, in_shape: tuple[int, int, int], groups: in
 
 
 class PoolOp(Op):
-    def __init__(self, node: SumPoolNode, hwc_in: bool, hwc_out: bool) -> None:
-        self.hwc_in, self.hwc_out = hwc_in, hwc_out
+    def __init__(self, node: SumPoolNode, hwc_in: bool, hwc_out: bool,
+                 src_shape: tuple[int, ...] | None = None) -> None:
+        self.hwc_in, self.hwc_out = hwc_in, hwc_out  # src_shape: see ConvOp
         c, h, w = (int(s) for s in node.input_shape)
         _, h_out, w_out = node.out_shape
         kh, kw = (int(k) for k in node.kernel_size)
@@ -345,7 +351,7 @@ class PoolOp(Op):
         yp, _, yo = _taps(h, h_out, kh, node.stride[0], node.padding[0], 1)
         xp, _, xo = _taps(w, w_out, kw, node.stride[1], node.padding[1], 1)
         self.args_head = (self.geom, yp, yo, xp, xo)
-        self.pos = position_table((c, h, w), hwc_in)
+        self.pos = position_table((c, h, w), hwc_in, src_shape)
 
     def _apply(self, x: np.ndarray, need_cnt: bool, out: np.ndarray,
                cnt: np.ndarray) -> tuple[int, int]:
@@ -376,13 +382,16 @@ def chw_order(shape: tuple[int, ...]) -> np.ndarray:
     return np.arange(c * h * w, dtype=np.int64).reshape(c, h, w).transpose(1, 2, 0).ravel()
 
 
-def position_table(shape: tuple[int, ...], hwc: bool) -> np.ndarray:
-    """The packed ``(C, H, W)`` position (``event_kernels._position``) of each stored
-    position of a ``(C, H, W)`` value stored channels-last (``hwc``) or in C order."""
+def position_table(shape: tuple[int, ...], hwc: bool,
+                   stored_shape: tuple[int, ...] | None = None) -> np.ndarray:
+    """The packed ``(C, H, W)`` position in ``shape`` (``event_kernels._position``) of
+    each stored position of a value stored in C order, or (``hwc``) channels-last in
+    ``stored_shape`` (default ``shape``; another (C, H, W) of the same size where a
+    flatten lies between: both shapes index the same C-order values)."""
     c, h, w = (int(v) for v in shape)
     if max(h, w) >= 1 << K.POS_BITS or c >= 1 << 22:
         raise GraphError(f"a (C, H, W) = {shape} value is too large for the event simulator "
                          f"(H and W below 2^{K.POS_BITS}, C below 2^22)")
     ch, y, x = (a.ravel().astype(np.int64) for a in np.indices((c, h, w)))
     p = (ch << (2 * K.POS_BITS)) | (y << K.POS_BITS) | x
-    return p[chw_order(shape)] if hwc else p
+    return p[chw_order(stored_shape or shape)] if hwc else p

@@ -218,8 +218,8 @@ class Plan:
                 return DelayDenseOp(node, f)
             return DenseOp(node, f)
         if isinstance(node, ConvNode):
-            return ConvOp(node, src_hwc, self.hwc[node.name])
-        return PoolOp(node, src_hwc, self.hwc[node.name])
+            return ConvOp(node, src_hwc, self.hwc[node.name], src_shape)
+        return PoolOp(node, src_hwc, self.hwc[node.name], src_shape)
 
 
 def binary_source(graph: QGraph, key: str) -> bool:
