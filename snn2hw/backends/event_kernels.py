@@ -465,16 +465,14 @@ def _conv_events(acc, cacc, packed, need_cnt, xb, events, n_ev, geom, wt, wpk, w
 
 
 @_jit
-def sumpool_scatter(x, geom, yptr, yo, xptr, xo, need_cnt, out, cnt, pos, hwc_out):
+def sumpool_scatter(x, mptr, midx, need_cnt, out, cnt):
     """Sum pooling (zero padding, exact, no shift or wrap), event driven.
 
-    ``geom = (C, H, W, H_out, W_out)``; ``yptr/yo`` list the output rows whose window holds
-    input row y (same for columns). Every window membership is one synaptic event of
-    weight 1. ``pos``: the input's position table (see :func:`conv_scatter`); ``hwc_out``:
-    the output is stored channels-last. Returns ``(synops, synops)`` (all weights are
-    non-zero).
+    ``mptr/midx``: for each stored input position i, the stored output positions
+    ``midx[mptr[i]:mptr[i + 1]]`` of the windows that hold it (built once per graph, in
+    the layouts of input and output). Every window membership is one synaptic event of
+    weight 1. Returns ``(synops, synops)`` (all weights are non-zero).
     """
-    c_in, h_out, w_out = geom[0], geom[3], geom[4]
     nb, n_in = x.shape
     syn = 0
     events = np.empty(n_in, dtype=np.int64)
@@ -488,17 +486,14 @@ def sumpool_scatter(x, geom, yptr, yo, xptr, xo, need_cnt, out, cnt, pos, hwc_ou
         for e in range(nonzero_positions(xb, events)):
             i = events[e]
             v = xb[i]
-            ch, y, xx = _position(pos[i])
-            for p in range(yptr[y], yptr[y + 1]):
-                for q in range(xptr[xx], xptr[xx + 1]):
-                    if hwc_out:
-                        k = (yo[p] * w_out + xo[q]) * c_in + ch
-                    else:
-                        k = (ch * h_out + yo[p]) * w_out + xo[q]
-                    o[k] += v
-                    if need_cnt:
-                        c[k] += 1
-                    syn += 1
+            m0 = mptr[i]
+            m1 = mptr[i + 1]
+            for m in range(m0, m1):
+                o[midx[m]] += v
+            if need_cnt:
+                for m in range(m0, m1):
+                    c[midx[m]] += 1
+            syn += m1 - m0
     return syn, syn
 
 

@@ -347,16 +347,30 @@ class PoolOp(Op):
         kh, kw = (int(k) for k in node.kernel_size)
         self.size_out = c * h_out * w_out
         self.macs = c * h_out * w_out * kh * kw  # adds of a dense implementation
-        self.geom = np.array([c, h, w, h_out, w_out], dtype=np.int64)
         yp, _, yo = _taps(h, h_out, kh, node.stride[0], node.padding[0], 1)
         xp, _, xo = _taps(w, w_out, kw, node.stride[1], node.padding[1], 1)
-        self.args_head = (self.geom, yp, yo, xp, xo)
-        self.pos = position_table((c, h, w), hwc_in, src_shape)
+        # each stored input position's window memberships, as stored output positions
+        # (one load per membership in the kernel: no index arithmetic per event)
+        p = position_table((c, h, w), hwc_in, src_shape)
+        ch, y, x = (p >> (2 * K.POS_BITS), (p >> K.POS_BITS) & ((1 << K.POS_BITS) - 1),
+                    p & ((1 << K.POS_BITS) - 1))
+        ny, nx = np.diff(yp)[y], np.diff(xp)[x]
+        cols = []  # [n_in] output index per (row tap a, column tap b), -1 where none
+        for a in range(int(np.diff(yp).max(initial=0))):
+            oy = yo[np.minimum(yp[y] + a, len(yo) - 1)] if len(yo) else y * 0
+            for b in range(int(np.diff(xp).max(initial=0))):
+                ox = xo[np.minimum(xp[x] + b, len(xo) - 1)] if len(xo) else x * 0
+                k = ((oy * w_out + ox) * c + ch if hwc_out
+                     else (ch * h_out + oy) * w_out + ox)
+                cols.append(np.where((ny > a) & (nx > b), k, -1))
+        table = np.stack(cols, axis=1) if cols else np.full((len(p), 0), -1, np.int64)
+        hit = table >= 0
+        self.mptr = np.concatenate([[0], np.cumsum(hit.sum(axis=1))]).astype(np.int64)
+        self.midx = np.ascontiguousarray(table[hit], dtype=np.int64)
 
     def _apply(self, x: np.ndarray, need_cnt: bool, out: np.ndarray,
                cnt: np.ndarray) -> tuple[int, int]:
-        return K.sumpool_scatter(x, *self.args_head, need_cnt, out, cnt, self.pos,
-                                 self.hwc_out)
+        return K.sumpool_scatter(x, self.mptr, self.midx, need_cnt, out, cnt)
 
 
 class IdentityOp(Op):
