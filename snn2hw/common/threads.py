@@ -112,33 +112,38 @@ def contiguous_ranges(n: int, parts: int) -> list[tuple[int, int]]:
 
 
 
-_POOLS: dict[int, ThreadPoolExecutor] = {}
-_POOLS_LOCK = threading.Lock()
+class _Pool:
+    """The process's part threads: one executor, replaced by a larger one when a call
+    needs more parts than it has threads (at most the largest part count ever asked)."""
+
+    executor: ThreadPoolExecutor | None = None
+    size = 0
+    lock = threading.Lock()
 
 
-def _forget_pools_in_child() -> None:
-    """A forked child has the pools but none of their threads (submitting would wait
+def _forget_pool_in_child() -> None:
+    """A forked child has the executor but none of its threads (submitting would wait
     forever): it starts its own on first use."""
-    global _POOLS_LOCK
-    _POOLS.clear()
-    _POOLS_LOCK = threading.Lock()
+    _Pool.executor, _Pool.size, _Pool.lock = None, 0, threading.Lock()
 
 
 if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_forget_pools_in_child)
+    os.register_at_fork(after_in_child=_forget_pool_in_child)
 
 
 def map_parts(fn: Callable[[T], R], parts: Sequence[T]) -> list[R]:
-    """``[fn(p) for p in parts]``, one thread per part, on a pool kept for the process:
+    """``[fn(p) for p in parts]``, one thread per part, on threads kept for the process:
     starting threads per call cost a batch-split run 0.5-0.9 ms (the event simulator's CNN
     at batch 16, T = 30, takes 13 ms). ``fn`` must release the GIL to run in parallel
     (numba ``nogil`` kernels, torch ops) and must not call :func:`map_parts` itself. The
     first exception raised by a part is raised here, after every part has ended."""
-    with _POOLS_LOCK:
-        pool = _POOLS.get(len(parts))
-        if pool is None:
-            pool = _POOLS[len(parts)] = ThreadPoolExecutor(
-                len(parts), thread_name_prefix=f"snn2hw-parts{len(parts)}")
-    futures = [pool.submit(fn, p) for p in parts]
+    with _Pool.lock:  # submitted under the lock: a replaced executor takes no new parts
+        if _Pool.executor is None or _Pool.size < len(parts):
+            old = _Pool.executor
+            _Pool.executor = ThreadPoolExecutor(len(parts), thread_name_prefix="snn2hw-part")
+            _Pool.size = len(parts)
+            if old is not None:
+                old.shutdown(wait=False)  # its running parts finish; its threads then end
+        futures = [_Pool.executor.submit(fn, p) for p in parts]
     wait(futures)
     return [f.result() for f in futures]

@@ -118,14 +118,29 @@ def test_map_parts_runs_parts_at_once_on_threads_kept_between_calls():
 
     barrier = threading.Barrier(2, timeout=10)  # breaks unless both parts run at once
 
-    def part(k: int) -> tuple[int, str]:
+    def part(k: int) -> tuple[int, int | None]:
         barrier.wait()
-        return k * 10, threading.current_thread().name
+        return k * 10, threading.current_thread().ident
+
+    def part_threads() -> set[int | None]:
+        return {t.ident for t in threading.enumerate() if t.name.startswith("snn2hw-part")}
 
     first = map_parts(part, [1, 2])
+    kept = part_threads()
     second = map_parts(part, [3, 4])
     assert [r for r, _ in first] == [10, 20] and [r for r, _ in second] == [30, 40]
-    assert {n for _, n in first} == {n for _, n in second}  # the same two threads
+    assert {n for _, n in first} | {n for _, n in second} <= kept  # no thread started
+    assert part_threads() == kept
+
+
+def test_map_parts_keeps_one_set_of_threads_as_large_as_the_most_parts_asked():
+    import threading
+
+    for n in (2, 3, 5, 4, 2):
+        assert map_parts(lambda k: k + 1, list(range(n))) == list(range(1, n + 1))
+    threading.Event().wait(0.2)  # threads of a replaced, shut-down executor end
+    names = [t.name for t in threading.enumerate() if t.name.startswith("snn2hw-part")]
+    assert len(names) <= 5  # not one executor per part count (2 + 3 + 5 + 4 = 14 threads)
 
 
 def test_map_parts_raises_a_parts_error_after_every_part_ended():
