@@ -136,11 +136,14 @@ def test_map_parts_runs_parts_at_once_on_threads_kept_between_calls():
 def test_map_parts_keeps_one_set_of_threads_as_large_as_the_most_parts_asked():
     import threading
 
+    from snn2hw.common import threads
+
+    most = max(threads._Pool.size, 5)  # earlier tests of this process may have asked more
     for n in (2, 3, 5, 4, 2):
         assert map_parts(lambda k: k + 1, list(range(n))) == list(range(1, n + 1))
     threading.Event().wait(0.2)  # threads of a replaced, shut-down executor end
     names = [t.name for t in threading.enumerate() if t.name.startswith("snn2hw-part")]
-    assert len(names) <= 5  # not one executor per part count (2 + 3 + 5 + 4 = 14 threads)
+    assert len(names) <= most  # not one executor per part count (2 + 3 + 5 + 4 = 14 more)
 
 
 def test_map_parts_raises_a_parts_error_after_every_part_ended():
