@@ -97,7 +97,6 @@ from snn2hw.backends.event_plan import (
     PlanCache,
     check_formats,
     graph_fingerprint,
-    lif_rules,
 )
 from snn2hw.common.errors import GraphError
 from snn2hw.common.threads import contiguous_ranges, current_threads, map_parts
@@ -134,11 +133,10 @@ def _lif_step(L: Lif, a: np.ndarray, c: np.ndarray, u: np.ndarray, v: np.ndarray
     m = int(L.node.max_spikes)
     if m == 1:
         return L.kernels.step(a, c, u, v, L.bias, spk, L.consts)
-    sh, db, u_bits, v_bits, ge, sub = lif_rules(f)
-    return K.lif_step_general(a, c, u, v, L.bias, int(L.node.du), int(L.node.dv),
-                              int(L.node.vth), m, spk, sh, db, u_bits,
-                              f.u_overflow == "saturate", v_bits, f.v_overflow == "saturate",
-                              ge, sub)
+    return K.lif_step_general(a, c, u, v, L.bias, L.consts, m, spk,
+                              f.u_overflow == "saturate", f.v_overflow == "saturate",
+                              f.threshold_compare == ">=", f.reset == "subtract",
+                              K.lif_decays(L.consts))
 
 
 def _reset_state(node: LIFNode, n: int, u: np.ndarray, v: np.ndarray) -> None:

@@ -529,21 +529,24 @@ def lif_consts(du: int, dv: int, vth: int, sh: int, db: int, u_bits: int, v_bits
             1 if sub else 0)  # v after a spike: (v - th) * keep
 
 
-def lif_decays(du: int, dv: int, db: int) -> bool:
-    """Whether the LIF step has decay products at all: not for ``du = 2^db - 1`` (no
-    current memory) with ``dv = 0`` (no leak), where ``rtz(u * 0, db) = 0`` and
-    ``rtz(v * 2^db, db) = v`` (converted integrate-and-fire networks)."""
-    return int(du) != (1 << db) - 1 or int(dv) != 0
+def lif_decays(lc: tuple[int, ...]) -> bool:
+    """Whether the LIF step of constants ``lc`` (:func:`lif_consts`) has decay products at
+    all: not for ``fu = 0`` (``du = 2^db - 1``, no current memory) with ``fv = 2^db``
+    (``dv = 0``, no leak), where ``rtz(u * 0, db) = 0`` and ``rtz(v * 2^db, db) = v``
+    (converted integrate-and-fire networks)."""
+    fu, fv, _, db = lc[:4]
+    return fu != 0 or fv != 1 << db
 
 
 @numba.njit(cache=True, nogil=True, boundscheck=False, inline="always")
-def _lif_neuron(ai, ui, vi, bi, lc, u_sat, v_sat, decays):
-    """The single-spike LIF step of one neuron (docs/qgraph.md "LIF step"), branch free:
-    ``(u, v, spike)`` after activation ``ai`` and bias ``bi``. ``u_sat``/``v_sat``/``decays``
-    are constants at every call site (inlined), so only the clip (saturate: to
-    +-(2^(n-1) - 1), where the wrap never fires) or only the wrap is compiled, and without
-    ``decays`` (:func:`lif_decays`) the decay products are left out."""
-    fu, fv, sh, db, rmask, u_hi, v_hi, th, th_cmp, keep = lc
+def _lif_uv(ai, ui, vi, bi, lc, u_sat, v_sat, decays):
+    """``(u, v)`` of one neuron after activation ``ai`` and bias ``bi``, before the spike
+    test (docs/qgraph.md "LIF step"), branch free: ``u = ovf(rtz(u * fu, db) + (a << sh))``,
+    ``v = ovf(rtz(v * fv, db) + u + b)``. Where ``u_sat``/``v_sat``/``decays`` are constants
+    at the call site (inlined), only the clip (saturate: to +-(2^(n-1) - 1), where the wrap
+    never fires) or only the wrap is compiled, and without ``decays`` (:func:`lif_decays`)
+    the decay products are left out."""
+    fu, fv, sh, db, rmask, u_hi, v_hi = lc[:7]
     if decays:
         p = ui * fu
         ui = ((p + ((p >> 63) & rmask)) >> db) + (ai << sh)
@@ -562,6 +565,15 @@ def _lif_neuron(ai, ui, vi, bi, lc, u_sat, v_sat, decays):
         vi = min(max(vi, 1 - v_hi), v_hi - 1)
     else:
         vi = vi - (v_hi << 1) * (vi > v_hi) + (v_hi << 1) * (vi <= -v_hi)
+    return ui, vi
+
+
+@numba.njit(cache=True, nogil=True, boundscheck=False, inline="always")
+def _lif_neuron(ai, ui, vi, bi, lc, u_sat, v_sat, decays):
+    """The single-spike LIF step of one neuron: ``(u, v, spike)`` (:func:`_lif_uv`, then
+    the threshold test and the reset of v, branch free)."""
+    th, th_cmp, keep = lc[7], lc[8], lc[9]
+    ui, vi = _lif_uv(ai, ui, vi, bi, lc, u_sat, v_sat, decays)
     k = vi > th_cmp
     return ui, (vi - th) * keep if k else vi, k
 
@@ -670,72 +682,36 @@ def lif_kernels(u_sat: bool, v_sat: bool, decays: bool) -> LifKernels:
 
 
 @_jit
-def lif_step_general(a, cnt, u, v, bias, du, dv, vth, max_spikes, spk, sh, db, u_bits,
-                     u_sat, v_bits, v_sat, ge, sub):
-    """One LIF step for ``[B, N]`` neurons, docs/qgraph.md "LIF step" and "Multi-spike
-    output".
+def lif_step_general(a, cnt, u, v, bias, lc, max_spikes, spk, u_sat, v_sat, ge, sub,
+                     decays):
+    """One LIF step for ``[B, N]`` neurons with any ``max_spikes``, docs/qgraph.md "LIF
+    step" and "Multi-spike output" (the single-spike step is :func:`lif_kernels`).
 
     ``a``: summed activation; ``cnt``: fan-in event counts (for ``peak_fanin``); ``u``,
-    ``v`` updated in place; ``bias = bias_mant << bias_exp``. Writes spikes to ``spk``
-    (the record's row of this step, which the next step's synapses read). With
-    ``max_spikes > 1`` the output is the number of thresholds crossed, capped at
-    ``max_spikes`` (a graded payload), and ``v`` loses that many thresholds ("subtract")
-    or is zeroed ("zero").
-    The graph's number formats (Loihi in brackets): ``sh`` activation shift (6), ``db``
-    decay bits (12), ``u_bits``/``v_bits`` (24), ``u_sat``/``v_sat`` saturate instead of
-    wrap (False/True), ``ge`` spike on ``>=`` instead of ``>`` (False), ``sub`` subtract
-    the threshold on a spike instead of resetting to 0 (False).
-    Returns ``(spikes, active neuron updates, max fan-in)``.
+    ``v`` updated in place (:func:`_lif_uv`); ``bias = bias_mant << bias_exp``. Writes
+    spikes to ``spk`` (the record's row of this step, which the next step's synapses
+    read). With ``max_spikes > 1`` the output is the number of thresholds crossed, capped
+    at ``max_spikes`` (a graded payload), and ``v`` loses that many thresholds ("subtract")
+    or is zeroed ("zero"). ``lc``: :func:`lif_consts`; ``u_sat``/``v_sat`` saturate
+    instead of wrap (Loihi: False/True), ``ge`` spike on ``>=`` instead of ``>``, ``sub``
+    subtract the threshold on a spike instead of resetting to 0, ``decays``:
+    :func:`lif_decays`. Returns ``(spikes, active neuron updates, max fan-in)``.
     """
     nb, n = a.shape
-    fu = (1 << db) - (du + 1)  # the hidden +1 on du
-    fv = (1 << db) - dv
-    th = vth << sh
-    u_hi = 1 << (u_bits - 1)
-    u_span = u_hi << 1
-    v_hi = 1 << (v_bits - 1)
-    v_span = v_hi << 1
+    th = lc[7]
     n_spk = 0
     n_act = 0
     peak = 0
     for b in range(nb):
         for i in range(n):
-            ai = a[b, i]
+            ai = np.int64(a[b, i])
             ui = u[b, i]
             vi = v[b, i]
             bi = bias[i]
             if ai != 0 or ui != 0 or vi != 0 or bi != 0:
                 n_act += 1
-            ci = cnt[b, i]
-            if ci > peak:
-                peak = ci
-            # u = rtz(u * (2^db - (du + 1)), db) + (a << sh)
-            p = ui * fu
-            ui = (p >> db) if p >= 0 else -((-p) >> db)
-            ui += ai << sh
-            if u_sat:  # clip to +-(2^(u_bits-1) - 1)
-                if ui > u_hi - 1:
-                    ui = u_hi - 1
-                elif ui < 1 - u_hi:
-                    ui = 1 - u_hi
-            else:  # wrap: u - 2^n if u > 2^(n-1); u + 2^n if u <= -2^(n-1) (+2^(n-1) kept)
-                if ui > u_hi:
-                    ui -= u_span
-                if ui <= -u_hi:
-                    ui += u_span
-            # v = ovf(rtz(v * (2^db - dv), db) + u + b)
-            p = vi * fv
-            vi = ((p >> db) if p >= 0 else -((-p) >> db)) + ui + bi
-            if v_sat:
-                if vi > v_hi - 1:
-                    vi = v_hi - 1
-                elif vi < 1 - v_hi:
-                    vi = 1 - v_hi
-            else:
-                if vi > v_hi:
-                    vi -= v_span
-                if vi <= -v_hi:
-                    vi += v_span
+            peak = max(peak, cnt[b, i])
+            ui, vi = _lif_uv(ai, ui, vi, bi, lc, u_sat, v_sat, decays)
             # s = v > (vth << sh) (or >=); reset of v only: to 0, or minus the threshold
             if max_spikes == 1:
                 k = 1 if (vi > th or (ge and vi == th)) else 0

@@ -185,9 +185,7 @@ class Plan:
             self.lifs.append(
                 Lif(node, size, terms, path_ops, np.ascontiguousarray(bias, dtype=np.int64),
                      sum(self.ops[k].macs for k in path_ops),
-                     K.lif_kernels(f.u_overflow == "saturate", f.v_overflow == "saturate",
-                                   K.lif_decays(node.du, node.dv, f.decay_bits)),
-                     K.lif_consts(node.du, node.dv, node.vth, *lif_rules(f)))
+                     *_lif_kernels_and_consts(node, f))
             )
         # 4. a conv that alone feeds a single-spike LIF in its layout and nothing else runs
         # fused with it (K.lif_kernels(...).conv_step: the conv's epilogue inside the LIF's loop)
@@ -326,6 +324,15 @@ class PlanCache:
 
 PLANS = PlanCache()
 """The process-wide plan cache :func:`run` uses."""
+
+
+def _lif_kernels_and_consts(node: LIFNode, f: NumberFormats
+                            ) -> tuple[K.LifKernels, tuple[int, ...]]:
+    """The single-spike LIF kernels of ``node``'s overflow modes and decay case, and its
+    constants (``event_kernels.lif_consts``)."""
+    lc = K.lif_consts(node.du, node.dv, node.vth, *lif_rules(f))
+    return K.lif_kernels(f.u_overflow == "saturate", f.v_overflow == "saturate",
+                         K.lif_decays(lc)), lc
 
 
 def lif_rules(f: NumberFormats) -> tuple[int, ...]:
