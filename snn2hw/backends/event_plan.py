@@ -46,6 +46,8 @@ from snn2hw.quant.qgraph import (
 
 @dataclass
 class Lif:
+    """A LIF node as the time loop runs it: its paths in, bias in its layout, kernels."""
+
     node: LIFNode
     size: int
     terms: list[str]  # terminal operator key of each path (its value reaches the LIF)
@@ -71,11 +73,11 @@ def identity_gather(src_shape: tuple[int, ...], src_hwc: bool, dst_shape: tuple[
 
 def layouts(op_nodes: dict[str, Any], lif_paths: list[tuple[LIFNode, list[str]]]
              ) -> dict[str, bool]:
-    """Which values are stored channels-last (module docstring, "Layouts"): every conv and
-    sumpool output and every 3-D LIF, except where a LIF and a term delivering to it cannot
-    share the layout (a dense term, an operator of another shape, an operator that is also
-    a term of a C-order LIF); identity terms gather whatever the layouts. Flags only turn
-    off, so the loop ends."""
+    """Which values are stored channels-last (:mod:`snn2hw.backends.event`, "Layouts"):
+    every conv and sumpool output and every 3-D LIF, except where a LIF and a term
+    delivering to it cannot share the layout (a dense term, an operator of another shape,
+    an operator that is also a term of a C-order LIF); identity terms gather whatever the
+    layouts. Flags only turn off, so the loop ends."""
     hwc = {key: isinstance(n, (ConvNode, SumPoolNode)) for key, n in op_nodes.items()}
     for node, _ in lif_paths:
         hwc[node.name] = len(node.shape) == 3
