@@ -120,14 +120,33 @@ def test_int16_bound_switches_to_wider_sums_before_int16_overflows():
 
 
 @pytest.mark.parametrize("dtype, n", [(np.uint8, 64), (np.uint8, 61), (np.int64, 64),
-                                      (np.uint16, 40)])
+                                      (np.uint16, 40), (np.uint8, 2312), (np.int64, 1029),
+                                      (np.int32, 200), (np.int8, 4096)])
 def test_nonzero_positions_lists_every_event_in_order(dtype, n):
+    # blocks of 64 (a vector compare, then one position per set bit) and the tail
     rng = np.random.default_rng(n)
-    x = ((rng.random(n) < 0.1) * rng.integers(1, 200, n)).astype(dtype)
-    x[-1] = 3  # an event in the last word
+    x = ((rng.random(n) < 0.1) * rng.integers(1, 100, n)).astype(dtype)
+    if n >= 64:
+        x[:64] = 0
+        x[63] = 1  # the last entry of a block, then a whole block of events
+    if n >= 192:
+        x[64:128] = 1
+        x[128] = -1 if np.dtype(dtype).kind == "i" else 255  # the sign bit alone
+    x[-1] = 3  # an event in the tail
     idx = np.empty(n, np.int64)
     k = K.nonzero_positions(x, idx)
     np.testing.assert_array_equal(idx[:k], np.flatnonzero(x))
+
+
+def test_nonzero_positions_of_a_strided_row():
+    # a column of a 2-D array: not unit stride, so no block reads past each entry
+    x = np.zeros((130, 3), np.uint8)
+    x[[0, 64, 100, 129], 1] = 1
+    x[:, 0] = 1
+    x[:, 2] = 1
+    idx = np.empty(130, np.int64)
+    k = K.nonzero_positions(x[:, 1], idx)
+    np.testing.assert_array_equal(idx[:k], [0, 64, 100, 129])
 
 
 def test_int8_rows_keep_the_scale_of_the_prepared_weights():
