@@ -298,7 +298,7 @@ def _simulate(plan: Plan, graph: QGraph, arr: np.ndarray, n_steps: int, out: _Ou
     names = [L.node.name for L in lifs]
 
     def per_lif() -> dict[str, np.ndarray]:
-        return {L.node.name: np.zeros((batch, L.size), dtype=np.int64) for L in lifs}
+        return {L.node.name: np.zeros((batch, L.size), dtype=L.state_dtype) for L in lifs}
 
     u, v = per_lif(), per_lif()
     # the summed activation (and fan-ins) of a LIF with several paths into it

@@ -2,21 +2,22 @@
 
 Every kernel works on one time step for a whole batch, on flat arrays ``[B, size]`` (each
 value in the layout the simulator chose for it: C order or channels-last): int64 state and
-outputs; inputs in their source's own integer dtype (a frame, a uint8 row of the spike
-record), each value widened to int64 before any arithmetic (numba promotes integer
-operands narrower than 64 bits to int64). Synaptic kernels visit only the non-zero entries
-(events) of their input and scatter each event into its fan-out; the LIF kernels
-(:func:`lif_kernels`, :func:`lif_step_general`) are the per-neuron step of docs/qgraph.md
-("LIF step"), one of them fused with a conv. All arithmetic is int64 (int16 or int32 only
-where a bound proves the sum fits). No torch anywhere (the point of this backend is to be
-independent of the torch integer backend).
+outputs (int32 state for a LIF whose step provably fits it, :func:`lif_narrow`); inputs in
+their source's own integer dtype (a frame, a uint8 row of the spike record), each value
+widened to int64 before any arithmetic (numba promotes integer operands narrower than 64
+bits to int64). Synaptic kernels visit only the non-zero entries (events) of their input
+and scatter each event into its fan-out; the LIF kernels (:func:`lif_kernels`,
+:func:`lif_step_general`) are the per-neuron step of docs/qgraph.md ("LIF step"), one of
+them fused with a conv. All arithmetic is int64 (int16 or int32 only where a bound proves
+the values fit). No torch anywhere (the point of this backend is to be independent of the
+torch integer backend).
 
 Each synaptic kernel also fills ``cnt`` (when ``need_cnt``): the number of synaptic events
 with a non-zero weight that reached each output position this step; the LIF kernels take
 its maximum (``peak_fanin``).
 
-May import: numba (with its llvmlite, for two machine operations numba lacks:
-:func:`nonzero_positions`) and numpy only.
+May import: numba (with its llvmlite, for machine operations numba lacks: the integer
+width helpers below, :func:`nonzero_positions`) and numpy only.
 """
 
 from __future__ import annotations
@@ -37,25 +38,89 @@ _MASK24 = (1 << 24) - 1
 _jit = numba.njit(cache=True, nogil=True, boundscheck=False)
 
 
+_inline = numba.njit(cache=True, nogil=True, boundscheck=False, inline="always")
+
+# Integer width follows the data: numba widens every integer operation to int64, so the
+# single-spike LIF step with int32 state (:func:`lif_narrow`) converts each result back to
+# the state's type (:func:`_like`) and shifts in that width (:func:`_shl`, :func:`_ashr`);
+# the compiler then keeps the whole step in 32-bit lanes, twice as many per vector
+# instruction. For int64 values each of these is the plain int64 operation.
+
+
+def _integer_of(t: Any) -> Any:
+    """The integer type of a numba integer type or of an integer array's elements."""
+    t = t.dtype if isinstance(t, types.Array) else t
+    return t if isinstance(t, types.Integer) else None
+
+
+@intrinsic
+def _like(typingctx, witness, value):
+    """``value`` converted (wrapped) to the integer type of ``witness`` (an integer or an
+    integer array)."""
+    target = _integer_of(witness)
+    if target is None or not isinstance(value, (types.Integer, types.Boolean)):
+        return None
+
+    def codegen(context, builder, signature, args):
+        return context.cast(builder, args[1], signature.args[1], target)
+    return target(witness, value), codegen
+
+
+def _shift_op(name: str, doc: str) -> Any:
+    def typer(typingctx, x, s):
+        if not (isinstance(x, types.Integer) and isinstance(s, types.Integer)):
+            return None
+
+        def codegen(context, builder, signature, args):
+            amount = context.cast(builder, args[1], signature.args[1], x)
+            return getattr(builder, name)(args[0], amount)
+        return x(x, s), codegen
+
+    typer.__doc__ = doc
+    return intrinsic(typer)
+
+
+_shl = _shift_op("shl", "``x << s`` in the width of ``x`` (``0 <= s <`` its bits).")
+_ashr = _shift_op("ashr", "``x >> s`` (arithmetic) in the width of ``x`` (``0 <= s <`` "
+                          "its bits).")
+
+
+@intrinsic
+def _bits(typingctx, x):
+    """The width in bits of the integer type of ``x``."""
+    t = _integer_of(x)
+    if t is None:
+        return None
+
+    def codegen(context, builder, signature, args):
+        return context.get_constant(types.int64, t.bitwidth)
+    return types.int64(x), codegen
+
+
 @_jit
 def _shift(x: int, e: int) -> int:
-    """``shift(x, e)`` of docs/qgraph.md: ``x << e`` for e >= 0, else floor ``x >> -e``
-    (int64 ``>>`` is arithmetic). Branch-free, so loops over it vectorize."""
-    return (x << max(e, 0)) >> max(-e, 0)
+    """``shift(x, e)`` of docs/qgraph.md: ``x << e`` for e >= 0, else floor ``x >> -e``,
+    branch-free, so loops over it vectorize; in the width of ``x`` with the amount capped
+    at its bits - 1. For int32 ``x`` that is exact modulo 2^32, which :func:`_wrap24`
+    needs (a shift left by 24 or more leaves no low bits either way)."""
+    cap = _bits(x) - 1
+    return _shl(_ashr(x, min(max(-e, 0), cap)), min(max(e, 0), cap))
 
 
 @_jit
 def _wrap24(x: int) -> int:
-    """``wrap24(x) = ((x + 2^23) mod 2^24) - 2^23`` (two's complement, so ``&`` is mod)."""
-    return ((x + _U_HI) & _MASK24) - _U_HI
+    """``wrap24(x) = ((x + 2^23) mod 2^24) - 2^23`` (two's complement, so ``&`` is mod), in
+    the width of ``x``."""
+    return _like(x, _like(x, _like(x, x + _U_HI) & _MASK24) - _U_HI)
 
 
 @_jit
 def _unpack(a: int, bits: int) -> tuple[int, int]:
     """A packed conv sum ``true + count << bits`` (``|true| < 2^(bits-1)``): ``(count,
-    true)``."""
-    c = (a + (1 << (bits - 1))) >> bits
-    return c, a - (c << bits)
+    true)``, in the width of ``a`` (int32 for the packed int32 sums: ``a + 2^15`` stays
+    below 2^31 there, the count being below 2^15)."""
+    c = _like(a, _like(a, a + (1 << (bits - 1))) >> bits)
+    return c, _like(a, a - (c << bits))
 
 
 @intrinsic
@@ -116,7 +181,7 @@ POS_BITS = 20
 _POS_MASK = (1 << POS_BITS) - 1
 
 
-@numba.njit(cache=True, nogil=True, boundscheck=False, inline="always")
+@_inline
 def _position(p):
     """``(channel, row, column)`` of a packed position (:data:`POS_BITS`)."""
     return p >> (2 * POS_BITS), (p >> POS_BITS) & _POS_MASK, p & _POS_MASK
@@ -373,7 +438,7 @@ def conv_scatter(
     return syn, syn_all
 
 
-@numba.njit(cache=True, nogil=True, boundscheck=False, inline="always")
+@_inline
 def _conv_sample(
     xb, ob, cb, events, geom, wt, wpk, wbound, yptr, yk, yo, xptr, xk, xo, need_cnt, acc_t,
     cnt_t, xrun, w_s, wpk_s, xslot, syn_tab, synall_tab, xbin, pos, hwc_out, wmax, wpk32,
@@ -555,7 +620,7 @@ def lif_consts(du: int, dv: int, vth: int, sh: int, db: int, u_bits: int, v_bits
             (1 << db) - 1,  # rtz(p, db) = (p + (p < 0 ? 2^db - 1 : 0)) >> db
             1 << (u_bits - 1), 1 << (v_bits - 1), th,
             th - 1 if ge else th,  # v >= th  <=>  v > th - 1 (integers)
-            1 if sub else 0)  # v after a spike: (v - th) * keep
+            -1 if sub else 0)  # v after a spike: (v - th) & keep
 
 
 def lif_decays(lc: tuple[int, ...]) -> bool:
@@ -567,74 +632,108 @@ def lif_decays(lc: tuple[int, ...]) -> bool:
     return fu != 0 or fv != 1 << db
 
 
-@numba.njit(cache=True, nogil=True, boundscheck=False, inline="always")
+@_inline
 def _lif_uv(ai, ui, vi, bi, lc, u_sat, v_sat, decays):
     """``(u, v)`` of one neuron after activation ``ai`` and bias ``bi``, before the spike
     test (docs/qgraph.md "LIF step"), branch free: ``u = ovf(rtz(u * fu, db) + (a << sh))``,
-    ``v = ovf(rtz(v * fv, db) + u + b)``. Where ``u_sat``/``v_sat``/``decays`` are constants
-    at the call site (inlined), only the clip (saturate: to +-(2^(n-1) - 1), where the wrap
-    never fires) or only the wrap is compiled, and without ``decays`` (:func:`lif_decays`)
-    the decay products are left out."""
-    fu, fv, sh, db, rmask, u_hi, v_hi = lc[:7]
+    ``v = ovf(rtz(v * fv, db) + u + b)``. Where ``u_sat``/``v_sat``/``decays`` are
+    constants at the call site (inlined), only the clip (saturate: to +-(2^(n-1) - 1),
+    where the wrap never fires) or only the wrap is compiled, and without ``decays``
+    (:func:`lif_decays`) the decay products are left out. In the width of ``ui`` (int32
+    state only where :func:`lif_narrow` proves it exact)."""
+    fu, fv, sh, db, rmask = lc[:5]
+    # the bounds in the state's width too: a comparison stays narrow only between values
+    # known to fit it
+    u_hi, u_neg, u_lo, u_up, u_span = (_like(ui, lc[5]), _like(ui, -lc[5]),
+                                       _like(ui, 1 - lc[5]), _like(ui, lc[5] - 1),
+                                       _like(ui, lc[5] << 1))
+    v_hi, v_neg, v_lo, v_up, v_span = (_like(vi, lc[6]), _like(vi, -lc[6]),
+                                       _like(vi, 1 - lc[6]), _like(vi, lc[6] - 1),
+                                       _like(vi, lc[6] << 1))
     if decays:
         p = ui * fu
-        ui = ((p + ((p >> 63) & rmask)) >> db) + (ai << sh)
+        ui = _like(ui, ((p + ((p >> 63) & rmask)) >> db) + (ai << sh))
     else:
-        ui = ai << sh
+        ui = _shl(_like(ui, ai), sh)
     if u_sat:
-        ui = min(max(ui, 1 - u_hi), u_hi - 1)
+        ui = min(max(ui, u_lo), u_up)
     else:
-        ui = ui - (u_hi << 1) * (ui > u_hi) + (u_hi << 1) * (ui <= -u_hi)
+        ui = _like(ui, ui - u_span * (ui > u_hi) + u_span * (ui <= u_neg))
     if decays:
         p = vi * fv
-        vi = ((p + ((p >> 63) & rmask)) >> db) + ui + bi
+        vi = _like(vi, ((p + ((p >> 63) & rmask)) >> db) + ui + bi)
     else:
-        vi = vi + ui + bi
+        vi = _like(vi, vi + ui + bi)
     if v_sat:
-        vi = min(max(vi, 1 - v_hi), v_hi - 1)
+        vi = min(max(vi, v_lo), v_up)
     else:
-        vi = vi - (v_hi << 1) * (vi > v_hi) + (v_hi << 1) * (vi <= -v_hi)
+        vi = _like(vi, vi - v_span * (vi > v_hi) + v_span * (vi <= v_neg))
     return ui, vi
 
 
-@numba.njit(cache=True, nogil=True, boundscheck=False, inline="always")
+@_inline
 def _lif_neuron(ai, ui, vi, bi, lc, u_sat, v_sat, decays):
     """The single-spike LIF step of one neuron: ``(u, v, spike)`` (:func:`_lif_uv`, then
     the threshold test and the reset of v, branch free)."""
-    th, th_cmp, keep = lc[7], lc[8], lc[9]
+    th, th_cmp, keep = _like(vi, lc[7]), _like(vi, lc[8]), _like(vi, lc[9])
     ui, vi = _lif_uv(ai, ui, vi, bi, lc, u_sat, v_sat, decays)
     k = vi > th_cmp
-    return ui, (vi - th) * keep if k else vi, k
+    return ui, _like(vi, _like(vi, vi - th) & keep) if k else vi, k
 
 
-@numba.njit(cache=True, nogil=True, boundscheck=False, inline="always")
+@_inline
 def _lif_row(ab, cb, bits, e, ub, vb, bias, sb, lc, u_sat, v_sat, decays, packed):
     """One sample's single-spike LIF step over its ``n`` neurons; returns ``(spikes, active
     neuron updates, max fan-in)``. ``packed`` (a constant, inlined): ``ab`` holds a conv's
     packed sums ``true + count << bits`` (:func:`_unpack`), the activation is
     ``wrap24(shift(true, e))`` (the conv's epilogue, fused here); else ``ab`` is the
-    activation and ``cb`` the fan-in counts."""
-    n_spk = 0
-    n_act = 0
-    peak = 0
+    activation and ``cb`` the fan-in counts. The arithmetic runs in the width of the state
+    ``ub``/``vb`` (and ``bias``): int64, or int32 (:func:`lif_narrow`)."""
+    n_spk = _like(ub, 0)
+    n_act = _like(ub, 0)
+    peak = _like(ub, 0)
     for i in range(ub.size):
-        if packed:
-            ci, t = _unpack(np.int64(ab[i]), bits)
-            ai = _wrap24(_shift(t, e))
+        if packed:  # the activation is a wrap24 value: exact in the state's width
+            ci, t = _unpack(ab[i], bits)
+            ai = _like(ub, _wrap24(_shift(t, e)))
         else:
-            ai = np.int64(ab[i])
-            ci = np.int64(cb[i])
+            ai = _like(ub, ab[i])
+            ci = _like(ub, cb[i])
         ui = ub[i]
         vi = vb[i]
         bi = bias[i]
-        n_act += ((ai | ui | vi | bi) != 0)
-        peak = max(peak, ci)
+        n_act = _like(ub, n_act + ((ai | ui | vi | bi) != 0))
+        peak = _like(ub, max(peak, ci))
         ui, vi, k = _lif_neuron(ai, ui, vi, bi, lc, u_sat, v_sat, decays)
         sb[i] = k
-        n_spk += k
+        n_spk = _like(ub, n_spk + k)
         vb[i] = vi
         ub[i] = ui
     return n_spk, n_act, peak
+
+
+def lif_narrow(lc: tuple[int, ...], u_sat: bool, v_sat: bool, bias_max: int) -> bool:
+    """Whether the single-spike LIF step of constants ``lc`` (:func:`lif_consts`) and
+    biases of magnitude at most ``bias_max``, fed by a conv (a ``wrap24`` activation, at
+    most 2^23 in magnitude), runs exactly with int32 state and arithmetic: every value the
+    step forms (:func:`_lif_uv`, :func:`_lif_neuron`) stays below 2^31 in magnitude.
+
+    By induction over steps: without decay products (those need 64 bits) u is formed anew
+    from ``a << sh`` each step, at most ``2^23 << sh`` before its correction or clip; v
+    starts at 0 and after each step lies within ``+-v_hi`` when it saturates, and when it
+    wraps if ``|u| + |b| <= v_hi`` (one correction then brings it back), with a threshold
+    ``th >= 0`` (a reset ``v - th`` of a v above it is in ``[0, v_hi]``)."""
+    sh, u_hi, v_hi, th = lc[2], lc[5], lc[6], lc[7]
+    if lif_decays(lc) or th < 0 or sh >= 31:
+        return False
+    a_sh = (1 << 23) << sh  # |a << sh|
+    u_max = min(a_sh, u_hi) if u_sat else a_sh  # |u| after the clip or the correction
+    if not v_sat and u_max + bias_max > v_hi:
+        return False
+    formed = (a_sh + 2 * u_hi,  # u and its wrap correction
+              v_hi + u_max + bias_max + 2 * v_hi,  # v + u + b and its wrap correction
+              v_hi + th + 1)  # v - th at a spike, th and th - 1 themselves
+    return max(formed) < 1 << 31
 
 
 class LifKernels(NamedTuple):
@@ -649,7 +748,9 @@ def lif_kernels(u_sat: bool, v_sat: bool, decays: bool) -> LifKernels:
     """The single-spike LIF kernels with ``u_sat``/``v_sat``/``decays`` compiled in as
     constants (:func:`_lif_neuron`: only the clip or wrap and decay work the node needs,
     each 20-25 % of the step). Each combination is compiled on its first use (and cached
-    on disk), so a session builds only the ones its graphs use.
+    on disk), so a session builds only the ones its graphs use; int32 state ``u``/``v``
+    and ``bias`` (a LIF fed by a conv alone where :func:`lif_narrow` holds) compiles
+    another version of each, twice as fast.
 
     ``step(a, cnt, u, v, bias, spk, lc)``: one step of ``[B, N]`` neurons from the summed
     activation ``a`` and fan-in counts ``cnt`` (see :func:`lif_step_general` for the

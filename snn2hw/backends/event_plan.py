@@ -57,6 +57,12 @@ class Lif:
     kernels: K.LifKernels  # of its overflow modes and decay case (single spikes)
     consts: tuple[int, ...]  # K.lif_consts
 
+    @property
+    def state_dtype(self) -> np.dtype:
+        """The integer type of its state ``u``/``v``, the same as its bias: int64, or int32
+        where the plan proved every value of its step fits (``K.lif_narrow``)."""
+        return self.bias.dtype
+
 
 def identity_gather(src_shape: tuple[int, ...], src_hwc: bool, dst_shape: tuple[int, ...],
                      dst_hwc: bool) -> np.ndarray | None:
@@ -201,6 +207,14 @@ class Plan:
                     and self.hwc[node.name] and op.delay == 0 and feeds.count(t) == 1
                     and int(node.max_spikes) == 1):
                 self.fused[node.name] = t
+        # 5. int32 state (and bias) for a fused LIF whose step provably stays inside 32 bits:
+        # its arithmetic then runs in twice as many vector lanes
+        f = graph.formats
+        for L in self.lifs:
+            if L.node.name in self.fused and K.lif_narrow(
+                    L.consts, f.u_overflow == "saturate", f.v_overflow == "saturate",
+                    int(np.abs(L.bias).max(initial=0))):
+                L.bias = L.bias.astype(np.int32)
 
     def _prepare(self, node: Any, f: NumberFormats, src: str,
                  src_shape: tuple[int, ...] | None) -> Op:
