@@ -15,7 +15,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from snn2hw.backends import event, event_kernels, lava_lowering, torch_int_ops
+from snn2hw.backends import event, event_kernels_dense, lava_lowering, torch_int_ops
 from snn2hw.chip.mapping import connectivity
 from snn2hw.common import readout, units
 from snn2hw.exporters import onnx_int
@@ -25,7 +25,7 @@ from snn2hw.quant.weights import effective_dense_weight
 
 
 def _event_kernel_weight(w: np.ndarray, bits: int) -> np.ndarray:
-    wt, nnz = event_kernels.dense_prepare(np.ascontiguousarray(w, dtype=np.int64), bits)
+    wt, nnz = event_kernels_dense.dense_prepare(np.ascontiguousarray(w, dtype=np.int64), bits)
     assert np.array_equal(nnz, (wt != 0).sum(1))
     return wt.T.astype(np.int64)
 

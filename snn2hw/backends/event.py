@@ -52,7 +52,7 @@ are those of the contract.
 
 Fusion: a conv whose output only one single-spike LIF reads, in the same (channels-last)
 layout and without delay, runs with that LIF as one kernel (``_Plan.fused``;
-``event_kernels.lif_kernels``' ``conv_step``): per sample, the events are scattered, then
+``event_kernels_lif.lif_kernels``' ``conv_step``): per sample, the events are scattered, then
 the LIF's loop reads the sums while they are in cache, the conv's epilogue inside it. The
 LIF kernels are compiled per overflow mode of u and v and per decay case (a node without
 decay, ``du = 2^db - 1`` and ``dv = 0``, skips the decay products), each on first use.
@@ -67,7 +67,7 @@ depend on the batch) are made per run on shallow copies of the prepared operator
 Module layout: this module holds :func:`run`, the time loop and the registry entry
 :data:`BACKEND`; the prepared operators live in :mod:`snn2hw.backends.event_ops`, the plan
 of a graph (paths, layouts, fusion) and the plan cache in :mod:`snn2hw.backends.event_plan`,
-the numba kernels in :mod:`snn2hw.backends.event_kernels`. Results are
+the numba kernels in :mod:`snn2hw.backends.event_kernels` and its family. Results are
 :class:`snn2hw.backends.base.SimResult` with ``counters`` set. May import: numpy, numba,
 ``snn2hw.common``, ``snn2hw.quant``, ``snn2hw.backends.base`` and its own modules; never
 torch, another backend (torch_int, lava, onnx), pipeline, chip, training, reporting or cli.
@@ -82,7 +82,7 @@ from typing import Any
 
 import numpy as np
 
-from snn2hw.backends import event_kernels as K
+from snn2hw.backends import event_kernels_lif as lif_k
 from snn2hw.backends.base import (
     ActivityCounters,
     PreparingBackend,
@@ -133,10 +133,10 @@ def _lif_step(L: Lif, a: np.ndarray, c: np.ndarray, u: np.ndarray, v: np.ndarray
     m = int(L.node.max_spikes)
     if m == 1:
         return L.kernels.step(a, c, u, v, L.bias, spk, L.consts)
-    return K.lif_step_general(a, c, u, v, L.bias, L.consts, m, spk,
+    return lif_k.lif_step_general(a, c, u, v, L.bias, L.consts, m, spk,
                               f.u_overflow == "saturate", f.v_overflow == "saturate",
                               f.threshold_compare == ">=", f.reset == "subtract",
-                              K.lif_decays(L.consts))
+                              lif_k.lif_decays(L.consts))
 
 
 def _reset_state(node: LIFNode, n: int, u: np.ndarray, v: np.ndarray) -> None:
@@ -444,7 +444,7 @@ def warmup() -> None:
         "fc2": DenseNode("fc2", np.eye(3, 8, dtype=np.int64) * 4),
         "l2": lif("l2", (3,)),
         "l3": lif("l3", (3,)),
-        # a conv not fused with its LIF (K.conv_scatter): into a 1-D LIF
+        # a conv not fused with its LIF (event_kernels_conv.conv_scatter): into a 1-D LIF
         "conv2": ConvNode("conv2", np.ones((1, 2, 3, 3), np.int64), (2, 4, 4), padding=(1, 1)),
         "l4": lif("l4", (16,)),
         "out": OutputNode("out", (3,)),

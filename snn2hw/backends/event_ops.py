@@ -18,6 +18,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from snn2hw.backends import event_kernels as K
+from snn2hw.backends import event_kernels_conv as conv_k
+from snn2hw.backends import event_kernels_dense as dense_k
 from snn2hw.common.errors import GraphError
 from snn2hw.quant.formats import LOIHI_FORMATS, NumberFormats
 from snn2hw.quant.qgraph import ConvNode, DenseNode, SumPoolNode
@@ -129,7 +131,7 @@ def _prepare_dense(op: Op, node: DenseNode, f: NumberFormats
     w = np.ascontiguousarray(node.weight, dtype=np.int64)
     op.size_out, op.macs = int(w.shape[0]), int(w.size)
     op.weight_exp = int(node.weight_exp)
-    wt, nnz_col = K.dense_prepare(
+    wt, nnz_col = dense_k.dense_prepare(
         w, int(node.num_weight_bits), f.weight_mantissa_bits, *f.weight_range_mixed,
         *f.weight_range_excitatory, *f.weight_range_inhibitory, int(f.mixed_sign_lsb_loss))
     return w, wt, nnz_col
@@ -146,7 +148,7 @@ class DenseOp(Op):
         self.row_exp = 0
         if self.columns:
             # the zero entries per input column (fan-in counts) and the narrow-sum bounds
-            self.zptr, self.zidx, _ = K.csr_rows(self.wt, False)
+            self.zptr, self.zidx, _ = dense_k.csr_rows(self.wt, False)
             self.wmax = max(-int(self.wt.min(initial=0)), int(self.wt.max(initial=0)))
             # W' keeps num_weight_bits of precision: all its entries are multiples of 2^k.
             # Rows of W' >> k in int8 (Loihi 8-bit mixed: [-256, 254] -> [-128, 127]) halve
@@ -160,24 +162,24 @@ class DenseOp(Op):
             # max|W'| * N_in bounds every row's sum of |W'| (no int64 copy of W')
             self.rowbound = self.wmax * n_in
         else:
-            self.ptr, self.idx, self.val = K.csr_rows(self.wt, True)
+            self.ptr, self.idx, self.val = dense_k.csr_rows(self.wt, True)
 
     def alloc(self, batch: int) -> None:
         super().alloc(batch)
-        # the narrow sums of K.dense_columns
+        # the narrow sums of dense_k.dense_columns
         self.acc32 = np.zeros(self.size_out, dtype=np.int32)
         self.acc16 = np.zeros(self.size_out, dtype=np.int16)
 
     def _apply(self, x: np.ndarray, need_cnt: bool, out: np.ndarray,
                cnt: np.ndarray) -> tuple[int, int]:
         if self.columns:
-            syn, n_ev = K.dense_columns(
+            syn, n_ev = dense_k.dense_columns(
                 x, self.wt, self.nnz_col, self.zptr, self.zidx, self.rowbound, self.wmax,
                 self.weight_exp + self.row_exp, need_cnt, out, cnt, self.acc32, self.acc16,
                 self.binary_input,
             )
         else:
-            syn, n_ev = K.dense_csr(
+            syn, n_ev = dense_k.dense_csr(
                 x, self.ptr, self.idx, self.val, self.weight_exp, need_cnt, out, cnt
             )
         return int(syn), int(n_ev) * self.size_out  # every structural synapse of a column
@@ -223,9 +225,9 @@ class DelayDenseOp(Op):
         self.cnt = np.zeros((batch, self.size_out), dtype=np.int64)
 
     def apply(self, x: np.ndarray, need_cnt: bool, t: int) -> tuple[int, int]:
-        syn, n_ev = K.dense_delay_scatter(x, self.ptr, self.idx, self.val, self.dly, t,
+        syn, n_ev = dense_k.dense_delay_scatter(x, self.ptr, self.idx, self.val, self.dly, t,
                                           self.ring, self.cring, need_cnt)
-        K.ring_emit(self.ring, self.cring, t % self.depth, self.weight_exp, need_cnt,
+        dense_k.ring_emit(self.ring, self.cring, t % self.depth, self.weight_exp, need_cnt,
                     self.out, self.cnt)
         return int(syn), int(n_ev) * self.size_out
 
@@ -251,12 +253,12 @@ class ConvOp(Op):
         # [C_in/g, kH, kW, C_out]: the output channels of one tap are contiguous
         wk = w.transpose(1, 2, 3, 0)
         self.wt = _small_int(wk).ravel()
-        # weight and fan-in count in one int64 add (see K.conv_scatter)
+        # weight and fan-in count in one int64 add (see conv_k.conv_scatter)
         self.wpk = self.wt.astype(np.int64) + ((self.wt != 0).astype(np.int64) << 32)
         self.wbound = int(np.abs(w).max(initial=0)) * cig * kh * kw
         self.ytaps = _taps(h, h_out, kh, node.stride[0], node.padding[0], node.dilation[0])
         self.xtaps = _taps(wd, w_out, kw, node.stride[1], node.padding[1], node.dilation[1])
-        # runs (K.conv_scatter): kernel columns by phase kx % stride, then falling kx, so
+        # runs (conv_k.conv_scatter): kernel columns by phase kx % stride, then falling kx, so
         # the column taps of one event are consecutive slots
         stride = int(node.stride[1])
         self.xrun = groups == 1 and int(node.dilation[1]) == 1
@@ -274,7 +276,7 @@ class ConvOp(Op):
         self.syn_tab = np.ascontiguousarray(syn_tab[stored])
         self.synall_tab = np.ascontiguousarray(synall_tab[stored])
         self.n_scratch = h_out * w_out * c_out
-        # packed int32 sums (K.conv_scatter, "Narrow sums"): w + (w != 0) << 16
+        # packed int32 sums (conv_k.conv_scatter, "Narrow sums"): w + (w != 0) << 16
         self.wmax = int(np.abs(w).max(initial=0))
         nz16 = (self.wt != 0).astype(np.int64) << 16
         self.wpk32 = (self.wt.astype(np.int64) + nz16).astype(np.int32)
@@ -299,7 +301,7 @@ class ConvOp(Op):
 
     def _apply(self, x: np.ndarray, need_cnt: bool, out: np.ndarray,
                cnt: np.ndarray) -> tuple[int, int]:
-        return K.conv_scatter(x, *self.args_head, need_cnt, self.acc_t, self.cnt_t, out, cnt,
+        return conv_k.conv_scatter(x, *self.args_head, need_cnt, self.acc_t, self.cnt_t, out, cnt,
                               *self.args_events, self.hwc_out, *self.args_narrow)
 
     def apply_lif(self, x: np.ndarray, lif: Lif, u: np.ndarray, v: np.ndarray,
@@ -370,7 +372,7 @@ class PoolOp(Op):
 
     def _apply(self, x: np.ndarray, need_cnt: bool, out: np.ndarray,
                cnt: np.ndarray) -> tuple[int, int]:
-        return K.sumpool_scatter(x, self.mptr, self.midx, need_cnt, out, cnt)
+        return conv_k.sumpool_scatter(x, self.mptr, self.midx, need_cnt, out, cnt)
 
 
 class IdentityOp(Op):
@@ -398,7 +400,7 @@ def chw_order(shape: tuple[int, ...]) -> np.ndarray:
 
 def position_table(shape: tuple[int, ...], hwc: bool,
                    stored_shape: tuple[int, ...] | None = None) -> np.ndarray:
-    """The packed ``(C, H, W)`` position in ``shape`` (``event_kernels._position``) of
+    """The packed ``(C, H, W)`` position in ``shape`` (``event_kernels.position``) of
     each stored position of a value stored in C order, or (``hwc``) channels-last in
     ``stored_shape`` (default ``shape``; another (C, H, W) of the same size where a
     flatten lies between: both shapes index the same C-order values)."""

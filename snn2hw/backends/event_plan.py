@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from snn2hw.backends import event_kernels as K
+from snn2hw.backends import event_kernels_lif as lif_k
 from snn2hw.backends.base import UnsupportedFormatsError, check_int64_formats
 from snn2hw.backends.event_ops import (
     ConvOp,
@@ -54,13 +55,13 @@ class Lif:
     path_ops: list[str]  # every weighted operator of every path (with multiplicity)
     bias: np.ndarray
     macs: int
-    kernels: K.LifKernels  # of its overflow modes and decay case (single spikes)
-    consts: tuple[int, ...]  # K.lif_consts
+    kernels: lif_k.LifKernels  # of its overflow modes and decay case (single spikes)
+    consts: tuple[int, ...]  # lif_k.lif_consts
 
     @property
     def state_dtype(self) -> np.dtype:
         """The integer type of its state ``u``/``v``, the same as its bias: int64, or int32
-        where the plan proved every value of its step fits (``K.lif_narrow``)."""
+        where the plan proved every value of its step fits (``lif_k.lif_narrow``)."""
         return self.bias.dtype
 
 
@@ -196,7 +197,8 @@ class Plan:
                      *_lif_kernels_and_consts(node, f))
             )
         # 4. a conv that alone feeds a single-spike LIF in its layout and nothing else runs
-        # fused with it (K.lif_kernels(...).conv_step: the conv's epilogue inside the LIF's loop)
+        # fused with it (lif_k.lif_kernels(...).conv_step: the conv's epilogue inside the
+        # LIF's loop)
         feeds = [src for src in self.op_input.values()] + [
             t for _, terms in lif_paths for t in terms]
         self.fused: dict[str, str] = {}  # LIF name -> its conv
@@ -211,7 +213,7 @@ class Plan:
         # its arithmetic then runs in twice as many vector lanes
         f = graph.formats
         for L in self.lifs:
-            if L.node.name in self.fused and K.lif_narrow(
+            if L.node.name in self.fused and lif_k.lif_narrow(
                     L.consts, f.u_overflow == "saturate", f.v_overflow == "saturate",
                     int(np.abs(L.bias).max(initial=0))):
                 L.bias = L.bias.astype(np.int32)
@@ -343,15 +345,15 @@ PLANS = PlanCache()
 
 
 def _lif_kernels_and_consts(node: LIFNode, f: NumberFormats
-                            ) -> tuple[K.LifKernels, tuple[int, ...]]:
+                            ) -> tuple[lif_k.LifKernels, tuple[int, ...]]:
     """The single-spike LIF kernels of ``node``'s overflow modes and decay case, and its
-    constants (``event_kernels.lif_consts``)."""
-    lc = K.lif_consts(node.du, node.dv, node.vth, *lif_rules(f))
-    return K.lif_kernels(f.u_overflow == "saturate", f.v_overflow == "saturate",
-                         K.lif_decays(lc)), lc
+    constants (``event_kernels_lif.lif_consts``)."""
+    lc = lif_k.lif_consts(node.du, node.dv, node.vth, *lif_rules(f))
+    return lif_k.lif_kernels(f.u_overflow == "saturate", f.v_overflow == "saturate",
+                         lif_k.lif_decays(lc)), lc
 
 
 def lif_rules(f: NumberFormats) -> tuple[int, ...]:
-    """The formats arguments of ``event_kernels.lif_consts``."""
+    """The formats arguments of ``event_kernels_lif.lif_consts``."""
     return (f.activation_shift, f.decay_bits, f.u_bits, f.v_bits, f.threshold_compare == ">=",
             f.reset == "subtract")

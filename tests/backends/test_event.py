@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 from scipy.signal import correlate
 
-from snn2hw.backends import event, event_kernels, event_ops, event_plan
+from snn2hw.backends import event, event_kernels_dense, event_ops, event_plan
 from snn2hw.common.errors import GraphError
 from snn2hw.quant.qgraph import (
     ConvNode,
@@ -263,7 +263,7 @@ def test_simulator_weight_preparation_matches_floor_division_reference():
             np.testing.assert_array_equal(event.dense_effective_weight(w, bits),
                                           ref_weight(w, bits), err_msg=f"{bits} {lo} {hi}")
             # the numba preparation (transposed int16 W' + non-zeros per column) agrees
-            wt, nnz_col = event_kernels.dense_prepare(w.astype(np.int64), bits)
+            wt, nnz_col = event_kernels_dense.dense_prepare(w.astype(np.int64), bits)
             np.testing.assert_array_equal(wt.T, ref_weight(w, bits))
             np.testing.assert_array_equal(nnz_col, (ref_weight(w, bits) != 0).sum(axis=0))
 

@@ -1,4 +1,4 @@
-"""The dense event kernel's narrow sums (snn2hw.backends.event_kernels.dense_columns): int16
+"""The dense event kernel's narrow sums (snn2hw.backends.event_kernels_dense.dense_columns): int16
 and int32 paths exact against a numpy int64 reference, and the bounds that pick a path are
 what keep it exact (forcing int32 on sums beyond 2^31, or int16 beyond 2^15, breaks the
 result)."""
@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from snn2hw.backends import event_kernels as K
+from snn2hw.backends import event_kernels_dense as dense_k
 from snn2hw.backends import event_ops
 
 
@@ -17,8 +18,8 @@ def _case(seed: int, n_in: int = 300, n_out: int = 70, vmax: int = 1, lo: int = 
     w = rng.integers(lo, 256, (n_out, n_in)).astype(np.int64)
     w[rng.random(w.shape) < 0.2] = 0  # zeros: the fan-in counts must skip them
     x = rng.integers(0, vmax + 1, (3, n_in)) * (rng.random((3, n_in)) < 0.3)
-    wt, nnz_col = K.dense_prepare(w, 8)  # W'^T, int16
-    zptr, zidx, _ = K.csr_rows(wt, False)
+    wt, nnz_col = dense_k.dense_prepare(w, 8)  # W'^T, int16
+    zptr, zidx, _ = dense_k.csr_rows(wt, False)
     return x.astype(np.int64), wt, nnz_col, zptr, zidx
 
 
@@ -33,7 +34,7 @@ def _run(x, wt, nnz_col, zptr, zidx, rowbound, weight_exp, xbin=False, wmax=None
     acc16 = np.zeros(wt.shape[1], np.int16)
     # wmax: the real max|W'| unless a test passes a (false) one
     wmax = _wmax(wt) if wmax is None else wmax
-    syn, n_ev = K.dense_columns(x, wt, nnz_col, zptr, zidx, rowbound, wmax, weight_exp, True,
+    syn, n_ev = dense_k.dense_columns(x, wt, nnz_col, zptr, zidx, rowbound, wmax, weight_exp, True,
                                 acc, cnt, acc32, acc16, xbin)
     return acc, cnt, syn, n_ev
 

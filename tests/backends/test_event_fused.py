@@ -1,10 +1,10 @@
 """The event simulator runs a conv and the single-spike LIF that it alone feeds, in the same
-(channels-last) layout, as one kernel (``event_kernels.lif_kernels``' ``conv_step``: the
+(channels-last) layout, as one kernel (``event_kernels_lif.lif_kernels``' ``conv_step``: the
 conv's epilogue inside the LIF's loop). Only such pairs are fused, and a fused pair gives
 exactly what the separate kernels, the torch integer backend and the numpy reference give,
 in each of the three ways the conv's sums are held (packed int32, packed int64, int64 with
 separate fan-in counts). A fused LIF whose step provably stays inside 32 bits
-(``event_kernels.lif_narrow``) keeps int32 state and gives the same results."""
+(``event_kernels_lif.lif_narrow``) keeps int32 state and gives the same results."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ from test_event import assert_matches_reference, graph, lif
 from test_event_layouts import mixed_layout_graph
 
 from snn2hw.backends import event, event_plan, torch_int
-from snn2hw.backends import event_kernels as K
+from snn2hw.backends import event_kernels_lif as lif_k
 from snn2hw.quant.qgraph import ConvNode, InputNode, LIFNode, OutputNode, QGraph
 
 COUNTERS = ("synops", "synops_dense", "neuron_updates", "spike_counts", "peak_fanin")
@@ -95,7 +95,7 @@ def test_a_fault_in_the_fused_kernel_is_caught(fault, monkeypatch):
                      vth=100 if mode == "int32 packed" else 20000)
     x = _inputs(mode)
     ref = torch_int.run(g, x, record_state=True)
-    real = K.lif_kernels
+    real = lif_k.lif_kernels
 
     def broken(u_sat, v_sat, decays):
         if fault == "u_sat":  # saturate instead of wrap
@@ -112,9 +112,9 @@ def test_a_fault_in_the_fused_kernel_is_caught(fault, monkeypatch):
                 args[24] = 0
             return kernels.conv_step(*args)
 
-        return K.LifKernels(kernels.step, conv_step)
+        return lif_k.LifKernels(kernels.step, conv_step)
 
-    monkeypatch.setattr(event.K, "lif_kernels", broken)
+    monkeypatch.setattr(event_plan.lif_k, "lif_kernels", broken)
     event.PLANS.clear()
     got = event.run(g, x, record_state=True, threads=1)
     assert event.PLANS.get(g).fused == {"l": "c"}  # the fault sat in the fused kernel
@@ -144,18 +144,19 @@ def _extreme_conv_lif(f, bias: int, sh: int = 6, inhibitory: bool = False,
 
 
 def test_int32_state_is_chosen_only_where_every_value_of_the_step_fits():
-    lc = K.lif_consts(4095, 0, 300, 6, 12, 24, 24, False, False)  # Loihi, no decay
-    assert K.lif_narrow(lc, False, True, 2**12)
-    assert not K.lif_narrow(K.lif_consts(3000, 400, 300, 6, 12, 24, 24, False, False),
+    lc = lif_k.lif_consts(4095, 0, 300, 6, 12, 24, 24, False, False)  # Loihi, no decay
+    assert lif_k.lif_narrow(lc, False, True, 2**12)
+    assert not lif_k.lif_narrow(lif_k.lif_consts(3000, 400, 300, 6, 12, 24, 24, False, False),
                             False, True, 0)  # decay products need 64 bits
-    assert not K.lif_narrow(lc, False, False, 0)  # a wrapping v: |u| up to 2^29 > v_hi
-    assert not K.lif_narrow(K.lif_consts(4095, 0, -1, 6, 12, 24, 24, False, False),
+    assert not lif_k.lif_narrow(lc, False, False, 0)  # a wrapping v: |u| up to 2^29 > v_hi
+    assert not lif_k.lif_narrow(lif_k.lif_consts(4095, 0, -1, 6, 12, 24, 24, False, False),
                             False, True, 0)  # a negative threshold
-    assert not K.lif_narrow(K.lif_consts(4095, 0, 300, 8, 12, 24, 24, False, False),
+    assert not lif_k.lif_narrow(lif_k.lif_consts(4095, 0, 300, 8, 12, 24, 24, False, False),
                             False, True, 0)  # a << 8 reaches 2^31
     # v + u + b with its bound: 3 * 2^23 + 2^29 + bias below 2^31
     edge = 2**31 - 3 * 2**23 - 2**29
-    assert K.lif_narrow(lc, False, True, edge - 1) and not K.lif_narrow(lc, False, True, edge)
+    assert lif_k.lif_narrow(lc, False, True, edge - 1)
+    assert not lif_k.lif_narrow(lc, False, True, edge)
     g, _ = _extreme_conv_lif(FMT, 4000)
     assert event.PLANS.get(g).lifs[0].state_dtype == np.int32
     g, _ = _extreme_conv_lif(dataclasses.replace(FMT, v_overflow="wrap"), 4000)
@@ -190,7 +191,7 @@ def test_int32_state_where_the_bound_fails_is_caught(monkeypatch):
                              weight_exp=0, frames=30)
     assert event.PLANS.get(g).lifs[0].state_dtype == np.int64
     ref = torch_int.run(g, x, 30, record_state=True)
-    monkeypatch.setattr(event_plan.K, "lif_narrow", lambda *a: True)
+    monkeypatch.setattr(event_plan.lif_k, "lif_narrow", lambda *a: True)
     event.PLANS.clear()
     got = event.run(g, x, 30, record_state=True, threads=1)
     assert event.PLANS.get(g).lifs[0].state_dtype == np.int32

@@ -15,7 +15,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from snn2hw.backends import event, event_kernels, torch_int_ops
+from snn2hw.backends import event, event_kernels_dense, torch_int_ops
 from snn2hw.exporters import onnx_int
 from snn2hw.quant.formats import NumberFormats
 from snn2hw.quant.qgraph import ConvNode, DenseNode, InputNode, LIFNode, OutputNode, QGraph
@@ -102,7 +102,7 @@ def test_dense_preparation_agrees_with_the_reference(f, seed, mode) -> None:
     w = rng.integers(lo, hi + 1, size=(4, 5))
     bits = int(rng.integers(1, f.weight_mantissa_bits + 1))
     want = ref_dense(w, bits, f)
-    wt, _ = event_kernels.dense_prepare(
+    wt, _ = event_kernels_dense.dense_prepare(
         np.ascontiguousarray(w, dtype=np.int64), bits, f.weight_mantissa_bits,
         *f.weight_range_mixed, *f.weight_range_excitatory, *f.weight_range_inhibitory,
         int(f.mixed_sign_lsb_loss))
@@ -168,7 +168,7 @@ def test_lif_step_agrees_with_the_reference_on_every_backend(f, seed) -> None:
 def _conv_lif_graph(f: NumberFormats, n: int, du: int, dv: int, vth: int, bias: np.ndarray
                     ) -> QGraph:
     """The LIF step fed by a 1x1 identity conv into a (C, 1, 1) LIF: the event simulator
-    runs the conv and the LIF as one fused kernel (``event_kernels.lif_kernels``'
+    runs the conv and the LIF as one fused kernel (``event_kernels_lif.lif_kernels``'
     ``conv_step``)."""
     nodes = {
         "in": InputNode("in", (n, 1, 1), message_bits=6),
