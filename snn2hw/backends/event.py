@@ -4,7 +4,7 @@ An independent implementation of the execution semantics in docs/qgraph.md, used
 the torch integer backend spike for spike. Spikes (and non-zero graded payloads) are
 processed as events: each one touches only its fan-out (one column of a dense matrix, the
 output positions of a conv or pooling window it reaches); every neuron then takes the LIF
-step. All arithmetic is exact: int64, or int16/int32 sums where a bound proves they fit.
+step. All arithmetic is exact: int64, or int16/int32 where a bound proves the values fit.
 
 Timing (docs/qgraph.md "Topology and timing", "Synaptic delays"): at step n every LIF
 integrates ``a = sum over its synapse paths P of apply_ops(P, out[source(P)][n-1-d])``
@@ -51,11 +51,14 @@ copy), the ``u``/``v`` traces as copies. The layouts are the simulator's busines
 are those of the contract.
 
 Fusion: a conv whose output only one single-spike LIF reads, in the same (channels-last)
-layout and without delay, runs with that LIF as one kernel (``_Plan.fused``;
+layout and without delay, runs with that LIF as one kernel (``Plan.fused``;
 ``event_kernels_lif.lif_kernels``' ``conv_step``): per sample, the events are scattered, then
 the LIF's loop reads the sums while they are in cache, the conv's epilogue inside it. The
 LIF kernels are compiled per overflow mode of u and v and per decay case (a node without
-decay, ``du = 2^db - 1`` and ``dv = 0``, skips the decay products), each on first use.
+decay, ``du = 2^db - 1`` and ``dv = 0``, skips the decay products), each on first use. A
+fused LIF whose step provably stays inside 32 bits (``event_kernels_lif.lif_narrow``: no
+decay products, bounds on u, v, bias and threshold) keeps its state and bias in int32 and
+runs its step in int32, twice the vector lanes; the results are the same.
 
 Prepared plans are cached (:data:`PLANS`): the checks (structure, formats, chip limits)
 and the weight preparation of a graph run once per graph object and content; every run
