@@ -102,6 +102,7 @@ from snn2hw.backends.event_plan import (
     graph_fingerprint,
 )
 from snn2hw.common.errors import GraphError
+from snn2hw.common.frames import integer_frames
 from snn2hw.common.threads import contiguous_ranges, current_threads, map_parts
 from snn2hw.quant.formats import LOIHI_FORMATS, NumberFormats
 from snn2hw.quant.qgraph import (
@@ -155,12 +156,8 @@ def _reset_state(node: LIFNode, n: int, u: np.ndarray, v: np.ndarray) -> None:
 def _check_inputs(graph: QGraph, inputs: Any) -> np.ndarray:
     """Validate ``[F, B, *input_shape]`` integer frames against the input node."""
     node: InputNode = graph.input_node
-    arr = np.asarray(inputs)
+    arr = integer_frames(inputs)
     shape = tuple(int(s) for s in node.shape)
-    if arr.dtype.kind not in "iub":
-        raise GraphError(
-            f"inputs for '{node.name}' must be an integer array, got dtype {arr.dtype}"
-        )
     if arr.ndim != 2 + len(shape) or tuple(arr.shape[2:]) != shape:
         raise GraphError(
             f"inputs for '{node.name}' have shape {list(arr.shape)}, expected "

@@ -86,6 +86,7 @@ from snn2hw.backends.base import (
 )
 from snn2hw.backends.lava_lowering import LoweredLif, check_path_int32, lower_path, shift
 from snn2hw.common.errors import GraphError
+from snn2hw.common.frames import integer_frames
 from snn2hw.compat.lava_py311 import LavaMissingError, import_lava, lava_start_method
 from snn2hw.quant.formats import LOIHI_FORMATS
 from snn2hw.quant.qgraph import InputNode, LIFNode, QGraph
@@ -251,11 +252,9 @@ class LavaNetwork:
     def _check_inputs(self, inputs: Any) -> np.ndarray:
         """Validate integer frames ``[F, B, *input_shape]``; return them as ``[F, B, n_in]``
         in their own integer dtype (a view where possible)."""
-        arr = np.asarray(inputs.detach().cpu() if hasattr(inputs, "detach") else inputs)
+        arr = integer_frames(inputs.detach().cpu() if hasattr(inputs, "detach") else inputs)
         node = self.input
         shape = tuple(int(s) for s in node.shape)
-        if arr.dtype.kind not in "iub":
-            raise GraphError(f"input frames must be integers, got dtype {arr.dtype}")
         if arr.ndim != 2 + len(shape) or tuple(arr.shape[2:]) != shape:
             want = ", ".join(["F", "B", *(str(s) for s in shape)])
             raise GraphError(

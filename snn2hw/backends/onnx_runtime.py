@@ -23,6 +23,7 @@ import numpy as np
 
 from snn2hw.backends.base import PreparingBackend, SimResult, check_node_kinds
 from snn2hw.common.errors import GraphError, MissingDependencyError
+from snn2hw.common.frames import integer_frames
 from snn2hw.exporters.onnx_int import (
     FORMAT_VERSION,
     SCAN_FORMAT,
@@ -103,9 +104,7 @@ class OnnxIntRunner:
         return self.num_steps + self.depth
 
     def _check_inputs(self, inputs: Any) -> np.ndarray:
-        x = np.asarray(inputs)
-        if x.dtype.kind not in "iub":
-            raise GraphError(f"input frames must be integers, got dtype {x.dtype}")
+        x = integer_frames(inputs)
         want = ", ".join(["F", "B", *(str(s) for s in self.input_shape)])
         if x.ndim != 2 + len(self.input_shape) or tuple(x.shape[2:]) != self.input_shape:
             raise GraphError(f"input frames for '{self.input_name}' must have shape [{want}] "

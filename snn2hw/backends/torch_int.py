@@ -85,6 +85,7 @@ from snn2hw.backends.torch_int_ops import (
     u_stays_in_range,
 )
 from snn2hw.common.errors import ConfigError, GraphError
+from snn2hw.common.frames import integer_frames
 from snn2hw.common.threads import contiguous_ranges, current_threads, map_parts
 from snn2hw.quant.qgraph import (
     ConvNode,
@@ -123,7 +124,7 @@ class _Lif:
     du: int
     dv: int
     vth: int
-    bias: torch.Tensor  # bias_mant << bias_exp, int64 [*shape]
+    bias: torch.Tensor  # LIFNode.bias(): bias_mant << bias_exp (floor >> if negative)
     max_spikes: int = 1  # > 1: emits the count of thresholds crossed (graded payload)
     reset_interval: int = 0  # > 0: u = v = 0 at the start of steps n % interval == offset
     reset_offset: int = 0
@@ -231,11 +232,7 @@ class TorchIntNetwork:
                 du=int(node.du),
                 dv=int(node.dv),
                 vth=int(node.vth),
-                bias=torch.as_tensor(
-                    np.asarray(node.bias_mant, dtype=np.int64)
-                    << np.asarray(node.bias_exp, dtype=np.int64),
-                    device=self.device,
-                ),
+                bias=torch.as_tensor(node.bias(), device=self.device),
                 max_spikes=int(node.max_spikes),
                 reset_interval=int(node.reset_interval),
                 reset_offset=int(node.reset_offset),
@@ -295,9 +292,7 @@ class TorchIntNetwork:
             if x.dtype.is_floating_point or x.dtype.is_complex:
                 raise GraphError(f"input frames must be integers, got dtype {x.dtype}")
         else:
-            arr = np.asarray(inputs)
-            if arr.dtype.kind not in "iub":
-                raise GraphError(f"input frames must be integers, got dtype {arr.dtype}")
+            arr = integer_frames(inputs)
             if arr.dtype.kind == "u" and arr.dtype.itemsize > 1:
                 arr = arr.astype(np.int64)  # torch lacks most ops on uint16/32/64
             x = torch.from_numpy(np.ascontiguousarray(arr))

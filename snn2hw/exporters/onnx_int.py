@@ -433,7 +433,7 @@ def _build_lif(b: _Builder, node: LIFNode, a: str, u: str, v: str,
     u3 = _overflow(b, u1, f.u_bits, f.u_overflow, hint, out=names["u"])
     vd = v if dv_f == one else b.rtz(b.op("Mul", [v, b.const(dv_f)], hint), db, hint)
     v1 = b.op("Add", [vd, u3], hint)
-    bias = np.asarray(node.bias_mant, np.int64) << np.asarray(node.bias_exp, np.int64)
+    bias = node.bias()  # bias_mant << bias_exp, the floor shift for a negative exponent
     if np.any(bias):
         v1 = b.op("Add", [v1, b.const(bias.reshape(shape), hint=f"{hint}/bias")], hint)
     v2 = _overflow(b, v1, f.v_bits, f.v_overflow, hint)

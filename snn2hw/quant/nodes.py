@@ -248,6 +248,14 @@ class LIFNode:
     reset_offset: int = 0
     kind: str = "lif"
 
+    def bias(self) -> np.ndarray:
+        """``b`` per neuron (int64, ``shape``): ``bias_mant << bias_exp``, and the floor
+        shift ``bias_mant >> -bias_exp`` for a negative exponent (docs/qgraph.md, Lava's
+        ``scale_bias``; a numpy ``<<`` by a negative count is not that)."""
+        m = np.asarray(self.bias_mant, dtype=np.int64)
+        e = np.asarray(self.bias_exp, dtype=np.int64)
+        return np.where(e >= 0, m << np.maximum(e, 0), m >> np.maximum(-e, 0))
+
 
 @dataclass
 class OutputNode:
