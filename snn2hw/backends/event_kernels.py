@@ -37,16 +37,17 @@ from numba.extending import intrinsic
 _U_HI = 1 << 23
 _MASK24 = (1 << 24) - 1
 
+# How the family compiles: cached on disk, releasing the GIL (runs split across threads),
+# no bounds checks (indices come from prepared tables); small helpers inlined at call sites
+# so that constant arguments prune their branches.
 njit_kernel = numba.njit(cache=True, nogil=True, boundscheck=False)
-
-
 njit_inline = numba.njit(cache=True, nogil=True, boundscheck=False, inline="always")
 
 # Integer width follows the data: numba widens every integer operation to int64, so the
-# single-spike LIF step with int32 state (:func:`lif_narrow`) converts each result back to
-# the state's type (:func:`like`) and shifts in that width (:func:`shl`, :func:`ashr`);
-# the compiler then keeps the whole step in 32-bit lanes, twice as many per vector
-# instruction. For int64 values each of these is the plain int64 operation.
+# single-spike LIF step with int32 state (``event_kernels_lif.lif_narrow``) converts each
+# result back to the state's type (:func:`like`) and shifts in that width (:func:`shl`,
+# :func:`ashr`); the compiler then keeps the whole step in 32-bit lanes, twice as many per
+# vector instruction. For int64 values each of these is the plain int64 operation.
 
 
 def _integer_of(t: Any) -> Any:
@@ -69,6 +70,8 @@ def like(typingctx, witness, value):
 
 
 def _shift_op(name: str, doc: str) -> Any:
+    """An intrinsic for the LLVM shift ``name`` in the width of its first operand."""
+
     def typer(typingctx, x, s):
         if not (isinstance(x, types.Integer) and isinstance(s, types.Integer)):
             return None
