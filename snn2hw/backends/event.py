@@ -138,9 +138,9 @@ def _lif_step(L: Lif, a: np.ndarray, c: np.ndarray, u: np.ndarray, v: np.ndarray
     if m == 1:
         return L.kernels.step(a, c, u, v, L.bias, spk, L.consts)
     return lif_k.lif_step_general(a, c, u, v, L.bias, L.consts, m, spk,
-                              f.u_overflow == "saturate", f.v_overflow == "saturate",
-                              f.threshold_compare == ">=", f.reset == "subtract",
-                              lif_k.lif_decays(L.consts))
+                                  f.u_overflow == "saturate", f.v_overflow == "saturate",
+                                  f.threshold_compare == ">=", f.reset == "subtract",
+                                  lif_k.lif_decays(L.consts))
 
 
 def _reset_state(node: LIFNode, n: int, u: np.ndarray, v: np.ndarray) -> None:

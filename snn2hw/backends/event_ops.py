@@ -226,9 +226,9 @@ class DelayDenseOp(Op):
 
     def apply(self, x: np.ndarray, need_cnt: bool, t: int) -> tuple[int, int]:
         syn, n_ev = dense_k.dense_delay_scatter(x, self.ptr, self.idx, self.val, self.dly, t,
-                                          self.ring, self.cring, need_cnt)
+                                                self.ring, self.cring, need_cnt)
         dense_k.ring_emit(self.ring, self.cring, t % self.depth, self.weight_exp, need_cnt,
-                    self.out, self.cnt)
+                          self.out, self.cnt)
         return int(syn), int(n_ev) * self.size_out
 
 
@@ -301,8 +301,8 @@ class ConvOp(Op):
 
     def _apply(self, x: np.ndarray, need_cnt: bool, out: np.ndarray,
                cnt: np.ndarray) -> tuple[int, int]:
-        return conv_k.conv_scatter(x, *self.args_head, need_cnt, self.acc_t, self.cnt_t, out, cnt,
-                              *self.args_events, self.hwc_out, *self.args_narrow)
+        return conv_k.conv_scatter(x, *self.args_head, need_cnt, self.acc_t, self.cnt_t, out,
+                                   cnt, *self.args_events, self.hwc_out, *self.args_narrow)
 
     def apply_lif(self, x: np.ndarray, lif: Lif, u: np.ndarray, v: np.ndarray,
                   spk: np.ndarray) -> tuple[int, int, int, int, int]:

@@ -350,7 +350,7 @@ def _lif_kernels_and_consts(node: LIFNode, f: NumberFormats
     constants (``event_kernels_lif.lif_consts``)."""
     lc = lif_k.lif_consts(node.du, node.dv, node.vth, *lif_rules(f))
     return lif_k.lif_kernels(f.u_overflow == "saturate", f.v_overflow == "saturate",
-                         lif_k.lif_decays(lc)), lc
+                             lif_k.lif_decays(lc)), lc
 
 
 def lif_rules(f: NumberFormats) -> tuple[int, ...]:

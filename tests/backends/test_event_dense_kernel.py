@@ -34,8 +34,8 @@ def _run(x, wt, nnz_col, zptr, zidx, rowbound, weight_exp, xbin=False, wmax=None
     acc16 = np.zeros(wt.shape[1], np.int16)
     # wmax: the real max|W'| unless a test passes a (false) one
     wmax = _wmax(wt) if wmax is None else wmax
-    syn, n_ev = dense_k.dense_columns(x, wt, nnz_col, zptr, zidx, rowbound, wmax, weight_exp, True,
-                                acc, cnt, acc32, acc16, xbin)
+    syn, n_ev = dense_k.dense_columns(x, wt, nnz_col, zptr, zidx, rowbound, wmax, weight_exp,
+                                      True, acc, cnt, acc32, acc16, xbin)
     return acc, cnt, syn, n_ev
 
 

@@ -146,13 +146,13 @@ def _extreme_conv_lif(f, bias: int, sh: int = 6, inhibitory: bool = False,
 def test_int32_state_is_chosen_only_where_every_value_of_the_step_fits():
     lc = lif_k.lif_consts(4095, 0, 300, 6, 12, 24, 24, False, False)  # Loihi, no decay
     assert lif_k.lif_narrow(lc, False, True, 2**12)
-    assert not lif_k.lif_narrow(lif_k.lif_consts(3000, 400, 300, 6, 12, 24, 24, False, False),
-                            False, True, 0)  # decay products need 64 bits
+    decaying = lif_k.lif_consts(3000, 400, 300, 6, 12, 24, 24, False, False)
+    assert not lif_k.lif_narrow(decaying, False, True, 0)  # decay products need 64 bits
     assert not lif_k.lif_narrow(lc, False, False, 0)  # a wrapping v: |u| up to 2^29 > v_hi
-    assert not lif_k.lif_narrow(lif_k.lif_consts(4095, 0, -1, 6, 12, 24, 24, False, False),
-                            False, True, 0)  # a negative threshold
-    assert not lif_k.lif_narrow(lif_k.lif_consts(4095, 0, 300, 8, 12, 24, 24, False, False),
-                            False, True, 0)  # a << 8 reaches 2^31
+    negative_th = lif_k.lif_consts(4095, 0, -1, 6, 12, 24, 24, False, False)
+    assert not lif_k.lif_narrow(negative_th, False, True, 0)
+    shift_8 = lif_k.lif_consts(4095, 0, 300, 8, 12, 24, 24, False, False)
+    assert not lif_k.lif_narrow(shift_8, False, True, 0)  # a << 8 reaches 2^31
     # v + u + b with its bound: 3 * 2^23 + 2^29 + bias below 2^31
     edge = 2**31 - 3 * 2**23 - 2**29
     assert lif_k.lif_narrow(lc, False, True, edge - 1)
