@@ -3,8 +3,8 @@ cases:
 
 1. ``event_kernels.nonzero_positions`` (64-entry vector compare into a mask + ``tzcnt``)
    against ``np.flatnonzero`` on every integer dtype, lengths around the 64-entry block,
-   strided and reversed views, values with only the sign bit or one high bit set; and the
-   simulator fed non-contiguous, Fortran-ordered and reversed input frames.
+   strided and reversed views, values with only the sign bit or one high bit set (the
+   simulator fed non-contiguous frames: tests/backends/test_input_frames.py).
 2. int32 state for a fused conv -> single-spike LIF (``event_kernels_lif.lif_narrow``):
    random number formats (u/v widths and overflow rules, activation shift, reset,
    comparison, decay bits, bias mantissa/exponent ranges, weight ranges and exponents),
@@ -94,52 +94,6 @@ def test_nonzero_positions_agrees_with_flatnonzero_on_every_dtype_length_and_str
         _check_positions(x)
         cases += 1
     assert cases == 9 * 4 * 6 + 64
-
-
-def _binary_dense_graph(n_in: int = 130, n_out: int = 5) -> QGraph:
-    w = np.random.default_rng(1).integers(-40, 40, (n_out, n_in)) * 2
-    nodes = {n.name: n for n in (
-        InputNode("in", (n_in,), message_bits=8),
-        DenseNode("d", w, num_weight_bits=8),
-        LIFNode("l", (n_out,), du=4095, dv=0, vth=5, bias_mant=np.zeros(n_out, np.int64),
-                bias_exp=np.zeros(n_out, np.int64)),
-        OutputNode("out", (n_out,)))}
-    return QGraph(nodes, [("in", "d"), ("d", "l"), ("l", "out")], 1e-3, "loihi2", 4,
-                  formats=dataclasses.replace(LOIHI_FORMATS, max_message_bits=24)).validate()
-
-
-@pytest.mark.parametrize("layout", ["fortran", "reversed time", "reversed features",
-                                    "every other sample", "broadcast", "uint64 fortran"])
-def test_non_contiguous_input_frames_give_the_contiguous_results(layout):
-    g = _binary_dense_graph()
-    rng = np.random.default_rng(3)
-    x = (rng.random((7, 6, 130)) < 0.1) * rng.integers(1, 256, (7, 6, 130))
-    if layout == "fortran":
-        xv = np.asfortranarray(x.astype(np.uint8))
-    elif layout == "reversed time":  # a negative stride on the frame axis
-        xv = np.ascontiguousarray(x[::-1]).astype(np.uint8)[::-1]
-    elif layout == "reversed features":  # a negative stride inside each frame
-        xv = np.ascontiguousarray(x[..., ::-1]).astype(np.int16)[..., ::-1]
-    elif layout == "every other sample":
-        big = np.zeros((7, 12, 130), np.int32)
-        big[:, ::2] = x
-        xv = big[:, ::2]
-    elif layout == "broadcast":  # stride 0 over the batch
-        x = np.broadcast_to(x[:, :1], x.shape)
-        xv = x
-    else:
-        xv = np.asfortranarray(x.astype(np.uint64))
-    assert not xv.flags.c_contiguous
-    np.testing.assert_array_equal(xv, x)
-    got = event.run(g, xv, record_state=True, threads=2)
-    want = torch_int.run(g, np.ascontiguousarray(x).astype(np.int64), record_state=True)
-    for field in ("spikes", "u", "v"):
-        np.testing.assert_array_equal(getattr(got, field)["l"], getattr(want, field)["l"],
-                                      err_msg=field)
-    assert int(want.spikes["l"].sum()) > 0
-    ref = event.run(g, np.ascontiguousarray(x).astype(np.int64), threads=1)
-    for c in COUNTERS:
-        np.testing.assert_array_equal(getattr(got, c)["l"], getattr(ref, c)["l"], c)
 
 
 # --------------------------------------------------------- 2. int32 state of a fused LIF
