@@ -111,7 +111,6 @@ def contiguous_ranges(n: int, parts: int) -> list[tuple[int, int]]:
     return out
 
 
-
 class _Pool:
     """The process's part threads: one executor, replaced by a larger one when a call
     needs more parts than it has threads (at most the largest part count ever asked)."""
