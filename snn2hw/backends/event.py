@@ -131,16 +131,18 @@ __all__ = [
 NODE_KINDS = frozenset({"input", "dense", "conv", "sumpool", "flatten", "lif", "output"})
 
 def _lif_step(L: Lif, a: np.ndarray, c: np.ndarray, u: np.ndarray, v: np.ndarray,
-              spk: np.ndarray, f: NumberFormats) -> tuple[int, int, int]:
-    """One step of LIF ``L`` from its summed activation ``a`` and fan-in counts ``c``:
-    spikes into ``spk``; returns ``(spikes, active updates, max fan-in)``."""
+              spk: np.ndarray, f: NumberFormats, tal: np.ndarray) -> None:
+    """Steps of LIF ``L`` from the rows of its summed activation ``a`` and fan-in counts
+    ``c``: spikes into the rows ``spk``, each step's ``(spikes, active updates, max
+    fan-in)`` into ``tal``."""
     m = int(L.node.max_spikes)
     if m == 1:
-        return L.kernels.step(a, c, u, v, L.bias, spk, L.consts)
-    return lif_k.lif_step_general(a, c, u, v, L.bias, L.consts, m, spk,
-                                  f.u_overflow == "saturate", f.v_overflow == "saturate",
-                                  f.threshold_compare == ">=", f.reset == "subtract",
-                                  lif_k.lif_decays(L.consts))
+        L.kernels.step(a, c, u, v, L.bias, spk, L.consts, tal)
+        return
+    lif_k.lif_step_general(a, c, u, v, L.bias, L.consts, m, spk,
+                           f.u_overflow == "saturate", f.v_overflow == "saturate",
+                           f.threshold_compare == ">=", f.reset == "subtract",
+                           lif_k.lif_decays(L.consts), tal)
 
 
 def _reset_state(node: LIFNode, n: int, u: np.ndarray, v: np.ndarray) -> None:
@@ -289,105 +291,128 @@ def _simulate(plan: Plan, graph: QGraph, arr: np.ndarray, n_steps: int, out: _Ou
     their spikes and states into ``out`` and returns the activity tallies of this part
     ``(synops, synops_dense, updates, counts, peak)`` per LIF."""
     n_frames, batch = int(arr.shape[0]), b1 - b0
+    record = out.u_rec is not None and out.v_rec is not None
+    schedule, stepwise = plan.schedule()
+    chunk = 1 if record or stepwise else plan.chunk_steps(batch, n_steps)
     # The prepared weights are shared; the per-run buffers live on shallow copies, so
     # concurrent runs of one graph never share state.
     ops = {k: copy.copy(op) for k, op in plan.ops.items()}
     for op in ops.values():
-        op.alloc(batch)
-    lifs = plan.lifs
-    names = [L.node.name for L in lifs]
-
-    def per_lif() -> dict[str, np.ndarray]:
-        return {L.node.name: np.zeros((batch, L.size), dtype=L.state_dtype) for L in lifs}
-
-    u, v = per_lif(), per_lif()
+        op.alloc(chunk * batch)
+    lifs = {L.node.name: L for L in plan.lifs}
+    u = {n: np.zeros((batch, L.size), dtype=L.state_dtype) for n, L in lifs.items()}
+    v = {n: np.zeros((batch, L.size), dtype=L.state_dtype) for n, L in lifs.items()}
     # the summed activation (and fan-ins) of a LIF with several paths into it
-    a_sum, c_sum = ({L.node.name: np.zeros((batch, L.size), dtype=np.int64)
-                     for L in lifs if len(L.terms) > 1} for _ in range(2))
-    spikes = {k: a[:, b0:b1] for k, a in out.spikes.items()}
-    # Source outputs of the previous step (what this step's synapses read), flat [B, size]
-    # in the sources' own narrow dtypes (the kernels widen each value to int64): the input
-    # frame itself, a LIF's row of the spike record (uint8 for single spikes).
+    a_sum, c_sum = ({n: np.zeros((chunk * batch, L.size), dtype=np.int64)
+                     for n, L in lifs.items() if len(L.terms) > 1} for _ in range(2))
+    # Spike records [steps, B, size]: a chunk's rows of a record are one contiguous block
+    # (what the kernels write and the next layer reads), so a part of a split batch keeps
+    # its own records and copies them into the run's at the end.
+    own = any(a.shape[1] != batch for a in out.spikes.values())
+    records = {k: np.zeros((n_steps, batch, a.shape[2]), dtype=a.dtype) if own else a
+               for k, a in out.spikes.items()}
+    # The values each source sends at step m (read at step m + 1): the input frames (in
+    # their own narrow dtype; the kernels widen each value) and the LIFs' spike records.
     if arr.dtype == np.bool_ or (arr.dtype.kind == "u" and arr.dtype.itemsize == 8):
         arr = arr.astype(np.uint8 if arr.dtype == np.bool_ else np.int64)
-    in_zero = np.zeros((batch, plan.sources[plan.input.name]), dtype=arr.dtype)
-    zeros = {k: np.zeros((batch, a.shape[2]), dtype=a.dtype) for k, a in spikes.items()}
-    prev: dict[str, np.ndarray] = dict(zeros)
-    u_rec = {k: a[:, b0:b1] for k, a in out.u_rec.items()} if out.u_rec is not None else None
-    v_rec = {k: a[:, b0:b1] for k, a in out.v_rec.items()} if out.v_rec is not None else None
+    sent = dict(records)
+    sent[plan.input.name] = arr.reshape(n_frames, batch, plan.sources[plan.input.name])
+    # per-step tallies: each operator's (synops, structural synops), each LIF's (spikes,
+    # active updates, max fan-in)
+    op_syn = {k: np.zeros((n_steps, 2), dtype=np.int64) for k in ops}
+    lif_tal = {n: np.zeros((n_steps, 3), dtype=np.int64) for n in lifs}
+    f = graph.formats
+    zeros = {k: np.zeros(a.shape[1:], dtype=a.dtype) for k, a in sent.items()}
 
-    # every operator once per step, each after what feeds it (the plan's order is
-    # topological): (key, operator, feeding operator or None for a source, source key,
-    # fan-in counts wanted)
-    fused = set(plan.fused.values())  # run by their LIF
-    steps = [(key, op, ops.get(plan.op_input[key]), plan.op_input[key], key in plan.need_cnt)
-             for key, op in ops.items() if key not in fused]
-    done: dict[str, tuple[int, int]] = {}
-    # per LIF, what its step reads; its tallies per step (synops, structural synops, active
-    # updates, spikes, max fan-in) go to a list, one array at the end (cheaper per step)
-    tallies: dict[str, list[tuple[int, int, int, int, int]]] = {n: [] for n in names}
-    lif_steps = []
-    for L in lifs:
-        name = L.node.name
-        conv = plan.fused.get(name)
-        src = plan.op_input[conv] if conv is not None else None
-        lif_steps.append((L, name, u[name], v[name], spikes[name], int(L.node.reset_interval) > 0,
-                        conv, ops[conv] if conv is not None else None, src,
-                        ops.get(src) if src is not None else None,
-                        ops[L.terms[0]] if len(L.terms) == 1 else None, tallies[name]))
+    def reader(src: str) -> Any:
+        """What steps n0..n1-1 read from ``src``: an operator's rows of the chunk, or the
+        source's values of steps n0-1..n1-2 (zeros before step 0 and past its end)."""
+        op = ops.get(src)
+        if op is not None:
+            return lambda n0, n1, rows: op.out if rows == len(op.out) else op.out[:rows]
+        values, zero = sent[src], zeros[src]
+        return lambda n0, n1, rows: _rows(values, n0 - 1, n1 - 1, zero)
 
-    for n in range(n_steps):
-        # out[input][n-1] = x[n-1]; zeros at n == 0 and once the frames run out
-        x_in = in_zero
-        if 1 <= n <= n_frames:
-            x_in = np.ascontiguousarray(arr[n - 1].reshape(batch, in_zero.shape[1]))
-        prev[plan.input.name] = x_in
-        if n >= 1:  # all LIFs update from step n-1 outputs (their spike record)
-            for name in names:
-                prev[name] = spikes[name][n - 1]
-        for key, op, src_op, src, need in steps:
-            done[key] = op.apply(src_op.out if src_op is not None else prev[src], need, n)
-        for (L, name, uL, vL, rec, resets, conv, conv_op, src, src_op, term,
-             tally) in lif_steps:
-            if resets:  # before this step's input is integrated
-                _reset_state(L.node, n, uL, vL)
+    # each scheduled item with what it reads and writes, bound once
+    items: list[tuple[Any, ...]] = []
+    for kind, key in schedule:
+        if kind == "op":
+            items.append((False, key, ops[key], reader(plan.op_input[key]),
+                          key in plan.need_cnt, op_syn[key]))
+            continue
+        L = lifs[key]
+        conv = plan.fused.get(key)
+        items.append((True, key, L, u[key], v[key], records[key], lif_tal[key],
+                      int(L.node.reset_interval) > 0,
+                      ops[conv] if conv is not None else None,
+                      reader(plan.op_input[conv]) if conv is not None else None,
+                      op_syn[conv] if conv is not None else None,
+                      [ops[t] for t in L.terms], a_sum.get(key), c_sum.get(key)))
+
+    for n0 in range(0, n_steps, chunk):
+        n1 = min(n0 + chunk, n_steps)
+        rows = (n1 - n0) * batch
+        for item in items:
+            if not item[0]:
+                _, key, op, read, need, syn = item
+                op.apply(read(n0, n1, rows), need, syn[n0:n1], n0)
+                continue
+            (_, key, L, uL, vL, rec, tal, resets, conv_op, conv_read, conv_syn, terms,
+             a, c) = item
+            # the chunk's rows of the record: a view the kernels write
+            spk = rec[n0] if n1 - n0 == 1 else rec[n0:n1].reshape(rows, L.size)
+            if resets:  # step by step: before the step's input is integrated
+                _reset_state(L.node, n0, uL, vL)
             if conv_op is not None:
-                s, s_all, n_spk, n_act, pk = conv_op.apply_lif(
-                    src_op.out if src_op is not None else prev[src], L, uL, vL, rec[n])
-                done[conv] = (s, s_all)
-            elif term is not None:
-                n_spk, n_act, pk = _lif_step(L, term.out, term.cnt, uL, vL, rec[n],
-                                             graph.formats)
+                conv_op.apply_lif(conv_read(n0, n1, rows), L, uL, vL, spk, conv_syn[n0:n1],
+                                  tal[n0:n1])
+            elif len(terms) == 1:
+                t = terms[0]
+                full = rows == len(t.out)
+                _lif_step(L, t.out if full else t.out[:rows], t.cnt if full else t.cnt[:rows],
+                          uL, vL, spk, f, tal[n0:n1])
             else:  # several paths into one LIF: their activations (and fan-ins) add up
-                a, c = a_sum[name], c_sum[name]
-                np.copyto(a, ops[L.terms[0]].out)
-                np.copyto(c, ops[L.terms[0]].cnt)
-                for t in L.terms[1:]:
-                    a += ops[t].out
-                    c += ops[t].cnt
-                n_spk, n_act, pk = _lif_step(L, a, c, uL, vL, rec[n], graph.formats)
-            syn = syn_all = 0
-            for key in L.path_ops:
-                s, s_all = done[key]
-                syn += s
-                syn_all += s_all
-            tally.append((syn, syn_all, n_act, n_spk, pk))
-            if u_rec is not None and v_rec is not None:
-                u_rec[name][n] = uL
-                v_rec[name][n] = vL
+                a, c = a[:rows], c[:rows]
+                np.copyto(a, terms[0].out[:rows])
+                np.copyto(c, terms[0].cnt[:rows])
+                for t in terms[1:]:
+                    a += t.out[:rows]
+                    c += t.cnt[:rows]
+                _lif_step(L, a, c, uL, vL, spk, f, tal[n0:n1])
+            if record:  # one step per call
+                out.u_rec[key][n0, b0:b1] = uL
+                out.v_rec[key][n0, b0:b1] = vL
 
-    per_step = {k: np.array(t, dtype=np.int64).reshape(n_steps, 5) for k, t in tallies.items()}
-    synops, synops_dense, updates, counts = (
-        {k: np.ascontiguousarray(t[:, i]) for k, t in per_step.items()} for i in range(4))
-    peak = {k: int(t[:, 4].max(initial=0)) for k, t in per_step.items()}
-
-    # drop the views of the spike record and the operators' buffers now, not whenever
-    # the cyclic GC would find them (hundreds of MB per large call)
-    prev.clear()
+    if own:
+        for k, rec in records.items():
+            out.spikes[k][:, b0:b1] = rec
+    synops, synops_dense, updates, counts, peak = {}, {}, {}, {}, {}
+    for name, L in lifs.items():
+        paths = sum((op_syn[k] for k in L.path_ops), np.zeros((n_steps, 2), dtype=np.int64))
+        synops[name] = np.ascontiguousarray(paths[:, 0])
+        synops_dense[name] = np.ascontiguousarray(paths[:, 1])
+        counts[name] = np.ascontiguousarray(lif_tal[name][:, 0])
+        updates[name] = np.ascontiguousarray(lif_tal[name][:, 1])
+        peak[name] = int(lif_tal[name][:, 2].max(initial=0))
+    # drop the operators' buffers now, not whenever the cyclic GC would find them
     ops.clear()
-    steps.clear()
-    lif_steps.clear()
     return synops, synops_dense, updates, counts, peak
+
+
+def _rows(values: np.ndarray, m0: int, m1: int, zero: np.ndarray) -> np.ndarray:
+    """Rows ``[(m1 - m0) * B, size]`` of ``values`` ``[M, B, size]`` for steps ``m0..m1-1``,
+    zeros for steps outside ``0..M-1`` (a view where the steps lie inside and are
+    contiguous; ``zero``, ``[B, size]`` zeros, for a single step outside)."""
+    n_m, nb, size = values.shape
+    if m1 - m0 == 1:
+        return values[m0] if 0 <= m0 < n_m else zero
+    lo, hi = max(m0, 0), min(m1, n_m)
+    if lo == m0 and hi == m1:
+        return values[m0:m1].reshape((m1 - m0) * nb, size)
+    x = np.zeros((m1 - m0, nb, size), dtype=values.dtype)
+    if lo < hi:
+        x[lo - m0:hi - m0] = values[lo:hi]
+    return x.reshape((m1 - m0) * nb, size)
 
 
 class _Prepared:

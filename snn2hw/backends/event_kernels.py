@@ -4,8 +4,12 @@ beside it by family: :mod:`~snn2hw.backends.event_kernels_dense` (dense synapses
 delays), :mod:`~snn2hw.backends.event_kernels_conv` (conv and sum pooling),
 :mod:`~snn2hw.backends.event_kernels_lif` (the LIF step, one of them fused with a conv).
 
-Every kernel works on one time step for a whole batch, on flat arrays ``[B, size]`` (each
-value in the layout the simulator chose for it: C order or channels-last): int64 state and
+Rows: every kernel works on rows of flat values ``[rows, size]`` (each value in the layout
+the simulator chose for it: C order or channels-last), the B samples of one step after
+another for one or more consecutive steps (``rows = steps * B``; a LIF's state ``[B, N]``
+is carried from each step's rows to the next's); per-step tallies (synaptic events, spikes,
+active updates, max fan-in) are added into ``[steps, k]`` arrays, row r into step ``r //
+B``. Values: int64 state and
 outputs (int32 state for a LIF whose step provably fits it,
 :func:`~snn2hw.backends.event_kernels_lif.lif_narrow`); inputs in their source's own integer
 dtype (a frame, a uint8 row of the spike record), each value widened to int64 before any
@@ -193,21 +197,21 @@ def position(p):
 
 
 @njit_kernel
-def identity_scatter(x, out, cnt):
+def identity_scatter(x, out, cnt, syn):
     """A path without weighted operators (only flattens): ``a = x``; every non-zero value
-    is one event through a weight-1 synapse. Returns ``(synops, synops)``."""
+    is one event through a weight-1 synapse (counted in both columns of ``syn[step]``,
+    "Rows" above)."""
     nb, n = x.shape
-    syn = 0
+    per_step = nb // max(syn.shape[0], 1)
     for b in range(nb):
+        n_ev = 0
         for i in range(n):
             v = x[b, i]
             out[b, i] = v
-            if v != 0:
-                cnt[b, i] = 1
-                syn += 1
-            else:
-                cnt[b, i] = 0
-    return syn, syn
+            cnt[b, i] = v != 0
+            n_ev += v != 0
+        syn[b // per_step, 0] += n_ev
+        syn[b // per_step, 1] += n_ev
 
 
 @njit_kernel

@@ -26,7 +26,7 @@ from snn2hw.backends.event_kernels import (
 def conv_scatter(
     x, geom, wt, wpk, wbound, yptr, yk, yo, xptr, xk, xo, weight_exp, need_cnt, acc_t, cnt_t,
     out, cnt, xrun, w_s, wpk_s, xslot, syn_tab, synall_tab, xbin, pos, hwc_out, wmax,
-    wpk32, wpk32_s, acc32,
+    wpk32, wpk32_s, acc32, syn,
 ):
     """2-D convolution (PyTorch cross-correlation), event driven.
 
@@ -37,8 +37,10 @@ def conv_scatter(
     columns). Each event (c, y, x) scatters into the channels-last sums ``[oy, ox,
     group's c_out]`` (flat); then ``out = wrap24(shift(acc, weight_exp))`` (docs/qgraph.md,
     ``conv``). ``syn_tab``/``synall_tab``: per stored input position, the synops of one
-    event there over non-zero weights / over every weight it reaches. Returns
-    ``(synops non-zero, synops structural)``, each event's counted once from the tables.
+    event there over non-zero weights / over every weight it reaches; each row's ``(synops
+    non-zero, synops structural)`` are added to ``syn[step]``
+    (:mod:`snn2hw.backends.event_kernels`, "Rows"), each event counted once from the
+    tables.
 
     Fan-in counts ride in the same add when it is safe: ``wpk = w + (w != 0) << 32``; if
     ``max|x| * wbound < 2^31`` (``wbound = max|w| * taps per output``) the true sum stays in
@@ -60,8 +62,7 @@ def conv_scatter(
     """
     c_out, h_out, w_out = geom[3], geom[4], geom[5]
     n_pos = h_out * w_out
-    syn = 0
-    syn_all = 0
+    per_step = x.shape[0] // max(syn.shape[0], 1)
     events = np.empty(x.shape[1], dtype=np.int64)
     for b in range(x.shape[0]):
         ob = out[b]
@@ -70,8 +71,8 @@ def conv_scatter(
             x[b], ob, cb, events, geom, wt, wpk, wbound, yptr, yk, yo, xptr, xk, xo,
             need_cnt, acc_t, cnt_t, xrun, w_s, wpk_s, xslot, syn_tab, synall_tab, xbin,
             pos, hwc_out, wmax, wpk32, wpk32_s, acc32)
-        syn += s0
-        syn_all += s1
+        syn[b // per_step, 0] += s0
+        syn[b // per_step, 1] += s1
         if hwc_out:  # out = wrap24(shift(sum, e)), contiguous
             if bits == 16:
                 for k in range(n_pos * c_out):
@@ -107,7 +108,6 @@ def conv_scatter(
                         cb[k0 + yx] = cnt_t[yx * c_out + co]
                 for yx in range(n_pos):
                     ob[k0 + yx] = wrap24(shift(acc_t[yx * c_out + co], weight_exp))
-    return syn, syn_all
 
 
 @njit_inline
@@ -231,16 +231,16 @@ def _conv_events(acc, cacc, packed, need_cnt, xb, events, n_ev, geom, wt, wpk, w
 
 
 @njit_kernel
-def sumpool_scatter(x, mptr, midx, need_cnt, out, cnt):
+def sumpool_scatter(x, mptr, midx, need_cnt, out, cnt, syn):
     """Sum pooling (zero padding, exact, no shift or wrap), event driven.
 
     ``mptr/midx``: for each stored input position i, the stored output positions
     ``midx[mptr[i]:mptr[i + 1]]`` of the windows that hold it (built once per graph, in
     the layouts of input and output). Every window membership is one synaptic event of
-    weight 1. Returns ``(synops, synops)`` (all weights are non-zero).
+    weight 1, counted in both columns of ``syn[step]`` (all weights are non-zero).
     """
     nb, n_in = x.shape
-    syn = 0
+    per_step = nb // max(syn.shape[0], 1)
     events = np.empty(n_in, dtype=np.int64)
     for b in range(nb):
         xb = x[b]
@@ -259,5 +259,5 @@ def sumpool_scatter(x, mptr, midx, need_cnt, out, cnt):
             if need_cnt:
                 for m in range(m0, m1):
                     c[midx[m]] += 1
-            syn += m1 - m0
-    return syn, syn
+            syn[b // per_step, 0] += m1 - m0
+            syn[b // per_step, 1] += m1 - m0

@@ -15,7 +15,7 @@ from snn2hw.backends.event_kernels import njit_kernel, nonzero_positions, shift
 
 @njit_kernel
 def dense_columns(x, wt, nnz_col, zptr, zidx, rowbound, wmax, weight_exp, need_cnt, acc, cnt,
-                  acc32, acc16, xbin):
+                  acc32, acc16, xbin, syn):
     """Dense synapses, column layout: each event j adds the whole row ``wt[j] = W'[:, j]``.
 
     ``wt`` is W' transposed, int16 ``[N_in, N_out]`` (or int8 rows of ``W' >> k`` with
@@ -31,15 +31,16 @@ def dense_columns(x, wt, nnz_col, zptr, zidx, rowbound, wmax, weight_exp, need_c
     reaches every neuron except through a zero weight, so ``cnt = events - zeros hit`` with
     ``zptr/zidx`` the CSR (by input column) of the zero entries of W' (few in a dense
     matrix), gathered in the same pass.
-    Returns ``(synops over non-zero weights, number of events)``.
+    Adds each row's ``(synops over non-zero weights, structural synops = events * N_out)``
+    to ``syn[step]`` (:mod:`snn2hw.backends.event_kernels`, "Rows").
     """
     nb, n_in = x.shape
     n_out = wt.shape[1]
+    per_step = nb // max(syn.shape[0], 1)
     lim = np.int64(1) << 31
-    syn = 0
-    n_ev = 0
     events = np.empty(n_in, dtype=np.int64)
     for b in range(nb):
+        s = b // per_step
         a = acc[b]
         c = cnt[b]
         xb = x[b]
@@ -54,7 +55,7 @@ def dense_columns(x, wt, nnz_col, zptr, zidx, rowbound, wmax, weight_exp, need_c
                 v = abs(np.int64(xb[events[e]]))
                 sabs += v
                 vmax = max(vmax, v)
-        n_ev += ev_b
+        syn[s, 1] += ev_b * n_out
         if need_cnt:
             c[:] = ev_b  # minus the zero weights each event meets, below
         if ev_b == 0:
@@ -71,7 +72,7 @@ def dense_columns(x, wt, nnz_col, zptr, zidx, rowbound, wmax, weight_exp, need_c
             a[:] = 0
         for e in range(ev_b):
             j = events[e]
-            syn += nnz_col[j]
+            syn[s, 0] += nnz_col[j]
             if need_cnt:
                 for k in range(zptr[j], zptr[j + 1]):
                     c[zidx[k]] -= 1
@@ -92,7 +93,6 @@ def dense_columns(x, wt, nnz_col, zptr, zidx, rowbound, wmax, weight_exp, need_c
         elif weight_exp != 0:
             for i in range(n_out):
                 a[i] = shift(a[i], weight_exp)
-    return syn, n_ev
 
 
 @njit_kernel
@@ -126,17 +126,18 @@ def _add_rows(acc, wt, xb, events, n_ev, xbin):
 
 
 @njit_kernel
-def dense_csr(x, ptr, idx, val, weight_exp, need_cnt, acc, cnt):
+def dense_csr(x, ptr, idx, val, weight_exp, need_cnt, acc, cnt, syn):
     """Dense synapses, sparse layout: CSR by input column holding only non-zero W' entries
     (``ptr[j]:ptr[j+1]`` indexes ``idx`` = output neuron, ``val`` = weight).
 
-    ``acc = shift(W' @ x, weight_exp)``; returns ``(synops over non-zero weights, events)``.
+    ``acc = shift(W' @ x, weight_exp)``; adds each row's ``(synops over non-zero weights,
+    structural synops = events * N_out)`` to ``syn[step]`` (as :func:`dense_columns`).
     """
     nb, n_in = x.shape
     n_out = acc.shape[1]
-    syn = 0
-    n_ev = 0
+    per_step = nb // max(syn.shape[0], 1)
     for b in range(nb):
+        s = b // per_step
         a = acc[b]
         a[:] = 0
         if need_cnt:
@@ -146,10 +147,10 @@ def dense_csr(x, ptr, idx, val, weight_exp, need_cnt, acc, cnt):
             xj = x[b, j]
             if xj == 0:
                 continue
-            n_ev += 1
+            syn[s, 1] += n_out
             k0 = ptr[j]
             k1 = ptr[j + 1]
-            syn += k1 - k0
+            syn[s, 0] += k1 - k0
             # slices + uint32 indices: no negative-index wraparound test in the hot loop
             ii = idx[k0:k1]
             vv = val[k0:k1]
@@ -173,7 +174,6 @@ def dense_csr(x, ptr, idx, val, weight_exp, need_cnt, acc, cnt):
         if weight_exp != 0:
             for i in range(n_out):
                 a[i] = shift(a[i], weight_exp)
-    return syn, n_ev
 
 
 @njit_kernel

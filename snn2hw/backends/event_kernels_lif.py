@@ -156,7 +156,7 @@ def lif_narrow(lc: tuple[int, ...], u_sat: bool, v_sat: bool, bias_max: int) -> 
 class LifKernels(NamedTuple):
     """The single-spike LIF kernels of one overflow mode of u and v and one decay case."""
 
-    step: Any  # (a, cnt, u, v, bias, spk, lc) -> (spikes, active updates, max fan-in)
+    step: Any  # (a, cnt, u, v, bias, spk, lc, tal): tallies into tal[step]
     conv_step: Any  # a conv fused with the LIF it alone feeds (see lif_kernels)
 
 
@@ -169,70 +169,67 @@ def lif_kernels(u_sat: bool, v_sat: bool, decays: bool) -> LifKernels:
     and ``bias`` (a LIF fed by a conv alone where :func:`lif_narrow` holds) compiles
     another version of each, twice as fast.
 
-    ``step(a, cnt, u, v, bias, spk, lc)``: one step of ``[B, N]`` neurons from the summed
-    activation ``a`` and fan-in counts ``cnt`` (see :func:`lif_step_general` for the
-    arguments; ``lc``: :func:`lif_consts`). Returns ``(spikes, active neuron updates, max
-    fan-in)``.
+    ``step(a, cnt, u, v, bias, spk, lc, tal)``: steps of ``[B, N]`` neurons from the
+    summed activation ``a`` and fan-in counts ``cnt``, rows of consecutive steps (see
+    :func:`lif_step_general` for the arguments and ``tal``; ``lc``: :func:`lif_consts`).
 
-    ``conv_step(x, <conv_scatter's arguments without need_cnt and hwc_out>, u, v, bias,
-    spk, lc)``: a conv whose channels-last output is the only input of the LIF, in the same
-    layout, fused per sample: the events are scattered as in :func:`conv_scatter`, then the
-    LIF's loop reads the sums directly, the conv's epilogue (unpack, shift, wrap24) inside
-    it while the sums are in cache; ``out``/``cnt`` are written only when the sums need
-    int64 without packing. Same results as :func:`conv_scatter` then ``step``. Returns
-    ``(synops non-zero, synops structural, spikes, active neuron updates, max fan-in)``.
+    ``conv_step(x, <conv_scatter's arguments without need_cnt and hwc_out and syn>, u, v,
+    bias, spk, lc, syn, tal)``: a conv whose channels-last output is the only input of the
+    LIF, in the same layout, fused per sample: the events are scattered as in
+    :func:`conv_scatter`, then the LIF's loop reads the sums directly, the conv's epilogue
+    (unpack, shift, wrap24) inside it while the sums are in cache; ``out``/``cnt`` are
+    written only when the sums need int64 without packing. Same results as
+    :func:`conv_scatter` then ``step``; the conv's synops into ``syn``, the LIF's tallies
+    into ``tal``.
     """
 
     @njit_kernel
-    def step(a, cnt, u, v, bias, spk, lc):
-        n_spk = n_act = peak = 0
-        for b in range(a.shape[0]):
-            s, c, p = _lif_row(a[b], cnt[b], 0, 0, u[b], v[b], bias, spk[b], lc, u_sat,
-                               v_sat, decays, False)
-            n_spk += s
-            n_act += c
-            peak = max(peak, p)
-        return n_spk, n_act, peak
+    def step(a, cnt, u, v, bias, spk, lc, tal):
+        nb = u.shape[0]
+        for r in range(a.shape[0]):
+            s, c, p = _lif_row(a[r], cnt[r], 0, 0, u[r % nb], v[r % nb], bias, spk[r], lc,
+                               u_sat, v_sat, decays, False)
+            _tally(tal, r // nb, s, c, p)
 
     @njit_kernel
     def conv_step(x, geom, wt, wpk, wbound, yptr, yk, yo, xptr, xk, xo, weight_exp, acc_t,
                   cnt_t, out, cnt, xrun, w_s, wpk_s, xslot, syn_tab, synall_tab, xbin, pos,
-                  wmax, wpk32, wpk32_s, acc32, u, v, bias, spk, lc):
-        syn = syn_all = n_spk = n_act = peak = 0
+                  wmax, wpk32, wpk32_s, acc32, u, v, bias, spk, lc, syn, tal):
+        nb = u.shape[0]
         events = np.empty(x.shape[1], dtype=np.int64)
-        for b in range(x.shape[0]):
-            ob = out[b]
-            cb = cnt[b]
+        for r in range(x.shape[0]):
+            ob = out[r]
+            cb = cnt[r]
+            b = r % nb
             bits, s0, s1 = conv_sample(
-                x[b], ob, cb, events, geom, wt, wpk, wbound, yptr, yk, yo, xptr, xk, xo,
+                x[r], ob, cb, events, geom, wt, wpk, wbound, yptr, yk, yo, xptr, xk, xo,
                 True, acc_t, cnt_t, xrun, w_s, wpk_s, xslot, syn_tab, synall_tab, xbin,
                 pos, True, wmax, wpk32, wpk32_s, acc32)
-            syn += s0
-            syn_all += s1
+            syn[r // nb, 0] += s0
+            syn[r // nb, 1] += s1
             if bits == 16:
-                r = _lif_row(acc32, acc32, 16, weight_exp, u[b], v[b], bias, spk[b], lc,
+                t = _lif_row(acc32, acc32, 16, weight_exp, u[b], v[b], bias, spk[r], lc,
                              u_sat, v_sat, decays, True)
             elif bits == 32:
-                r = _lif_row(ob, ob, 32, weight_exp, u[b], v[b], bias, spk[b], lc, u_sat,
+                t = _lif_row(ob, ob, 32, weight_exp, u[b], v[b], bias, spk[r], lc, u_sat,
                              v_sat, decays, True)
             else:  # int64 sums and separate counts: the epilogue in place first
                 for k in range(ob.size):
                     ob[k] = wrap24(shift(ob[k], weight_exp))
-                r = _lif_row(ob, cb, 0, 0, u[b], v[b], bias, spk[b], lc, u_sat, v_sat,
+                t = _lif_row(ob, cb, 0, 0, u[b], v[b], bias, spk[r], lc, u_sat, v_sat,
                              decays, False)
-            n_spk += r[0]
-            n_act += r[1]
-            peak = max(peak, r[2])
-        return syn, syn_all, n_spk, n_act, peak
+            _tally(tal, r // nb, t[0], t[1], t[2])
 
     return LifKernels(step, conv_step)
 
 
 @njit_kernel
 def lif_step_general(a, cnt, u, v, bias, lc, max_spikes, spk, u_sat, v_sat, ge, sub,
-                     decays):
-    """One LIF step for ``[B, N]`` neurons with any ``max_spikes``, docs/qgraph.md "LIF
-    step" and "Multi-spike output" (the single-spike step is :func:`lif_kernels`).
+                     decays, tal):
+    """LIF steps of ``[B, N]`` neurons with any ``max_spikes``, docs/qgraph.md "LIF step"
+    and "Multi-spike output" (the single-spike step is :func:`lif_kernels`); the rows of
+    ``a``, ``cnt`` and ``spk`` are consecutive steps of the B samples
+    (:mod:`snn2hw.backends.event_kernels`, "Rows").
 
     ``a``: summed activation; ``cnt``: fan-in event counts (for ``peak_fanin``); ``u``,
     ``v`` updated in place (:func:`_lif_uv`); ``bias = bias_mant << bias_exp``. Writes
@@ -242,22 +239,25 @@ def lif_step_general(a, cnt, u, v, bias, lc, max_spikes, spk, u_sat, v_sat, ge, 
     or is zeroed ("zero"). ``lc``: :func:`lif_consts`; ``u_sat``/``v_sat`` saturate
     instead of wrap (Loihi: False/True), ``ge`` spike on ``>=`` instead of ``>``, ``sub``
     subtract the threshold on a spike instead of resetting to 0, ``decays``:
-    :func:`lif_decays`. Returns ``(spikes, active neuron updates, max fan-in)``.
+    :func:`lif_decays`. Adds ``(spikes, active neuron updates)`` of each step to ``tal[step,
+    :2]`` and takes the max fan-in into ``tal[step, 2]``.
     """
-    nb, n = a.shape
+    rows, n = a.shape
+    nb = u.shape[0]
     th = lc[7]
-    n_spk = 0
-    n_act = 0
-    peak = 0
-    for b in range(nb):
+    for r in range(rows):
+        b = r % nb
+        n_spk = 0
+        n_act = 0
+        peak = 0
         for i in range(n):
-            ai = np.int64(a[b, i])
+            ai = np.int64(a[r, i])
             ui = u[b, i]
             vi = v[b, i]
             bi = bias[i]
             if ai != 0 or ui != 0 or vi != 0 or bi != 0:
                 n_act += 1
-            peak = max(peak, cnt[b, i])
+            peak = max(peak, cnt[r, i])
             ui, vi = _lif_uv(ai, ui, vi, bi, lc, u_sat, v_sat, decays)
             # s = v > (vth << sh) (or >=); reset of v only: to 0, or minus the threshold
             if max_spikes == 1:
@@ -266,10 +266,20 @@ def lif_step_general(a, cnt, u, v, bias, lc, max_spikes, spk, u_sat, v_sat, ge, 
                 k = min(max_spikes, vi // th) if vi >= th else 0
             else:  # n = min(max_spikes, floor((v - 1) / TH)) where v > TH
                 k = min(max_spikes, (vi - 1) // th) if vi > th else 0
-            spk[b, i] = k
+            spk[r, i] = k
             if k > 0:
                 vi = vi - k * th if sub else 0
                 n_spk += 1  # one event per neuron and step, whatever its payload
             u[b, i] = ui
             v[b, i] = vi
-    return n_spk, n_act, peak
+        _tally(tal, r // nb, n_spk, n_act, peak)
+
+
+@njit_inline
+def _tally(tal, step, spikes, active, peak):
+    """Add one row's ``(spikes, active neuron updates)`` to ``tal[step]`` and take its
+    max fan-in into ``tal[step, 2]``."""
+    tal[step, 0] += spikes
+    tal[step, 1] += active
+    if peak > tal[step, 2]:  # not max(): with it the fused conv + LIF ran 2x slower
+        tal[step, 2] = peak

@@ -84,41 +84,45 @@ def _taps(size: int, size_out: int, k: int, stride: int, pad: int, dil: int):
 
 
 class Op:
-    """A prepared weighted synaptic operator with its per-batch output buffers.
+    """A prepared weighted synaptic operator with its output buffers for the rows of a
+    run's steps (:mod:`snn2hw.backends.event_kernels`, "Rows").
 
     ``delay`` (uniform over the operator): its output of step t is computed from its input
     of step ``t - delay``. The output buffers form a ring of ``delay + 1`` slots (arrival
     steps); :meth:`apply` writes this step's result into the slot of its arrival step and
-    exposes the slot of the current step as ``out``/``cnt``."""
+    exposes the slot of the current step as ``out``/``cnt``. An operator with a delay
+    therefore runs one step per call (the simulator runs its graph step by step)."""
 
     size_out: int
     macs: int
     delay: int = 0
     binary_input: bool = False  # set by the plan: the operator reads a 0/1 source
 
-    def alloc(self, batch: int) -> None:
+    def alloc(self, rows: int) -> None:
+        """Output buffers for up to ``rows`` rows (the steps of a chunk times the batch)."""
         depth = self.delay + 1
-        self.ring = np.zeros((depth, batch, self.size_out), dtype=np.int64)
-        self.cring = np.zeros((depth, batch, self.size_out), dtype=np.int64)
+        self.ring = np.zeros((depth, rows, self.size_out), dtype=np.int64)
+        self.cring = np.zeros((depth, rows, self.size_out), dtype=np.int64)
         self.out = self.ring[0]
         self.cnt = self.cring[0]
 
-    def apply(self, x: np.ndarray, need_cnt: bool, t: int) -> tuple[int, int]:
-        """Apply at step ``t`` to the flat values ``x`` ``[B, size_in]`` this step reads:
-        set ``self.out`` (and the fan-in counts ``self.cnt`` when ``need_cnt``) to the
-        values arriving at step t and return ``(synops over non-zero weights, structural
-        synops)`` of the events processed now, summed over the batch."""
+    def apply(self, x: np.ndarray, need_cnt: bool, syn: np.ndarray, t: int) -> None:
+        """Apply to the rows ``x`` ``[steps * B, size_in]`` that steps ``t, t + 1, ...``
+        read: set the first rows of ``self.out`` (and the fan-in counts ``self.cnt`` when
+        ``need_cnt``) to the values arriving at those steps and add each step's ``(synops
+        over non-zero weights, structural synops)`` of the events processed now into
+        ``syn`` ``[steps, 2]``."""
         if self.delay == 0:  # a ring of one slot: out/cnt stay
-            return self._apply(x, need_cnt, self.out, self.cnt)
+            self._apply(x, need_cnt, self.out, self.cnt, syn)
+            return
         depth = self.delay + 1
         slot = (t + self.delay) % depth
-        res = self._apply(x, need_cnt, self.ring[slot], self.cring[slot])
+        self._apply(x, need_cnt, self.ring[slot], self.cring[slot], syn)
         self.out = self.ring[t % depth]
         self.cnt = self.cring[t % depth]
-        return res
 
-    def _apply(self, x: np.ndarray, need_cnt: bool, out: np.ndarray,
-               cnt: np.ndarray) -> tuple[int, int]:
+    def _apply(self, x: np.ndarray, need_cnt: bool, out: np.ndarray, cnt: np.ndarray,
+               syn: np.ndarray) -> None:
         """The operator without delay: fill ``out`` (and ``cnt``) from ``x``."""
         raise NotImplementedError
 
@@ -164,25 +168,22 @@ class DenseOp(Op):
         else:
             self.ptr, self.idx, self.val = dense_k.csr_rows(self.wt, True)
 
-    def alloc(self, batch: int) -> None:
-        super().alloc(batch)
+    def alloc(self, rows: int) -> None:
+        super().alloc(rows)
         # the narrow sums of dense_k.dense_columns
         self.acc32 = np.zeros(self.size_out, dtype=np.int32)
         self.acc16 = np.zeros(self.size_out, dtype=np.int16)
 
-    def _apply(self, x: np.ndarray, need_cnt: bool, out: np.ndarray,
-               cnt: np.ndarray) -> tuple[int, int]:
+    def _apply(self, x: np.ndarray, need_cnt: bool, out: np.ndarray, cnt: np.ndarray,
+               syn: np.ndarray) -> None:
         if self.columns:
-            syn, n_ev = dense_k.dense_columns(
+            dense_k.dense_columns(
                 x, self.wt, self.nnz_col, self.zptr, self.zidx, self.rowbound, self.wmax,
                 self.weight_exp + self.row_exp, need_cnt, out, cnt, self.acc32, self.acc16,
-                self.binary_input,
-            )
+                self.binary_input, syn)
         else:
-            syn, n_ev = dense_k.dense_csr(
-                x, self.ptr, self.idx, self.val, self.weight_exp, need_cnt, out, cnt
-            )
-        return int(syn), int(n_ev) * self.size_out  # every structural synapse of a column
+            dense_k.dense_csr(x, self.ptr, self.idx, self.val, self.weight_exp, need_cnt,
+                              out, cnt, syn)
 
 
 def _common_trailing_zeros(w: np.ndarray) -> int:
@@ -204,7 +205,8 @@ def has_mixed_delays(delay: Any) -> bool:
 
 class DelayDenseOp(Op):
     """A dense operator whose synapses have different delays: a ring of unshifted
-    per-arrival-step sums (one accumulator per neuron), shifted once when read."""
+    per-arrival-step sums (one accumulator per neuron), shifted once when read; one step
+    per call, like every operator with a delay."""
 
     def __init__(self, node: DenseNode, f: NumberFormats) -> None:
         w, wt, _ = _prepare_dense(self, node, f)
@@ -218,18 +220,19 @@ class DelayDenseOp(Op):
         self.dly = dt[cols, rows].astype(np.int64)
         self.depth = int(dt.max()) + 1
 
-    def alloc(self, batch: int) -> None:
-        self.ring = np.zeros((self.depth, batch, self.size_out), dtype=np.int64)
-        self.cring = np.zeros((self.depth, batch, self.size_out), dtype=np.int64)
-        self.out = np.zeros((batch, self.size_out), dtype=np.int64)
-        self.cnt = np.zeros((batch, self.size_out), dtype=np.int64)
+    def alloc(self, rows: int) -> None:
+        self.ring = np.zeros((self.depth, rows, self.size_out), dtype=np.int64)
+        self.cring = np.zeros((self.depth, rows, self.size_out), dtype=np.int64)
+        self.out = np.zeros((rows, self.size_out), dtype=np.int64)
+        self.cnt = np.zeros((rows, self.size_out), dtype=np.int64)
 
-    def apply(self, x: np.ndarray, need_cnt: bool, t: int) -> tuple[int, int]:
-        syn, n_ev = dense_k.dense_delay_scatter(x, self.ptr, self.idx, self.val, self.dly, t,
-                                                self.ring, self.cring, need_cnt)
+    def apply(self, x: np.ndarray, need_cnt: bool, syn: np.ndarray, t: int) -> None:
+        s, n_ev = dense_k.dense_delay_scatter(x, self.ptr, self.idx, self.val, self.dly, t,
+                                              self.ring, self.cring, need_cnt)
         dense_k.ring_emit(self.ring, self.cring, t % self.depth, self.weight_exp, need_cnt,
                           self.out, self.cnt)
-        return int(syn), int(n_ev) * self.size_out
+        syn[0, 0] += s
+        syn[0, 1] += n_ev * self.size_out
 
 
 class ConvOp(Op):
@@ -283,8 +286,8 @@ class ConvOp(Op):
         self.wpk32_s = np.ascontiguousarray(
             self.wpk32.reshape(cig, kh, kw, c_out)[:, :, order, :]).ravel()
 
-    def alloc(self, batch: int) -> None:
-        super().alloc(batch)
+    def alloc(self, rows: int) -> None:
+        super().alloc(rows)
         # the channels-last scratch of a (C, H, W) output (unused when hwc_out)
         n = 0 if self.hwc_out else self.n_scratch
         self.acc_t = np.zeros(n, dtype=np.int64)
@@ -299,19 +302,20 @@ class ConvOp(Op):
                             self.synall_tab, self.binary_input, self.pos)
         self.args_narrow = (self.wmax, self.wpk32, self.wpk32_s, self.acc32)
 
-    def _apply(self, x: np.ndarray, need_cnt: bool, out: np.ndarray,
-               cnt: np.ndarray) -> tuple[int, int]:
-        return conv_k.conv_scatter(x, *self.args_head, need_cnt, self.acc_t, self.cnt_t, out,
-                                   cnt, *self.args_events, self.hwc_out, *self.args_narrow)
+    def _apply(self, x: np.ndarray, need_cnt: bool, out: np.ndarray, cnt: np.ndarray,
+               syn: np.ndarray) -> None:
+        conv_k.conv_scatter(x, *self.args_head, need_cnt, self.acc_t, self.cnt_t, out, cnt,
+                            *self.args_events, self.hwc_out, *self.args_narrow, syn)
 
     def apply_lif(self, x: np.ndarray, lif: Lif, u: np.ndarray, v: np.ndarray,
-                  spk: np.ndarray) -> tuple[int, int, int, int, int]:
+                  spk: np.ndarray, syn: np.ndarray, tal: np.ndarray) -> None:
         """The conv and the single-spike LIF it alone feeds, in one kernel (``fused`` in
-        :class:`Plan`; no delay): the LIF's step from ``x``, spikes into ``spk``. Returns
-        ``(synops, structural synops, spikes, active updates, max fan-in)``."""
-        return lif.kernels.conv_step(x, *self.args_head, self.acc_t, self.cnt_t, self.out,
-                                     self.cnt, *self.args_events, *self.args_narrow, u, v,
-                                     lif.bias, spk, lif.consts)
+        :class:`Plan`; no delay): the LIF's steps from the rows ``x``, spikes into the rows
+        ``spk``; the conv's synops into ``syn``, the LIF's tallies into ``tal``
+        (``event_kernels_lif.lif_kernels``)."""
+        lif.kernels.conv_step(x, *self.args_head, self.acc_t, self.cnt_t, self.out, self.cnt,
+                              *self.args_events, *self.args_narrow, u, v, lif.bias, spk,
+                              lif.consts, syn, tal)
 
 
 def _conv_synop_tables(w: np.ndarray, in_shape: tuple[int, int, int], groups: int,
@@ -370,9 +374,9 @@ class PoolOp(Op):
         self.mptr = np.concatenate([[0], np.cumsum(hit.sum(axis=1))]).astype(np.int64)
         self.midx = np.ascontiguousarray(table[hit], dtype=np.int64)
 
-    def _apply(self, x: np.ndarray, need_cnt: bool, out: np.ndarray,
-               cnt: np.ndarray) -> tuple[int, int]:
-        return conv_k.sumpool_scatter(x, self.mptr, self.midx, need_cnt, out, cnt)
+    def _apply(self, x: np.ndarray, need_cnt: bool, out: np.ndarray, cnt: np.ndarray,
+               syn: np.ndarray) -> None:
+        conv_k.sumpool_scatter(x, self.mptr, self.midx, need_cnt, out, cnt, syn)
 
 
 class IdentityOp(Op):
@@ -383,12 +387,11 @@ class IdentityOp(Op):
         self.macs = size
         self.gather = gather  # out[i] = x[gather[i]] when source and LIF layouts differ
 
-    def _apply(self, x: np.ndarray, need_cnt: bool, out: np.ndarray,
-               cnt: np.ndarray) -> tuple[int, int]:
+    def _apply(self, x: np.ndarray, need_cnt: bool, out: np.ndarray, cnt: np.ndarray,
+               syn: np.ndarray) -> None:
         if self.gather is not None:
             x = np.ascontiguousarray(x[:, self.gather])
-        syn, syn_all = K.identity_scatter(x, out, cnt)
-        return int(syn), int(syn_all)
+        K.identity_scatter(x, out, cnt, syn)
 
 
 def chw_order(shape: tuple[int, ...]) -> np.ndarray:

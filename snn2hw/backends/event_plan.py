@@ -45,6 +45,13 @@ from snn2hw.quant.qgraph import (
 )
 
 
+# Steps per call of a run that need not go step by step (Plan.chunk_steps): operator output
+# rows (int64 sums and counts) of at most this many bytes per operator, and at most this
+# many steps (beyond a few dozen the per-call cost is gone).
+CHUNK_BYTES = 8 << 20
+CHUNK_MAX = 64
+
+
 @dataclass
 class Lif:
     """A LIF node as the time loop runs it: its paths in, bias in its layout, kernels."""
@@ -217,6 +224,68 @@ class Plan:
                     L.consts, f.u_overflow == "saturate", f.v_overflow == "saturate",
                     int(np.abs(L.bias).max(initial=0))):
                 L.bias = L.bias.astype(np.int32)
+
+    def schedule(self) -> tuple[list[tuple[str, str]], bool]:
+        """The order in which a run applies the (unfused) operators and steps the LIFs,
+        as ``("op", key)`` / ``("lif", name)``, and whether it must go one step at a time
+        (event.py, "Steps in chunks"). Made per run from :attr:`fused` (cheap).
+
+        Several steps per call need every operator and LIF after everything it reads,
+        LIFs included (a LIF's rows of the earlier steps of the chunk are read by the next
+        layer within the chunk): a topological order of that dependency graph. A cycle
+        (a recurrent LIF), an operator with a delay (its ring holds state across steps) or
+        a periodic state reset mean one step per call, in the order operators, then LIFs
+        (every LIF reads only the previous step's records)."""
+        fused_ops = set(self.fused.values())
+        ops = [k for k in self.ops if k not in fused_ops]
+        names = [L.node.name for L in self.lifs]
+        deps: dict[tuple[str, str], list[tuple[str, str]]] = {}
+
+        def reader_of(src: str) -> list[tuple[str, str]]:  # what must run before reading src
+            if src in self.ops:
+                return [("op", src)]
+            return [("lif", src)] if src in names else []
+
+        for k in ops:
+            deps[("op", k)] = reader_of(self.op_input[k])
+        for L in self.lifs:
+            conv = self.fused.get(L.node.name)
+            if conv is not None:
+                deps[("lif", L.node.name)] = reader_of(self.op_input[conv])
+            else:
+                deps[("lif", L.node.name)] = [("op", t) for t in L.terms]
+        order: list[tuple[str, str]] = []
+        state: dict[tuple[str, str], int] = {}  # 1: on the DFS path, 2: placed
+
+        def visit(item: tuple[str, str]) -> bool:  # False on a cycle
+            if state.get(item) == 2:
+                return True
+            if state.get(item) == 1:
+                return False
+            state[item] = 1
+            if not all(visit(d) for d in deps[item]):
+                return False
+            state[item] = 2
+            order.append(item)
+            return True
+
+        acyclic = all(visit(item) for item in deps)
+        stepwise = (not acyclic
+                    or any(op.delay > 0 or isinstance(op, DelayDenseOp)
+                           for op in self.ops.values())
+                    or any(int(L.node.reset_interval) > 0 for L in self.lifs))
+        if stepwise:
+            return [("op", k) for k in ops] + [("lif", n) for n in names], True
+        return order, False
+
+    def chunk_steps(self, batch: int, n_steps: int) -> int:
+        """Steps per call for a batch of ``batch`` samples, where the graph need not go
+        step by step (:meth:`schedule`): as many as keep every operator's output rows
+        within :data:`CHUNK_BYTES` (at most :data:`CHUNK_MAX`, at most the run)."""
+        row_bytes = max([16 * op.size_out for op in self.ops.values()]
+                        + [16 * L.size for L in self.lifs if len(L.terms) > 1] + [1])
+        fit = CHUNK_BYTES // max(row_bytes * batch, 1)
+        return int(max(1, min(fit, CHUNK_MAX, n_steps)))
 
     def _prepare(self, node: Any, f: NumberFormats, src: str,
                  src_shape: tuple[int, ...] | None) -> Op:

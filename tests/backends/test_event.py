@@ -836,7 +836,7 @@ def test_conv_int32_packed_sums_hold_until_their_bound_and_int64_takes_over(hwc_
         op = event_ops.ConvOp(node, hwc_in=False, hwc_out=hwc_out)
         op.binary_input = True
         op.alloc(1)
-        op.apply(x.reshape(1, -1), True, 0)
+        op.apply(x.reshape(1, -1), True, np.zeros((1, 2), np.int64), 0)
         got = op.out[0]
         if hwc_out:  # channels-last -> (C, H, W)
             got = got.reshape(h_out, w_out, c_out).transpose(2, 0, 1)
@@ -844,7 +844,7 @@ def test_conv_int32_packed_sums_hold_until_their_bound_and_int64_takes_over(hwc_
         if not narrow:  # fault: a max|w| that lies (0) keeps the int32 packing: it wraps
             op.wmax = 0
             op.alloc(1)  # the kernel's arguments are bound per run
-            op.apply(x.reshape(1, -1), True, 1)
+            op.apply(x.reshape(1, -1), True, np.zeros((1, 2), np.int64), 1)
             bad = op.out[0]
             if hwc_out:
                 bad = bad.reshape(h_out, w_out, c_out).transpose(2, 0, 1)

@@ -34,9 +34,10 @@ def _run(x, wt, nnz_col, zptr, zidx, rowbound, weight_exp, xbin=False, wmax=None
     acc16 = np.zeros(wt.shape[1], np.int16)
     # wmax: the real max|W'| unless a test passes a (false) one
     wmax = _wmax(wt) if wmax is None else wmax
-    syn, n_ev = dense_k.dense_columns(x, wt, nnz_col, zptr, zidx, rowbound, wmax, weight_exp,
-                                      True, acc, cnt, acc32, acc16, xbin)
-    return acc, cnt, syn, n_ev
+    syn = np.zeros((1, 2), np.int64)  # every row one step
+    dense_k.dense_columns(x, wt, nnz_col, zptr, zidx, rowbound, wmax, weight_exp, True, acc,
+                          cnt, acc32, acc16, xbin, syn)
+    return acc, cnt, int(syn[0, 0]), int(syn[0, 1]) // wt.shape[1]  # synops, events
 
 
 def _reference(x, wt, weight_exp):
@@ -164,10 +165,10 @@ def test_int8_rows_keep_the_scale_of_the_prepared_weights():
     assert op.wt.dtype == np.int8 and op.row_exp == 1
     op.alloc(4)
     x = (rng.random((4, 90)) < 0.3).astype(np.uint8)
-    op.apply(x, True, 0)
+    op.apply(x, True, np.zeros((1, 2), np.int64), 0)
     w_eff = event.dense_effective_weight(w, 8)
     ref = (x.astype(np.int64) @ w_eff.T) >> 3
     np.testing.assert_array_equal(op.out, ref)
     op.row_exp = 0  # fault: the int8 rows without their scale
-    op.apply(x, True, 1)
+    op.apply(x, True, np.zeros((1, 2), np.int64), 1)
     assert not np.array_equal(op.out, ref)

@@ -527,7 +527,7 @@ def test_int32_lif_step_equals_int64_wherever_lif_narrow_holds():
             us, vs, ss = [], [], []
             for t in range(a.shape[0]):
                 spk = np.zeros((1, n), np.uint8)
-                kern.step(a[t], cnt, u, v, b, spk, lc)
+                kern.step(a[t], cnt, u, v, b, spk, lc, np.zeros((1, 3), np.int64))
                 us.append(u.astype(np.int64).copy())
                 vs.append(v.astype(np.int64).copy())
                 ss.append(spk.copy())
@@ -568,7 +568,8 @@ def test_int32_step_check_catches_a_bound_that_is_too_loose():
         u, v = np.zeros((1, 4), dt), np.zeros((1, 4), dt)
         b = np.full(4, 1 << 30, dt)
         for _ in range(6):
-            kern.step(a, np.zeros((1, 4), np.int64), u, v, b, np.zeros((1, 4), np.uint8), lc)
+            kern.step(a, np.zeros((1, 4), np.int64), u, v, b, np.zeros((1, 4), np.uint8), lc,
+                      np.zeros((1, 3), np.int64))
         res.append(v.astype(np.int64))
     assert not np.array_equal(res[0], res[1])
 
