@@ -44,7 +44,6 @@ from snn2hw.quant.qgraph import (
     SumPoolNode,
 )
 
-
 # Steps per call of a run that need not go step by step (Plan.chunk_steps): operator output
 # rows (int64 sums and counts) of at most this many bytes per operator, and at most this
 # many steps (beyond a few dozen the per-call cost is gone).
