@@ -44,11 +44,14 @@ from snn2hw.quant.qgraph import (
     SumPoolNode,
 )
 
-# Steps per call of a run that need not go step by step (Plan.chunk_steps): operator output
-# rows (int64 sums and counts) of at most this many bytes per operator, and at most this
-# many steps (beyond a few dozen the per-call cost is gone).
-CHUNK_BYTES = 8 << 20
-CHUNK_MAX = 64
+# Steps per call of a run that need not go step by step (Plan.chunk_steps): the rows an
+# operator writes for the next kernel to read (int64 sums, and counts where read) stay
+# within this many bytes, half a core's L2 cache: larger chunks were slower (measured on the
+# benchmark nets: the MLP at batch 64 1.6x slower with 4 MB, its sums in L3 between the
+# dense and the LIF kernel); and at most this many steps (beyond a few dozen the per-call
+# cost is gone).
+CHUNK_BYTES = 512 << 10
+CHUNK_MAX = 32
 
 
 @dataclass
@@ -281,7 +284,10 @@ class Plan:
         """Steps per call for a batch of ``batch`` samples, where the graph need not go
         step by step (:meth:`schedule`): as many as keep every operator's output rows
         within :data:`CHUNK_BYTES` (at most :data:`CHUNK_MAX`, at most the run)."""
-        row_bytes = max([16 * op.size_out for op in self.ops.values()]
+        fused = set(self.fused.values())  # their sums stay in the kernel's scratch
+        # int64 sums, and counts where a LIF reads them
+        row_bytes = max([8 * op.size_out * (1 + (k in self.need_cnt))
+                         for k, op in self.ops.items() if k not in fused]
                         + [16 * L.size for L in self.lifs if len(L.terms) > 1] + [1])
         fit = CHUNK_BYTES // max(row_bytes * batch, 1)
         return int(max(1, min(fit, CHUNK_MAX, n_steps)))
