@@ -18,7 +18,7 @@ from delay_multispike_cases import lif as ms_lif
 from test_event import graph, lif, rand_dense, rand_lif, ref_run
 from test_event_layouts import mixed_layout_graph
 
-from snn2hw.backends import event, event_plan, torch_int
+from snn2hw.backends import event, event_ops, event_plan, torch_int
 from snn2hw.quant.qgraph import (
     ConvNode,
     DenseNode,
@@ -95,6 +95,15 @@ def _assert_reference(r, ref: dict, g: QGraph, what: str, counters: bool = True)
         assert r.peak_fanin[n] == ref["peak"][n], f"{what} peak {n}"
 
 
+def _chain(delay, num_steps: int = 4) -> QGraph:
+    """in -> dense (``delay``: one for every synapse, or per synapse) -> lif."""
+    nodes = [InputNode("in", (2,)), delay_dense("fc", np.eye(2, dtype=np.int64) * 64,
+                                                delay=delay),
+             ms_lif("l", 2, vth=1), OutputNode("out", (2,))]
+    return QGraph({n.name: n for n in nodes}, [("in", "fc"), ("fc", "l"), ("l", "out")],
+                  1e-3, "loihi2", num_steps, formats=FMT).validate()
+
+
 def _position(order: list[tuple[str, str]]) -> dict[str, int]:
     return {key: i for i, (_, key) in enumerate(order)}
 
@@ -124,19 +133,11 @@ def test_recurrence_operator_delays_and_periodic_resets_go_step_by_step():
         [InputNode("in", (2,)), DenseNode("fc", np.array([[2, 0], [0, 2]])),
          lif("l", (2,), dv=4095, vth=1), DenseNode("rec", np.array([[0, 0], [2, 0]]))],
         [("in", "fc"), ("fc", "l"), ("l", "rec"), ("rec", "l")])
-
-    def chain(delay) -> QGraph:
-        nodes = [InputNode("in", (2,)), delay_dense("fc", np.eye(2, dtype=np.int64) * 64,
-                                                    delay=delay),
-                 ms_lif("l", 2, vth=1), OutputNode("out", (2,))]
-        return QGraph({n.name: n for n in nodes}, [("in", "fc"), ("fc", "l"), ("l", "out")],
-                      1e-3, "loihi2", 4, formats=FMT).validate()
-
-    resets = chain(0)
+    resets = _chain(0)
     resets.nodes["l"].reset_interval = 2
-    for g in (recurrent, chain(2), chain(np.array([[0, 1], [2, 3]])), resets):
+    for g in (recurrent, _chain(2), _chain(np.array([[0, 1], [2, 3]])), resets):
         assert event_plan.Plan(g).schedule()[1], g.nodes["l"]
-    assert not event_plan.Plan(chain(0)).schedule()[1]
+    assert not event_plan.Plan(_chain(0)).schedule()[1]
 
 
 @pytest.mark.parametrize("threads", [1, 2])
@@ -203,4 +204,52 @@ def test_a_source_read_one_step_late_is_caught(monkeypatch):
                         real(values, m0 + 1, m1 + 1, zero))
     with pytest.raises(AssertionError):
         _assert_reference(event.run(g, x, num_steps=n_steps), ref, g, "late")
+    event.PLANS.clear()
+
+
+class _PoisonedNumpy:
+    """numpy, except that ``empty`` returns arrays full of -7 (not zeros by chance)."""
+
+    def __getattr__(self, name: str):
+        return getattr(np, name)
+
+    @staticmethod
+    def empty(shape, dtype=float):
+        a = np.empty(shape, dtype)
+        a.fill(-7)
+        return a
+
+
+@pytest.mark.parametrize("case", ["mixed layouts", "conv pool net 1"])
+def test_operator_rows_are_written_before_they_are_read(case, monkeypatch):
+    # the operators' output rows are allocated without zeroing (event_ops.Op.alloc): with
+    # poison in them, results must still be the reference's
+    g = mixed_layout_graph() if case == "mixed layouts" else _conv_pool_net(1)
+    x = _inputs(g, 7)
+    n_steps = g.num_steps + g.depth() + 4
+    ref = ref_run(g, x, n_steps)
+    monkeypatch.setattr(event_ops, "np", _PoisonedNumpy())
+    for chunk in CHUNKS:
+        monkeypatch.setattr(event_plan, "CHUNK_MAX", chunk)
+        r = event.run(g, x, num_steps=n_steps, threads=1)
+        _assert_reference(r, ref, g, f"chunk {chunk}", counters=case != "mixed layouts")
+    event.PLANS.clear()
+
+
+def test_poison_in_rows_read_before_written_is_caught(monkeypatch):
+    # a delay's ring slots ARE read before anything arrives: poisoned (as if allocated
+    # without zeroing), the run must differ from the reference
+    g = _chain(2, num_steps=5)
+    x = (np.arange(20).reshape(5, 2, 2) % 3 == 0).astype(np.uint8)
+    ref = torch_int.run(g, x, num_steps=9, record_state=True)
+    real = event_ops.Op.alloc
+
+    def poisoned(self, rows):
+        real(self, rows)
+        self.ring.fill(-7)
+
+    assert np.array_equal(event.run(g, x, num_steps=9, record_state=True).u["l"], ref.u["l"])
+    monkeypatch.setattr(event_ops.Op, "alloc", poisoned)
+    got = event.run(g, x, num_steps=9, record_state=True).u["l"]
+    assert not np.array_equal(got, ref.u["l"])
     event.PLANS.clear()
