@@ -311,8 +311,11 @@ def _simulate(plan: Plan, graph: QGraph, arr: np.ndarray, n_steps: int, out: _Ou
     # The prepared weights are shared; the per-run buffers live on shallow copies, so
     # concurrent runs of one graph never share state.
     ops = {k: copy.copy(op) for k, op in plan.ops.items()}
-    for op in ops.values():
-        op.alloc(chunk * batch)
+    fused = set(plan.fused.values())
+    for k, op in ops.items():
+        # a fused conv's rows are its kernel's scratch, one step's worth reused from step
+        # to step (chunk_steps does not count them)
+        op.alloc(batch if k in fused else chunk * batch)
     lifs = {L.node.name: L for L in plan.lifs}
     u = {n: np.zeros((batch, L.size), dtype=L.state_dtype) for n, L in lifs.items()}
     v = {n: np.zeros((batch, L.size), dtype=L.state_dtype) for n, L in lifs.items()}

@@ -177,8 +177,9 @@ def lif_kernels(u_sat: bool, v_sat: bool, decays: bool) -> LifKernels:
     bias, spk, lc, syn, tal)``: a conv whose channels-last output is the only input of the
     LIF, in the same layout, fused per sample: the events are scattered as in
     :func:`conv_scatter`, then the LIF's loop reads the sums directly, the conv's epilogue
-    (unpack, shift, wrap24) inside it while the sums are in cache; ``out``/``cnt`` are
-    written only when the sums need int64 without packing. Same results as
+    (unpack, shift, wrap24) inside it while the sums are in cache; ``out``/``cnt`` (scratch,
+    ``[B, size]``: one step's rows, whatever the rows of ``x``) are written only when the
+    sums need int64 without packing. Same results as
     :func:`conv_scatter` then ``step``; the conv's synops into ``syn``, the LIF's tallies
     into ``tal``.
     """
@@ -198,9 +199,9 @@ def lif_kernels(u_sat: bool, v_sat: bool, decays: bool) -> LifKernels:
         nb = u.shape[0]
         events = np.empty(x.shape[1], dtype=np.int64)
         for r in range(x.shape[0]):
-            ob = out[r]
-            cb = cnt[r]
             b = r % nb
+            ob = out[b]  # scratch rows of one step (event.py allocates no more)
+            cb = cnt[b]
             bits, s0, s1 = conv_sample(
                 x[r], ob, cb, events, geom, wt, wpk, wbound, yptr, yk, yo, xptr, xk, xo,
                 True, acc_t, cnt_t, xrun, w_s, wpk_s, xslot, syn_tab, synall_tab, xbin,
