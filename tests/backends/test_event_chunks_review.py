@@ -26,7 +26,7 @@ import pytest
 from delay_multispike_cases import FMT
 from test_event import graph, lif, ref_run
 
-from snn2hw.backends import event, event_plan, torch_int
+from snn2hw.backends import event, event_ops, event_plan, torch_int
 from snn2hw.quant.qgraph import (
     ConvNode,
     DenseNode,
@@ -91,4 +91,378 @@ def test_a_chunked_run_holds_no_chunk_of_rows_for_a_fused_conv(monkeypatch):
     # bytes = 4 MiB; what chunking may add is the unfused operators' rows (CHUNK_BYTES
     # each) and the chunk's input rows
     assert chunk_peak - step_peak < event_plan.CHUNK_BYTES, (chunk_peak, step_peak)
+    event.PLANS.clear()
+
+
+# ------------------------------------------------------------------- random graphs
+
+def _rand_lif(rng: np.random.Generator, name: str, shape: tuple[int, ...],
+              max_spikes: int = 1, reset_interval: int = 0) -> LIFNode:
+    shape = tuple(int(s) for s in shape)
+    off = int(rng.integers(0, reset_interval)) if reset_interval else 0
+    du, dv = int(rng.choice([-1, 0, 300, 4095])), int(rng.choice([0, 200, 4095]))
+    if rng.random() < 0.4:  # no decay products: int32 state where fused
+        du, dv = 4095, 0
+    return LIFNode(name, shape, du=du, dv=dv,
+                   vth=int(rng.integers(1 if max_spikes > 1 else 0, 40)),
+                   bias_mant=rng.integers(-20, 20, shape), bias_exp=rng.integers(0, 3, shape),
+                   max_spikes=max_spikes, reset_interval=reset_interval, reset_offset=off)
+
+
+class _Builder:
+    """Nodes (in topological order) and edges of one random graph; ``stepwise``: delays
+    may be drawn."""
+
+    def __init__(self, rng: np.random.Generator, stepwise: bool) -> None:
+        self.rng, self.stepwise = rng, stepwise
+        self.nodes: list = []
+        self.edges: list[tuple[str, str]] = []
+        self.k = 0
+
+    def add(self, node, src: str) -> str:
+        self.nodes.append(node)
+        self.edges.append((src, node.name))
+        return node.name
+
+    def name(self, prefix: str) -> str:
+        self.k += 1
+        return f"{prefix}{self.k}"
+
+    def delay(self, mixed_shape: tuple[int, ...] | None = None):
+        if not self.stepwise or self.rng.random() > 0.25:
+            return 0
+        if mixed_shape is not None and self.rng.random() < 0.5:  # per synapse
+            return self.rng.integers(0, 4, mixed_shape)
+        return int(self.rng.integers(1, 4))
+
+    def dense(self, src: str, n_in: int, n_out: int) -> str:
+        rng = self.rng
+        sign = int(rng.integers(0, 3))  # mixed, excitatory, inhibitory
+        w = (rng.integers(-200, 200, (n_out, n_in)) if sign == 0 else
+             rng.integers(0, 255, (n_out, n_in)) * (1 if sign == 1 else -1))
+        # densities on both sides of event_ops.COLUMN_DENSITY: CSR and column layouts
+        w = w * (rng.random(w.shape) < float(rng.choice([0.1, 0.4, 0.9])))
+        return self.add(DenseNode(self.name("d"), w, weight_exp=int(rng.integers(-2, 2)),
+                                  num_weight_bits=int(rng.integers(4, 9)),
+                                  delay=self.delay((n_out, n_in))), src)
+
+    def flatten(self, src: str, shape: tuple[int, ...]) -> str:
+        return self.add(FlattenNode(self.name("f"), tuple(shape)), src)
+
+    def conv(self, src: str, shape: tuple[int, ...], c_out: int | None = None
+             ) -> tuple[str, tuple[int, ...]]:
+        """A random conv, or (``c_out`` given) one keeping H and W (odd kernel, stride
+        1, padding k // 2)."""
+        rng = self.rng
+        c = shape[0]
+        k = int(rng.integers(1, 4))
+        groups, stride, dil = 1, (1, 1), (1, 1)
+        if c_out is not None:
+            k |= 1
+            pad = (k // 2, k // 2)
+        else:
+            stride = (int(rng.integers(1, 3)), int(rng.integers(1, 3)))
+            pad = (int(rng.integers(0, k)), int(rng.integers(0, k)))
+            if k > 1 and rng.random() < 0.3:
+                dil = (int(rng.integers(1, 3)), int(rng.integers(1, 3)))
+            if any((k - 1) * dil[i] + 1 > shape[1 + i] + 2 * pad[i] for i in range(2)):
+                k, pad, dil = 1, (0, 0), (1, 1)
+            c_out = int(rng.integers(1, 5))
+            if rng.random() < 0.3:  # grouped (depthwise with a multiplier)
+                groups = c
+                c_out = c * int(rng.integers(1, 3))
+        wshape = (c_out, c // groups, k, k)
+        w = rng.integers(-120, 120, wshape) * (rng.random(wshape) < 0.8)
+        node = ConvNode(self.name("c"), w, tuple(shape), stride=stride, padding=pad,
+                        dilation=dil, groups=groups, weight_exp=int(rng.integers(-2, 2)),
+                        delay=self.delay())
+        return self.add(node, src), tuple(int(s) for s in node.out_shape)
+
+    def pool(self, src: str, shape: tuple[int, ...]) -> tuple[str, tuple[int, ...]]:
+        rng = self.rng
+        k = tuple(min(int(rng.integers(1, 3)), shape[1 + i]) for i in range(2))
+        stride = (int(rng.integers(1, 3)), int(rng.integers(1, 3)))
+        pad = tuple(int(rng.integers(0, k[i] // 2 + 1)) for i in range(2))
+        node = SumPoolNode(self.name("p"), tuple(shape), k, stride, pad)
+        return self.add(node, src), tuple(int(s) for s in node.out_shape)
+
+
+def random_graph(rng: np.random.Generator, family: str) -> tuple[QGraph, dict[str, bool]]:
+    """A random graph of the ``family`` ("feedforward", "multi": multi-spike LIFs too,
+    "stepwise": recurrence, delays and periodic resets too) and what it holds."""
+    stepwise = family == "stepwise"
+    multi_ok = family != "feedforward"
+    b = _Builder(rng, stepwise)
+    in_shape = ((int(rng.integers(1, 4)), int(rng.integers(2, 7)), int(rng.integers(2, 7)))
+                if rng.random() < 0.7 else (int(rng.integers(1, 30)),))
+    # 16-bit payloads drive a conv's sums into int64 (conv_scatter's third sum mode)
+    mb = int(rng.choice([0, 0, 0, 2, 8, 16]))
+    b.nodes.append(InputNode("in", in_shape, message_bits=mb))
+    sources: list[tuple[str, tuple[int, ...]]] = [("in", in_shape)]
+    shared: list[tuple[str, tuple[int, ...]]] = []  # operators a later LIF may read too
+    info = {"multi": False, "resets": False, "shared": False, "recurrent": False}
+    for li in range(int(rng.integers(1, 5))):
+        src, shape = (sources[-1] if rng.random() < 0.6
+                      else sources[int(rng.integers(0, len(sources)))])
+        kinds = (["conv", "conv", "conv", "pool", "pool conv", "conv pool", "flatten dense",
+                  "identity", "conv flatten"] if len(shape) == 3
+                 else ["dense", "dense", "identity"])
+        if shared and rng.random() < 0.15:
+            kinds = ["shared"]
+        kind = kinds[int(rng.integers(0, len(kinds)))]
+        if kind == "conv":
+            t, out = b.conv(src, shape)
+        elif kind == "pool":
+            t, out = b.pool(src, shape)
+        elif kind == "pool conv":
+            t, out = b.conv(*b.pool(src, shape))
+        elif kind == "conv pool":
+            t, out = b.pool(*b.conv(src, shape))
+        elif kind == "conv flatten":
+            c, s2 = b.conv(src, shape)
+            t, out = b.flatten(c, s2), (int(np.prod(s2)),)
+        elif kind in ("flatten dense", "dense"):
+            n_out = int(rng.integers(1, 25))
+            f = b.flatten(src, shape) if kind == "flatten dense" else src
+            t, out = b.dense(f, int(np.prod(shape)), n_out), (n_out,)
+        elif kind == "identity":
+            t, out = src, shape
+            if len(shape) == 3 and rng.random() < 0.5:  # flatten only, into a 1-D LIF
+                t, out = b.flatten(src, shape), (int(np.prod(shape)),)
+        else:
+            t, out = shared[int(rng.integers(0, len(shared)))]
+            info["shared"] = True
+        if t not in [s for s, _ in sources]:
+            shared.append((t, out))
+        max_spikes = 1
+        if multi_ok and rng.random() < 0.3:
+            max_spikes = int(rng.choice([2, 3, 7, 300]))  # 300: uint16 records
+            info["multi"] = True
+        interval = 0
+        if stepwise and rng.random() < 0.15:
+            interval = int(rng.integers(1, 4))
+            info["resets"] = True
+        name = f"l{li}"
+        node = _rand_lif(rng, name, out, max_spikes, interval)
+        terms = [t]
+        size = int(np.prod(out))
+        for _ in range(int(rng.choice([0, 0, 0, 1, 2]))):  # more paths into the LIF
+            s2, sh2 = sources[int(rng.integers(0, len(sources)))]
+            r = rng.random()
+            if r < 0.3 and int(np.prod(sh2)) == size and (
+                    len(sh2) == 1 or len(out) == 1 or sh2 == out):
+                terms.append(s2)  # identity
+            elif r < 0.5 and len(sh2) == 3 and len(out) == 3 and sh2[1:] == out[1:]:
+                terms.append(b.conv(s2, sh2, c_out=out[0])[0])
+            else:
+                f = b.flatten(s2, sh2) if len(sh2) == 3 else s2
+                terms.append(b.dense(f, int(np.prod(sh2)), size))
+        b.nodes.append(node)
+        b.edges += [(t, name) for t in terms]
+        if stepwise and rng.random() < 0.15:  # a recurrent dense
+            b.edges.append((b.dense(name, size, size), name))
+            info["recurrent"] = True
+        sources.append((name, out))
+    last = b.nodes[-1] if isinstance(b.nodes[-1], LIFNode) else next(
+        n for n in reversed(b.nodes) if isinstance(n, LIFNode))
+    nodes = {n.name: n for n in b.nodes}
+    nodes["out"] = OutputNode("out", last.shape)
+    g = QGraph(nodes, [*b.edges, (last.name, "out")], 1e-3, "loihi2",
+               int(rng.integers(1, 8)), formats=FMT).validate()
+    info["delays"] = any(np.any(np.asarray(getattr(n, "delay", 0)) != 0)
+                         for n in g.nodes.values())
+    # flatten-only paths: the reference counts no events on them (the simulator does)
+    info["flatten only"] = any(
+        len(p) > 1 and all(isinstance(g.nodes[k], FlattenNode) for k in p[1:])
+        for L in g.lif_nodes for p in g.synapse_paths(L.name))
+    return g, info
+
+
+# kernels specialize on the input dtype: these map onto the uint8 and int64 kernels every
+# session compiles anyway (bool -> uint8, uint64 and big-endian -> int64), plus int16
+BINARY_DTYPES = (np.bool_, np.uint8, np.int64, np.uint64, ">i8", np.int16)
+GRADED_DTYPES = (np.uint8, np.int64, ">i8", np.int16)
+WIDE_DTYPES = (np.int64, ">i8")
+
+
+def random_frames(rng: np.random.Generator, g: QGraph, frames: int, batch: int
+                  ) -> np.ndarray:
+    node = g.input_node
+    mb = int(node.message_bits)
+    shape = (frames, batch, *node.shape)
+    hi = 1 if mb == 0 else (1 << mb) - 1
+    vals = np.where(rng.random(shape) < 0.3, hi, rng.integers(1, hi + 1, shape))  # + extreme
+    x = vals * (rng.random(shape) < float(rng.choice([0.1, 0.4, 0.9])))
+    dtypes = BINARY_DTYPES if mb == 0 else GRADED_DTYPES if mb <= 8 else WIDE_DTYPES
+    return x.astype(dtypes[int(rng.integers(0, len(dtypes)))])
+
+
+def _assert_same(a, b, g: QGraph, what: str, state: bool) -> None:
+    for L in g.lif_nodes:
+        n = L.name
+        assert a.spikes[n].shape == b.spikes[n].shape, (what, n)
+        assert a.spikes[n].dtype == b.spikes[n].dtype, (what, n)
+        np.testing.assert_array_equal(a.spikes[n], b.spikes[n], f"{what} spikes {n}")
+        for c in COUNTERS:
+            ga, gb = np.asarray(getattr(a, c)[n]), np.asarray(getattr(b, c)[n])
+            assert ga.dtype == gb.dtype and ga.shape == gb.shape, (what, n, c)
+            np.testing.assert_array_equal(ga, gb, f"{what} {n} {c}")
+        if state:
+            np.testing.assert_array_equal(a.u[n], b.u[n], f"{what} u {n}")
+            np.testing.assert_array_equal(a.v[n], b.v[n], f"{what} v {n}")
+
+
+def check_random_case(seed: int, family: str, seen: dict[str, int]) -> None:
+    """One random graph and input: one step per call (recording u/v) against torch-int
+    and, where it applies, the numpy reference; then three runs at random chunk limits,
+    chunk byte budgets, thread counts, with or without recording, against it."""
+    rng = np.random.default_rng(seed)
+    g, info = random_graph(rng, family)
+    batch = int(rng.choice([1, 1, 2, 3, 5]))
+    x = random_frames(rng, g, int(rng.integers(1, 9)), batch)
+    n_steps = int(rng.choice([0, 1, 2, int(rng.integers(1, 20)), int(rng.integers(20, 70)),
+                              g.num_steps + g.depth() + 3, g.num_steps + g.depth() + 3]))
+    saved = event_plan.CHUNK_MAX, event_plan.CHUNK_BYTES
+    try:
+        event_plan.CHUNK_MAX = 1
+        base = event.run(g, x, num_steps=n_steps, record_state=True, threads=1)
+        for L in g.lif_nodes:
+            assert base.spikes[L.name].shape == (n_steps, batch, *L.shape)
+            assert base.spikes[L.name].dtype == (np.uint8 if L.max_spikes <= 255
+                                                 else np.uint16)
+            assert base.u[L.name].dtype == np.int64 and base.synops[L.name].shape == (n_steps,)
+        if n_steps >= 1:  # torch-int runs one step at least
+            ti = torch_int.run(g, x.astype(np.int64), num_steps=n_steps, record_state=True)
+            for L in g.lif_nodes:
+                for field in ("spikes", "u", "v"):
+                    np.testing.assert_array_equal(getattr(base, field)[L.name],
+                                                  getattr(ti, field)[L.name],
+                                                  f"seed {seed}: torch-int {field} {L.name}")
+        if not (info["delays"] or info["multi"] or info["resets"]):
+            ref = ref_run(g, x.astype(np.int64), n_steps)
+            for L in g.lif_nodes:
+                n = L.name
+                np.testing.assert_array_equal(base.spikes[n], ref["s"][n], f"{seed} ref {n}")
+                np.testing.assert_array_equal(base.neuron_updates[n], ref["upd"][n], n)
+                if not info["flatten only"]:
+                    np.testing.assert_array_equal(base.synops[n], ref["syn"][n], n)
+                    np.testing.assert_array_equal(base.synops_dense[n], ref["syn_dense"][n], n)
+                    assert base.peak_fanin[n] == ref["peak"][n], (seed, n)
+            seen["reference"] += 1
+        plan = event.PLANS.get(g)
+        stepwise = plan.schedule()[1]
+        for _ in range(3):
+            event_plan.CHUNK_MAX = int(rng.choice([2, 3, 4, 5, 7, 32]))
+            event_plan.CHUNK_BYTES = int(rng.choice([1, 4096, saved[1], saved[1], 1 << 40]))
+            threads = int(rng.integers(1, 4))
+            record = bool(rng.random() < 0.2)
+            chunk = 1 if stepwise or record else plan.chunk_steps(
+                -(-batch // min(threads, batch)), n_steps)
+            r = event.run(g, x, num_steps=n_steps, record_state=record, threads=threads)
+            _assert_same(r, base, g, f"seed {seed}: CHUNK_MAX {event_plan.CHUNK_MAX}, "
+                         f"CHUNK_BYTES {event_plan.CHUNK_BYTES}, threads {threads}, "
+                         f"record {record}", record)
+            seen["chunked"] += chunk > 1
+            seen["uneven chunks"] += chunk > 1 and n_steps % chunk != 0
+            seen["threads > batch"] += threads > batch
+    finally:
+        event_plan.CHUNK_MAX, event_plan.CHUNK_BYTES = saved
+    seen["stepwise"] += stepwise
+    seen["fused"] += bool(plan.fused)
+    seen["int32 state"] += any(L.state_dtype == np.int32 for L in plan.lifs)
+    seen["several paths"] += any(len(L.terms) > 1 for L in plan.lifs)
+    seen["shared operator"] += info["shared"]
+    seen["flatten only"] += info["flatten only"]
+    seen["multi-spike"] += info["multi"]
+    seen["uint16 records"] += any(int(L.max_spikes) > 255 for L in g.lif_nodes)
+    seen["graded input"] += int(g.input_node.message_bits) > 0
+    seen["16-bit input into a fused conv"] += int(g.input_node.message_bits) == 16 and any(
+        plan.op_input[c] == "in" for c in plan.fused.values())
+    seen["csr"] += any(isinstance(op, event_ops.DenseOp) and not op.columns
+                       for op in plan.ops.values())
+    seen["columns"] += any(isinstance(op, event_ops.DenseOp) and op.columns
+                           for op in plan.ops.values())
+    seen["spiking"] += sum(int(base.spike_counts[L.name].sum()) > 0 for L in g.lif_nodes)
+    seen["lifs"] += len(g.lif_nodes)
+    for key in ("delays", "resets", "recurrent"):
+        seen[key] += info[key]
+    event.PLANS.clear()
+
+
+def _family(seeds: range, family: str) -> dict[str, int]:
+    seen: dict[str, int] = dict.fromkeys(
+        ("reference", "chunked", "uneven chunks", "threads > batch", "stepwise", "fused",
+         "int32 state", "several paths", "shared operator", "flatten only", "multi-spike",
+         "uint16 records", "graded input", "csr", "columns", "spiking", "delays", "resets",
+         "recurrent", "lifs", "16-bit input into a fused conv"), 0)
+    for seed in seeds:
+        check_random_case(seed, family, seen)
+    return seen
+
+
+def test_random_feedforward_graphs_give_the_same_results_at_every_chunk_size():
+    seen = _family(range(0, 300), "feedforward")
+    # the family reaches what chunking must get right, many times over
+    for key in ("chunked", "uneven chunks", "threads > batch", "fused", "int32 state",
+                "several paths", "shared operator", "graded input", "csr", "columns"):
+        assert seen[key] >= 25, (key, seen)
+    assert seen["reference"] == 300 and seen["stepwise"] == 0, seen
+    assert seen["flatten only"] >= 5 and seen["16-bit input into a fused conv"] >= 3, seen
+    assert seen["spiking"] >= 0.4 * seen["lifs"], seen
+
+
+def test_random_graphs_with_multi_spike_lifs_give_the_same_results_at_every_chunk_size():
+    seen = _family(range(1000, 1200), "multi")
+    for key in ("chunked", "uneven chunks", "multi-spike", "uint16 records", "fused"):
+        assert seen[key] >= 25, (key, seen)
+    assert seen["spiking"] >= 0.4 * seen["lifs"], seen
+
+
+def test_random_graphs_that_go_step_by_step_give_the_same_results_as_torch_int():
+    """Recurrence, delays (uniform and per synapse) and periodic resets beside parts that
+    could run in chunks: the whole graph goes step by step, whatever CHUNK_MAX says."""
+    seen = _family(range(2000, 2200), "stepwise")
+    for key in ("stepwise", "chunked", "delays", "resets", "recurrent", "multi-spike"):
+        assert seen[key] >= 25, (key, seen)
+    assert seen["spiking"] >= 0.4 * seen["lifs"], seen
+
+
+# ---- the random families are not vacuous: faults that only show in chunks are caught -----
+
+def _tally_in_the_next_step(real):
+    def step(L, a, c, u, v, spk, f, tal):
+        real(L, a, c, u, v, spk, f, tal)
+        if tal.shape[0] > 1:  # the first step's active updates counted in the second
+            tal[1, 1] += tal[0, 1]
+            tal[0, 1] = 0
+    return step
+
+
+def _state_not_carried(real):
+    def step(L, a, c, u, v, spk, f, tal):
+        if a.shape[0] > u.shape[0]:  # a chunk: u and v of its end are dropped
+            real(L, a, c, u.copy(), v.copy(), spk, f, tal)
+        else:
+            real(L, a, c, u, v, spk, f, tal)
+    return step
+
+
+def _read_one_step_late(real):
+    def rows(values, m0, m1, zero):
+        return real(values, m0 + 1, m1 + 1, zero) if m1 - m0 > 1 else real(values, m0, m1,
+                                                                            zero)
+    return rows
+
+
+@pytest.mark.parametrize("fault", ["tally in the next step", "state not carried",
+                                   "source read one step late"])
+def test_the_random_family_catches_a_fault_that_shows_only_in_chunks(fault, monkeypatch):
+    if fault == "source read one step late":
+        monkeypatch.setattr(event, "_rows", _read_one_step_late(event._rows))
+    else:
+        wrap = _tally_in_the_next_step if fault == "tally in the next step" else \
+            _state_not_carried
+        monkeypatch.setattr(event, "_lif_step", wrap(event._lif_step))
+    with pytest.raises(AssertionError):
+        _family(range(0, 40), "multi")
     event.PLANS.clear()
