@@ -466,3 +466,40 @@ def test_the_random_family_catches_a_fault_that_shows_only_in_chunks(fault, monk
     with pytest.raises(AssertionError):
         _family(range(0, 40), "multi")
     event.PLANS.clear()
+
+
+# ---- a fused conv + LIF in chunks, in every sum mode and both state widths ----------------
+
+def test_random_fused_conv_lif_in_chunks_equals_one_step_per_call_in_every_sum_mode(
+        monkeypatch):
+    """test_event_random_fused's random conv -> LIF graphs (random formats, graded inputs up
+    to 24 bits, int32 and int64 state) run in chunks of 2, 3 and up to 32 steps, threads
+    1-3: spikes and every counter equal one step per call, and the spikes torch-int's. The
+    fused kernel's int64 sums (no packing) use its scratch rows, one step's worth."""
+    from test_event_random_fused import random_conv_lif, random_formats, sum_mode
+
+    rng = np.random.default_rng(87)  # a seed whose 90 cases reach all six (width, mode)
+    seen: dict[str, int] = {}
+    for case in range(90):
+        g, x = random_conv_lif(rng, random_formats(rng, narrowish=case % 3 != 0),
+                               decays=rng.random() < 0.15)
+        n_steps = x.shape[0] + int(rng.integers(1, 5))
+        plan = event.PLANS.get(g)
+        assert plan.fused == {"l": "c"} and not plan.schedule()[1]
+        monkeypatch.setattr(event_plan, "CHUNK_MAX", 1)
+        base = event.run(g, x, n_steps, threads=1)
+        ref = torch_int.run(g, x, n_steps)
+        np.testing.assert_array_equal(base.spikes["l"], ref.spikes["l"], f"case {case}")
+        for chunk in (2, 3, 32):
+            monkeypatch.setattr(event_plan, "CHUNK_MAX", chunk)
+            r = event.run(g, x, n_steps, threads=int(rng.integers(1, 4)))
+            _assert_same(r, base, g, f"case {case}, chunk {chunk}", state=False)
+        width = "int32" if plan.lifs[0].state_dtype == np.int32 else "int64"
+        for m in {sum_mode(g, fr) for fr in x.reshape(-1, *x.shape[2:])}:
+            seen[f"{width} state, {m}"] = seen.get(f"{width} state, {m}", 0) + 1
+        seen["spiking"] = seen.get("spiking", 0) + int(base.spikes["l"].any())
+        event.PLANS.clear()
+    for width in ("int32", "int64"):
+        for m in ("int32 packed", "int64 packed", "int64"):
+            assert seen.get(f"{width} state, {m}", 0) >= 4, sorted(seen.items())
+    assert seen["spiking"] >= 20, seen
