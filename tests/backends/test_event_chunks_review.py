@@ -200,7 +200,8 @@ def random_graph(rng: np.random.Generator, family: str) -> tuple[QGraph, dict[st
     b.nodes.append(InputNode("in", in_shape, message_bits=mb))
     sources: list[tuple[str, tuple[int, ...]]] = [("in", in_shape)]
     shared: list[tuple[str, tuple[int, ...]]] = []  # operators a later LIF may read too
-    info = {"multi": False, "resets": False, "shared": False, "recurrent": False}
+    info = {"multi": False, "resets": False, "shared": False, "recurrent": False,
+            "feedback": False}
     for li in range(int(rng.integers(1, 5))):
         src, shape = (sources[-1] if rng.random() < 0.6
                       else sources[int(rng.integers(0, len(sources)))])
@@ -262,6 +263,10 @@ def random_graph(rng: np.random.Generator, family: str) -> tuple[QGraph, dict[st
         if stepwise and rng.random() < 0.15:  # a recurrent dense
             b.edges.append((b.dense(name, size, size), name))
             info["recurrent"] = True
+        elif stepwise and src not in ("in", t) and kind != "shared" and rng.random() < 0.2:
+            n_src = int(np.prod(shape))  # feedback into the source LIF, an edge backwards
+            b.edges.append((b.dense(name, size, n_src), src))
+            info["feedback"] = True
         sources.append((name, out))
     last = b.nodes[-1] if isinstance(b.nodes[-1], LIFNode) else next(
         n for n in reversed(b.nodes) if isinstance(n, LIFNode))
@@ -279,9 +284,10 @@ def random_graph(rng: np.random.Generator, family: str) -> tuple[QGraph, dict[st
 
 
 # kernels specialize on the input dtype: these map onto the uint8 and int64 kernels every
-# session compiles anyway (bool -> uint8, uint64 and big-endian -> int64), plus int16
-BINARY_DTYPES = (np.bool_, np.uint8, np.int64, np.uint64, ">i8", np.int16)
-GRADED_DTYPES = (np.uint8, np.int64, ">i8", np.int16)
+# session compiles anyway (bool -> uint8, uint64 and big-endian -> int64): each other
+# dtype compiles every kernel again (a minute on a cold numba cache)
+BINARY_DTYPES = (np.bool_, np.uint8, np.int64, np.uint64, ">i8")
+GRADED_DTYPES = (np.uint8, np.int64, ">i8")
 WIDE_DTYPES = (np.int64, ">i8")
 
 
@@ -384,7 +390,7 @@ def check_random_case(seed: int, family: str, seen: dict[str, int]) -> None:
                            for op in plan.ops.values())
     seen["spiking"] += sum(int(base.spike_counts[L.name].sum()) > 0 for L in g.lif_nodes)
     seen["lifs"] += len(g.lif_nodes)
-    for key in ("delays", "resets", "recurrent"):
+    for key in ("delays", "resets", "recurrent", "feedback"):
         seen[key] += info[key]
     event.PLANS.clear()
 
@@ -394,7 +400,7 @@ def _family(seeds: range, family: str) -> dict[str, int]:
         ("reference", "chunked", "uneven chunks", "threads > batch", "stepwise", "fused",
          "int32 state", "several paths", "shared operator", "flatten only", "multi-spike",
          "uint16 records", "graded input", "csr", "columns", "spiking", "delays", "resets",
-         "recurrent", "lifs", "16-bit input into a fused conv"), 0)
+         "recurrent", "feedback", "lifs", "16-bit input into a fused conv"), 0)
     for seed in seeds:
         check_random_case(seed, family, seen)
     return seen
@@ -424,6 +430,7 @@ def test_random_graphs_that_go_step_by_step_give_the_same_results_as_torch_int()
     seen = _family(range(2000, 2200), "stepwise")
     for key in ("stepwise", "chunked", "delays", "resets", "recurrent", "multi-spike"):
         assert seen[key] >= 25, (key, seen)
+    assert seen["feedback"] >= 10, seen
     assert seen["spiking"] >= 0.4 * seen["lifs"], seen
 
 
