@@ -58,6 +58,20 @@ def _fused_conv_net(c_out: int = 8, side: int = 16) -> QGraph:
                  num_steps=40)
 
 
+def _wide_record_net() -> QGraph:
+    """in -> conv -> LIF (fused; 16 x 24 x 24 neurons) -> conv -> LIF (fused) -> flatten ->
+    dense -> LIF: the second conv reads a wide spike record, a chunk of it at each call."""
+    rng = np.random.default_rng(9)
+    c1 = ConvNode("c1", rng.integers(-100, 100, (16, 2, 3, 3)), (2, 24, 24), padding=(1, 1))
+    c2 = ConvNode("c2", rng.integers(-30, 30, (2, 16, 3, 3)), c1.out_shape, stride=(2, 2))
+    n2 = int(np.prod(c2.out_shape))
+    return graph([InputNode("in", (2, 24, 24)), c1, lif("l1", c1.out_shape, vth=100), c2,
+                  lif("l2", c2.out_shape, vth=100), FlattenNode("f", c2.out_shape),
+                  DenseNode("d", rng.integers(-100, 100, (4, n2))), lif("l3", (4,), vth=50)],
+                 [("in", "c1"), ("c1", "l1"), ("l1", "c2"), ("c2", "l2"), ("l2", "f"),
+                  ("f", "d"), ("d", "l3")], num_steps=40)
+
+
 def _traced_peak(fn) -> int:
     tracemalloc.start()
     try:
@@ -67,16 +81,20 @@ def _traced_peak(fn) -> int:
         tracemalloc.stop()
 
 
-def test_a_chunked_run_holds_no_chunk_of_rows_for_a_fused_conv(monkeypatch):
+@pytest.mark.parametrize("net", ["fused conv", "wide record"])
+def test_a_chunked_run_holds_no_chunk_of_rows_for_a_fused_conv(net, monkeypatch):
     """A fused conv's output rows are its kernel's scratch, read back within the same
     sample's LIF step: a chunked run needs one step's rows of them, like one step per call
     (Plan.chunk_steps does not count them). Holding a whole chunk of them cost 2 x 32 x B
     int64 rows per fused conv (430 MiB instead of 63 MiB, and 20 % slower, for a 32-channel
-    34 x 34 CNN at batch 16)."""
-    g = _fused_conv_net()
+    34 x 34 CNN at batch 16). And the first chunk, which reads zeros before step 0, must
+    not copy a chunk of a wide spike record ("wide record": a chunk of l1's 9216 neurons
+    at batch 4 is 1.2 MB; 73 MiB for the CNN above at batch 64)."""
+    g = _fused_conv_net() if net == "fused conv" else _wide_record_net()
     plan = event.PLANS.get(g)
-    assert plan.fused == {"l1": "c"} and plan.chunk_steps(4, 42) == 32
-    x = (np.random.default_rng(1).random((40, 4, 2, 16, 16)) < 0.2).astype(np.uint8)
+    assert plan.fused and plan.chunk_steps(4, 42) == 32
+    side = g.input_node.shape[1]
+    x = (np.random.default_rng(1).random((40, 4, 2, side, side)) < 0.2).astype(np.uint8)
     event.run(g, x[:2], threads=1)  # compiled, plan cached
     monkeypatch.setattr(event_plan, "CHUNK_MAX", 1)
     one = event.run(g, x, threads=1)
@@ -84,8 +102,8 @@ def test_a_chunked_run_holds_no_chunk_of_rows_for_a_fused_conv(monkeypatch):
     monkeypatch.setattr(event_plan, "CHUNK_MAX", 32)
     chunked = event.run(g, x, threads=1)
     chunk_peak = _traced_peak(lambda: event.run(g, x, threads=1))
-    for name in ("l1", "l2"):
-        np.testing.assert_array_equal(chunked.spikes[name], one.spikes[name])
+    for L in g.lif_nodes:
+        np.testing.assert_array_equal(chunked.spikes[L.name], one.spikes[L.name])
     assert int(one.spike_counts["l1"].sum()) > 0
     # one fused conv's chunk of int64 rows (sums and counts) would be 2 x 32 x 4 x 2048 x 8
     # bytes = 4 MiB; what chunking may add is the unfused operators' rows (CHUNK_BYTES
