@@ -366,8 +366,11 @@ def _simulate(plan: Plan, graph: QGraph, arr: np.ndarray, n_steps: int, out: _Ou
                       op_syn[conv] if conv is not None else None,
                       [ops[t] for t in L.terms], a_sum.get(key), c_sum.get(key)))
 
-    for n0 in range(0, n_steps, chunk):
-        n1 = min(n0 + chunk, n_steps)
+    # step 0 alone (it reads only zeros), then chunks: a chunk starting at step 0 would
+    # read a copy of a chunk of every source's values with zeros for step -1
+    starts = [0, *range(1, n_steps, chunk)] if chunk > 1 else range(n_steps)
+    for n0 in starts:
+        n1 = 1 if n0 == 0 else min(n0 + chunk, n_steps)
         rows = (n1 - n0) * batch
         for item in items:
             if not item[0]:
