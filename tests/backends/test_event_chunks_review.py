@@ -13,8 +13,10 @@ conv -> pool, conv -> flatten into a 1-D LIF, flatten -> dense, dense (column an
 layouts by density), identity or flatten-only paths, or an operator that already feeds
 another LIF; plus up to two more paths into the same LIF (dense, identity, a
 same-geometry conv). Multi-spike LIFs (payloads up to 300: uint16 records) in the
-"multi" family; recurrence, uniform and per-synapse delays and periodic resets mixed
-with chunkable parts in the "stepwise" family.
+"multi" family; recurrence (self loops and feedback into an earlier LIF), uniform and
+per-synapse delays and periodic resets mixed with chunkable parts in the "stepwise"
+family. 700 graphs, three chunked runs each; plus 90 random fused conv -> LIF graphs
+(random formats) in every conv sum mode and both state widths.
 """
 
 from __future__ import annotations
