@@ -530,3 +530,26 @@ def test_random_fused_conv_lif_in_chunks_equals_one_step_per_call_in_every_sum_m
         for m in ("int32 packed", "int64 packed", "int64"):
             assert seen.get(f"{width} state, {m}", 0) >= 4, sorted(seen.items())
     assert seen["spiking"] >= 20, seen
+
+
+def test_a_split_batch_going_step_by_step_keeps_no_second_copy_of_the_spike_records():
+    """A part of a split batch needs its own (contiguous) spike records only for chunks of
+    several steps; a graph that goes step by step (here a recurrent one) writes the run's
+    records in place, as before chunks: threads add no copy of them."""
+    g = _wide_record_net()
+    n = int(np.prod(g.nodes["l1"].shape))
+    nodes = dict(g.nodes)
+    nodes["r"] = DenseNode("r", np.eye(n, dtype=np.int64) * 2)
+    nodes["out"] = nodes.pop("out")
+    g = QGraph(nodes, [*g.edges, ("l1", "r"), ("r", "l1")], 1e-3, "loihi", 40).validate()
+    assert event.PLANS.get(g).schedule()[1]  # step by step
+    x = (np.random.default_rng(2).random((40, 4, 2, 24, 24)) < 0.2).astype(np.uint8)
+    event.run(g, x[:2], threads=2)
+    one = event.run(g, x, threads=1)
+    peaks = {t: _traced_peak(lambda t=t: event.run(g, x, threads=t)) for t in (1, 2)}
+    split = event.run(g, x, threads=2)
+    for L in g.lif_nodes:
+        np.testing.assert_array_equal(split.spikes[L.name], one.spikes[L.name])
+    records = sum(a.nbytes for a in one.spikes.values())  # 1.5 MB
+    assert peaks[2] - peaks[1] < records // 4, (peaks, records)
+    event.PLANS.clear()
