@@ -324,10 +324,11 @@ def _simulate(plan: Plan, graph: QGraph, arr: np.ndarray, n_steps: int, out: _Ou
                      for n, L in lifs.items() if len(L.terms) > 1} for _ in range(2))
     # Spike records [steps, B, size]: a chunk's rows of a record are one contiguous block
     # (what the kernels write and the next layer reads), so a part of a split batch keeps
-    # its own records and copies them into the run's at the end.
-    own = any(a.shape[1] != batch for a in out.spikes.values())
-    records = {k: np.zeros((n_steps, batch, a.shape[2]), dtype=a.dtype) if own else a
-               for k, a in out.spikes.items()}
+    # its own records and copies them into the run's at the end; one step's rows of the
+    # part are contiguous in the run's records (written in place when going step by step).
+    own = chunk > 1 and any(a.shape[1] != batch for a in out.spikes.values())
+    records = {k: np.zeros((n_steps, batch, a.shape[2]), dtype=a.dtype) if own
+               else a[:, b0:b1] for k, a in out.spikes.items()}
     # The values each source sends at step m (read at step m + 1): the input frames (in
     # their own narrow dtype; the kernels widen each value) and the LIFs' spike records.
     if arr.dtype == np.bool_ or (arr.dtype.kind == "u" and arr.dtype.itemsize == 8):
