@@ -12,10 +12,10 @@ dilation; fused with its LIF where it alone feeds it), sum pooling, pool -> conv
 conv -> pool, conv -> flatten into a 1-D LIF, flatten -> dense, dense (column and CSR
 layouts by density), identity or flatten-only paths, or an operator that already feeds
 another LIF; plus up to two more paths into the same LIF (dense, identity, a
-same-geometry conv). Multi-spike LIFs (payloads up to 300: uint16 records) in the
+same-geometry conv). Multi-spike LIFs (payloads up to 200) in the
 "multi" family; recurrence (self loops and feedback into an earlier LIF), uniform and
 per-synapse delays and periodic resets mixed with chunkable parts in the "stepwise"
-family. 700 graphs, three chunked runs each; plus 90 random fused conv -> LIF graphs
+family. 280 graphs, three chunked runs each; plus 50 random fused conv -> LIF graphs
 (random formats) in every conv sum mode and both state widths.
 """
 
@@ -257,7 +257,9 @@ def random_graph(rng: np.random.Generator, family: str) -> tuple[QGraph, dict[st
             shared.append((t, out))
         max_spikes = 1
         if multi_ok and rng.random() < 0.3:
-            max_spikes = int(rng.choice([2, 3, 7, 300]))  # 300: uint16 records
+            # payloads within uint8 records: wider ones compile every kernel again (a
+            # minute on a cold numba cache; test_event_delays_multispike covers them)
+            max_spikes = int(rng.choice([2, 3, 7, 200]))
             info["multi"] = True
         interval = 0
         if stepwise and rng.random() < 0.15:
@@ -400,7 +402,6 @@ def check_random_case(seed: int, family: str, seen: dict[str, int]) -> None:
     seen["shared operator"] += info["shared"]
     seen["flatten only"] += info["flatten only"]
     seen["multi-spike"] += info["multi"]
-    seen["uint16 records"] += any(int(L.max_spikes) > 255 for L in g.lif_nodes)
     seen["graded input"] += int(g.input_node.message_bits) > 0
     seen["16-bit input into a fused conv"] += int(g.input_node.message_bits) == 16 and any(
         plan.op_input[c] == "in" for c in plan.fused.values())
@@ -419,7 +420,7 @@ def _family(seeds: range, family: str) -> dict[str, int]:
     seen: dict[str, int] = dict.fromkeys(
         ("reference", "chunked", "uneven chunks", "threads > batch", "stepwise", "fused",
          "int32 state", "several paths", "shared operator", "flatten only", "multi-spike",
-         "uint16 records", "graded input", "csr", "columns", "spiking", "delays", "resets",
+         "graded input", "csr", "columns", "spiking", "delays", "resets",
          "recurrent", "feedback", "lifs", "16-bit input into a fused conv"), 0)
     for seed in seeds:
         check_random_case(seed, family, seen)
@@ -427,30 +428,30 @@ def _family(seeds: range, family: str) -> dict[str, int]:
 
 
 def test_random_feedforward_graphs_give_the_same_results_at_every_chunk_size():
-    seen = _family(range(0, 300), "feedforward")
+    seen = _family(range(0, 120), "feedforward")
     # the family reaches what chunking must get right, many times over
     for key in ("chunked", "uneven chunks", "threads > batch", "fused", "int32 state",
                 "several paths", "shared operator", "graded input", "csr", "columns"):
-        assert seen[key] >= 25, (key, seen)
-    assert seen["reference"] == 300 and seen["stepwise"] == 0, seen
-    assert seen["flatten only"] >= 5 and seen["16-bit input into a fused conv"] >= 3, seen
+        assert seen[key] >= 10, (key, seen)
+    assert seen["reference"] == 120 and seen["stepwise"] == 0, seen
+    assert seen["flatten only"] >= 2 and seen["16-bit input into a fused conv"] >= 1, seen
     assert seen["spiking"] >= 0.4 * seen["lifs"], seen
 
 
 def test_random_graphs_with_multi_spike_lifs_give_the_same_results_at_every_chunk_size():
-    seen = _family(range(1000, 1200), "multi")
-    for key in ("chunked", "uneven chunks", "multi-spike", "uint16 records", "fused"):
-        assert seen[key] >= 25, (key, seen)
+    seen = _family(range(1000, 1080), "multi")
+    for key in ("chunked", "uneven chunks", "multi-spike", "fused"):
+        assert seen[key] >= 10, (key, seen)
     assert seen["spiking"] >= 0.4 * seen["lifs"], seen
 
 
 def test_random_graphs_that_go_step_by_step_give_the_same_results_as_torch_int():
     """Recurrence, delays (uniform and per synapse) and periodic resets beside parts that
     could run in chunks: the whole graph goes step by step, whatever CHUNK_MAX says."""
-    seen = _family(range(2000, 2200), "stepwise")
+    seen = _family(range(2000, 2080), "stepwise")
     for key in ("stepwise", "chunked", "delays", "resets", "recurrent", "multi-spike"):
-        assert seen[key] >= 25, (key, seen)
-    assert seen["feedback"] >= 10, seen
+        assert seen[key] >= 10, (key, seen)
+    assert seen["feedback"] >= 4, seen
     assert seen["spiking"] >= 0.4 * seen["lifs"], seen
 
 
@@ -505,9 +506,9 @@ def test_random_fused_conv_lif_in_chunks_equals_one_step_per_call_in_every_sum_m
     fused kernel's int64 sums (no packing) use its scratch rows, one step's worth."""
     from test_event_random_fused import random_conv_lif, random_formats, sum_mode
 
-    rng = np.random.default_rng(87)  # a seed whose 90 cases reach all six (width, mode)
+    rng = np.random.default_rng(87)  # a seed whose 50 cases reach all six (width, mode)
     seen: dict[str, int] = {}
-    for case in range(90):
+    for case in range(50):
         g, x = random_conv_lif(rng, random_formats(rng, narrowish=case % 3 != 0),
                                decays=rng.random() < 0.15)
         n_steps = x.shape[0] + int(rng.integers(1, 5))
@@ -528,8 +529,8 @@ def test_random_fused_conv_lif_in_chunks_equals_one_step_per_call_in_every_sum_m
         event.PLANS.clear()
     for width in ("int32", "int64"):
         for m in ("int32 packed", "int64 packed", "int64"):
-            assert seen.get(f"{width} state, {m}", 0) >= 4, sorted(seen.items())
-    assert seen["spiking"] >= 20, seen
+            assert seen.get(f"{width} state, {m}", 0) >= 2, sorted(seen.items())
+    assert seen["spiking"] >= 10, seen
 
 
 def test_a_split_batch_going_step_by_step_keeps_no_second_copy_of_the_spike_records():
