@@ -4,7 +4,8 @@ each operator and LIF after everything it reads, each LIF's state carried from o
 rows to the next inside its kernel. The results must be those of one step at a time, at
 every chunk size (including one that does not divide the run), with the batch split
 across threads, against the numpy reference and torch-int; a wrong order or a source read
-one step off is caught."""
+one step off is caught. Operator rows allocated without zeroing are written before they are
+read."""
 
 from __future__ import annotations
 
