@@ -34,7 +34,7 @@ from typing import Any
 import numba
 import numpy as np
 from llvmlite import ir
-from numba.core import types
+from numba.core import cgutils, types
 from numba.extending import intrinsic
 
 # 24-bit constants of docs/qgraph.md (the conv output wrap; u/v widths are parameters).
@@ -158,16 +158,80 @@ def _nonzero_mask64(typingctx, row, start):
     return types.uint64(row, types.intp), codegen
 
 
-@njit_kernel
-def nonzero_positions(xb, idx):
-    """Write the positions of the non-zero entries of the 1-D contiguous row ``xb`` into
-    ``idx`` (in increasing order, capacity ``xb.size``) and return how many there are.
+def _target_has_avx512() -> bool:
+    """Whether numba compiles for a CPU with AVX-512F (its host CPU, unless
+    ``NUMBA_CPU_NAME`` names another: then only where ``NUMBA_CPU_FEATURES`` lists it)."""
+    from llvmlite import binding
+    from numba.core import config
 
-    Blocks of 64 entries: one vector compare gives the block's mask of events, each event
-    is then one ``tzcnt`` (at the few % activity of spike records most blocks hold 0-3
-    events; 5-6x faster than a branch-free pass over every entry); the last ``size % 64``
-    entries are visited one by one, the position written unconditionally and the count
-    advanced by ``x != 0`` (no mispredicted branch per event)."""
+    features = config.CPU_FEATURES
+    if features is None:
+        if config.CPU_NAME is not None:
+            return False
+        features = binding.get_host_cpu_features().flatten()
+    return "+avx512f" in features.split(",")
+
+
+AVX512 = _target_has_avx512()
+
+
+@intrinsic
+def _compress16(typingctx, idx, n, base, mask):
+    """Write ``base + j`` for every set bit j of the low 16 bits of ``mask`` into the int32
+    array ``idx`` from position ``n`` (in increasing j) and return ``n`` plus their number:
+    one AVX-512 ``vpcompressd`` into a register and one 16-lane store (it writes
+    ``idx[n:n + 16]``; the lanes past the count are left for later writes)."""
+    if not (isinstance(idx, types.Array) and idx.dtype == types.int32):
+        return None
+
+    def codegen(context, builder, signature, args):
+        i32 = ir.IntType(32)
+        vec, lanes = ir.VectorType(i32, 16), ir.VectorType(ir.IntType(1), 16)
+        bits = builder.trunc(args[3], ir.IntType(16))
+        first = builder.insert_element(ir.Constant(vec, None), builder.trunc(args[2], i32),
+                                       ir.Constant(i32, 0))
+        base = builder.shuffle_vector(first, ir.Constant(vec, None), ir.Constant(vec, [0] * 16))
+        positions = builder.add(base, ir.Constant(vec, list(range(16))))
+        compress = cgutils.get_or_insert_function(
+            builder.module, ir.FunctionType(vec, [vec, vec, lanes]),
+            "llvm.x86.avx512.mask.compress.v16i32")
+        packed = builder.call(compress, [positions, ir.Constant(vec, None),
+                                         builder.bitcast(bits, lanes)])
+        data = context.make_array(signature.args[0])(context, builder, args[0]).data
+        builder.store(packed, builder.bitcast(builder.gep(data, [args[1]]), vec.as_pointer()),
+                      align=4)
+        return builder.add(args[1], builder.zext(builder.ctpop(bits), ir.IntType(64)))
+    return types.int64(idx, types.int64, types.int64, types.uint64), codegen
+
+
+@njit_kernel
+def nonzero_positions_compress(xb, idx):
+    """:func:`nonzero_positions` with AVX-512 (only compiled where :data:`AVX512`): each
+    block's mask of events is written out by four 16-lane compresses, no branch per event
+    (the branch per event of :func:`nonzero_positions_tzcnt` mispredicts whenever a block's
+    event count changes: 0.52 vs 0.19 us per row of 4096 entries at 2 % activity). ``idx``
+    is int32."""
+    n = 0
+    m = xb.size
+    n_blocks = m // 64 if xb.strides[0] == xb.itemsize else 0  # blocks need unit stride
+    for q in range(n_blocks):
+        mask = _nonzero_mask64(xb, q * 64)
+        if mask != 0:  # n + 16 <= q * 64 + 16k + 16 <= m: every store stays inside idx
+            n = _compress16(idx, n, q * 64, mask)
+            n = _compress16(idx, n, q * 64 + 16, mask >> np.uint64(16))
+            n = _compress16(idx, n, q * 64 + 32, mask >> np.uint64(32))
+            n = _compress16(idx, n, q * 64 + 48, mask >> np.uint64(48))
+    for j in range(n_blocks * 64, m):
+        idx[n] = j
+        n += xb[j] != 0
+    return n
+
+
+@njit_kernel
+def nonzero_positions_tzcnt(xb, idx):
+    """:func:`nonzero_positions` on any x86-64 (or other) CPU: each event of a block's mask
+    is one ``tzcnt`` (at the few % activity of spike records most blocks hold 0-3 events;
+    5-6x faster than a branch-free pass over every entry)."""
     n = 0
     m = xb.size
     n_blocks = m // 64 if xb.strides[0] == xb.itemsize else 0  # blocks need unit stride
@@ -181,6 +245,15 @@ def nonzero_positions(xb, idx):
         idx[n] = j
         n += xb[j] != 0
     return n
+
+
+# Write the positions of the non-zero entries of the 1-D row ``xb`` into the int32 array
+# ``idx`` (in increasing order, capacity ``xb.size``) and return how many there are. Blocks
+# of 64 entries: one vector compare gives the block's mask of events; the last ``size %
+# 64`` entries (and a row of other than unit stride) are visited one by one, the position
+# written unconditionally and the count advanced by ``x != 0`` (no mispredicted branch per
+# event). The variant is chosen once for the CPU numba compiles for.
+nonzero_positions = nonzero_positions_compress if AVX512 else nonzero_positions_tzcnt
 
 
 # A (C, H, W) position packed in one int64 (the operators' position tables, built where

@@ -63,7 +63,7 @@ def conv_scatter(
     c_out, h_out, w_out = geom[3], geom[4], geom[5]
     n_pos = h_out * w_out
     per_step = x.shape[0] // max(syn.shape[0], 1)
-    events = np.empty(x.shape[1], dtype=np.int64)
+    events = np.empty(x.shape[1], dtype=np.int32)
     for b in range(x.shape[0]):
         ob = out[b]
         cb = cnt[b]
@@ -241,7 +241,7 @@ def sumpool_scatter(x, mptr, midx, need_cnt, out, cnt, syn):
     """
     nb, n_in = x.shape
     per_step = nb // max(syn.shape[0], 1)
-    events = np.empty(n_in, dtype=np.int64)
+    events = np.empty(n_in, dtype=np.int32)
     for b in range(nb):
         xb = x[b]
         o = out[b]
@@ -249,6 +249,7 @@ def sumpool_scatter(x, mptr, midx, need_cnt, out, cnt, syn):
         c = cnt[b]
         if need_cnt:
             c[:] = 0
+        n_syn = 0  # added into syn per row: a store per event would chain the events
         for e in range(nonzero_positions(xb, events)):
             i = events[e]
             v = xb[i]
@@ -259,5 +260,6 @@ def sumpool_scatter(x, mptr, midx, need_cnt, out, cnt, syn):
             if need_cnt:
                 for m in range(m0, m1):
                     c[midx[m]] += 1
-            syn[b // per_step, 0] += m1 - m0
-            syn[b // per_step, 1] += m1 - m0
+            n_syn += m1 - m0
+        syn[b // per_step, 0] += n_syn
+        syn[b // per_step, 1] += n_syn

@@ -38,7 +38,7 @@ def dense_columns(x, wt, nnz_col, zptr, zidx, rowbound, wmax, weight_exp, need_c
     n_out = wt.shape[1]
     per_step = nb // max(syn.shape[0], 1)
     lim = np.int64(1) << 31
-    events = np.empty(n_in, dtype=np.int64)
+    events = np.empty(n_in, dtype=np.int32)
     for b in range(nb):
         s = b // per_step
         a = acc[b]

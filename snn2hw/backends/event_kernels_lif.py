@@ -197,7 +197,7 @@ def lif_kernels(u_sat: bool, v_sat: bool, decays: bool) -> LifKernels:
                   cnt_t, out, cnt, xrun, w_s, wpk_s, xslot, syn_tab, synall_tab, xbin, pos,
                   wmax, wpk32, wpk32_s, acc32, u, v, bias, spk, lc, syn, tal):
         nb = u.shape[0]
-        events = np.empty(x.shape[1], dtype=np.int64)
+        events = np.empty(x.shape[1], dtype=np.int32)
         for r in range(x.shape[0]):
             b = r % nb
             ob = out[b]  # scratch rows of one step (event.py allocates no more)

@@ -135,7 +135,7 @@ def test_nonzero_positions_lists_every_event_in_order(dtype, n):
         x[64:128] = 1
         x[128] = -1 if np.dtype(dtype).kind == "i" else 255  # the sign bit alone
     x[-1] = 3  # an event in the tail
-    idx = np.empty(n, np.int64)
+    idx = np.empty(n, np.int32)
     k = K.nonzero_positions(x, idx)
     np.testing.assert_array_equal(idx[:k], np.flatnonzero(x))
 
@@ -146,7 +146,7 @@ def test_nonzero_positions_of_a_strided_row():
     x[[0, 64, 100, 129], 1] = 1
     x[:, 0] = 1
     x[:, 2] = 1
-    idx = np.empty(130, np.int64)
+    idx = np.empty(130, np.int32)
     k = K.nonzero_positions(x[:, 1], idx)
     np.testing.assert_array_equal(idx[:k], [0, 64, 100, 129])
 
