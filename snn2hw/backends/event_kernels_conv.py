@@ -77,6 +77,7 @@ def conv_scatter(
             if bits == 16:
                 for k in range(n_pos * c_out):
                     c, a_k = unpack(np.int64(acc32[k]), 16)
+                    acc32[k] = 0  # left all zero for the next sample (conv_sample)
                     cb[k] = c
                     ob[k] = wrap24(shift(a_k, weight_exp))
             elif bits == 32:  # in place: ob = true + count << 32 with |true| < 2^31
@@ -95,6 +96,7 @@ def conv_scatter(
             if bits == 16:
                 for yx in range(n_pos):
                     c, a_k = unpack(np.int64(acc32[yx * c_out + co]), 16)
+                    acc32[yx * c_out + co] = 0  # left all zero (conv_sample)
                     cb[k0 + yx] = c
                     ob[k0 + yx] = wrap24(shift(a_k, weight_exp))
             elif bits == 32:
@@ -133,7 +135,8 @@ def conv_sample(
             vmax = max(vmax, v)
             sabs += v
     if need_cnt and sabs * wmax < (1 << 15):  # packed int32 sums
-        acc32[:] = 0
+        # acc32 is all zero here: whoever reads it clears it (the fused LIF's loop, the
+        # epilogue of conv_scatter), so no pass clears it before the events
         s0, s1 = _conv_events(acc32, acc32, True, False, xb, events, n_ev, geom, wt,
                               wpk32, w_s, wpk32_s, yptr, yk, yo, xptr, xk, xo, xrun,
                               xslot, syn_tab, synall_tab, pos)

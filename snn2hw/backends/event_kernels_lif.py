@@ -15,6 +15,8 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from snn2hw.backends.event_kernels import (
+    ashr,
+    bits_of,
     like,
     njit_inline,
     njit_kernel,
@@ -103,29 +105,38 @@ def _lif_row(ab, cb, bits, e, ub, vb, bias, sb, lc, u_sat, v_sat, decays, packed
     """One sample's single-spike LIF step over its ``n`` neurons; returns ``(spikes, active
     neuron updates, max fan-in)``. ``packed`` (a constant, inlined): ``ab`` holds a conv's
     packed sums ``true + count << bits`` (:func:`unpack`), the activation is
-    ``wrap24(shift(true, e))`` (the conv's epilogue, fused here); else ``ab`` is the
-    activation and ``cb`` the fan-in counts. The arithmetic runs in the width of the state
-    ``ub``/``vb`` (and ``bias``): int64, or int32 (:func:`lif_narrow`)."""
+    ``wrap24(shift(true, e))`` (the conv's epilogue, fused here), and ``ab`` is left all
+    zero (the conv's next sample adds into it: no separate clearing pass); else ``ab`` is
+    the activation and ``cb`` the fan-in counts. The arithmetic runs in the width of the
+    state ``ub``/``vb`` (and ``bias``): int64, or int32 (:func:`lif_narrow`)."""
     n_spk = like(ub, 0)
     n_act = like(ub, 0)
     peak = like(ub, 0)
+    top = like(ab, 1 << (bits_of(ab) - 1))  # packed: the largest packed sum (from the minimum)
+    # packed: true = the low ``bits`` bits, sign-extended (two shifts instead of unpack's
+    # four operations per neuron); the count is monotonic in the packed sum, so the largest
+    # count is the count of the largest sum, unpacked once after the loop
+    ext = bits_of(ab) - bits
     for i in range(ub.size):
         if packed:  # the activation is a wrap24 value: exact in the state's width
-            ci, t = unpack(ab[i], bits)
-            ai = like(ub, wrap24(shift(t, e)))
+            p = ab[i]
+            ab[i] = 0
+            top = max(top, p)
+            ai = like(ub, wrap24(shift(ashr(shl(p, ext), ext), e)))
         else:
             ai = like(ub, ab[i])
-            ci = like(ub, cb[i])
+            peak = like(ub, max(peak, like(ub, cb[i])))
         ui = ub[i]
         vi = vb[i]
         bi = bias[i]
         n_act = like(ub, n_act + ((ai | ui | vi | bi) != 0))
-        peak = like(ub, max(peak, ci))
         ui, vi, k = _lif_neuron(ai, ui, vi, bi, lc, u_sat, v_sat, decays)
         sb[i] = k
         n_spk = like(ub, n_spk + k)
         vb[i] = vi
         ub[i] = ui
+    if packed and ub.size > 0:
+        peak = like(ub, unpack(top, bits)[0])
     return n_spk, n_act, peak
 
 
