@@ -298,3 +298,49 @@ def checksum64(words):
         s1 += words[i]
         s2 += s1
     return s1, s2
+
+
+@intrinsic
+def _vec_add(typingctx, acc, a0, src, s0, half):
+    """``acc[a0:a0 + L] += src[s0:s0 + L]`` as one vector operation, ``L`` the lanes of a
+    512-bit vector of the arrays' integer type (256-bit where the literal ``half`` is True);
+    ``acc`` and ``src`` of one integer type, unit stride. LLVM legalizes the vector type on
+    any CPU (two or four operations where vectors are narrower)."""
+    if not (isinstance(acc, types.Array) and isinstance(src, types.Array)
+            and acc.dtype == src.dtype and isinstance(acc.dtype, types.Integer)):
+        return None
+    if not isinstance(half, types.BooleanLiteral):
+        return None  # numba retries with the literal
+    bits = acc.dtype.bitwidth
+    lanes = (256 if half.literal_value else 512) // bits
+
+    def codegen(context, builder, signature, args):
+        vec = ir.VectorType(ir.IntType(bits), lanes)
+
+        def ptr(k: int) -> Any:
+            data = context.make_array(signature.args[k])(context, builder, args[k]).data
+            return builder.bitcast(builder.gep(data, [args[k + 1]]), vec.as_pointer())
+        pa, ps = ptr(0), ptr(2)
+        builder.store(builder.add(builder.load(pa, align=1), builder.load(ps, align=1)), pa,
+                      align=1)
+        return context.get_dummy_value()
+    return types.none(acc, a0, src, s0, half), codegen
+
+
+@njit_inline
+def add_run(acc, a0, src, s0, n):
+    """``acc[a0:a0 + n] += src[s0:s0 + n]`` in whole vectors (512-bit ones, then one
+    256-bit, then single values): a loop the compiler vectorizes handles four vectors per
+    iteration and leaves a run shorter than that (a conv block row: one to four vectors) to
+    its narrow epilogue, with alias checks first."""
+    full = 512 // bits_of(acc)
+    t = 0
+    while t + full <= n:
+        _vec_add(acc, a0 + t, src, s0 + t, False)
+        t += full
+    if t + full // 2 <= n:
+        _vec_add(acc, a0 + t, src, s0 + t, True)
+        t += full // 2
+    while t < n:
+        acc[a0 + t] += src[s0 + t]
+        t += 1

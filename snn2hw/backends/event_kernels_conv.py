@@ -12,11 +12,15 @@ from __future__ import annotations
 import numpy as np
 
 from snn2hw.backends.event_kernels import (
+    add_run,
+    ashr,
+    like,
     njit_inline,
     njit_kernel,
     nonzero_positions,
     position,
     shift,
+    shl,
     unpack,
     wrap24,
 )
@@ -24,13 +28,14 @@ from snn2hw.backends.event_kernels import (
 
 @njit_kernel
 def conv_scatter(
-    x, geom, wt, wpk, wbound, yptr, yk, yo, xptr, xk, xo, weight_exp, need_cnt, acc_t, cnt_t,
-    out, cnt, xrun, w_s, wpk_s, xslot, syn_tab, synall_tab, xbin, pos, hwc_out, wmax,
-    wpk32, wpk32_s, acc32, syn,
+    x, geom, wt, wpk, yptr, yk, yo, xptr, xk, xo, weight_exp, need_cnt, acc_t, cnt_t, out,
+    cnt, xrun, w_s, wpk_s, xslot, syn_tab, synall_tab, xbin, pos, hwc_out, wpk32, wpk32_s,
+    acc32, blk, wblk32, syn,
 ):
     """2-D convolution (PyTorch cross-correlation), event driven.
 
-    ``geom = (C, H, W, C_out, H_out, W_out, C_in/groups, C_out/groups, kH, kW)``. ``wt`` is
+    ``geom = (C, H, W, C_out, H_out, W_out, C_in/groups, C_out/groups, kH, kW, wbound,
+    wmax)`` (the last two below). ``wt`` is
     the weight as ``[C_in/groups, kH, kW, C_out]``, flattened (one event's output channels
     are contiguous). ``yptr/yk/yo``: for input row y, the pairs (kernel row ky, output row
     oy) with ``oy*stride - pad + ky*dil == y`` inside the output, in increasing ky (same for
@@ -45,7 +50,17 @@ def conv_scatter(
     Fan-in counts ride in the same add when it is safe: ``wpk = w + (w != 0) << 32``; if
     ``max|x| * wbound < 2^31`` (``wbound = max|w| * taps per output``) the true sum stays in
     (-2^31, 2^31) and the count is the part above bit 32. Otherwise counts use their own
-    array (``cnt_t`` or ``cnt``).
+    array (``cnt_t`` or ``cnt``). Narrow sums: where ``sum|x| * wmax < 2^15`` (``wmax =
+    max|w|``) the sums are int32 ``acc32``, packed ``w + (w != 0) << 16`` (``wpk32``).
+
+    Blocks (``blk``, with the packed int32 sums; one group, no dilation): every event adds
+    the same ``R`` runs of ``Rx * C_out`` values, ``R``/``Rx`` the most kernel rows/columns
+    one input row/column reaches, from a table of the kernel per case of input row and
+    column (its stride phase and border, ``wblk32``) where the taps a case lacks weigh 0.
+    Such a tap lands on another output position (in the row before or after, or in the
+    margins of ``acc32`` around the sums) and adds 0 there: the trip counts are the same for
+    every event (no mispredicted loop exits) and nothing is dropped afterwards. The sums
+    then lie at ``acc32[front:front + n]`` (``front = blk[5]``), the margins stay zero.
 
     ``xrun`` (one group, column dilation 1, any stride): the column taps of one event hit
     consecutive output columns with kx falling by the stride, so with the kernel columns
@@ -62,22 +77,23 @@ def conv_scatter(
     """
     c_out, h_out, w_out = geom[3], geom[4], geom[5]
     n_pos = h_out * w_out
+    front = blk[5]
     per_step = x.shape[0] // max(syn.shape[0], 1)
     events = np.empty(x.shape[1], dtype=np.int32)
     for b in range(x.shape[0]):
         ob = out[b]
         cb = cnt[b]
         bits, s0, s1 = conv_sample(
-            x[b], ob, cb, events, geom, wt, wpk, wbound, yptr, yk, yo, xptr, xk, xo,
-            need_cnt, acc_t, cnt_t, xrun, w_s, wpk_s, xslot, syn_tab, synall_tab, xbin,
-            pos, hwc_out, wmax, wpk32, wpk32_s, acc32)
+            x[b], ob, cb, events, geom, wt, wpk, yptr, yk, yo, xptr, xk, xo, need_cnt,
+            acc_t, cnt_t, xrun, w_s, wpk_s, xslot, syn_tab, synall_tab, xbin, pos, hwc_out,
+            wpk32, wpk32_s, acc32, blk, wblk32)
         syn[b // per_step, 0] += s0
         syn[b // per_step, 1] += s1
         if hwc_out:  # out = wrap24(shift(sum, e)), contiguous
             if bits == 16:
                 for k in range(n_pos * c_out):
-                    c, a_k = unpack(np.int64(acc32[k]), 16)
-                    acc32[k] = 0  # left all zero for the next sample (conv_sample)
+                    c, a_k = unpack(np.int64(acc32[front + k]), 16)
+                    acc32[front + k] = 0  # left all zero for the next sample (conv_sample)
                     cb[k] = c
                     ob[k] = wrap24(shift(a_k, weight_exp))
             elif bits == 32:  # in place: ob = true + count << 32 with |true| < 2^31
@@ -95,8 +111,8 @@ def conv_scatter(
             k0 = co * n_pos
             if bits == 16:
                 for yx in range(n_pos):
-                    c, a_k = unpack(np.int64(acc32[yx * c_out + co]), 16)
-                    acc32[yx * c_out + co] = 0  # left all zero (conv_sample)
+                    c, a_k = unpack(np.int64(acc32[front + yx * c_out + co]), 16)
+                    acc32[front + yx * c_out + co] = 0  # left all zero (conv_sample)
                     cb[k0 + yx] = c
                     ob[k0 + yx] = wrap24(shift(a_k, weight_exp))
             elif bits == 32:
@@ -114,16 +130,18 @@ def conv_scatter(
 
 @njit_inline
 def conv_sample(
-    xb, ob, cb, events, geom, wt, wpk, wbound, yptr, yk, yo, xptr, xk, xo, need_cnt, acc_t,
-    cnt_t, xrun, w_s, wpk_s, xslot, syn_tab, synall_tab, xbin, pos, hwc_out, wmax, wpk32,
-    wpk32_s, acc32,
+    xb, ob, cb, events, geom, wt, wpk, yptr, yk, yo, xptr, xk, xo, need_cnt, acc_t, cnt_t,
+    xrun, w_s, wpk_s, xslot, syn_tab, synall_tab, xbin, pos, hwc_out, wpk32, wpk32_s, acc32,
+    blk, wblk32,
 ):
     """Scatter one sample's events into channels-last sums (see :func:`conv_scatter`) and
     return ``(bits, synops non-zero, synops structural)``; ``bits`` says where the sums are:
-    16: ``acc32``, packed ``true + count << 16``; 32: the int64 sums (``ob`` when
-    ``hwc_out``, else ``acc_t``) packed ``true + count << 32``; 0: the int64 sums unpacked,
-    counts (when ``need_cnt``) in ``cb`` (``hwc_out``) or ``cnt_t``."""
+    16: ``acc32[blk[5]:]``, packed ``true + count << 16`` (``acc32`` is all zero on entry:
+    its readers clear it); 32: the int64 sums (``ob`` when ``hwc_out``, else ``acc_t``)
+    packed ``true + count << 32``; 0: the int64 sums unpacked, counts (when ``need_cnt``) in
+    ``cb`` (``hwc_out``) or ``cnt_t``."""
     half = np.int64(1) << 31
+    wbound, wmax = geom[10], geom[11]
     n_ev = nonzero_positions(xb, events)
     vmax = 1
     sabs = n_ev
@@ -137,9 +155,13 @@ def conv_sample(
     if need_cnt and sabs * wmax < (1 << 15):  # packed int32 sums
         # acc32 is all zero here: whoever reads it clears it (the fused LIF's loop, the
         # epilogue of conv_scatter), so no pass clears it before the events
-        s0, s1 = _conv_events(acc32, acc32, True, False, xb, events, n_ev, geom, wt,
-                              wpk32, w_s, wpk32_s, yptr, yk, yo, xptr, xk, xo, xrun,
-                              xslot, syn_tab, synall_tab, pos)
+        if blk[0] > 0:
+            s0, s1 = _conv_block_events(acc32, xb, events, n_ev, blk, wblk32, syn_tab,
+                                        synall_tab, pos, xbin)
+        else:
+            s0, s1 = _conv_events(acc32, acc32, True, False, xb, events, n_ev, geom, wt,
+                                  wpk32, w_s, wpk32_s, yptr, yk, yo, xptr, xk, xo, xrun,
+                                  xslot, syn_tab, synall_tab, pos)
         return 16, s0, s1
     acc = ob if hwc_out else acc_t
     cacc = cb if hwc_out else cnt_t
@@ -153,6 +175,42 @@ def conv_sample(
                           w_s, wpk_s, yptr, yk, yo, xptr, xk, xo, xrun, xslot, syn_tab,
                           synall_tab, pos)
     return 32 if packed else 0, s0, s1
+
+
+@njit_kernel
+def _conv_block_events(acc, xb, events, n_ev, blk, wblk, syn_tab, synall_tab, pos, xbin):
+    """Scatter one sample's events into the packed int32 sums ``acc`` as blocks (see
+    :func:`conv_scatter`, "Blocks"; ``blk``: ``[R, Rx * C_out, row step, channel step,
+    block-row step, front, H, W]``, then per input row the sums' offset and the kernel
+    case's, per input column the same). Returns the events' ``(synops non-zero, synops
+    structural)``."""
+    n_r, run, row_step, ch_step, r_step = blk[0], blk[1], blk[2], blk[3], blk[4]
+    h, w = blk[6], blk[7]
+    ay, ax = blk[8:8 + h], blk[8 + h:8 + h + w]
+    wy, wx = blk[8 + h + w:8 + 2 * h + w], blk[8 + 2 * h + w:8 + 2 * h + 2 * w]
+    syn = 0
+    syn_all = 0
+    for e in range(n_ev):
+        i = events[e]
+        ch, y, xx = position(pos[i])
+        syn += syn_tab[i]
+        syn_all += synall_tab[i]
+        a = ay[y] + ax[xx]
+        wb = ch * ch_step + wy[y] + wx[xx]
+        v = 1 if xbin else np.int64(xb[i])
+        if v == 1:
+            for r in range(n_r):
+                add_run(acc, a + r * row_step, wblk, wb + r * r_step, run)
+            continue
+        # v * w + (w != 0) << 16 = p + (v - 1) * w, w the sign-extended low half of p
+        m = v - 1
+        for r in range(n_r):
+            arow = acc[a + r * row_step:a + r * row_step + run]
+            prow = wblk[wb + r * r_step:wb + r * r_step + run]
+            for t in range(run):
+                p = prow[t]
+                arow[t] = like(arow, arow[t] + p + m * ashr(shl(p, 16), 16))
+    return syn, syn_all
 
 
 @njit_kernel

@@ -204,23 +204,24 @@ def lif_kernels(u_sat: bool, v_sat: bool, decays: bool) -> LifKernels:
             _tally(tal, r // nb, s, c, p)
 
     @njit_kernel
-    def conv_step(x, geom, wt, wpk, wbound, yptr, yk, yo, xptr, xk, xo, weight_exp, acc_t,
-                  cnt_t, out, cnt, xrun, w_s, wpk_s, xslot, syn_tab, synall_tab, xbin, pos,
-                  wmax, wpk32, wpk32_s, acc32, u, v, bias, spk, lc, syn, tal):
+    def conv_step(x, geom, wt, wpk, yptr, yk, yo, xptr, xk, xo, weight_exp, acc_t, cnt_t,
+                  out, cnt, xrun, w_s, wpk_s, xslot, syn_tab, synall_tab, xbin, pos, wpk32,
+                  wpk32_s, acc32, blk, wblk32, u, v, bias, spk, lc, syn, tal):
         nb = u.shape[0]
+        sums32 = acc32[blk[5]:blk[5] + out.shape[1]]  # the int32 sums, inside the margins
         events = np.empty(x.shape[1], dtype=np.int32)
         for r in range(x.shape[0]):
             b = r % nb
             ob = out[b]  # scratch rows of one step (event.py allocates no more)
             cb = cnt[b]
             bits, s0, s1 = conv_sample(
-                x[r], ob, cb, events, geom, wt, wpk, wbound, yptr, yk, yo, xptr, xk, xo,
-                True, acc_t, cnt_t, xrun, w_s, wpk_s, xslot, syn_tab, synall_tab, xbin,
-                pos, True, wmax, wpk32, wpk32_s, acc32)
+                x[r], ob, cb, events, geom, wt, wpk, yptr, yk, yo, xptr, xk, xo, True,
+                acc_t, cnt_t, xrun, w_s, wpk_s, xslot, syn_tab, synall_tab, xbin, pos, True,
+                wpk32, wpk32_s, acc32, blk, wblk32)
             syn[r // nb, 0] += s0
             syn[r // nb, 1] += s1
             if bits == 16:
-                t = _lif_row(acc32, acc32, 16, weight_exp, u[b], v[b], bias, spk[r], lc,
+                t = _lif_row(sums32, sums32, 16, weight_exp, u[b], v[b], bias, spk[r], lc,
                              u_sat, v_sat, decays, True)
             elif bits == 32:
                 t = _lif_row(ob, ob, 32, weight_exp, u[b], v[b], bias, spk[r], lc, u_sat,

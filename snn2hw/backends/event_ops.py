@@ -257,13 +257,16 @@ class ConvOp(Op):
         self.macs = c_out * h_out * w_out * cig * kh * kw
         self.weight_exp = int(node.weight_exp)
         self.delay = int(node.delay)
-        self.geom = np.array([c, h, wd, c_out, h_out, w_out, cig, cog, kh, kw], dtype=np.int64)
+        wbound = int(np.abs(w).max(initial=0)) * cig * kh * kw
+        wmax = int(np.abs(w).max(initial=0))
+        # wbound and wmax: the bounds of the packed sums (conv_k.conv_scatter)
+        self.geom = np.array([c, h, wd, c_out, h_out, w_out, cig, cog, kh, kw, wbound, wmax],
+                             dtype=np.int64)
         # [C_in/g, kH, kW, C_out]: the output channels of one tap are contiguous
         wk = w.transpose(1, 2, 3, 0)
         self.wt = _small_int(wk).ravel()
         # weight and fan-in count in one int64 add (see conv_k.conv_scatter)
         self.wpk = self.wt.astype(np.int64) + ((self.wt != 0).astype(np.int64) << 32)
-        self.wbound = int(np.abs(w).max(initial=0)) * cig * kh * kw
         self.ytaps = _taps(h, h_out, kh, node.stride[0], node.padding[0], node.dilation[0])
         self.xtaps = _taps(wd, w_out, kw, node.stride[1], node.padding[1], node.dilation[1])
         # runs (conv_k.conv_scatter): kernel columns by phase kx % stride, then falling kx, so
@@ -285,11 +288,15 @@ class ConvOp(Op):
         self.synall_tab = np.ascontiguousarray(synall_tab[stored])
         self.n_scratch = h_out * w_out * c_out
         # packed int32 sums (conv_k.conv_scatter, "Narrow sums"): w + (w != 0) << 16
-        self.wmax = int(np.abs(w).max(initial=0))
         nz16 = (self.wt != 0).astype(np.int64) << 16
         self.wpk32 = (self.wt.astype(np.int64) + nz16).astype(np.int32)
         self.wpk32_s = np.ascontiguousarray(
             self.wpk32.reshape(cig, kh, kw, c_out)[:, :, order, :]).ravel()
+        # their blocks (conv_k.conv_scatter, "Blocks") where the conv allows them
+        self.blk, self.wblk32, self.n_acc32 = conv_blocks(
+            self.wpk32.reshape(cig, kh, kw, c_out), (c, h, wd), (h_out, w_out), groups,
+            tuple(int(v) for v in node.stride), tuple(int(v) for v in node.padding),
+            tuple(int(v) for v in node.dilation))
 
     def alloc(self, rows: int) -> None:
         super().alloc(rows)
@@ -297,15 +304,16 @@ class ConvOp(Op):
         n = 0 if self.hwc_out else self.n_scratch
         self.acc_t = np.zeros(n, dtype=np.int64)
         self.cnt_t = np.zeros(n, dtype=np.int64)
-        self.acc32 = np.zeros(self.n_scratch, dtype=np.int32)  # channels-last, packed
+        # channels-last, packed (with the blocks' margins)
+        self.acc32 = np.zeros(self.n_acc32, dtype=np.int32)
         # the kernels' fixed arguments, bound once per run (30 attribute reads per call
         # cost about 1 us, a few % of a step at batch 16)
         (yp, yk, yo), (xp, xk, xo) = self.ytaps, self.xtaps
-        self.args_head = (self.geom, self.wt, self.wpk, self.wbound, yp, yk, yo, xp, xk, xo,
+        self.args_head = (self.geom, self.wt, self.wpk, yp, yk, yo, xp, xk, xo,
                           self.weight_exp)
         self.args_events = (self.xrun, self.w_s, self.wpk_s, self.xslot, self.syn_tab,
                             self.synall_tab, self.binary_input, self.pos)
-        self.args_narrow = (self.wmax, self.wpk32, self.wpk32_s, self.acc32)
+        self.args_narrow = (self.wpk32, self.wpk32_s, self.acc32, self.blk, self.wblk32)
 
     def _apply(self, x: np.ndarray, need_cnt: bool, out: np.ndarray, cnt: np.ndarray,
                syn: np.ndarray) -> None:
@@ -321,6 +329,68 @@ class ConvOp(Op):
         lif.kernels.conv_step(x, *self.args_head, self.acc_t, self.cnt_t, self.out, self.cnt,
                               *self.args_events, *self.args_narrow, u, v, lif.bias, spk,
                               lif.consts, syn, tal)
+
+
+# The largest kernel table of a conv's blocks (conv_blocks): beyond it the conv scatters
+# per tap (its cases grow with kernel size over stride, squared).
+BLOCK_BYTES = 1 << 20
+
+
+def _axis_cases(size: int, size_out: int, k: int, stride: int, pad: int
+                ) -> tuple[int, np.ndarray, np.ndarray, list[tuple[int, ...]]]:
+    """The blocks along one axis (dilation 1): ``R = ceil(k / stride)`` slots; for each
+    input index y the first output index its slots start at (``ceil((y + pad - k + 1) /
+    stride)``, maybe outside the output) and its case, the kernel index of each slot (-1
+    where the slot's output index is outside the output or its kernel index outside the
+    kernel). Returns ``(R, starts, case of each index, cases)``."""
+    n = -(-k // stride)
+    starts = np.empty(size, dtype=np.int64)
+    case = np.empty(size, dtype=np.int64)
+    cases: dict[tuple[int, ...], int] = {}
+    for y in range(size):
+        o0 = -((k - 1 - y - pad) // stride)
+        taps = tuple(ky if 0 <= ky < k and 0 <= o0 + j < size_out else -1
+                     for j in range(n) for ky in (y + pad - (o0 + j) * stride,))
+        starts[y] = o0
+        case[y] = cases.setdefault(taps, len(cases))
+    return n, starts, case, list(cases)
+
+
+def conv_blocks(wpk32: np.ndarray, in_shape: tuple[int, int, int], out_hw: tuple[int, int],
+                groups: int, stride: tuple[int, int], padding: tuple[int, int],
+                dilation: tuple[int, int]) -> tuple[np.ndarray, np.ndarray, int]:
+    """The block tables of a conv (``conv_k.conv_scatter``, "Blocks") from its packed int32
+    kernel ``[C_in, kH, kW, C_out]``: ``(blk, kernel table, size of the int32 sums with
+    their margins)``; ``blk[0] = 0`` (no blocks) for groups or dilation, or where the kernel
+    table would pass :data:`BLOCK_BYTES`."""
+    c, h, w = in_shape
+    h_out, w_out = out_hw
+    cig, kh, kw, c_out = wpk32.shape
+    off = (np.zeros(8, dtype=np.int64), np.zeros(0, dtype=np.int32), h_out * w_out * c_out)
+    if groups != 1 or dilation != (1, 1) or min(h_out, w_out, c_out) == 0:
+        return off
+    ry, ys, yc, ycases = _axis_cases(h, h_out, kh, stride[0], padding[0])
+    rx, xs, xc, xcases = _axis_cases(w, w_out, kw, stride[1], padding[1])
+    run = rx * c_out
+    n_y, n_x = len(ycases), len(xcases)
+    if cig * n_y * ry * n_x * run * 4 > BLOCK_BYTES:
+        return off
+    table = np.zeros((cig, n_y, ry, n_x, rx, c_out), dtype=np.int32)
+    for a, ky_slots in enumerate(ycases):
+        for r, ky in enumerate(ky_slots):
+            for b, kx_slots in enumerate(xcases):
+                for j, kx in enumerate(kx_slots):
+                    if ky >= 0 and kx >= 0:
+                        table[:, a, r, b, j, :] = wpk32[:, ky, kx, :]
+    # margins for the slots outside the output, before the first position and past the last
+    front = max(0, -(int(ys.min()) * w_out + int(xs.min()))) * c_out
+    end = ((int(ys.max()) + ry - 1) * w_out + int(xs.max()) + rx) * c_out
+    n = h_out * w_out * c_out
+    head = np.array([ry, run, w_out * c_out, n_y * ry * n_x * run, n_x * run, front, h, w],
+                    dtype=np.int64)
+    blk = np.concatenate([head, ys * w_out * c_out + front, xs * c_out,
+                          yc * (ry * n_x * run), xc * run]).astype(np.int64)
+    return blk, table.ravel(), front + max(n, end)
 
 
 def _conv_synop_tables(w: np.ndarray, in_shape: tuple[int, int, int], groups: int,

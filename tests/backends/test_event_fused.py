@@ -107,9 +107,10 @@ def test_a_fault_in_the_fused_kernel_is_caught(fault, monkeypatch):
         def conv_step(*args):
             args = list(args)
             if fault == "weight_exp":
-                args[11] += 1
+                args[10] += 1
             else:  # max|w| 0: the int32 packing is kept past its bound and wraps
-                args[24] = 0
+                args[1] = args[1].copy()  # geom, whose entry 11 is max|w|
+                args[1][11] = 0
             return kernels.conv_step(*args)
 
         return lif_k.LifKernels(kernels.step, conv_step)
