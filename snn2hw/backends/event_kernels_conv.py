@@ -12,7 +12,6 @@ from __future__ import annotations
 import numpy as np
 
 from snn2hw.backends.event_kernels import (
-    add_run,
     ashr,
     like,
     njit_inline,
@@ -200,7 +199,10 @@ def _conv_block_events(acc, xb, events, n_ev, blk, wblk, syn_tab, synall_tab, po
         v = 1 if xbin else np.int64(xb[i])
         if v == 1:
             for r in range(n_r):
-                add_run(acc, a + r * row_step, wblk, wb + r * r_step, run)
+                arow = acc[a + r * row_step:a + r * row_step + run]
+                prow = wblk[wb + r * r_step:wb + r * r_step + run]
+                for t in range(run):
+                    arow[t] += prow[t]
             continue
         # v * w + (w != 0) << 16 = p + (v - 1) * w, w the sign-extended low half of p
         m = v - 1

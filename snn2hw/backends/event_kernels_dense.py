@@ -15,7 +15,7 @@ from snn2hw.backends.event_kernels import njit_kernel, nonzero_positions, shift
 
 @njit_kernel
 def dense_columns(x, wt, nnz_col, zptr, zidx, rowbound, wmax, weight_exp, need_cnt, acc, cnt,
-                  acc32, acc16, xbin, syn):
+                  acc32, acc16, cnt16, xbin, syn):
     """Dense synapses, column layout: each event j adds the whole row ``wt[j] = W'[:, j]``.
 
     ``wt`` is W' transposed, int16 ``[N_in, N_out]`` (or int8 rows of ``W' >> k`` with
@@ -30,7 +30,9 @@ def dense_columns(x, wt, nnz_col, zptr, zidx, rowbound, wmax, weight_exp, need_c
     be 0/1 (``sum|x|`` is the event count, ``max|x| <= 1``). Fan-in counts: every event
     reaches every neuron except through a zero weight, so ``cnt = events - zeros hit`` with
     ``zptr/zidx`` the CSR (by input column) of the zero entries of W' (few in a dense
-    matrix), gathered in the same pass.
+    matrix), gathered in the same pass; or, where ``cnt16`` has ``N_out`` entries (the
+    operator chose it: zeros enough that one decrement per zero costs more), counted with
+    the rows' adds as int16 sums of ``W'[:, j] != 0`` (at most ``N_in < 2^15``).
     Adds each row's ``(synops over non-zero weights, structural synops = events * N_out)``
     to ``syn[step]`` (:mod:`snn2hw.backends.event_kernels`, "Rows").
     """
@@ -56,8 +58,11 @@ def dense_columns(x, wt, nnz_col, zptr, zidx, rowbound, wmax, weight_exp, need_c
                 sabs += v
                 vmax = max(vmax, v)
         syn[s, 1] += ev_b * n_out
+        count = need_cnt and cnt16.size > 0
         if need_cnt:
-            c[:] = ev_b  # minus the zero weights each event meets, below
+            c[:] = ev_b  # minus the zero weights each event meets, below (or counted)
+        if count:
+            cnt16[:] = 0
         if ev_b == 0:
             a[:] = 0
             continue
@@ -70,18 +75,23 @@ def dense_columns(x, wt, nnz_col, zptr, zidx, rowbound, wmax, weight_exp, need_c
             acc32[:] = 0
         else:
             a[:] = 0
+        n_syn = 0  # in a register: a store into syn per event would chain the events
         for e in range(ev_b):
             j = events[e]
-            syn[s, 0] += nnz_col[j]
-            if need_cnt:
+            n_syn += nnz_col[j]
+            if need_cnt and not count:
                 for k in range(zptr[j], zptr[j + 1]):
                     c[zidx[k]] -= 1
+        syn[s, 0] += n_syn
         if width == 16:
-            _add_rows(acc16, wt, xb, events, ev_b, xbin)
+            _add_rows(acc16, wt, xb, events, ev_b, xbin, cnt16, count)
         elif width == 32:
-            _add_rows(acc32, wt, xb, events, ev_b, xbin)
+            _add_rows(acc32, wt, xb, events, ev_b, xbin, cnt16, count)
         else:
-            _add_rows(a, wt, xb, events, ev_b, xbin)
+            _add_rows(a, wt, xb, events, ev_b, xbin, cnt16, count)
+        if count:
+            for i in range(n_out):
+                c[i] = cnt16[i]
         # shift(acc, weight_exp) applies to the SUM (floor for negative exponents), in one
         # pass that also widens the narrow sums
         if width == 16:
@@ -96,11 +106,12 @@ def dense_columns(x, wt, nnz_col, zptr, zidx, rowbound, wmax, weight_exp, need_c
 
 
 @njit_kernel
-def _add_rows(acc, wt, xb, events, n_ev, xbin):
+def _add_rows(acc, wt, xb, events, n_ev, xbin, cacc, count):
     """``acc += sum_e xb[j_e] * wt[j_e]`` over the events ``j_e = events[e]``, in ``acc``'s
     integer width (the caller's bound guarantees the sums fit; the compiler narrows the
-    arithmetic to that width). Binary events are added four rows at a time: one load and
-    store of ``acc`` per four rows instead of per row (1.4x on 1 KB rows)."""
+    arithmetic to that width), and with ``count`` ``cacc += sum_e (wt[j_e] != 0)``. Binary
+    events are added four rows at a time: one load and store of ``acc`` per four rows
+    instead of per row (1.4x on 1 KB rows)."""
     n = acc.size
     e = 0
     if xbin:
@@ -111,6 +122,9 @@ def _add_rows(acc, wt, xb, events, n_ev, xbin):
             r3 = wt[events[e + 3]]
             for i in range(n):
                 acc[i] += r0[i] + r1[i] + r2[i] + r3[i]
+            if count:
+                for i in range(n):
+                    cacc[i] += (r0[i] != 0) + (r1[i] != 0) + (r2[i] != 0) + (r3[i] != 0)
             e += 4
     while e < n_ev:
         j = events[e]
@@ -122,6 +136,9 @@ def _add_rows(acc, wt, xb, events, n_ev, xbin):
         else:  # graded payload: W'[:, j] * x_j
             for i in range(n):
                 acc[i] += xj * row[i]
+        if count:
+            for i in range(n):
+                cacc[i] += row[i] != 0
         e += 1
 
 

@@ -170,6 +170,11 @@ class DenseOp(Op):
                 self.row_exp = k
             # max|W'| * N_in bounds every row's sum of |W'| (no int64 copy of W')
             self.rowbound = self.wmax * n_in
+            # fan-in counts as int16 sums of W' != 0 with the rows' adds
+            # (dense_k.dense_columns) where one decrement per zero weight hit (~1.5 ns
+            # each, scattered) costs more than a vector add of N_out / 32 lanes per event
+            zeros_per_column = len(self.zidx) / max(n_in, 1)
+            self.count_rows = n_in < 2**15 and zeros_per_column * 64 > self.size_out
         else:
             self.ptr, self.idx, self.val = dense_k.csr_rows(self.wt, True)
 
@@ -178,6 +183,8 @@ class DenseOp(Op):
         # the narrow sums of dense_k.dense_columns
         self.acc32 = np.zeros(self.size_out, dtype=np.int32)
         self.acc16 = np.zeros(self.size_out, dtype=np.int16)
+        self.cnt16 = np.zeros(self.size_out if self.columns and self.count_rows else 0,
+                              dtype=np.int16)
 
     def _apply(self, x: np.ndarray, need_cnt: bool, out: np.ndarray, cnt: np.ndarray,
                syn: np.ndarray) -> None:
@@ -185,7 +192,7 @@ class DenseOp(Op):
             dense_k.dense_columns(
                 x, self.wt, self.nnz_col, self.zptr, self.zidx, self.rowbound, self.wmax,
                 self.weight_exp + self.row_exp, need_cnt, out, cnt, self.acc32, self.acc16,
-                self.binary_input, syn)
+                self.cnt16, self.binary_input, syn)
         else:
             dense_k.dense_csr(x, self.ptr, self.idx, self.val, self.weight_exp, need_cnt,
                               out, cnt, syn)

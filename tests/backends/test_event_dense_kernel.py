@@ -27,16 +27,19 @@ def _wmax(wt):
     return int(np.abs(wt.astype(np.int64)).max())
 
 
-def _run(x, wt, nnz_col, zptr, zidx, rowbound, weight_exp, xbin=False, wmax=None):
+def _run(x, wt, nnz_col, zptr, zidx, rowbound, weight_exp, xbin=False, wmax=None,
+         count_rows=False):
     acc = np.zeros((x.shape[0], wt.shape[1]), np.int64)
     cnt = np.zeros_like(acc)
     acc32 = np.zeros(wt.shape[1], np.int32)
     acc16 = np.zeros(wt.shape[1], np.int16)
+    # fan-in counts as sums of W' != 0 (count_rows), or one decrement per zero weight hit
+    cnt16 = np.zeros(wt.shape[1] if count_rows else 0, np.int16)
     # wmax: the real max|W'| unless a test passes a (false) one
     wmax = _wmax(wt) if wmax is None else wmax
     syn = np.zeros((1, 2), np.int64)  # every row one step
     dense_k.dense_columns(x, wt, nnz_col, zptr, zidx, rowbound, wmax, weight_exp, True, acc,
-                          cnt, acc32, acc16, xbin, syn)
+                          cnt, acc32, acc16, cnt16, xbin, syn)
     return acc, cnt, int(syn[0, 0]), int(syn[0, 1]) // wt.shape[1]  # synops, events
 
 
@@ -53,10 +56,12 @@ def test_int32_and_int64_paths_equal_the_int64_reference():
         ref_a, ref_c = _reference(x, wt, e)
         # the real bounds; int16 ruled out (int32 or int64 by the row bound); forced int64
         for rowbound, wmax in ((bound, None), (bound, 1 << 20), (1 << 40, 1 << 40)):
-            acc, cnt, syn, n_ev = _run(x, wt, nnz_col, zptr, zidx, rowbound, e, wmax=wmax)
-            assert np.array_equal(acc, ref_a), (seed, rowbound, wmax)
-            assert np.array_equal(cnt, ref_c), (seed, rowbound, wmax)
-            assert syn == int(ref_c.sum()) and n_ev == int((x != 0).sum())
+            for rows in (False, True):
+                acc, cnt, syn, n_ev = _run(x, wt, nnz_col, zptr, zidx, rowbound, e,
+                                           wmax=wmax, count_rows=rows)
+                assert np.array_equal(acc, ref_a), (seed, rowbound, wmax, rows)
+                assert np.array_equal(cnt, ref_c), (seed, rowbound, wmax, rows)
+                assert syn == int(ref_c.sum()) and n_ev == int((x != 0).sum())
 
 
 def test_the_bound_switches_to_int64_before_int32_sums_overflow():
