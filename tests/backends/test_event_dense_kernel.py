@@ -81,8 +81,10 @@ def test_binary_input_flag_skips_the_scan_and_stays_exact_on_binary_input():
     x, wt, nnz_col, zptr, zidx = _case(5, vmax=1)
     bound = int(np.abs(wt.astype(np.int64)).sum(axis=0).max())
     ref_a, ref_c = _reference(x, wt, -2)
-    acc, cnt, *_ = _run(x, wt, nnz_col, zptr, zidx, bound, -2, xbin=True)
-    assert np.array_equal(acc, ref_a) and np.array_equal(cnt, ref_c)
+    for rows in (False, True):  # both ways of counting the fan-in
+        acc, cnt, *_ = _run(x, wt, nnz_col, zptr, zidx, bound, -2, xbin=True,
+                            count_rows=rows)
+        assert np.array_equal(acc, ref_a) and np.array_equal(cnt, ref_c), rows
 
 
 def test_binary_input_flag_on_graded_input_would_overflow_int32():
@@ -109,8 +111,10 @@ def test_int16_path_is_exact_on_sparse_events_and_its_bound_guards_it():
     xb = (x != 0).astype(np.uint8)
     assert all(int(n) % 4 != 0 for n in (xb != 0).sum(axis=1))  # a remainder in each
     ref_a, ref_c = _reference(xb.astype(np.int64), wt, -1)
-    acc, cnt, *_ = _run(xb, wt, nnz_col, zptr, zidx, bound, -1, xbin=True)
-    assert np.array_equal(acc, ref_a) and np.array_equal(cnt, ref_c)
+    for rows in (False, True):  # both ways of counting the fan-in
+        acc, cnt, *_ = _run(xb, wt, nnz_col, zptr, zidx, bound, -1, xbin=True,
+                            count_rows=rows)
+        assert np.array_equal(acc, ref_a) and np.array_equal(cnt, ref_c), rows
 
 
 def test_int16_bound_switches_to_wider_sums_before_int16_overflows():
