@@ -60,6 +60,20 @@ def dense_effective_weight(
     return (w >> k) << k
 
 
+# Vector loads and stores that straddle two cache lines cost about twice one that does not:
+# the packed int32 sums of a conv and its block table start on a cache line (64 bytes),
+# and so do the rows of their runs where C_out is a multiple of 16.
+CACHE_LINE = 64
+
+
+def aligned_zeros(n: int, dtype: Any) -> np.ndarray:
+    """``np.zeros(n, dtype)`` whose first element starts on a :data:`CACHE_LINE`."""
+    dt = np.dtype(dtype)
+    buf = np.zeros(n * dt.itemsize + CACHE_LINE, dtype=np.uint8)
+    skip = -buf.ctypes.data % CACHE_LINE
+    return buf[skip:skip + n * dt.itemsize].view(dt)
+
+
 def _small_int(a: np.ndarray) -> np.ndarray:
     """int16 copy when the values fit (4x less memory traffic per event), else int64."""
     if a.size == 0 or (a.min() >= -(2**15) and a.max() < 2**15):
@@ -97,6 +111,7 @@ class Op:
     macs: int
     delay: int = 0
     binary_input: bool = False  # set by the plan: the operator reads a 0/1 source
+    out_dtype: Any = np.int64  # of its output rows (the plan narrows a pool's: PoolOp)
 
     def alloc(self, rows: int) -> None:
         """Output buffers for up to ``rows`` rows (the steps of a chunk times the batch)."""
@@ -106,7 +121,7 @@ class Op:
         # size, zeroing them cost about 10 % of a CNN run. A delay's ring slots are read
         # before anything arrives in them: zeros.
         new = np.empty if depth == 1 else np.zeros
-        self.ring = new((depth, rows, self.size_out), dtype=np.int64)
+        self.ring = new((depth, rows, self.size_out), dtype=self.out_dtype)
         self.cring = new((depth, rows, self.size_out), dtype=np.int64)
         self.out = self.ring[0]
         self.cnt = self.cring[0]
@@ -312,7 +327,7 @@ class ConvOp(Op):
         self.acc_t = np.zeros(n, dtype=np.int64)
         self.cnt_t = np.zeros(n, dtype=np.int64)
         # channels-last, packed (with the blocks' margins)
-        self.acc32 = np.zeros(self.n_acc32, dtype=np.int32)
+        self.acc32 = aligned_zeros(self.n_acc32, np.int32)
         # the kernels' fixed arguments, bound once per run (30 attribute reads per call
         # cost about 1 us, a few % of a step at batch 16)
         (yp, yk, yo), (xp, xk, xo) = self.ytaps, self.xtaps
@@ -391,13 +406,16 @@ def conv_blocks(wpk32: np.ndarray, in_shape: tuple[int, int, int], out_hw: tuple
                         table[:, a, r, b, j, :] = wpk32[:, ky, kx, :]
     # margins for the slots outside the output, before the first position and past the last
     front = max(0, -(int(ys.min()) * w_out + int(xs.min()))) * c_out
+    front = -(-front // 16) * 16  # the sums start on a cache line (aligned_zeros)
     end = ((int(ys.max()) + ry - 1) * w_out + int(xs.max()) + rx) * c_out
     n = h_out * w_out * c_out
     head = np.array([ry, run, w_out * c_out, n_y * ry * n_x * run, n_x * run, front, h, w],
                     dtype=np.int64)
     blk = np.concatenate([head, ys * w_out * c_out + front, xs * c_out,
                           yc * (ry * n_x * run), xc * run]).astype(np.int64)
-    return blk, table.ravel(), front + max(n, end)
+    wblk = aligned_zeros(table.size, np.int32)
+    wblk[:] = table.ravel()
+    return blk, wblk, front + max(n, end)
 
 
 def _conv_synop_tables(w: np.ndarray, in_shape: tuple[int, int, int], groups: int,
@@ -427,12 +445,22 @@ def _conv_synop_tables(w: np.ndarray, in_shape: tuple[int, int, int], groups: in
 
 
 class PoolOp(Op):
+    """Sum pooling. Its sums of 0/1 inputs over windows of at most 255 fit a byte: where no
+    LIF reads them (no fan-in counts), the plan makes its rows uint8
+    (:meth:`narrow_output`); the next operator then reads (and scans for events) an
+    eighth of the bytes."""
+
+    def narrow_output(self) -> bool:
+        """Whether the rows may be uint8: 0/1 input, windows of at most 255 entries."""
+        return self.binary_input and self.window <= 0xFF
+
     def __init__(self, node: SumPoolNode, hwc_in: bool, hwc_out: bool,
                  src_shape: tuple[int, ...] | None = None) -> None:
         self.hwc_in, self.hwc_out = hwc_in, hwc_out  # src_shape: see ConvOp
         c, h, w = (int(s) for s in node.input_shape)
         _, h_out, w_out = node.out_shape
         kh, kw = (int(k) for k in node.kernel_size)
+        self.window = kh * kw
         self.size_out = c * h_out * w_out
         self.macs = c * h_out * w_out * kh * kw  # adds of a dense implementation
         yp, _, yo = _taps(h, h_out, kh, node.stride[0], node.padding[0], 1)

@@ -218,7 +218,11 @@ class Plan:
                     and self.hwc[node.name] and op.delay == 0 and feeds.count(t) == 1
                     and int(node.max_spikes) == 1):
                 self.fused[node.name] = t
-        # 5. int32 state (and bias) for a fused LIF whose step provably stays inside 32 bits:
+        # 5. uint8 rows for a pool of spikes that no LIF reads directly
+        for key, op in self.ops.items():
+            if isinstance(op, PoolOp) and key not in self.need_cnt and op.narrow_output():
+                op.out_dtype = np.uint8
+        # 6. int32 state (and bias) for a fused LIF whose step provably stays inside 32 bits:
         # its arithmetic then runs in twice as many vector lanes
         f = graph.formats
         for L in self.lifs:
@@ -285,8 +289,10 @@ class Plan:
         step by step (:meth:`schedule`): as many as keep every operator's output rows
         within :data:`CHUNK_BYTES` (at most :data:`CHUNK_MAX`, at most the run)."""
         fused = set(self.fused.values())  # their sums stay in the kernel's scratch
-        # int64 sums, and counts where a LIF reads them
-        row_bytes = max([8 * op.size_out * (1 + (k in self.need_cnt))
+        # the bytes of a row of outputs (int64 sums, a narrowed pool's uint8) and of counts
+        # where a LIF reads them
+        row_bytes = max([op.size_out * (np.dtype(op.out_dtype).itemsize
+                                        + 8 * (k in self.need_cnt))
                          for k, op in self.ops.items() if k not in fused]
                         + [16 * L.size for L in self.lifs if len(L.terms) > 1] + [1])
         fit = CHUNK_BYTES // max(row_bytes * batch, 1)
@@ -335,10 +341,23 @@ def check_formats(graph: QGraph) -> None:
             )
 
 
+# Plain values stand for themselves (with their type: 1, 1.0 and True differ); floats by
+# repr, so that a NaN equals itself.
+_PLAIN = frozenset({int, str, bool, type(None), np.bool_})
+
+
 def _fingerprint_value(v: Any) -> Any:
     """A hashable summary of one graph value that changes whenever the value does: arrays
-    by dtype, shape and a position-weighted checksum of their bytes (one memory pass)."""
-    if isinstance(v, np.ndarray) or isinstance(v, np.generic):
+    by dtype, shape and a position-weighted checksum of their bytes (one memory pass).
+    Called for every field of every node on every run: the common cases come first."""
+    t = type(v)
+    if t in _PLAIN:
+        return (t, v)
+    if t is float:
+        return (t, repr(v))
+    if t is tuple or t is list:
+        return (t, tuple(_fingerprint_value(x) for x in v))
+    if isinstance(v, (np.ndarray, np.generic)):
         a = np.ascontiguousarray(v)
         if a.dtype.kind in "iub":
             words = a.astype(np.int64, copy=False).reshape(-1).view(np.uint64)
@@ -351,10 +370,21 @@ def _fingerprint_value(v: Any) -> Any:
         return ("dict", tuple((repr(k), _fingerprint_value(x)) for k, x in v.items()))
     if isinstance(v, (list, tuple)):
         return (type(v).__name__, tuple(_fingerprint_value(x) for x in v))
-    if dataclasses.is_dataclass(v) and not isinstance(v, type):
-        return (type(v).__name__, tuple(_fingerprint_value(getattr(v, f.name))
-                                        for f in dataclasses.fields(v)))
-    return (type(v).__name__, repr(v))
+    names = _dataclass_fields(t)
+    if names is not None:
+        return (t.__name__, tuple(_fingerprint_value(getattr(v, f)) for f in names))
+    return (t.__name__, repr(v))
+
+
+_FIELDS: dict[type, tuple[str, ...] | None] = {}
+
+
+def _dataclass_fields(t: type) -> tuple[str, ...] | None:
+    """The field names of dataclass type ``t`` (None for another type), looked up once."""
+    if t not in _FIELDS:
+        _FIELDS[t] = (tuple(f.name for f in dataclasses.fields(t))
+                      if dataclasses.is_dataclass(t) else None)
+    return _FIELDS[t]
 
 
 def graph_fingerprint(graph: QGraph) -> tuple[Any, ...]:

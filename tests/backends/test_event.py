@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -16,6 +17,7 @@ from scipy.signal import correlate
 
 from snn2hw.backends import event, event_kernels_dense, event_ops, event_plan
 from snn2hw.common.errors import GraphError
+from snn2hw.quant.formats import LOIHI_FORMATS
 from snn2hw.quant.qgraph import (
     ConvNode,
     DenseNode,
@@ -501,6 +503,27 @@ def test_sumpool_windows_sum_exactly_with_padding_and_stride():
     assert_matches_reference(g, x)
 
 
+@pytest.mark.parametrize("window, message_bits, narrow",
+                         [(2, 0, True), (15, 0, True), (16, 0, False), (10, 2, False)])
+def test_pool_rows_are_bytes_only_where_the_window_sums_fit(window, message_bits, narrow):
+    """A pool of 0/1 values over windows of at most 255 entries keeps uint8 rows; all ones
+    in a 16 x 16 window sum to 256 and graded inputs can pass 255: those rows stay int64.
+    Checked through a conv reading the pool (the sums reach u) against the reference."""
+    pool = SumPoolNode("pool", (1, 16, 16), kernel_size=(window, window),
+                       stride=(window, window))
+    conv = ConvNode("c", np.full((1, 1, 1, 1), 2), pool.out_shape)
+    g = graph([InputNode("in", (1, 16, 16), message_bits=message_bits), pool, conv,
+               lif("l", conv.out_shape)],
+              [("in", "pool"), ("pool", "c"), ("c", "l")], num_steps=3)
+    x = np.full((3, 2, 1, 16, 16), 3 if message_bits else 1)
+    x[1, 1] = 0
+    plan = event_plan.PLANS.get(g)
+    assert (plan.ops["pool"].out_dtype == np.uint8) == narrow
+    assert_matches_reference(g, x)
+    a = activation(g, x)
+    assert a.max() == 2 * window * window * (3 if message_bits else 1)  # the whole sum
+
+
 # -------------------------------------------------------- random graphs vs numpy reference
 def rand_dense(rng, name, n_out, n_in, sign, density, bits, exp) -> DenseNode:
     if sign == "exc":
@@ -550,9 +573,9 @@ def test_random_mlp_with_recurrence_and_residual_matches_reference(seed):
     assert r.spike_counts["l1"].sum() > 0 and r.spike_counts["l2"].sum() > 0
 
 
-@pytest.mark.parametrize("seed", range(3))
-def test_random_conv_pool_net_matches_reference(seed):
-    """lif -> sumpool -> conv -> lif, conv with groups/dilation, lif -> flatten -> dense."""
+def random_conv_pool_net(seed: int) -> tuple[QGraph, np.ndarray]:
+    """lif -> sumpool -> conv -> lif, conv with groups/dilation, lif -> flatten -> dense,
+    and its input frames."""
     rng = np.random.default_rng(100 + seed)
     c1 = ConvNode("c1", rng.integers(-40, 60, (4, 2, 3, 3)), (2, 8, 8), padding=(1, 1),
                   weight_exp=int(rng.integers(-1, 2)))
@@ -574,9 +597,37 @@ def test_random_conv_pool_net_matches_reference(seed):
     g = graph(nodes, edges, num_steps=6)
     hi = 2 if seed != 1 else 4
     x = rng.integers(0, hi, (6, 2, 2, 8, 8)) * (rng.random((6, 2, 2, 8, 8)) < 0.3)
+    return g, x
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_random_conv_pool_net_matches_reference(seed):
+    g, x = random_conv_pool_net(seed)
     assert_matches_reference(g, x)
     r = event.run(g, x)
     assert all(r.spike_counts[n].sum() > 0 for n in ("l1", "l2", "l3"))
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_every_entry_of_the_spike_records_is_written(monkeypatch, threads):
+    """The records start uninitialized (``event._spike_record``): filled with a value no
+    LIF sends, a run must still give the results of a run on zeroed records (the fused
+    conv + LIF, the single-spike and multi-spike steps, step by step and in chunks)."""
+    g, x = random_conv_pool_net(0)
+    nodes = dict(g.nodes, l3=replace(g.nodes["l3"], max_spikes=3))  # the multi-spike step
+    g = QGraph(nodes, list(g.edges), g.dt, "loihi2", g.num_steps,
+               formats=replace(LOIHI_FORMATS, max_message_bits=24)).validate()
+    g2, x2 = random_conv_pool_net(1)
+    want = [event.run(g, x, threads=threads), event.run(g2, x2, threads=threads),
+            event.run(g, x, record_state=True)]
+    monkeypatch.setattr(event, "_spike_record",
+                        lambda shape, dtype: np.full(shape, 0xA5, dtype=dtype))
+    got = [event.run(g, x, threads=threads), event.run(g2, x2, threads=threads),
+           event.run(g, x, record_state=True)]
+    for w, r in zip(want, got, strict=True):
+        for name in w.spikes:
+            np.testing.assert_array_equal(r.spikes[name], w.spikes[name], err_msg=name)
+            assert r.spikes[name].max(initial=0) < 0xA5
 
 
 def test_big_weights_and_exponents_exercise_u_wrap_and_v_clip_like_the_reference():
