@@ -180,7 +180,8 @@ def _check_inputs(graph: QGraph, inputs: Any) -> np.ndarray:
             f"[F, B, {', '.join(map(str, shape))}] (time-major frames, batch second)"
         )
     if arr.size:
-        lo, hi = int(arr.min()), int(arr.max())
+        lo = 0 if arr.dtype.kind in "ub" else int(arr.min())  # one pass fewer when unsigned
+        hi = int(arr.max())
         if lo < 0:
             raise GraphError(f"inputs for '{node.name}' contain a negative value ({lo})")
         if node.message_bits == 0 and hi > 1:

@@ -113,16 +113,23 @@ def _lif_row(ab, cb, bits, e, ub, vb, bias, sb, lc, u_sat, v_sat, decays, packed
     n_act = like(ub, 0)
     peak = like(ub, 0)
     top = like(ab, 1 << (bits_of(ab) - 1))  # packed: the largest packed sum (from the minimum)
-    # packed: true = the low ``bits`` bits, sign-extended (two shifts instead of unpack's
-    # four operations per neuron); the count is monotonic in the packed sum, so the largest
-    # count is the count of the largest sum, unpacked once after the loop
+    # packed: wrap24(shift(true, e)), true the low ``bits`` bits of p sign-extended, in
+    # three shifts of p in its width W (instead of unpack's four operations, then two
+    # shifts each for the shift and the wrap): p << ext puts true in the top bits;
+    # shifting that by e + W - 24 - ext puts true * 2^e's low 24 bits in the top 24 bits
+    # (a left shift drops exactly what wrap24 drops; a right shift floors, and then the
+    # value fits 24 bits: wrap24 changes nothing); >> (W - 24) sign-extends them. The
+    # count is monotonic in the packed sum, so the largest count is the count of the
+    # largest sum, unpacked once after the loop.
     ext = bits_of(ab) - bits
+    to_top = e + bits_of(ab) - 24 - ext
+    drop = bits_of(ab) - 24
     for i in range(ub.size):
         if packed:  # the activation is a wrap24 value: exact in the state's width
             p = ab[i]
             ab[i] = 0
             top = max(top, p)
-            ai = like(ub, wrap24(shift(ashr(shl(p, ext), ext), e)))
+            ai = like(ub, ashr(shift(shl(p, ext), to_top), drop))
         else:
             ai = like(ub, ab[i])
             peak = like(ub, max(peak, like(ub, cb[i])))

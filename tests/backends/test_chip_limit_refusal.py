@@ -40,3 +40,22 @@ def test_the_same_graph_without_chip_limits_runs():
     g.nodes["d"].weight_exp = 2
     del g.metadata["chip_limits"]
     registry.get("event").run(g, np.ones((3, 1, 64), np.int64))
+
+
+def test_chip_limits_written_into_a_graph_after_a_run_are_enforced_on_the_next():
+    """The event simulator's prepared-plan cache fingerprints the chip limits in the
+    metadata (and only them: other metadata does not prepare the graph again)."""
+    from snn2hw.backends import event
+
+    g = _graph(255)
+    g.nodes["d"].weight_exp = 2
+    limits = g.metadata.pop("chip_limits")
+    x = np.ones((3, 1, 64), np.int64)
+    event.run(g, x)
+    before = event.PLANS.preparations
+    g.metadata["notes"] = ["a note a run does not read"]
+    event.run(g, x)
+    assert event.PLANS.preparations == before
+    g.metadata["chip_limits"] = limits
+    with pytest.raises(ChipLimitError, match="hidden"):
+        event.run(g, x)
