@@ -294,17 +294,21 @@ def _conv_events(acc, cacc, packed, need_cnt, xb, events, n_ev, geom, wt, wpk, w
 
 
 @njit_kernel
-def sumpool_scatter(x, mptr, midx, need_cnt, out, cnt, syn):
+def sumpool_scatter(x, mptr, midx, dst, need_cnt, out, cnt, syn):
     """Sum pooling (zero padding, exact, no shift or wrap), event driven.
 
     ``mptr/midx``: for each stored input position i, the stored output positions
     ``midx[mptr[i]:mptr[i + 1]]`` of the windows that hold it (built once per graph, in
-    the layouts of input and output). Every window membership is one synaptic event of
-    weight 1, counted in both columns of ``syn[step]`` (all weights are non-zero).
+    the layouts of input and output). ``dst``: where every input lies in at most one window
+    (a stride of at least the window), that window's output position per input (-1 for
+    none), else empty: one load per event instead of a loop. Every window membership is
+    one synaptic event of weight 1, counted in both columns of ``syn[step]`` (all weights
+    are non-zero).
     """
     nb, n_in = x.shape
     per_step = nb // max(syn.shape[0], 1)
     events = np.empty(n_in, dtype=np.int32)
+    single = dst.size > 0
     for b in range(nb):
         xb = x[b]
         o = out[b]
@@ -313,16 +317,27 @@ def sumpool_scatter(x, mptr, midx, need_cnt, out, cnt, syn):
         if need_cnt:
             c[:] = 0
         n_syn = 0  # added into syn per row: a store per event would chain the events
-        for e in range(nonzero_positions(xb, events)):
-            i = events[e]
-            v = xb[i]
-            m0 = mptr[i]
-            m1 = mptr[i + 1]
-            for m in range(m0, m1):
-                o[midx[m]] += v
-            if need_cnt:
+        n_ev = nonzero_positions(xb, events)
+        if single:
+            for e in range(n_ev):
+                i = events[e]
+                d = dst[i]
+                if d >= 0:  # almost always: a branch the CPU predicts
+                    o[d] += xb[i]
+                    if need_cnt:
+                        c[d] += 1
+                    n_syn += 1
+        else:
+            for e in range(n_ev):
+                i = events[e]
+                v = xb[i]
+                m0 = mptr[i]
+                m1 = mptr[i + 1]
                 for m in range(m0, m1):
-                    c[midx[m]] += 1
-            n_syn += m1 - m0
+                    o[midx[m]] += v
+                if need_cnt:
+                    for m in range(m0, m1):
+                        c[midx[m]] += 1
+                n_syn += m1 - m0
         syn[b // per_step, 0] += n_syn
         syn[b // per_step, 1] += n_syn

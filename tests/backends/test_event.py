@@ -503,6 +503,32 @@ def test_sumpool_windows_sum_exactly_with_padding_and_stride():
     assert_matches_reference(g, x)
 
 
+@pytest.mark.parametrize("k, stride, pad, single", [
+    ((2, 2), (2, 2), (0, 0), True),  # the last row and column lie in no window
+    ((2, 2), (3, 3), (1, 1), True),  # gaps between windows, padding
+    ((1, 2), (1, 2), (0, 0), True),
+    ((3, 2), (2, 2), (1, 0), False),  # overlapping rows: an input in two windows
+])
+def test_sumpool_with_one_window_per_input_matches_the_reference(k, stride, pad, single):
+    """A pool whose windows do not overlap looks each event's window up directly
+    (``PoolOp.dst``); the others loop over the memberships. Both against the reference,
+    graded inputs, channels-last and C-order layouts (through a conv and a flatten)."""
+    pool = SumPoolNode("pool", (3, 5, 6), kernel_size=k, stride=stride, padding=pad)
+    conv = ConvNode("c", np.full((1, 3, 1, 1), 2), pool.out_shape)
+    for tail in ("conv", "lif"):
+        if tail == "conv":  # a channels-last pool output read by a conv
+            g = graph([InputNode("in", (3, 5, 6), message_bits=3), pool, conv,
+                       lif("l", conv.out_shape)],
+                      [("in", "pool"), ("pool", "c"), ("c", "l")])
+        else:  # read by a LIF: fan-in counts too
+            g = graph([InputNode("in", (3, 5, 6), message_bits=3), pool,
+                       lif("l", pool.out_shape)], [("in", "pool"), ("pool", "l")])
+        rng = np.random.default_rng(5)
+        x = rng.integers(0, 8, (4, 2, 3, 5, 6)) * (rng.random((4, 2, 3, 5, 6)) < 0.6)
+        assert (event_plan.PLANS.get(g).ops["pool"].dst.size > 0) == single
+        assert_matches_reference(g, x)
+
+
 @pytest.mark.parametrize("window, message_bits, narrow",
                          [(2, 0, True), (15, 0, True), (16, 0, False), (10, 2, False)])
 def test_pool_rows_are_bytes_only_where_the_window_sums_fit(window, message_bits, narrow):
