@@ -77,9 +77,10 @@ runs its step in int32, twice the vector lanes; the results are the same.
 Prepared plans are cached (:data:`PLANS`): the checks (structure, formats, chip limits)
 and the weight preparation of a graph run once per graph object and content; every run
 compares a fingerprint of the graph (every node field, arrays by a checksum of their
-bytes, edges, formats, metadata; one memory pass, about 1 ms for 2 M weights) and
-prepares again when anything changed, including arrays written in place. Buffers (which
-depend on the batch) are made per run on shallow copies of the prepared operators.
+bytes, edges, formats, the chip limits in the metadata; one memory pass, about 1 ms for
+2 M weights) and prepares again when anything changed, including arrays written in place.
+Buffers (which depend on the batch) are made per run on shallow copies of the prepared
+operators; the spike records are not zeroed first (every LIF kernel writes every entry).
 
 Module layout: this module holds :func:`run`, the time loop and the registry entry
 :data:`BACKEND`; the prepared operators live in :mod:`snn2hw.backends.event_ops`, the plan
