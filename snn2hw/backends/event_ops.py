@@ -450,10 +450,6 @@ class PoolOp(Op):
     (:meth:`narrow_output`); the next operator then reads (and scans for events) an
     eighth of the bytes."""
 
-    def narrow_output(self) -> bool:
-        """Whether the rows may be uint8: 0/1 input, windows of at most 255 entries."""
-        return self.binary_input and self.window <= 0xFF
-
     def __init__(self, node: SumPoolNode, hwc_in: bool, hwc_out: bool,
                  src_shape: tuple[int, ...] | None = None) -> None:
         self.hwc_in, self.hwc_out = hwc_in, hwc_out  # src_shape: see ConvOp
@@ -487,6 +483,10 @@ class PoolOp(Op):
         # at most one window per input (stride >= window): its output, or -1 (25 % faster)
         self.dst = (np.where(members == 1, table.max(axis=1, initial=-1), -1).astype(np.int64)
                     if members.max(initial=0) <= 1 else np.zeros(0, np.int64))
+
+    def narrow_output(self) -> bool:
+        """Whether the rows may be uint8: 0/1 input, windows of at most 255 entries."""
+        return self.binary_input and self.window <= 0xFF
 
     def _apply(self, x: np.ndarray, need_cnt: bool, out: np.ndarray, cnt: np.ndarray,
                syn: np.ndarray) -> None:

@@ -392,11 +392,11 @@ def _dataclass_fields(t: type) -> tuple[str, ...] | None:
 
 def graph_fingerprint(graph: QGraph) -> tuple[Any, ...]:
     """Everything a run reads from ``graph`` (nodes in order with every field, edges,
-    formats, target, the chip limits in its metadata
-    (:func:`snn2hw.quant.bounds.graph_limits`); not the rest
-    of the metadata, not ``folder``), arrays by content: equal fingerprints mean the
-    prepared plan (and the checks made when preparing it) still hold. Taken on every run:
-    about 0.1 ms for the N-MNIST CNN (0.3 ms right after a run has filled the caches)."""
+    formats, target, the chip limits in its metadata, which
+    :func:`snn2hw.quant.bounds.graph_limits` reads; not the rest of the metadata, not
+    ``folder``), arrays by content: equal fingerprints mean the prepared plan (and the
+    checks made when preparing it) still hold. Taken on every run: about 0.1 ms for the
+    N-MNIST CNN (0.2 ms right after a run has filled the caches)."""
     nodes = tuple((name, _fingerprint_value(node)) for name, node in graph.nodes.items())
     edges = tuple(tuple(e) for e in graph.edges)  # pairs of names
     limits = (graph.metadata or {}).get(LIMITS_KEY)

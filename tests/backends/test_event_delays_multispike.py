@@ -211,3 +211,24 @@ def test_the_reference_itself_catches_a_missing_delay():
 def test_features_are_declared():
     assert event.BACKEND.features == {"delay", "multi_spike", "periodic_reset"}
     assert LOIHI2.max_synaptic_delay == 63
+
+
+def test_a_pool_of_single_spikes_in_bytes_feeds_per_synapse_delays_like_the_reference():
+    """A pool of a single-spike LIF keeps uint8 rows (``PoolOp.narrow_output``): a dense
+    with per-synapse delays behind it reads them through its delay ring."""
+    rng = np.random.default_rng(12)
+    conv = ConvNode("c", rng.integers(-40, 80, (4, 2, 3, 3)) * 2, (2, 8, 8), padding=(1, 1))
+    nodes = [InputNode("x", (2, 8, 8)), conv, lif("l1", (4, 8, 8), dv=0, vth=30),
+             SumPoolNode("p", (4, 8, 8), (2, 2), (2, 2)), FlattenNode("f", (4, 4, 4)),
+             dense("d", rng.integers(-60, 60, (5, 64)) * 2, delay=rng.integers(0, 4, (5, 64))),
+             lif("l2", 5, dv=0, vth=40)]
+    g = make(nodes, [("x", "c"), ("c", "l1"), ("l1", "p"), ("p", "f"), ("f", "d"),
+                     ("d", "l2")], num_steps=10)
+    plan = event.PLANS.get(g)
+    assert plan.ops["p"].out_dtype == np.uint8
+    assert isinstance(plan.ops["d"], event_ops.DelayDenseOp)
+    x = (rng.random((10, 3, 2, 8, 8)) < 0.3).astype(np.uint8)
+    n_steps = g.num_steps + g.depth() + 3
+    r = run(g, x, num_steps=n_steps)
+    assert_reference(g, x, r, n_steps)
+    assert r.spikes["l1"].any() and r.spikes["l2"].any()
