@@ -56,14 +56,17 @@ def _peak_rss_mb() -> float:
 
 
 def evaluate(run, graph, samples: int, steps: int, chunk: int) -> dict:
-    """Run ``samples`` samples in chunks; returns timings, events and predictions."""
+    """Run ``samples`` samples in chunks; returns timings, events and predictions. Sample k
+    has the same input however many samples a call evaluates: a chunk's frames are drawn
+    for the whole chunk (the draw is time-major) and a shorter last chunk takes its first
+    samples."""
     t_gen = t_sim = 0.0
     synops = 0
     preds = []
     for i, start in enumerate(range(0, samples, chunk)):
         b = min(chunk, samples - start)
         t0 = time.perf_counter()
-        x = chunk_input(1000 + i, steps, b)
+        x = chunk_input(1000 + i, steps, chunk)[:, :b]
         t_gen += time.perf_counter() - t0
         t0 = time.perf_counter()
         spikes, syn = run(x, steps + graph.depth())
