@@ -213,8 +213,8 @@ def run(
     :class:`snn2hw.backends.base.ActivityCounters`) in a :class:`SimResult`.
     ``threads`` (default: the process's thread count, which ``snn2hw --threads`` and
     ``OMP_NUM_THREADS`` set; :func:`snn2hw.common.threads.current_threads`) splits the
-    batch into that many contiguous parts simulated at once (the kernels release the GIL);
-    results do not depend on it.
+    batch into that many contiguous parts simulated at once (the kernels release the GIL),
+    a large part in sub-batches (:data:`PART_BATCH`); results do not depend on it.
     Raises :class:`GraphError` on a malformed graph or bad inputs.
     """
     t0 = time.perf_counter()
@@ -246,8 +246,13 @@ def run(
     if len(spans) <= 1:
         tallies = [_simulate(plan, graph, arr, n_steps, out, 0, batch)]
     else:
-        tallies = map_parts(lambda span: _simulate(plan, graph, arr[:, span[0]:span[1]],
-                                                   n_steps, out, *span), spans)
+        def part(span: tuple[int, int]) -> list[tuple[dict[str, np.ndarray], ...]]:
+            s0, s1 = span
+            n = s1 - s0
+            subs = contiguous_ranges(n, 1 if n <= 2 * PART_BATCH else -(-n // PART_BATCH))
+            return [_simulate(plan, graph, arr[:, s0 + a:s0 + b], n_steps, out, s0 + a,
+                              s0 + b) for a, b in subs]
+        tallies = [t for ts in map_parts(part, spans) for t in ts]
     synops, synops_dense, updates, counts = (
         {n: sum(t[k][n] for t in tallies) if tallies else np.zeros(n_steps, dtype=np.int64)
          for n in names} for k in range(4)
@@ -294,6 +299,15 @@ class _Outputs:
     spikes: dict[str, np.ndarray]
     u_rec: dict[str, np.ndarray] | None
     v_rec: dict[str, np.ndarray] | None
+
+
+# When a batch is split across threads, a part of more than 2 * PART_BATCH samples runs in
+# sub-batches of at most PART_BATCH, one after another. Two parts of 50 CNN samples
+# competed for the shared caches (the N-MNIST-sized evaluation, 2 threads: 3.0-3.1
+# ms/sample whole, 2.9-3.0 in sub-batches of 25, 2.4-2.7 in sub-batches of 16); the MLP's
+# parts of 32 ran slower split in two (each sub-batch copies its spike records), and one
+# thread alone showed no such difference.
+PART_BATCH = 16
 
 
 def _spike_record(shape: tuple[int, ...], dtype: Any) -> np.ndarray:

@@ -39,6 +39,42 @@ def test_threads_comparison_catches_a_part_written_to_the_wrong_samples(monkeypa
         assert_same_run(one, event.run(g, x, 12, record_state=True, threads=4))
 
 
+@pytest.mark.parametrize("record", [False, True], ids=["chunks", "step by step"])
+def test_a_part_larger_than_part_batch_runs_in_sub_batches_with_the_same_result(
+        monkeypatch, record):
+    """A thread's part of more than ``2 * event.PART_BATCH`` samples runs in sub-batches of
+    at most ``PART_BATCH`` (two parts of 50 CNN samples competed for the caches); a fused
+    conv + LIF, pooling and dense net in chunks and step by step gives the single-thread
+    run, every sample simulated once from its own input."""
+    from test_event import random_conv_pool_net
+
+    g, x = random_conv_pool_net(0)
+    rng = np.random.default_rng(8)  # 11 distinct samples (binary input): parts of 6 and 5
+    x = (rng.random((x.shape[0], 11, *x.shape[2:])) < 0.3).astype(np.uint8)
+    n = g.num_steps + g.depth()
+    one = event.run(g, x, n, record_state=record, threads=1)
+    monkeypatch.setattr(event, "PART_BATCH", 2)  # sub-batches of 2, 2, 2 and 2, 2, 1
+    calls = []
+    real = event._simulate
+
+    def counted(plan, graph, arr, n_steps, out, b0, b1):
+        calls.append((b0, b1))
+        return real(plan, graph, arr, n_steps, out, b0, b1)
+
+    monkeypatch.setattr(event, "_simulate", counted)
+    many = event.run(g, x, n, record_state=record, threads=2)
+    assert sorted(calls) == [(0, 2), (2, 4), (4, 6), (6, 8), (8, 10), (10, 11)]
+    if record:
+        assert_same_run(one, many)
+    else:
+        for k in one.spikes:
+            np.testing.assert_array_equal(one.spikes[k], many.spikes[k], err_msg=k)
+        for field in ("synops", "synops_dense", "neuron_updates", "spike_counts"):
+            for k, a in getattr(one.counters, field).items():
+                np.testing.assert_array_equal(a, getattr(many.counters, field)[k], field)
+        assert one.counters.peak_fanin == many.counters.peak_fanin
+
+
 def test_threads_below_one_are_refused():
     g = random_dense_graph(5, "zero", ">")
     with pytest.raises(event.GraphError, match="threads must be >= 1"):
