@@ -511,8 +511,8 @@ def test_sumpool_windows_sum_exactly_with_padding_and_stride():
 ])
 def test_sumpool_with_one_window_per_input_matches_the_reference(k, stride, pad, single):
     """A pool whose windows do not overlap looks each event's window up directly
-    (``PoolOp.dst``); the others loop over the memberships. Both against the reference,
-    graded inputs, channels-last and C-order layouts (through a conv and a flatten)."""
+    (``PoolOp.dst``); the others loop over the memberships. Both against the reference on
+    graded inputs, the pool read by a conv and directly by a LIF (with fan-in counts)."""
     pool = SumPoolNode("pool", (3, 5, 6), kernel_size=k, stride=stride, padding=pad)
     conv = ConvNode("c", np.full((1, 3, 1, 1), 2), pool.out_shape)
     for tail in ("conv", "lif"):
