@@ -132,6 +132,19 @@ def unpack(a: int, bits: int) -> tuple[int, int]:
     return c, like(a, a - (c << bits))
 
 
+@njit_kernel
+def packed_activation(a: int, bits: int, e: int) -> int:
+    """The conv output ``wrap24(shift(true, e))`` of a packed conv sum ``a = true + count <<
+    bits`` (:func:`unpack`), in three shifts in the width W of ``a`` (unpack's four
+    operations and two shifts each for the shift and the wrap take eight): ``a << (W -
+    bits)`` puts true in the top bits; shifting that by ``e + bits - 24`` puts the low 24
+    bits of ``true * 2^e`` in the top 24 bits (a left shift drops exactly what wrap24
+    drops; a right shift floors, and the value then fits 24 bits, so wrap24 changes
+    nothing); ``>> (W - 24)`` sign-extends them."""
+    w = bits_of(a)
+    return ashr(shift(shl(a, w - bits), e + bits - 24), w - 24)
+
+
 @intrinsic
 def _cttz(typingctx, x):
     """The number of trailing zero bits of a non-zero uint64 (one ``tzcnt``)."""
@@ -298,4 +311,3 @@ def checksum64(words):
         s1 += words[i]
         s2 += s1
     return s1, s2
-

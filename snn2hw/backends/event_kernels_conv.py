@@ -17,6 +17,7 @@ from snn2hw.backends.event_kernels import (
     njit_inline,
     njit_kernel,
     nonzero_positions,
+    packed_activation,
     position,
     shift,
     shl,
@@ -91,15 +92,14 @@ def conv_scatter(
         if hwc_out:  # out = wrap24(shift(sum, e)), contiguous
             if bits == 16:
                 for k in range(n_pos * c_out):
-                    c, a_k = unpack(np.int64(acc32[front + k]), 16)
+                    p = np.int64(acc32[front + k])
                     acc32[front + k] = 0  # left all zero for the next sample (conv_sample)
-                    cb[k] = c
-                    ob[k] = wrap24(shift(a_k, weight_exp))
+                    cb[k] = unpack(p, 16)[0]
+                    ob[k] = packed_activation(p, 16, weight_exp)
             elif bits == 32:  # in place: ob = true + count << 32 with |true| < 2^31
                 for k in range(n_pos * c_out):
-                    c, a_k = unpack(ob[k], 32)
-                    cb[k] = c
-                    ob[k] = wrap24(shift(a_k, weight_exp))
+                    cb[k] = unpack(ob[k], 32)[0]
+                    ob[k] = packed_activation(ob[k], 32, weight_exp)
             else:
                 for k in range(n_pos * c_out):
                     ob[k] = wrap24(shift(ob[k], weight_exp))
@@ -110,15 +110,15 @@ def conv_scatter(
             k0 = co * n_pos
             if bits == 16:
                 for yx in range(n_pos):
-                    c, a_k = unpack(np.int64(acc32[front + yx * c_out + co]), 16)
+                    p = np.int64(acc32[front + yx * c_out + co])
                     acc32[front + yx * c_out + co] = 0  # left all zero (conv_sample)
-                    cb[k0 + yx] = c
-                    ob[k0 + yx] = wrap24(shift(a_k, weight_exp))
+                    cb[k0 + yx] = unpack(p, 16)[0]
+                    ob[k0 + yx] = packed_activation(p, 16, weight_exp)
             elif bits == 32:
                 for yx in range(n_pos):
-                    c, a_k = unpack(acc_t[yx * c_out + co], 32)
-                    cb[k0 + yx] = c
-                    ob[k0 + yx] = wrap24(shift(a_k, weight_exp))
+                    p = acc_t[yx * c_out + co]
+                    cb[k0 + yx] = unpack(p, 32)[0]
+                    ob[k0 + yx] = packed_activation(p, 32, weight_exp)
             else:
                 if need_cnt:
                     for yx in range(n_pos):

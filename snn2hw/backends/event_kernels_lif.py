@@ -15,11 +15,11 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from snn2hw.backends.event_kernels import (
-    ashr,
     bits_of,
     like,
     njit_inline,
     njit_kernel,
+    packed_activation,
     shift,
     shl,
     unpack,
@@ -105,31 +105,23 @@ def _lif_row(ab, cb, bits, e, ub, vb, bias, sb, lc, u_sat, v_sat, decays, packed
     """One sample's single-spike LIF step over its ``n`` neurons; returns ``(spikes, active
     neuron updates, max fan-in)``. ``packed`` (a constant, inlined): ``ab`` holds a conv's
     packed sums ``true + count << bits`` (:func:`unpack`), the activation is
-    ``wrap24(shift(true, e))`` (the conv's epilogue, fused here), and ``ab`` is left all
-    zero (the conv's next sample adds into it: no separate clearing pass); else ``ab`` is
-    the activation and ``cb`` the fan-in counts. The arithmetic runs in the width of the
-    state ``ub``/``vb`` (and ``bias``): int64, or int32 (:func:`lif_narrow`)."""
+    ``wrap24(shift(true, e))`` (:func:`packed_activation`, the conv's epilogue, fused here),
+    and ``ab`` is left all zero (the conv's next sample adds into it: no separate clearing
+    pass); else ``ab`` is the activation and ``cb`` the fan-in counts. The arithmetic runs
+    in the width of the state ``ub``/``vb`` (and ``bias``): int64, or int32
+    (:func:`lif_narrow`)."""
     n_spk = like(ub, 0)
     n_act = like(ub, 0)
     peak = like(ub, 0)
     top = like(ab, 1 << (bits_of(ab) - 1))  # packed: the largest packed sum (from the minimum)
-    # packed: wrap24(shift(true, e)), true the low ``bits`` bits of p sign-extended, in
-    # three shifts of p in its width W (instead of unpack's four operations, then two
-    # shifts each for the shift and the wrap): p << ext puts true in the top bits;
-    # shifting that by e + W - 24 - ext puts true * 2^e's low 24 bits in the top 24 bits
-    # (a left shift drops exactly what wrap24 drops; a right shift floors, and then the
-    # value fits 24 bits: wrap24 changes nothing); >> (W - 24) sign-extends them. The
-    # count is monotonic in the packed sum, so the largest count is the count of the
-    # largest sum, unpacked once after the loop.
-    ext = bits_of(ab) - bits
-    to_top = e + bits_of(ab) - 24 - ext
-    drop = bits_of(ab) - 24
+    # packed: the count is monotonic in the packed sum, so the largest count is the count
+    # of the largest sum, unpacked once after the loop
     for i in range(ub.size):
         if packed:  # the activation is a wrap24 value: exact in the state's width
             p = ab[i]
             ab[i] = 0
             top = max(top, p)
-            ai = like(ub, ashr(shift(shl(p, ext), to_top), drop))
+            ai = like(ub, packed_activation(p, bits, e))
         else:
             ai = like(ub, ab[i])
             peak = like(ub, max(peak, like(ub, cb[i])))
