@@ -171,6 +171,28 @@ def _nonzero_mask64(typingctx, row, start):
     return types.uint64(row, types.intp), codegen
 
 
+@intrinsic
+def add_lanes16(typingctx, dst, d, src, s):
+    """``dst[d:d + 16] += src[s:s + 16]`` for int32 arrays of unit stride, as one 16-lane
+    vector add (unaligned load, add, store; no bounds check). numba's loop over a run of
+    runtime length vectorizes 64 values per trip behind a runtime overlap check, so the
+    48-value runs of a conv block ran in its scalar remainder loop."""
+    if not (isinstance(dst, types.Array) and dst.dtype == types.int32
+            and isinstance(src, types.Array) and src.dtype == types.int32):
+        return None
+
+    def codegen(context, builder, signature, args):
+        vec = ir.VectorType(ir.IntType(32), 16).as_pointer()
+        d_data = context.make_array(signature.args[0])(context, builder, args[0]).data
+        s_data = context.make_array(signature.args[2])(context, builder, args[2]).data
+        pd = builder.bitcast(builder.gep(d_data, [args[1]]), vec)
+        ps = builder.bitcast(builder.gep(s_data, [args[3]]), vec)
+        total = builder.add(builder.load(pd, align=4), builder.load(ps, align=4))
+        builder.store(total, pd, align=4)
+        return context.get_dummy_value()
+    return types.void(dst, types.int64, src, types.int64), codegen
+
+
 def _target_has_avx512() -> bool:
     """Whether numba compiles for a CPU with AVX-512F (its host CPU, unless
     ``NUMBA_CPU_NAME`` names another: then only where ``NUMBA_CPU_FEATURES`` lists it)."""

@@ -12,6 +12,7 @@ from __future__ import annotations
 import numpy as np
 
 from snn2hw.backends.event_kernels import (
+    add_lanes16,
     ashr,
     like,
     njit_inline,
@@ -54,10 +55,11 @@ def conv_scatter(
     max|w|``) the sums are int32 ``acc32``, packed ``w + (w != 0) << 16`` (``wpk32``).
 
     Blocks (``blk``, with the packed int32 sums; one group, no dilation): every event adds
-    the same ``R`` runs of ``Rx * C_out`` values, ``R``/``Rx`` the most kernel rows/columns
-    one input row/column reaches, from a table of the kernel per case of input row and
-    column (its stride phase and border, ``wblk32``) where the taps a case lacks weigh 0.
-    Such a tap lands on another output position (in the row before or after, or in the
+    the same ``R`` runs of ``Rx * C_out`` values rounded up to whole 16-lane vector adds,
+    ``R``/``Rx`` the most kernel rows/columns one input row/column reaches, from a table of
+    the kernel per case of input row and column (its stride phase and border, ``wblk32``)
+    where the taps a case lacks, and the lanes past ``Rx * C_out``, weigh 0. Such a lane
+    lands on another output position (in the same row, the row before or after, or in the
     margins of ``acc32`` around the sums) and adds 0 there: the trip counts are the same for
     every event (no mispredicted loop exits) and nothing is dropped afterwards. The sums
     then lie at ``acc32[front:front + n]`` (``front = blk[5]``), the margins stay zero.
@@ -156,7 +158,7 @@ def conv_sample(
         # epilogue of conv_scatter), so no pass clears it before the events
         if blk[0] > 0:
             s0, s1 = _conv_block_events(acc32, xb, events, n_ev, blk, wblk32, syn_tab,
-                                        synall_tab, pos, xbin)
+                                        synall_tab, xbin)
         else:
             s0, s1 = _conv_events(acc32, acc32, True, False, xb, events, n_ev, geom, wt,
                                   wpk32, w_s, wpk32_s, yptr, yk, yo, xptr, xk, xo, xrun,
@@ -177,32 +179,27 @@ def conv_sample(
 
 
 @njit_kernel
-def _conv_block_events(acc, xb, events, n_ev, blk, wblk, syn_tab, synall_tab, pos, xbin):
+def _conv_block_events(acc, xb, events, n_ev, blk, wblk, syn_tab, synall_tab, xbin):
     """Scatter one sample's events into the packed int32 sums ``acc`` as blocks (see
-    :func:`conv_scatter`, "Blocks"; ``blk``: ``[R, Rx * C_out, row step, channel step,
-    block-row step, front, H, W]``, then per input row the sums' offset and the kernel
-    case's, per input column the same). Returns the events' ``(synops non-zero, synops
-    structural)``."""
-    n_r, run, row_step, ch_step, r_step = blk[0], blk[1], blk[2], blk[3], blk[4]
-    h, w = blk[6], blk[7]
-    ay, ax = blk[8:8 + h], blk[8 + h:8 + h + w]
-    wy, wx = blk[8 + h + w:8 + 2 * h + w], blk[8 + 2 * h + w:8 + 2 * h + 2 * w]
+    :func:`conv_scatter`, "Blocks"; ``blk``: ``[R, run (a multiple of 16), row step,
+    channel step, block-row step, front]``, then per stored input position where its runs
+    start in the sums (high 32 bits) and in the kernel table (low 32 bits): one load per
+    event). Returns the events' ``(synops non-zero, synops structural)``."""
+    n_r, run, row_step, r_step = blk[0], blk[1], blk[2], blk[4]
+    at = blk[6:]
     syn = 0
     syn_all = 0
     for e in range(n_ev):
         i = events[e]
-        ch, y, xx = position(pos[i])
         syn += syn_tab[i]
         syn_all += synall_tab[i]
-        a = ay[y] + ax[xx]
-        wb = ch * ch_step + wy[y] + wx[xx]
+        a = at[i] >> 32
+        wb = at[i] & 0xFFFFFFFF
         v = 1 if xbin else np.int64(xb[i])
         if v == 1:
             for r in range(n_r):
-                arow = acc[a + r * row_step:a + r * row_step + run]
-                prow = wblk[wb + r * r_step:wb + r * r_step + run]
-                for t in range(run):
-                    arow[t] += prow[t]
+                for t in range(0, run, 16):
+                    add_lanes16(acc, a + r * row_step + t, wblk, wb + r * r_step + t)
             continue
         # v * w + (w != 0) << 16 = p + (v - 1) * w, w the sign-extended low half of p
         m = v - 1

@@ -318,7 +318,7 @@ class ConvOp(Op):
         self.blk, self.wblk32, self.n_acc32 = conv_blocks(
             self.wpk32.reshape(cig, kh, kw, c_out), (c, h, wd), (h_out, w_out), groups,
             tuple(int(v) for v in node.stride), tuple(int(v) for v in node.padding),
-            tuple(int(v) for v in node.dilation))
+            tuple(int(v) for v in node.dilation), self.pos)
 
     def alloc(self, rows: int) -> None:
         super().alloc(rows)
@@ -380,39 +380,47 @@ def _axis_cases(size: int, size_out: int, k: int, stride: int, pad: int
 
 def conv_blocks(wpk32: np.ndarray, in_shape: tuple[int, int, int], out_hw: tuple[int, int],
                 groups: int, stride: tuple[int, int], padding: tuple[int, int],
-                dilation: tuple[int, int]) -> tuple[np.ndarray, np.ndarray, int]:
+                dilation: tuple[int, int], pos: np.ndarray
+                ) -> tuple[np.ndarray, np.ndarray, int]:
     """The block tables of a conv (``conv_k.conv_scatter``, "Blocks") from its packed int32
-    kernel ``[C_in, kH, kW, C_out]``: ``(blk, kernel table, size of the int32 sums with
-    their margins)``; ``blk[0] = 0`` (no blocks) for groups or dilation, or where the kernel
-    table would pass :data:`BLOCK_BYTES`."""
-    c, h, w = in_shape
+    kernel ``[C_in, kH, kW, C_out]`` and the packed ``(C, H, W)`` position of each stored
+    input position (``pos``, :func:`position_table`): ``(blk, kernel table, size of the
+    int32 sums with their margins)``; ``blk[0] = 0`` (no blocks) for groups or dilation, or
+    where the kernel table would pass :data:`BLOCK_BYTES`."""
+    _, h, w = in_shape
     h_out, w_out = out_hw
     cig, kh, kw, c_out = wpk32.shape
-    off = (np.zeros(8, dtype=np.int64), np.zeros(0, dtype=np.int32), h_out * w_out * c_out)
+    off = (np.zeros(6, dtype=np.int64), np.zeros(0, dtype=np.int32), h_out * w_out * c_out)
     if groups != 1 or dilation != (1, 1) or min(h_out, w_out, c_out) == 0:
         return off
     ry, ys, yc, ycases = _axis_cases(h, h_out, kh, stride[0], padding[0])
     rx, xs, xc, xcases = _axis_cases(w, w_out, kw, stride[1], padding[1])
-    run = rx * c_out
+    # a run is added 16 lanes at a time (K.add_lanes16): its last lanes weigh 0 and land in
+    # the next position's sums or the end margin
+    run = -(-rx * c_out // 16) * 16
     n_y, n_x = len(ycases), len(xcases)
     if cig * n_y * ry * n_x * run * 4 > BLOCK_BYTES:
         return off
-    table = np.zeros((cig, n_y, ry, n_x, rx, c_out), dtype=np.int32)
+    table = np.zeros((cig, n_y, ry, n_x, run), dtype=np.int32)
     for a, ky_slots in enumerate(ycases):
         for r, ky in enumerate(ky_slots):
             for b, kx_slots in enumerate(xcases):
                 for j, kx in enumerate(kx_slots):
                     if ky >= 0 and kx >= 0:
-                        table[:, a, r, b, j, :] = wpk32[:, ky, kx, :]
+                        table[:, a, r, b, j * c_out:(j + 1) * c_out] = wpk32[:, ky, kx, :]
     # margins for the slots outside the output, before the first position and past the last
     front = max(0, -(int(ys.min()) * w_out + int(xs.min()))) * c_out
     front = -(-front // 16) * 16  # the sums start on a cache line (aligned_zeros)
-    end = ((int(ys.max()) + ry - 1) * w_out + int(xs.max()) + rx) * c_out
+    end = ((int(ys.max()) + ry - 1) * w_out + int(xs.max())) * c_out + run
     n = h_out * w_out * c_out
-    head = np.array([ry, run, w_out * c_out, n_y * ry * n_x * run, n_x * run, front, h, w],
+    head = np.array([ry, run, w_out * c_out, n_y * ry * n_x * run, n_x * run, front],
                     dtype=np.int64)
-    blk = np.concatenate([head, ys * w_out * c_out + front, xs * c_out,
-                          yc * (ry * n_x * run), xc * run]).astype(np.int64)
+    # per stored input position, one load in the kernel: where its runs start in the sums
+    # (high 32 bits) and in the kernel table (low 32 bits)
+    ch, y, x = K.position.py_func(pos)  # the kernels' decoding, on whole arrays
+    sums_at = (ys[y] * w_out + xs[x]) * c_out + front
+    kernel_at = ch * head[3] + (yc[y] * ry * n_x + xc[x]) * run
+    blk = np.concatenate([head, (sums_at << 32) | kernel_at]).astype(np.int64)
     wblk = aligned_zeros(table.size, np.int32)
     wblk[:] = table.ravel()
     return blk, wblk, front + max(n, end)
@@ -464,8 +472,7 @@ class PoolOp(Op):
         # each stored input position's window memberships, as stored output positions
         # (one load per membership in the kernel: no index arithmetic per event)
         p = position_table((c, h, w), hwc_in, src_shape)
-        ch, y, x = (p >> (2 * K.POS_BITS), (p >> K.POS_BITS) & ((1 << K.POS_BITS) - 1),
-                    p & ((1 << K.POS_BITS) - 1))
+        ch, y, x = K.position.py_func(p)  # the kernels' decoding, on whole arrays
         ny, nx = np.diff(yp)[y], np.diff(xp)[x]
         cols = []  # [n_in] output index per (row tap a, column tap b), -1 where none
         for a in range(int(np.diff(yp).max(initial=0))):

@@ -68,9 +68,17 @@ def test_block_tables_reach_exactly_the_taps_of_the_per_tap_tables():
         blk = op.blk
         assert blk[0] > 0, geom
         ry, run, row_step, ch_step, r_step, front = (int(v) for v in blk[:6])
-        rx = run // c_out
-        ay, ax = blk[8:8 + h], blk[8 + h:8 + h + w]
-        wy, wx = blk[8 + h + w:8 + 2 * h + w], blk[8 + 2 * h + w:]
+        rx = -(-k // s)  # the most kernel columns one input column reaches
+        assert run % 16 == 0 and run - 16 < rx * c_out <= run, geom  # whole vector adds
+        # per stored input position (C order here): where its runs start, sums and kernel
+        at = blk[6:].reshape(c, h, w)
+        sums_at, kernel_at = at >> 32, at & 0xFFFFFFFF
+        # the sums' offsets do not depend on the channel, the kernel's by ch_step per one
+        assert (sums_at == sums_at[:1]).all(), geom
+        assert (kernel_at - kernel_at[:1] == np.arange(c)[:, None, None] * ch_step).all()
+        # every lane of every run stays inside the int32 sums and their margins
+        assert int(sums_at.max()) + (ry - 1) * row_step + run <= op.n_acc32, geom
+        assert int(sums_at.min()) >= 0, geom
         table = op.wblk32.reshape(-1)
         (yp, yk, yo), (xp, xk, xo) = op.ytaps, op.xtaps
         for y in range(h):
@@ -80,14 +88,16 @@ def test_block_tables_reach_exactly_the_taps_of_the_per_tap_tables():
                 got = set()
                 for r in range(ry):
                     for t in range(rx):
-                        flat = int(ay[y] + ax[x]) + r * row_step + t * c_out - front
-                        wb = int(wy[y] + wx[x]) + r * r_step + t * c_out
+                        flat = int(sums_at[0, y, x]) + r * row_step + t * c_out - front
+                        wb = int(kernel_at[0, y, x]) + r * r_step + t * c_out
                         if table[wb:wb + c_out].any():  # every weight 1: taps reached
                             oy, ox = divmod(flat // c_out, conv.out_shape[2])
                             # the kernel tap: the one whose output this is
                             got.add((oy, ox, y + p - oy * s, x + p - ox * s))
                         else:  # a slot a case lacks: nothing added anywhere
                             assert not table[wb:wb + c_out].any()
+                    lanes = int(kernel_at[0, y, x]) + r * r_step  # the adds' spare lanes
+                    assert not table[lanes + rx * c_out:lanes + run].any(), geom
                 assert got == want, (geom, y, x)
 
 
