@@ -18,7 +18,8 @@ from snn2hw.nn.model import SpikingNet
 from snn2hw.quant.qgraph import QGraph
 from snn2hw.training.checkpoint import Checkpoint, save_checkpoint
 
-TRIALS = 20
+# each trial is one export process (~2.5 s); ten reach both signals on both checkpoints
+TRIALS = 10
 
 
 def _checkpoint(path: Path, seed: int) -> None:
