@@ -177,9 +177,9 @@ def add_lanes16(typingctx, dst, d, src, s):
     vector add (unaligned load, add, store; no bounds check). numba's loop over a run of
     runtime length vectorizes 64 values per trip behind a runtime overlap check, so the
     48-value runs of a conv block ran in its scalar remainder loop."""
-    if not (isinstance(dst, types.Array) and dst.dtype == types.int32
-            and isinstance(src, types.Array) and src.dtype == types.int32):
-        return None
+    if not all(isinstance(a, types.Array) and a.dtype == types.int32 and a.ndim == 1
+               and a.layout == "C" for a in (dst, src)) or not dst.mutable:
+        return None  # a strided or 2-D view would add other elements: refuse to compile
 
     def codegen(context, builder, signature, args):
         vec = ir.VectorType(ir.IntType(32), 16).as_pointer()

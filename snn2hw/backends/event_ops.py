@@ -399,8 +399,8 @@ def conv_blocks(wpk32: np.ndarray, in_shape: tuple[int, int, int], out_hw: tuple
     # the next position's sums or the end margin
     run = -(-rx * c_out // 16) * 16
     n_y, n_x = len(ycases), len(xcases)
-    if cig * n_y * ry * n_x * run * 4 > BLOCK_BYTES:
-        return off
+    if cig * n_y * ry * n_x * run * 4 > BLOCK_BYTES or h_out * w_out * c_out >= 1 << 30:
+        return off  # (the sums' offsets, margins included, must fit 31 bits: see below)
     table = np.zeros((cig, n_y, ry, n_x, run), dtype=np.int32)
     for a, ky_slots in enumerate(ycases):
         for r, ky in enumerate(ky_slots):

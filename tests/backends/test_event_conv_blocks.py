@@ -1,7 +1,8 @@
 """The event simulator's conv as blocks (``event_kernels_conv.conv_scatter``, "Blocks";
 ``event_ops.conv_blocks``): every event adds the same R runs of Rx * C_out packed int32
-values, the taps a stride phase or a border lacks weighing 0 and landing on other output
-positions or in margins around the sums.
+values rounded up to whole 16-lane vector adds, the taps a stride phase or a border lacks
+and the spare lanes weighing 0 and landing on other output positions or in margins around
+the sums.
 
 Checked: the tables reach exactly the (input, kernel, output) triples of the per-tap
 tables, on geometries wider than the random conv families elsewhere (kernels up to 7,
@@ -76,6 +77,9 @@ def test_block_tables_reach_exactly_the_taps_of_the_per_tap_tables():
         # the sums' offsets do not depend on the channel, the kernel's by ch_step per one
         assert (sums_at == sums_at[:1]).all(), geom
         assert (kernel_at - kernel_at[:1] == np.arange(c)[:, None, None] * ch_step).all()
+        # a channels-last input: the same offsets, in its stored order
+        hwc = event_ops.ConvOp(conv, hwc_in=True, hwc_out=True).blk[6:]
+        np.testing.assert_array_equal(hwc, at.transpose(1, 2, 0).ravel(), str(geom))
         # every lane of every run stays inside the int32 sums and their margins
         assert int(sums_at.max()) + (ry - 1) * row_step + run <= op.n_acc32, geom
         assert int(sums_at.min()) >= 0, geom
