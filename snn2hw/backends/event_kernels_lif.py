@@ -222,14 +222,18 @@ def lif_kernels(u_sat: bool, v_sat: bool, decays: bool) -> LifKernels:
             if bits == 16:
                 t = _lif_row(sums32, sums32, 16, weight_exp, u[b], v[b], bias, spk[r], lc,
                              u_sat, v_sat, decays, True)
-            elif bits == 32:
-                t = _lif_row(ob, ob, 32, weight_exp, u[b], v[b], bias, spk[r], lc, u_sat,
-                             v_sat, decays, True)
-            else:  # int64 sums and separate counts: the epilogue in place first
+                _tally(tal, r // nb, t[0], t[1], t[2])
+                continue
+            e = weight_exp
+            if bits == 0:  # int64 sums, separate counts: packed as activation + count << 32
+                # (a wrap24 value, so the packed form's activation with exponent 0 is
+                # itself): one inlined LIF loop serves both int64 modes, each variant
+                # compiles faster
+                e = 0
                 for k in range(ob.size):
-                    ob[k] = wrap24(shift(ob[k], weight_exp))
-                t = _lif_row(ob, cb, 0, 0, u[b], v[b], bias, spk[r], lc, u_sat, v_sat,
-                             decays, False)
+                    ob[k] = wrap24(shift(ob[k], weight_exp)) + (cb[k] << 32)
+            t = _lif_row(ob, ob, 32, e, u[b], v[b], bias, spk[r], lc, u_sat, v_sat, decays,
+                         True)
             _tally(tal, r // nb, t[0], t[1], t[2])
 
     return LifKernels(step, conv_step)
