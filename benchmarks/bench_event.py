@@ -41,7 +41,9 @@ is warmed by one untimed call). torch-int builds its network once per workload a
 single threaded like the event simulator.
 
 Usage: ``python benchmarks/bench_event.py [--quick] [--batch 16] [--reps 3] [--json PATH]``;
-``python benchmarks/bench_event.py --real [--batch 16] [--reps 3]`` for the real networks.
+``python benchmarks/bench_event.py --real [--batch 16] [--reps 3]`` for the real networks;
+``python benchmarks/bench_event.py --profile-ops [--batch 16] [--reps 5]`` for where a CNN
+run's time goes, operator by operator (``profile_operators``).
 """
 
 from __future__ import annotations
@@ -389,6 +391,70 @@ def _fmt(v: float | None) -> str:
     return "-" if v is None else f"{v / 1e6:.1f}"
 
 
+def profile_operators(graph: QGraph, x: np.ndarray, reps: int) -> tuple[float, dict[str, float]]:
+    """Where one event run's time goes: (total, per operator kind and size) in µs per
+    sample-step, timed around every operator call (conv, fused conv + LIF, pool, dense,
+    LIF step) of the fastest of ``reps`` runs; the rest (Python, argument dispatch, plan
+    lookup, buffers) is the total less their sum."""
+    from collections import defaultdict
+
+    from snn2hw.backends import event_ops
+
+    steps = int(x.shape[0]) + graph.depth()
+    timers: dict[str, float] = defaultdict(float)
+    patched = [(event_ops.ConvOp, "apply_lif", "conv + LIF"), (event_ops.ConvOp, "_apply", "conv"),
+               (event_ops.PoolOp, "_apply", "pool"), (event_ops.DenseOp, "_apply", "dense")]
+    saved = [(cls, name, getattr(cls, name)) for cls, name, _ in patched] + [
+        (event, "_lif_step", event._lif_step)]
+
+    def timed(fn: Callable[..., Any], label: Callable[[Any], str]) -> Callable[..., Any]:
+        def call(obj: Any, *args: Any, **kw: Any) -> Any:
+            t0 = time.perf_counter()
+            try:
+                return fn(obj, *args, **kw)
+            finally:
+                timers[label(obj)] += time.perf_counter() - t0
+        return call
+
+    for cls, name, kind in patched:
+        setattr(cls, name, timed(getattr(cls, name),
+                                 lambda op, kind=kind: f"{kind} ({op.size_out} out)"))
+    event._lif_step = timed(event._lif_step, lambda lif: f"LIF ({lif.size})")
+    try:
+        event.run(graph, x, num_steps=steps, threads=1)  # plan and buffers warm
+        best, best_timers = float("inf"), {}
+        for _ in range(reps):
+            timers.clear()
+            t0 = time.perf_counter()
+            event.run(graph, x, num_steps=steps, threads=1)
+            wall = time.perf_counter() - t0
+            if wall < best:
+                best, best_timers = wall, dict(timers)
+    finally:
+        for owner, name, fn in saved:
+            setattr(owner, name, fn)
+    per = 1e6 / (steps * int(x.shape[1]))
+    parts = {k: v * per for k, v in sorted(best_timers.items(), key=lambda kv: -kv[1])}
+    parts["other (Python, dispatch, plan lookup, buffers)"] = best * per - sum(parts.values())
+    return best * per, parts
+
+
+def main_profile(args: argparse.Namespace) -> int:
+    import tempfile
+
+    event.warmup()
+    with tempfile.TemporaryDirectory() as tmp:
+        cnn = cnn_graph(Path(tmp))
+    x = cnn_input(np.random.default_rng(SEED), args.profile_frames, args.batch)
+    total, parts = profile_operators(cnn, x, args.reps)
+    print(f"CNN, batch {args.batch}, T = {args.profile_frames}, 1 thread, fastest of "
+          f"{args.reps}: {total:.2f} µs per sample-step "
+          f"(OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS')})")
+    for k, v in parts.items():
+        print(f"  {k:50s} {v:6.2f}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--quick", action="store_true", help="short run (T=60, B=4, 1 rep)")
@@ -401,7 +467,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--real", action="store_true",
                     help="the real networks (N-MNIST CNN, MNIST MLP) vs torch-int instead")
     ap.add_argument("--mlp-batch", type=int, default=64)
+    ap.add_argument("--profile-ops", action="store_true",
+                    help="where a CNN run's time goes, per operator (--batch, --reps)")
+    ap.add_argument("--profile-frames", type=int, default=100)
     args = ap.parse_args(argv)
+    if args.profile_ops:
+        return main_profile(args)
     if args.real:
         return main_real(args)
     if args.quick:
