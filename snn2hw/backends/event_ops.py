@@ -413,13 +413,13 @@ def conv_blocks(wpk32: np.ndarray, in_shape: tuple[int, int, int], out_hw: tuple
     front = -(-front // 16) * 16  # the sums start on a cache line (aligned_zeros)
     end = ((int(ys.max()) + ry - 1) * w_out + int(xs.max())) * c_out + run
     n = h_out * w_out * c_out
-    head = np.array([ry, run, w_out * c_out, n_y * ry * n_x * run, n_x * run, front],
-                    dtype=np.int64)
+    ch_step = n_y * ry * n_x * run  # one input channel's part of the kernel table
+    head = np.array([ry, run, w_out * c_out, ch_step, n_x * run, front], dtype=np.int64)
     # per stored input position, one load in the kernel: where its runs start in the sums
     # (high 32 bits) and in the kernel table (low 32 bits)
     ch, y, x = K.position.py_func(pos)  # the kernels' decoding, on whole arrays
     sums_at = (ys[y] * w_out + xs[x]) * c_out + front
-    kernel_at = ch * head[3] + (yc[y] * ry * n_x + xc[x]) * run
+    kernel_at = ch * ch_step + (yc[y] * ry * n_x + xc[x]) * run
     blk = np.concatenate([head, (sums_at << 32) | kernel_at]).astype(np.int64)
     wblk = aligned_zeros(table.size, np.int32)
     wblk[:] = table.ravel()
@@ -484,9 +484,9 @@ class PoolOp(Op):
                 cols.append(np.where((ny > a) & (nx > b), k, -1))
         table = np.stack(cols, axis=1) if cols else np.full((len(p), 0), -1, np.int64)
         hit = table >= 0
-        self.mptr = np.concatenate([[0], np.cumsum(hit.sum(axis=1))]).astype(np.int64)
+        members = hit.sum(axis=1)  # windows holding each input
+        self.mptr = np.concatenate([[0], np.cumsum(members)]).astype(np.int64)
         self.midx = np.ascontiguousarray(table[hit], dtype=np.int64)
-        members = hit.sum(axis=1)
         # at most one window per input (stride >= window): its output, or -1 (25 % faster)
         self.dst = (np.where(members == 1, table.max(axis=1, initial=-1), -1).astype(np.int64)
                     if members.max(initial=0) <= 1 else np.zeros(0, np.int64))

@@ -173,3 +173,14 @@ def test_a_table_one_slot_off_is_caught(monkeypatch):
     with pytest.raises(AssertionError):
         assert_matches_reference(g, x)
     event.PLANS.clear()
+
+
+def test_no_blocks_where_the_sums_offsets_could_pass_31_bits():
+    """The packed offsets hold the sums' offset in their high 32 bits: outputs of 2^30
+    values or more (margins come on top) get no blocks, one value fewer still does."""
+    w = np.ones((1, 1, 1, 1), dtype=np.int32)
+    pos = event_ops.position_table((1, 4, 4), False, None)
+    args = (1, (1, 1), (0, 0), (1, 1), pos)
+    edge = 1 << 15
+    assert event_ops.conv_blocks(w, (1, 4, 4), (edge, edge), *args)[0][0] == 0
+    assert event_ops.conv_blocks(w, (1, 4, 4), (edge, edge - 1), *args)[0][0] > 0
